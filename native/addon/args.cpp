@@ -1,0 +1,167 @@
+#include "addon/args.h"
+
+#include <cmath>
+#include <cstdint>
+
+#include "addon/buffer_object.h"
+#include "core/errors.h"
+
+namespace dv::addon {
+
+Args::Args(const Napi::CallbackInfo& info, const char* op, std::initializer_list<const char*> names)
+    : info_(info), op_(op), names_(names) {
+  if (info.Length() != names_.size()) {
+    std::string list;
+    for (size_t k = 0; k < names_.size(); ++k) list += (k ? ", " : "") + std::string(names_[k]);
+    fail_arg(op_, "(arguments)", std::to_string(names_.size()) + " arguments (" + list + ")",
+             std::to_string(info.Length()));
+  }
+}
+
+std::string describe(Napi::Value v) {
+  switch (v.Type()) {
+    case napi_undefined: return "undefined";
+    case napi_null: return "null";
+    case napi_boolean: return v.As<Napi::Boolean>().Value() ? "true" : "false";
+    case napi_number: {
+      double d = v.As<Napi::Number>().DoubleValue();
+      if (std::isnan(d)) return "NaN";
+      if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";
+      char buf[64];
+      snprintf(buf, sizeof buf, "%.17g", d);
+      return buf;
+    }
+    case napi_string: return "a string";
+    case napi_bigint: return "a bigint";
+    case napi_symbol: return "a symbol";
+    case napi_function: return "a function";
+    case napi_object: {
+      if (v.IsArray()) return "an array of length " + std::to_string(v.As<Napi::Array>().Length());
+      if (v.IsTypedArray()) return "a typed array";
+      if (Buffer* b = BufferObject::From(v)) {
+        if (!b->alive()) return "a disposed NativeBuffer";
+        return std::string("a ") + dtype_name(b->dtype()) + " NativeBuffer of " + std::to_string(b->numel()) +
+               " elements on " + device_name(b->device());
+      }
+      return "an object";
+    }
+    default: return "an unknown value";
+  }
+}
+
+void Args::fail(int i, const std::string& expected, const std::string& received) const {
+  fail_arg(op_, name(i), expected, received);
+}
+void Args::fail(const char* arg, const std::string& expected, const std::string& received) const {
+  fail_arg(op_, arg, expected, received);
+}
+
+Buffer& Args::buffer(int i, DType dtype) {
+  Buffer* b = BufferObject::From(at(i));
+  if (!b) fail(i, std::string("a ") + dtype_name(dtype) + " NativeBuffer", describe(at(i)));
+  if (!b->alive()) fail(i, "a live NativeBuffer (not disposed)", "a disposed NativeBuffer");
+  if (b->dtype() != dtype) fail(i, std::string("dtype ") + dtype_name(dtype), dtype_name(b->dtype()));
+  return *b;
+}
+
+Buffer& Args::any_buffer(int i) {
+  Buffer* b = BufferObject::From(at(i));
+  if (!b) fail(i, "a NativeBuffer", describe(at(i)));
+  if (!b->alive()) fail(i, "a live NativeBuffer (not disposed)", "a disposed NativeBuffer");
+  return *b;
+}
+
+Buffer* Args::optional_buffer(int i, DType dtype) {
+  if (at(i).IsNull() || at(i).IsUndefined()) return nullptr;
+  return &buffer(i, dtype);
+}
+
+int64_t Args::integer(int i, int64_t lo, int64_t hi) {
+  Napi::Value v = at(i);
+  if (!v.IsNumber()) fail(i, "an integer", describe(v));
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d != std::floor(d)) fail(i, "an integer", describe(v));
+  if (d < static_cast<double>(lo) || d > static_cast<double>(hi))
+    fail(i, "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", describe(v));
+  return static_cast<int64_t>(d);
+}
+
+double Args::number(int i, bool allow_nonfinite) {
+  Napi::Value v = at(i);
+  if (!v.IsNumber()) fail(i, "a number", describe(v));
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!allow_nonfinite && !std::isfinite(d)) fail(i, "a finite number", describe(v));
+  return d;
+}
+
+bool Args::boolean(int i) {
+  Napi::Value v = at(i);
+  if (!v.IsBoolean()) fail(i, "a boolean", describe(v));
+  return v.As<Napi::Boolean>().Value();
+}
+
+int Args::choice(int i, std::initializer_list<const char*> choices) {
+  std::string list;
+  for (const char* c : choices) list += (list.empty() ? "'" : ", '") + std::string(c) + "'";
+  Napi::Value v = at(i);
+  if (!v.IsString()) fail(i, "one of " + list, describe(v));
+  std::string s = v.As<Napi::String>().Utf8Value();
+  int k = 0;
+  for (const char* c : choices) {
+    if (s == c) return k;
+    ++k;
+  }
+  fail(i, "one of " + list, "'" + s + "'");
+}
+
+std::vector<int64_t> Args::integers(int i, int max_len, int64_t lo, int64_t hi) {
+  Napi::Value v = at(i);
+  if (!v.IsArray()) fail(i, "an array of integers", describe(v));
+  Napi::Array a = v.As<Napi::Array>();
+  if (a.Length() > static_cast<uint32_t>(max_len))
+    fail(i, "an array of at most " + std::to_string(max_len) + " integers", describe(v));
+  std::vector<int64_t> out(a.Length());
+  for (uint32_t k = 0; k < a.Length(); ++k) {
+    Napi::Value e = a.Get(k);
+    double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : NAN;
+    if (!std::isfinite(d) || d != std::floor(d) || d < static_cast<double>(lo) || d > static_cast<double>(hi))
+      fail(i, "integers in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]",
+           describe(e) + " at index " + std::to_string(k));
+    out[k] = static_cast<int64_t>(d);
+  }
+  return out;
+}
+
+void Args::require_extent(int i, const Buffer& b, int64_t offset, int64_t extent) {
+  if (extent == 0) return;
+  if (offset < 0 || offset > b.numel() || extent > b.numel() - offset)
+    fail(i, "at least " + std::to_string(offset + extent) + " " + dtype_name(b.dtype()) + " elements (offset " +
+                std::to_string(offset) + " + " + std::to_string(extent) + ")",
+         "a buffer of " + std::to_string(b.numel()));
+}
+
+void Args::require_same_device(int i, const Buffer& a, int j, const Buffer& b) {
+  if (a.device() != b.device())
+    fail(j, std::string("a buffer on ") + device_name(a.device()) + " like '" + name(i) + "'", device_name(b.device()));
+}
+
+int64_t strided_extent(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
+  for (int64_t s : shape)
+    if (s == 0) return 0;
+  int64_t extent = 1;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    int64_t span;
+    if (__builtin_mul_overflow(shape[d] - 1, strides[d], &span) || __builtin_add_overflow(extent, span, &extent))
+      return INT64_MAX;
+  }
+  return extent;
+}
+
+int64_t checked_numel(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t s : shape)
+    if (__builtin_mul_overflow(n, s, &n)) return INT64_MAX;
+  return n;
+}
+
+}  // namespace dv::addon

@@ -1,0 +1,61 @@
+// Runtime queries and settings: build/CPU info, thread count, dispatch level, memory statistics.
+#include "addon/args.h"
+#include "addon/registry.h"
+#include "core/buffer.h"
+#include "core/cpu_features.h"
+#include "core/thread_pool.h"
+
+namespace dv::addon {
+
+DV_BINDING(info) {
+  Args a(info, "info", {});
+  Napi::Env env = info.Env();
+  const CpuFeatures& f = cpu_features();
+  Napi::Object features = Napi::Object::New(env);
+  features.Set("avx2", f.avx2);
+  features.Set("fma", f.fma);
+  features.Set("f16c", f.f16c);
+  features.Set("avx512f", f.avx512f);
+  features.Set("avx512bw", f.avx512bw);
+  features.Set("avx512dq", f.avx512dq);
+  features.Set("avx512vl", f.avx512vl);
+  features.Set("avx512bf16", f.avx512bf16);
+  features.Set("amxTile", f.amx_tile);
+  features.Set("amxBf16", f.amx_bf16);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("cpuFeatures", features);
+  out.Set("cpuLevel", isa_name(isa_level()));
+  out.Set("cpuBestLevel", isa_name(best_isa_level()));
+  out.Set("cpuLevelNote", isa_note());
+  out.Set("threads", num_threads());
+  out.Set("cudaBuilt", false);
+  out.Set("cudaStatus", DV_CUDA_STATUS);
+  out.Set("buildFlags", DV_BUILD_FLAGS);
+  return out;
+}
+
+DV_BINDING(memoryStats) {
+  Args a(info, "memoryStats", {});
+  MemoryStats s = memory_stats();
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("liveBuffers", static_cast<double>(s.live_buffers));
+  out.Set("liveBytes", static_cast<double>(s.live_bytes));
+  out.Set("peakBytes", static_cast<double>(s.peak_bytes));
+  out.Set("totalAllocations", static_cast<double>(s.total_allocations));
+  return out;
+}
+
+DV_BINDING(setThreads) {
+  Args a(info, "setThreads", {"threads"});
+  set_num_threads(static_cast<int>(a.integer(0, 1, 1024)));
+  return info.Env().Undefined();
+}
+
+DV_BINDING(setCpuLevel) {
+  Args a(info, "setCpuLevel", {"level"});
+  static const IsaLevel levels[] = {IsaLevel::avx512, IsaLevel::avx2, IsaLevel::scalar};
+  set_isa_level(levels[a.choice(0, {"avx512", "avx2", "scalar"})]);
+  return info.Env().Undefined();
+}
+
+}  // namespace dv::addon

@@ -1,0 +1,35 @@
+// JS class `NativeBuffer`: owns one dv::Buffer. Tensors in lib/tensor are views over it.
+#pragma once
+#include <napi.h>
+
+#include <memory>
+
+#include "core/buffer.h"
+
+namespace dv::addon {
+
+class BufferObject : public Napi::ObjectWrap<BufferObject> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports);
+  // The Buffer behind `value`, or nullptr when it is not a NativeBuffer.
+  static Buffer* From(Napi::Value value);
+
+  explicit BufferObject(const Napi::CallbackInfo& info);
+  ~BufferObject() override;
+  Buffer& buffer() { return *buffer_; }
+
+ private:
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+  Napi::Value Read(const Napi::CallbackInfo& info);
+  Napi::Value Write(const Napi::CallbackInfo& info);
+  Napi::Value Disposed(const Napi::CallbackInfo& info);
+  Napi::Value Numel(const Napi::CallbackInfo& info);
+  Napi::Value DTypeName(const Napi::CallbackInfo& info);
+  Napi::Value DeviceName(const Napi::CallbackInfo& info);
+  void ReportExternal(Napi::Env env, int64_t delta);
+
+  std::unique_ptr<Buffer> buffer_;
+  int64_t reported_bytes_ = 0;
+};
+
+}  // namespace dv::addon

@@ -1,0 +1,49 @@
+// Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11).
+// Counter-based: element i of a draw depends only on (seed, offset + i), so every backend and
+// every thread count produces the same numbers.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+namespace dv {
+
+struct Philox4 {
+  uint32_t v[4];
+};
+
+inline Philox4 philox4x32(uint64_t counter, uint64_t key) {
+  uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32), c2 = 0, c3 = 0;
+  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
+  for (int round = 0; round < 10; ++round) {
+    uint64_t p0 = static_cast<uint64_t>(0xD2511F53u) * c0;
+    uint64_t p1 = static_cast<uint64_t>(0xCD9E8D57u) * c2;
+    uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0;
+    uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1;
+    c1 = static_cast<uint32_t>(p1);
+    c3 = static_cast<uint32_t>(p0);
+    c0 = n0;
+    c2 = n2;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return {{c0, c1, c2, c3}};
+}
+
+// uint32 -> float in (0, 1]: never 0, so log() in Box-Muller stays finite.
+inline float philox_unit(uint32_t x) { return (static_cast<float>(x >> 8) + 1.0f) * (1.0f / 16777216.0f); }
+
+// Element `index` of the stream: uniform in (0, 1].
+inline float philox_uniform(uint64_t key, uint64_t index) {
+  return philox_unit(philox4x32(index >> 2, key).v[index & 3]);
+}
+
+// Element `index` of the stream: standard normal. Pairs (2k, 2k+1) share one Box-Muller draw.
+inline float philox_normal(uint64_t key, uint64_t index) {
+  Philox4 r = philox4x32(index >> 1, key);
+  double u1 = philox_unit(r.v[0]), u2 = philox_unit(r.v[1]);
+  double radius = std::sqrt(-2.0 * std::log(u1));
+  double angle = 6.283185307179586 * u2;
+  return static_cast<float>((index & 1) ? radius * std::sin(angle) : radius * std::cos(angle));
+}
+
+}  // namespace dv
