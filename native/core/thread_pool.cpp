@@ -131,9 +131,13 @@ int64_t num_chunks(int64_t n, int64_t grain) {
 }
 
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  parallel_for_chunks(n, grain, [&](int64_t, int64_t a, int64_t b) { fn(a, b); });
+}
+
+void parallel_for_chunks(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int64_t)>& fn) {
   int64_t chunks = num_chunks(n, grain);
   if (chunks == 0) return;
-  auto range = [&](int64_t c) { fn(c * n / chunks, (c + 1) * n / chunks); };
+  auto range = [&](int64_t c) { fn(c, c * n / chunks, (c + 1) * n / chunks); };
   if (chunks == 1 || t_inside_pool || pool().size() == 1) {
     for (int64_t c = 0; c < chunks; ++c) range(c);
     return;

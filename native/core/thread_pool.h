@@ -13,7 +13,10 @@ void set_num_threads(int n);  // n >= 1; restarts the workers
 // combined in chunk order are identical for every DIFFVIT_THREADS. Nested calls run inline.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
-// Number of chunks parallel_for(n, grain, ...) uses, and chunk c's range; for deterministic reductions.
+// Number of chunks parallel_for(n, grain, ...) uses.
 int64_t num_chunks(int64_t n, int64_t grain);
+// As parallel_for, also passing the chunk index (0 .. num_chunks-1): for reductions that keep one
+// partial per chunk and combine them in order.
+void parallel_for_chunks(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int64_t)>& fn);
 
 }  // namespace dv

@@ -1,0 +1,6 @@
+/** Every op, re-exported; importing this also attaches the chainable Tensor methods. */
+export * from './creation.js';
+export * from './elementwise.js';
+export * from './reduce.js';
+export * from './shape.js';
+import './chain.js';

@@ -1,0 +1,186 @@
+/**
+ * Tensor: a typed view (shape, strides, offset) over reference-counted native memory, with the
+ * autograd fields of the tape. Math lives in lib/ops; ops are also attached as methods
+ * (`x.add(y)`, `x.reshape([2, 3])`) by lib/ops/chain.ts.
+ */
+import type { NativeDType } from '../backend/kernels/core.js';
+import { native } from '../backend/native.js';
+import { setTensorCheck, trackTensor } from './scope.js';
+import { Storage } from './storage.js';
+
+export type DType = NativeDType;
+export type Device = 'cpu';
+export type Shape = readonly number[];
+
+/** Saved by an op for its backward: how to turn d(loss)/d(output) into d(loss)/d(inputs). */
+export interface GradNode {
+  readonly name: string;
+  readonly inputs: readonly Tensor[];
+  /** Returns one gradient per input (null where the input needs none). */
+  backward(dy: Tensor): (Tensor | null)[];
+}
+
+let liveTensors = 0;
+let nextId = 1;
+
+// Safety net: a tensor collected by the GC without dispose() releases its hold on the memory.
+const finalizer = new FinalizationRegistry<Storage>((storage) => {
+  liveTensors--;
+  storage.release();
+});
+
+export function contiguousStrides(shape: Shape): number[] {
+  const strides = new Array<number>(shape.length);
+  let s = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    strides[d] = s;
+    s *= shape[d];
+  }
+  return strides;
+}
+
+export function shapeSize(shape: Shape): number {
+  let n = 1;
+  for (const s of shape) n *= s;
+  return n;
+}
+
+export function formatShape(shape: Shape): string {
+  return '[' + shape.join(', ') + ']';
+}
+
+export class Tensor {
+  readonly id = nextId++;
+  readonly shape: Shape;
+  readonly strides: readonly number[];
+  readonly offset: number;
+  readonly storage: Storage;
+  /** Whether gradients flow to this tensor (leaves: set by the user; others: by the ops). */
+  requiresGrad = false;
+  /** d(loss)/d(this) after backward(), for leaves that require grad. */
+  grad: Tensor | null = null;
+  /** The op that made this tensor, while the graph is alive. */
+  gradFn: GradNode | null = null;
+  private disposedFlag = false;
+
+  constructor(storage: Storage, shape: Shape, strides?: readonly number[], offset = 0) {
+    this.storage = storage;
+    this.shape = Object.freeze([...shape]);
+    this.strides = Object.freeze(strides ? [...strides] : contiguousStrides(shape));
+    this.offset = offset;
+    storage.retain();
+    liveTensors++;
+    finalizer.register(this, storage, this);
+    trackTensor(this);
+  }
+
+  /** A new tensor with fresh, uninitialised memory. */
+  static empty(shape: Shape, dtype: DType = 'float32'): Tensor {
+    for (const s of shape) {
+      if (!Number.isInteger(s) || s < 0) {
+        throw new Error(`diffvit.empty: argument 'shape' expected non-negative integers, received ${formatShape(shape)}`);
+      }
+    }
+    return new Tensor(new Storage(dtype, shapeSize(shape)), shape);
+  }
+
+  get dtype(): DType {
+    return this.storage.buffer.dtype;
+  }
+  get device(): Device {
+    return 'cpu';
+  }
+  get rank(): number {
+    return this.shape.length;
+  }
+  get size(): number {
+    return shapeSize(this.shape);
+  }
+  get isDisposed(): boolean {
+    return this.disposedFlag;
+  }
+  /** The native buffer, checked alive: ops pass this to kernels. */
+  get buffer() {
+    this.assertAlive('tensor');
+    return this.storage.buffer;
+  }
+
+  assertAlive(op: string): void {
+    if (this.disposedFlag || !this.storage.alive) {
+      throw new Error(`diffvit.${op}: tensor #${this.id} ${formatShape(this.shape)} has been disposed`);
+    }
+  }
+
+  isContiguous(): boolean {
+    let expected = 1;
+    for (let d = this.shape.length - 1; d >= 0; d--) {
+      if (this.shape[d] !== 1 && this.strides[d] !== expected) return false;
+      expected *= this.shape[d];
+    }
+    return true;
+  }
+
+  /** Another tensor object over the same memory (no autograd link). */
+  view(shape: Shape, strides: readonly number[], offset: number): Tensor {
+    this.assertAlive('view');
+    return new Tensor(this.storage, shape, strides, offset);
+  }
+
+  dispose(): void {
+    if (this.disposedFlag) return;
+    this.disposedFlag = true;
+    this.gradFn = null;
+    finalizer.unregister(this);
+    liveTensors--;
+    this.storage.release();
+  }
+
+  /** The values in row-major order (a copy). */
+  toArray(): Float32Array | Int32Array {
+    this.assertAlive('toArray');
+    if (this.isContiguous()) return this.storage.buffer.read(this.offset, this.size);
+    const out = Tensor.empty(this.shape, this.dtype);
+    try {
+      copyInto(this, out);
+      return out.storage.buffer.read(0, this.size);
+    } finally {
+      out.dispose();
+    }
+  }
+
+  /** Float32 values (throws for int32 tensors). */
+  data(): Float32Array {
+    if (this.dtype !== 'float32') throw new Error(`diffvit.data: expected a float32 tensor, received ${this.dtype}`);
+    return this.toArray() as Float32Array;
+  }
+
+  /** The single value of a one-element tensor. */
+  item(): number {
+    if (this.size !== 1) {
+      throw new Error(`diffvit.item: expected a tensor with one element, received shape ${formatShape(this.shape)}`);
+    }
+    return this.toArray()[0];
+  }
+
+  toString(): string {
+    const state = this.disposedFlag ? ', disposed' : '';
+    return `Tensor(${formatShape(this.shape)}, ${this.dtype}${this.requiresGrad ? ', requiresGrad' : ''}${state})`;
+  }
+}
+
+/** Copies `src` into `dst` (same shape, any strides). */
+export function copyInto(src: Tensor, dst: Tensor): void {
+  src.assertAlive('copy');
+  dst.assertAlive('copy');
+  native.copyStrided(src.buffer, src.offset, [...src.strides], dst.buffer, dst.offset, [...dst.strides], [...src.shape]);
+}
+
+export function isTensor(v: unknown): v is Tensor {
+  return v instanceof Tensor;
+}
+setTensorCheck(isTensor);
+
+/** Live tensor objects (created and neither disposed nor collected). */
+export function liveTensorCount(): number {
+  return liveTensors;
+}

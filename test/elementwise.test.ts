@@ -1,0 +1,117 @@
+import { expect, test } from 'vitest';
+
+import * as dv from '../lib/index.js';
+import { checkOp, describeEachLevel, expectClose, ODD_SIZES, randomValues } from './helpers.js';
+
+const map = (f: (v: number) => number) => (x: Float64Array) => x.map(f);
+const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
+const gelu = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
+
+// [name, op, reference, input transform (keeps inputs in the domain)]
+const UNARY: [string, (x: dv.Tensor) => dv.Tensor, (v: number) => number, (v: number) => number][] = [
+  ['neg', dv.neg, (v) => -v, (v) => v],
+  ['exp', dv.exp, Math.exp, (v) => v],
+  ['log', dv.log, Math.log, (v) => Math.abs(v) + 0.5],
+  ['sqrt', dv.sqrt, Math.sqrt, (v) => Math.abs(v) + 0.5],
+  ['rsqrt', dv.rsqrt, (v) => 1 / Math.sqrt(v), (v) => Math.abs(v) + 0.5],
+  ['silu', dv.silu, (v) => v * sigmoid(v), (v) => 3 * v],
+  ['gelu', dv.gelu, gelu, (v) => 3 * v],
+  ['square', dv.square, (v) => v * v, (v) => v],
+  ['abs', dv.abs, Math.abs, (v) => v],
+  ['relu', dv.relu, (v) => Math.max(v, 0), (v) => v],
+  ['tanh', dv.tanh, Math.tanh, (v) => 2 * v],
+  ['sigmoid', dv.sigmoid, sigmoid, (v) => 3 * v],
+  ['reciprocal', dv.reciprocal, (v) => 1 / v, (v) => Math.abs(v) + 0.5],
+  ['sin', dv.sin, Math.sin, (v) => 3 * v],
+  ['cos', dv.cos, Math.cos, (v) => 3 * v],
+  ['pow(2.5)', (x) => dv.pow(x, 2.5), (v) => v ** 2.5, (v) => Math.abs(v) + 0.5],
+  ['affine(-1.5, 0.25)', (x) => dv.affine(x, -1.5, 0.25), (v) => -1.5 * v + 0.25, (v) => v],
+];
+
+describeEachLevel('unary ops', () => {
+  for (const [name, op, ref, domain] of UNARY) {
+    test.each(ODD_SIZES)(`${name} on %i elements`, (n) => {
+      // abs/relu are not differentiable at 0; random values never land there.
+      checkOp(name, op, map(ref), [{ values: randomValues(n, n).map(domain), shape: [n] }],
+        { atol: 1e-6, rtol: 2e-6, gradAtol: 1e-5, gradRtol: 1e-4 });
+    });
+  }
+});
+
+function broadcastRef(op: (a: number, b: number) => number, as: number[], bs: number[]) {
+  const out = as.map((s, i) => Math.max(s, bs[i]));
+  return (a: Float64Array, b: Float64Array) => {
+    const n = out.reduce((p, s) => p * s, 1);
+    const r = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      let rem = i, ia = 0, ib = 0, sa = 1, sb = 1;
+      for (let d = out.length - 1; d >= 0; d--) {
+        const k = rem % out[d];
+        rem = Math.floor(rem / out[d]);
+        ia += (as[d] === 1 ? 0 : k) * sa;
+        ib += (bs[d] === 1 ? 0 : k) * sb;
+        sa *= as[d];
+        sb *= bs[d];
+      }
+      r[i] = op(a[ia], b[ib]);
+    }
+    return r;
+  };
+}
+
+const BINARY: [string, (a: dv.Tensor, b: dv.Tensor) => dv.Tensor, (a: number, b: number) => number][] = [
+  ['add', dv.add, (a, b) => a + b],
+  ['sub', dv.sub, (a, b) => a - b],
+  ['mul', dv.mul, (a, b) => a * b],
+  ['div', dv.div, (a, b) => a / b],
+];
+const SHAPES: [number[], number[]][] = [
+  [[17], [17]],
+  [[3, 65], [1, 65]],
+  [[3, 1, 17], [1, 5, 17]],
+  [[2, 257], [2, 1]],
+  [[1], [3, 17]],
+];
+
+describeEachLevel('binary ops with broadcasting', () => {
+  for (const [name, op, ref] of BINARY) {
+    test.each(SHAPES)(`${name} %j x %j`, (as, bs) => {
+      const rank = Math.max(as.length, bs.length);
+      const pa = [...Array(rank - as.length).fill(1), ...as], pb = [...Array(rank - bs.length).fill(1), ...bs];
+      const bValues = randomValues(bs.reduce((p, s) => p * s, 1), 7).map((v) => (name === 'div' ? Math.sign(v) * (Math.abs(v) + 0.5) : v));
+      checkOp(name, op, broadcastRef(ref, pa, pb), [
+        { values: randomValues(as.reduce((p, s) => p * s, 1), 3), shape: as },
+        { values: bValues, shape: bs },
+      ], { atol: 1e-6, rtol: 1e-6, gradAtol: 1e-5, gradRtol: 1e-4 });
+    });
+  }
+});
+
+test('binary ops read transposed and sliced views', () => {
+  dv.scope(() => {
+    const a = dv.tensor(Float32Array.from(randomValues(6 * 17, 1)), [6, 17]);
+    const b = dv.tensor(Float32Array.from(randomValues(17 * 6, 2)), [17, 6]);
+    const bt = b.transpose(0, 1).slice(0, 1, 5);
+    const out = dv.mul(a.slice(0, 1, 5), bt);
+    const av = a.toArray(), bv = b.toArray();
+    const expected: number[] = [];
+    for (let i = 1; i < 5; i++) for (let j = 0; j < 17; j++) expected.push(Math.fround(av[i * 17 + j] * bv[j * 6 + i]));
+    expectClose(out.data(), expected, { atol: 0, rtol: 0 }, 'strided mul');
+  });
+});
+
+test('random draws depend only on (seed, counter), never on thread count', () => {
+  const draw = () => dv.scope(() => dv.randn([1000], { generator: new dv.Generator(7) }).data());
+  const a = draw();
+  dv.setThreads(1);
+  const b = draw();
+  dv.setThreads(2);
+  expect(Array.from(b)).toEqual(Array.from(a));
+  const mean = a.reduce((s, v) => s + v, 0) / a.length;
+  const variance = a.reduce((s, v) => s + (v - mean) ** 2, 0) / a.length;
+  expect(Math.abs(mean)).toBeLessThan(0.1);
+  expect(Math.abs(variance - 1)).toBeLessThan(0.15);
+  const u = dv.scope(() => dv.rand([1000], { generator: new dv.Generator(7), low: -2, high: 3 }).data());
+  expect(Math.min(...u)).toBeGreaterThan(-2);
+  expect(Math.max(...u)).toBeLessThanOrEqual(3);
+});
