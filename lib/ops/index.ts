@@ -1,6 +1,7 @@
 /** Every op, re-exported; importing this also attaches the chainable Tensor methods. */
 export * from './creation.js';
 export * from './elementwise.js';
+export * from './matmul.js';
 export * from './reduce.js';
 export * from './shape.js';
 import './chain.js';

@@ -1,0 +1,30 @@
+/** Shared by the benchmarks: timing with warm-up and the row format every bench returns. */
+
+export interface BenchRow {
+  /** The benchmark family, e.g. "gemm" or "attention". */
+  bench: string;
+  /** What was measured, e.g. "1024x1024x1024" or "B=32 H=4 N=257 D=64 fwd". */
+  case: string;
+  /** The measured quantity, e.g. "GFLOP/s" or "ms". */
+  unit: string;
+  value: number;
+  /** Same quantity for a named baseline measured in the same run (absent if unavailable). */
+  baseline?: { name: string; value: number } | { name: string; missing: string };
+  /** value relative to baseline, >1 means diffvit is better. */
+  ratio?: number;
+}
+
+/** Median seconds per call of fn after `warmup` calls, repeating until `minSeconds` have passed. */
+export function timeIt(fn: () => void, options: { warmup?: number; minSeconds?: number; minRuns?: number } = {}): number {
+  const warmup = options.warmup ?? 2, minSeconds = options.minSeconds ?? 0.5, minRuns = options.minRuns ?? 5;
+  for (let i = 0; i < warmup; i++) fn();
+  const times: number[] = [];
+  const start = process.hrtime.bigint();
+  while (times.length < minRuns || Number(process.hrtime.bigint() - start) / 1e9 < minSeconds) {
+    const t0 = process.hrtime.bigint();
+    fn();
+    times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}

@@ -1,0 +1,182 @@
+/**
+ * Matrix products on the native GEMM: `matmul` (batched, broadcasting batch dims, transposed
+ * views read without copies) and `linear` (x Wᵀ + b, the PyTorch nn.Linear layout).
+ */
+import { native } from '../backend/native.js';
+import { record } from '../tensor/autograd.js';
+import { copyInto, formatShape, Tensor } from '../tensor/tensor.js';
+import { sumToShape } from './reduce.js';
+import { argError, broadcastShapes, checkRank, checkTensor } from './util.js';
+
+interface Operand {
+  t: Tensor; // the tensor whose memory is read (x itself or a contiguous copy)
+  owned: boolean; // dispose after the call
+  trans: boolean;
+  ld: number;
+  batchStride: number;
+}
+
+/** One stride that walks the batch dims in order, or null when they do not nest. */
+function collapseBatch(shape: readonly number[], strides: readonly number[]): number | null {
+  let stride: number | null = null, span = 0;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    if (shape[d] === 1) continue;
+    if (stride === null) {
+      stride = strides[d];
+      span = strides[d] * shape[d];
+    } else if (strides[d] === span && stride !== 0) {
+      span = strides[d] * shape[d];
+    } else if (!(strides[d] === 0 && stride === 0)) {
+      return null;
+    }
+  }
+  return stride ?? 0;
+}
+
+/** Describes x (viewed as batch x rows x cols after broadcasting) for the GEMM, copying only if needed. */
+function operand(x: Tensor, batchShape: readonly number[]): Operand {
+  const rows = x.shape[x.rank - 2], cols = x.shape[x.rank - 1];
+  const lead = batchShape.length - (x.rank - 2);
+  const bStrides = batchShape.map((_s, i) => (i < lead || x.shape[i - lead] === 1 ? 0 : x.strides[i - lead]));
+  const batchStride = collapseBatch(batchShape, bStrides);
+  const rs = x.strides[x.rank - 2], cs = x.strides[x.rank - 1];
+  if (batchStride !== null) {
+    if (cs === 1 || cols === 1) return { t: x, owned: false, trans: false, ld: rows === 1 ? Math.max(cols, 1) : Math.max(rs, cols), batchStride };
+    if (rs === 1 || rows === 1) return { t: x, owned: false, trans: true, ld: cols === 1 ? Math.max(rows, 1) : Math.max(cs, rows), batchStride };
+  }
+  const full = Tensor.empty([...batchShape, rows, cols]);
+  const lead2 = full.rank - x.rank;
+  const view = x.view(full.shape, full.shape.map((s, i) => (i < lead2 || (x.shape[i - lead2] === 1 && s !== 1) ? 0 : x.strides[i - lead2])), x.offset);
+  copyInto(view, full);
+  view.dispose();
+  return { t: full, owned: true, trans: false, ld: cols, batchStride: rows * cols };
+}
+
+/** out = op(a) @ op(b) on raw tensors (no autograd), a: (..., m, k), b: (..., k, n). */
+function matmulKernel(a: Tensor, b: Tensor): Tensor {
+  const batchShape = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const m = a.shape[a.rank - 2], k = a.shape[a.rank - 1], n = b.shape[b.rank - 1];
+  const out = Tensor.empty([...batchShape, m, n]);
+  const batch = batchShape.reduce((p, s) => p * s, 1);
+  const A = operand(a, batchShape), B = operand(b, batchShape);
+  if (k === 0) {
+    native.fill(out.buffer, 0, out.size, 0);
+  } else {
+    native.gemm(A.t.buffer, A.t.offset, B.t.buffer, B.t.offset, out.buffer, 0, batch, m, n, k, A.trans, B.trans, 1, 0,
+      A.batchStride, B.batchStride, m * n, A.ld, B.ld, n);
+  }
+  if (A.owned) A.t.dispose();
+  if (B.owned) B.t.dispose();
+  return out;
+}
+
+function transposeLast(t: Tensor): Tensor {
+  const shape = [...t.shape], strides = [...t.strides];
+  [shape[t.rank - 2], shape[t.rank - 1]] = [shape[t.rank - 1], shape[t.rank - 2]];
+  [strides[t.rank - 2], strides[t.rank - 1]] = [strides[t.rank - 1], strides[t.rank - 2]];
+  return t.view(shape, strides, t.offset);
+}
+
+/**
+ * a @ b for a: (..., m, k), b: (..., k, n); batch dims broadcast. Transposed views are read in place.
+ *
+ *   matmul(x, w.transpose(0, 1))   // x wᵀ without copying w
+ */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  checkTensor('matmul', 'a', a);
+  checkTensor('matmul', 'b', b);
+  if (a.rank < 2) throw argError('matmul', 'a', 'rank >= 2', `shape ${formatShape(a.shape)}`);
+  if (b.rank < 2) throw argError('matmul', 'b', 'rank >= 2', `shape ${formatShape(b.shape)}`);
+  const k = a.shape[a.rank - 1];
+  if (b.shape[b.rank - 2] !== k) {
+    throw argError('matmul', 'b', `${k} rows to match a's ${k} columns (a is ${formatShape(a.shape)})`, `shape ${formatShape(b.shape)}`);
+  }
+  const out = matmulKernel(a, b);
+  return record('matmul', out, [a, b], (dy) => {
+    const grads: (Tensor | null)[] = [null, null];
+    if (a.requiresGrad) {
+      const bt = transposeLast(b);
+      const full = matmulKernel(dy, bt);
+      bt.dispose();
+      grads[0] = sumToShape(full, a.shape);
+      full.dispose();
+    }
+    if (b.requiresGrad) {
+      const at = transposeLast(a);
+      const full = matmulKernel(at, dy);
+      at.dispose();
+      grads[1] = sumToShape(full, b.shape);
+      full.dispose();
+    }
+    return grads;
+  });
+}
+
+/** x's values in contiguous row-major memory, without recording autograd. */
+function rowsOf(x: Tensor): { t: Tensor; owned: boolean } {
+  if (x.isContiguous()) return { t: x, owned: false };
+  const c = Tensor.empty(x.shape);
+  copyInto(x, c);
+  return { t: c, owned: true };
+}
+
+/**
+ * y = x Wᵀ + b with x: (..., in), weight: (out, in), bias: (out) — PyTorch's nn.Linear layout.
+ */
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  checkTensor('linear', 'x', x);
+  checkTensor('linear', 'weight', weight);
+  checkRank('linear', 'weight', weight, 2);
+  const [outF, inF] = weight.shape;
+  if (x.rank < 1 || x.shape[x.rank - 1] !== inF) {
+    throw argError('linear', 'x', `last dim ${inF} (weight is ${formatShape(weight.shape)})`, `shape ${formatShape(x.shape)}`);
+  }
+  if (bias !== null) {
+    checkTensor('linear', 'bias', bias);
+    if (bias.rank !== 1 || bias.shape[0] !== outF) throw argError('linear', 'bias', `shape [${outF}]`, formatShape(bias.shape));
+  }
+  const rows = x.size / inF;
+  const out = Tensor.empty([...x.shape.slice(0, -1), outF]);
+  const X = rowsOf(x);
+  const W = operand(weight, []);
+  if (bias) native.copyStrided(bias.buffer, bias.offset, [0, bias.strides[0]], out.buffer, 0, [outF, 1], [rows, outF]);
+  if (inF === 0) {
+    if (!bias) native.fill(out.buffer, 0, out.size, 0);
+  } else {
+    // out (rows x out) = X (rows x in) · Wᵀ : W stored (out x in) is op(B) with transB.
+    native.gemm(X.t.buffer, X.t.offset, W.t.buffer, W.t.offset, out.buffer, 0, 1, rows, outF, inF, false, !W.trans, 1,
+      bias ? 1 : 0, 0, 0, 0, inF, W.ld, outF);
+  }
+  if (W.owned) W.t.dispose();
+  if (X.owned) X.t.dispose();
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return record('linear', out, inputs, (dy) => {
+    const G = rowsOf(dy);
+    const grads: (Tensor | null)[] = [null, null, null];
+    if (x.requiresGrad) {
+      // dx (rows x in) = dy (rows x out) · W (out x in)
+      const dx = Tensor.empty(x.shape);
+      const Wb = operand(weight, []);
+      native.gemm(G.t.buffer, G.t.offset, Wb.t.buffer, Wb.t.offset, dx.buffer, 0, 1, rows, inF, outF, false, Wb.trans, 1, 0,
+        0, 0, 0, outF, Wb.ld, inF);
+      if (Wb.owned) Wb.t.dispose();
+      grads[0] = dx;
+    }
+    if (weight.requiresGrad) {
+      // dW (out x in) = dyᵀ (out x rows) · x (rows x in)
+      const dw = Tensor.empty(weight.shape);
+      const Xb = rowsOf(x);
+      native.gemm(G.t.buffer, G.t.offset, Xb.t.buffer, Xb.t.offset, dw.buffer, 0, 1, outF, inF, rows, true, false, 1, 0,
+        0, 0, 0, outF, inF, inF);
+      if (Xb.owned) Xb.t.dispose();
+      grads[1] = dw;
+    }
+    if (bias?.requiresGrad) {
+      const db = Tensor.empty([outF]);
+      native.reduceSum(G.t.buffer, G.t.offset, db.buffer, 0, 1, rows, outF);
+      grads[2] = db;
+    }
+    if (G.owned) G.t.dispose();
+    return bias ? grads : grads.slice(0, 2);
+  });
+}

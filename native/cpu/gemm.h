@@ -1,0 +1,25 @@
+// Batched GEMM: C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b], row-major, op = transpose or not.
+// beta == 0 ignores C's previous contents (which may be uninitialised).
+#pragma once
+#include <cstdint>
+
+#include "cpu/isa.h"
+
+namespace dv::cpu {
+struct GemmArgs {
+  const float* a;
+  const float* b;
+  float* c;
+  int64_t batch, m, n, k;
+  bool trans_a, trans_b;  // A is stored k x m (trans_a) or m x k; B is n x k (trans_b) or k x n
+  float alpha, beta;
+  int64_t stride_a, stride_b, stride_c;  // elements between batch items (0 broadcasts)
+  int64_t lda, ldb, ldc;                 // elements between rows as stored
+};
+}  // namespace dv::cpu
+
+DV_ISA_DECLARE(void gemm(const dv::cpu::GemmArgs& args);)
+
+namespace dv::cpu {
+inline void gemm(const GemmArgs& args) { DV_DISPATCH(gemm, args); }
+}  // namespace dv::cpu
