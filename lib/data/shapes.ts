@@ -1,0 +1,67 @@
+/**
+ * `shapes`: the built-in synthetic dataset (no download). 32×32 RGB images of one of four shapes —
+ * circle, square, triangle, cross — with random colour, size, position, rotation (triangle,
+ * cross) and background colour, anti-aliased by 4×4 supersampling. Image i is a pure function of
+ * (seed, i), values in [-1, 1], layout (C, H, W).
+ */
+import { DataRng } from './rng.js';
+
+export const SHAPE_CLASSES = ['circle', 'square', 'triangle', 'cross'] as const;
+
+export interface ShapeImage {
+  pixels: Float32Array; // (3, size, size) in [-1, 1]
+  label: number;
+}
+
+/** Colours far enough apart that the shape is always visible. */
+function colourPair(rng: DataRng): [number[], number[]] {
+  for (;;) {
+    const fg = [rng.next(), rng.next(), rng.next()];
+    const bg = [rng.next(), rng.next(), rng.next()];
+    const dist = Math.hypot(fg[0] - bg[0], fg[1] - bg[1], fg[2] - bg[2]);
+    if (dist > 0.6) return [fg, bg];
+  }
+}
+
+/** Inside-test for class `label` at point (u, v) in the shape's own frame (radius 1). */
+function inside(label: number, u: number, v: number): boolean {
+  switch (label) {
+    case 0: // circle
+      return u * u + v * v <= 1;
+    case 1: // square (axis-aligned in its frame)
+      return Math.abs(u) <= 0.8 && Math.abs(v) <= 0.8;
+    case 2: {
+      // equilateral triangle with circumradius 1, pointing up in its frame
+      const y = -v; // screen y grows downward
+      return y >= -0.5 && Math.sqrt(3) * u + y <= 1 && -Math.sqrt(3) * u + y <= 1;
+    }
+    default: // cross (plus sign), arms 0.3 thick
+      return (Math.abs(u) <= 1 && Math.abs(v) <= 0.3) || (Math.abs(v) <= 1 && Math.abs(u) <= 0.3);
+  }
+}
+
+export function shapeImage(seed: number, index: number, size = 32): ShapeImage {
+  const rng = new DataRng(seed, index);
+  const label = rng.int(SHAPE_CLASSES.length);
+  const [fg, bg] = colourPair(rng);
+  const radius = rng.uniform(0.22, 0.4) * size;
+  const cx = rng.uniform(radius, size - radius), cy = rng.uniform(radius, size - radius);
+  const angle = label === 0 ? 0 : rng.uniform(0, Math.PI / 2);
+  const cos = Math.cos(angle), sin = Math.sin(angle);
+  const pixels = new Float32Array(3 * size * size);
+  const S = 4; // supersampling per axis
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      let cover = 0;
+      for (let sy = 0; sy < S; sy++) {
+        for (let sx = 0; sx < S; sx++) {
+          const dx = (x + (sx + 0.5) / S - cx) / radius, dy = (y + (sy + 0.5) / S - cy) / radius;
+          if (inside(label, cos * dx + sin * dy, -sin * dx + cos * dy)) cover++;
+        }
+      }
+      const a = cover / (S * S);
+      for (let c = 0; c < 3; c++) pixels[c * size * size + y * size + x] = 2 * (a * fg[c] + (1 - a) * bg[c]) - 1;
+    }
+  }
+  return { pixels, label };
+}
