@@ -1,0 +1,149 @@
+import { mkdtempSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { describe, expect, test } from 'vitest';
+
+import { Cifar10Dataset } from '../lib/data/cifar10.js';
+import { ShapesDataset } from '../lib/data/dataset.js';
+import { ImageFolderDataset } from '../lib/data/image_folder.js';
+import { BatchSampler } from '../lib/data/loader.js';
+import { MnistDataset } from '../lib/data/mnist.js';
+import { decodePNG } from '../lib/image/decode.js';
+import { encodePNG } from '../lib/image/png.js';
+import { centreCropResize } from '../lib/image/resize.js';
+import { execFileSync } from 'node:child_process';
+
+const CIFAR_TAR = join(import.meta.dirname, '..', '..', 'shared', 'data', 'cifar10-test-jpg.tar');
+
+describe('shapes', () => {
+  test('image i is a pure function of (seed, i), in [-1, 1], with every class present', () => {
+    const a = new ShapesDataset(3), b = new ShapesDataset(3);
+    const counts = [0, 0, 0, 0];
+    for (let i = 0; i < 200; i++) {
+      const x = a.get(i), y = b.get(i);
+      expect(x.label).toBe(y.label);
+      expect(Array.from(x.pixels)).toEqual(Array.from(y.pixels));
+      counts[x.label]++;
+      expect(Math.min(...x.pixels)).toBeGreaterThanOrEqual(-1);
+      expect(Math.max(...x.pixels)).toBeLessThanOrEqual(1);
+    }
+    expect(Math.min(...counts)).toBeGreaterThan(25);
+    expect(Array.from(new ShapesDataset(4).get(0).pixels)).not.toEqual(Array.from(a.get(0).pixels));
+  });
+});
+
+describe('batch order', () => {
+  test('batch k depends only on (seed, k); flips and label dropout are deterministic', () => {
+    const d = new ShapesDataset(0, 100);
+    const s1 = new BatchSampler(d, { batchSize: 8, seed: 5, hflip: true, labelDropout: 0.5 });
+    const s2 = new BatchSampler(d, { batchSize: 8, seed: 5, hflip: true, labelDropout: 0.5 });
+    for (const k of [0, 13, 12, 30]) {
+      const a = s1.batch(k), b = s2.batch(k);
+      expect(Array.from(a.labels)).toEqual(Array.from(b.labels));
+      expect(Array.from(a.images)).toEqual(Array.from(b.images));
+    }
+    const labels = Array.from({ length: 20 }, (_, k) => Array.from(s1.batch(k).labels)).flat();
+    const dropped = labels.filter((l) => l === 4).length;
+    expect(dropped).toBeGreaterThan(40);
+    expect(dropped).toBeLessThan(120);
+    // an epoch of 100 images at batch 10 visits each image once
+    const s3 = new BatchSampler(d, { batchSize: 10, seed: 1 });
+    const seen = new Set<string>();
+    for (let k = 0; k < 10; k++) {
+      const b = s3.batch(k);
+      for (let i = 0; i < 10; i++) seen.add(b.images.subarray(i * 3072, i * 3072 + 64).join(','));
+    }
+    expect(seen.size).toBe(100);
+  });
+});
+
+describe('image codecs and resizing', () => {
+  test('PNG round trip', () => {
+    const rgb = Uint8Array.from({ length: 7 * 5 * 3 }, (_, i) => (i * 37) % 256);
+    const img = decodePNG(encodePNG(rgb, 7, 5));
+    expect([img.width, img.height]).toEqual([7, 5]);
+    expect(Array.from(img.data)).toEqual(Array.from(rgb));
+  });
+  test('corrupt PNG names the file', () => {
+    const png = encodePNG(new Uint8Array(4 * 4 * 3).fill(9), 4, 4);
+    png[40] ^= 0xff;
+    expect(() => decodePNG(png, 'broken.png')).toThrow(/broken\.png: CRC mismatch/);
+    expect(() => decodePNG(png.subarray(0, 20), 'short.png')).toThrow(/short\.png: truncated/);
+  });
+  test('resize: identity at the same size, averages when shrinking, crops the centre', () => {
+    const data = Uint8Array.from({ length: 4 * 4 * 3 }, (_, i) => (i * 11) % 256);
+    const same = centreCropResize({ width: 4, height: 4, data }, 4);
+    for (let c = 0; c < 3; c++) for (let p = 0; p < 16; p++) expect(same[c * 16 + p]).toBeCloseTo(data[p * 3 + c] / 127.5 - 1, 5);
+    // columns 0 and 5 are black: the centre 2x2 crop (and the filter's reach) sees only white
+    const framed = new Uint8Array(36).fill(255).map((v, i) => (Math.floor(i / 3) % 6 === 0 || Math.floor(i / 3) % 6 === 5 ? 0 : v));
+    expect(centreCropResize({ width: 6, height: 2, data: framed }, 1)[0]).toBeCloseTo(1, 5);
+    const grey = centreCropResize({ width: 9, height: 5, data: new Uint8Array(135).fill(51) }, 3);
+    for (const v of grey) expect(v).toBeCloseTo(51 / 127.5 - 1, 5);
+  });
+});
+
+describe('datasets from files', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'diffvit-data-'));
+  test('image folder reads the CIFAR-10 JPEG tar layout', () => {
+    execFileSync('tar', ['xf', CIFAR_TAR, '-C', dir]);
+    const d = new ImageFolderDataset(join(dir, 'test'), 32);
+    expect(d.size).toBe(10000);
+    expect(d.classNames).toEqual(['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']);
+    const ex = d.get(3500);
+    expect(ex.label).toBe(3);
+    expect(ex.pixels.length).toBe(3072);
+    const mean = ex.pixels.reduce((a, b) => a + b, 0) / 3072;
+    expect(Math.abs(mean)).toBeLessThan(1);
+    expect(new Set(ex.pixels).size).toBeGreaterThan(50); // a real photo, not a flat image
+    const small = new ImageFolderDataset(join(dir, 'test'), 16).get(3500);
+    expect(small.pixels.length).toBe(768);
+  });
+  test('corrupt and missing files give errors naming the file', () => {
+    const root = join(dir, 'bad');
+    mkdirSync(join(root, 'a'), { recursive: true });
+    writeFileSync(join(root, 'a', 'x.jpg'), Buffer.from([0xff, 0xd8, 0xff, 0x00, 1, 2, 3]));
+    writeFileSync(join(root, 'a', 'y.png'), Buffer.from('not a png'));
+    const d = new ImageFolderDataset(root, 8);
+    expect(() => d.get(0)).toThrow(/x\.jpg: corrupt or unsupported JPEG/);
+    expect(() => d.get(1)).toThrow(/y\.png: not a PNG or JPEG file/);
+    expect(() => new ImageFolderDataset(join(dir, 'nope'), 8)).toThrow(/nope: no such directory/);
+  });
+  test('CIFAR-10 binary batches', () => {
+    const root = join(dir, 'cifar-bin');
+    mkdirSync(root);
+    const rec = Buffer.alloc(3073 * 3);
+    for (let r = 0; r < 3; r++) {
+      rec[r * 3073] = r * 4;
+      for (let i = 0; i < 3072; i++) rec[r * 3073 + 1 + i] = (i + r) % 256;
+    }
+    writeFileSync(join(root, 'test_batch.bin'), rec);
+    const d = new Cifar10Dataset(root, 'test');
+    expect(d.size).toBe(3);
+    expect(d.get(2).label).toBe(8);
+    expect(d.get(1).pixels[5]).toBeCloseTo(6 / 127.5 - 1, 6);
+    writeFileSync(join(root, 'test_batch.bin'), rec.subarray(0, 3073 * 2 + 10));
+    expect(() => new Cifar10Dataset(root, 'test')).toThrow(/test_batch\.bin: .* not a whole number of 3073-byte records/);
+    expect(() => new Cifar10Dataset(root, 'train')).toThrow(/data_batch_1\.bin: missing/);
+  });
+  test('MNIST idx (gzipped)', () => {
+    const root = join(dir, 'mnist');
+    mkdirSync(root);
+    const n = 2;
+    const img = Buffer.alloc(16 + n * 784);
+    img.writeUInt32BE(0x803, 0); img.writeUInt32BE(n, 4); img.writeUInt32BE(28, 8); img.writeUInt32BE(28, 12);
+    for (let i = 0; i < n * 784; i++) img[16 + i] = (i * 7) % 256;
+    const lab = Buffer.alloc(8 + n);
+    lab.writeUInt32BE(0x801, 0); lab.writeUInt32BE(n, 4); lab[8] = 7; lab[9] = 1;
+    writeFileSync(join(root, 'train-images-idx3-ubyte.gz'), gzipSync(img));
+    writeFileSync(join(root, 'train-labels-idx1-ubyte'), lab);
+    const d = new MnistDataset(root);
+    expect(d.size).toBe(2);
+    expect(d.get(0).label).toBe(7);
+    expect(d.get(1).pixels[0]).toBe(-1); // padding
+    expect(d.get(0).pixels[2 * 32 + 2 + 1]).toBeCloseTo(7 / 127.5 - 1, 6);
+    writeFileSync(join(root, 'train-labels-idx1-ubyte'), lab.subarray(0, 9));
+    expect(() => new MnistDataset(root)).toThrow(/train-labels-idx1-ubyte: 1 data bytes, header says 2/);
+    void readFileSync;
+  });
+});
