@@ -115,7 +115,8 @@ const FD_ROWS = [1, 3, 5];
 const FD_COLS = ODD_SIZES.filter((c) => c <= 65);
 const EPS = 1e-6;
 
-// Tolerances, about 10x the worst error seen on avx512/avx2/scalar (see the summary printed after the file).
+// Tolerances: 2-5x the worst error seen on avx512/avx2/scalar (the summary printed after the file
+// lists it); a third of them already fails the 1024-wide and offset cases.
 const SOFTMAX_TOL = { atol: 1e-7, rtol: 2e-6, gradAtol: 1e-6, gradRtol: 1e-5 };
 const LN_TOL = { atol: 2e-6, rtol: 1e-5, gradAtol: 2e-5, gradRtol: 1e-4 };
 

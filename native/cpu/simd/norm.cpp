@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <vector>
+#include <memory>
 
 #include "core/thread_pool.h"
 #include "cpu/norm.h"
@@ -87,18 +87,32 @@ void softmax_backward_row(const float* y, const float* dy, float* dx, int64_t n)
   }
 }
 
-// Visits (outer, n, inner) as blocks of up to W adjacent columns of one outer slice, each lane a
-// separate softmax over n: fn(offset of the block's first element, lanes in the block).
+// Columns per task in the strided (inner > 1) softmax: each of the n rows of a block is read as
+// 512 contiguous bytes. Narrower blocks (one vector) walk memory at a stride of `inner` floats,
+// which for power-of-two widths maps every row to the same cache set.
+constexpr int64_t kColBlock = 128;
+static_assert(kColBlock % VF::W == 0, "column blocks hold whole vectors");
+
+// Visits (outer, n, inner) as blocks of up to kColBlock adjacent columns of one outer slice; each
+// column is a separate softmax over n with stride `inner`. fn(offset of the block's first
+// element, columns in the block). Every column is reduced over n in order by one thread, so the
+// block split (and the thread count) never changes a result.
 template <typename F>
 void for_column_blocks(int64_t outer, int64_t n, int64_t inner, F fn) {
-  const int64_t blocks = (inner + VF::W - 1) / VF::W;
-  parallel_for(outer * blocks, std::max<int64_t>(1, kGrain / std::max<int64_t>(1, n * VF::W)),
-               [&](int64_t t0, int64_t t1) {
-                 for (int64_t t = t0; t < t1; ++t) {
-                   const int64_t o = t / blocks, i0 = (t % blocks) * VF::W;
-                   fn(o * n * inner + i0, int(std::min<int64_t>(VF::W, inner - i0)));
-                 }
-               });
+  const int64_t blocks = (inner + kColBlock - 1) / kColBlock;
+  const int64_t work = std::max<int64_t>(1, n * std::min(inner, kColBlock));
+  parallel_for(outer * blocks, std::max<int64_t>(1, kGrain / work), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t o = t / blocks, i0 = (t % blocks) * kColBlock;
+      fn(o * n * inner + i0, std::min(kColBlock, inner - i0));
+    }
+  });
+}
+
+// fn(j, lanes) for the vectors covering `len` columns.
+template <typename F>
+inline void for_vectors(int64_t len, F fn) {
+  for (int64_t j = 0; j < len; j += VF::W) fn(j, int(std::min<int64_t>(VF::W, len - j)));
 }
 
 inline VF load_lanes(const float* p, int lanes) { return lanes == VF::W ? VF::load(p) : VF::load_partial(p, lanes); }
@@ -116,22 +130,33 @@ void softmax(const float* x, float* y, int64_t outer, int64_t n, int64_t inner) 
     });
     return;
   }
-  // Softmax over a middle axis: the lanes of a vector are `inner`-adjacent columns, each reduced
-  // over n with stride `inner`, so no transpose is needed. Unused lanes hold zeros and are never
-  // stored.
-  for_column_blocks(outer, n, inner, [&](int64_t base, int lanes) {
-    const float* px = x + base;
-    float* py = y + base;
-    VF m = VF::set1(kNegInf);
-    for (int64_t k = 0; k < n; ++k) m = vmax(m, load_lanes(px + k * inner, lanes));
-    VF s = VF::zero();
+  // Softmax over a middle axis: vectors hold adjacent columns, each column reduced over n with
+  // stride `inner`, so no transpose is needed.
+  for_column_blocks(outer, n, inner, [&](int64_t base, int64_t len) {
+    // Per-column running max, then sum, in whole vectors (lanes past `len` see zeros, never stored).
+    float m[kColBlock], sum[kColBlock];
+    for_vectors(len, [&](int64_t j, int) {
+      VF::set1(kNegInf).store(m + j);
+      VF::zero().store(sum + j);
+    });
     for (int64_t k = 0; k < n; ++k) {
-      VF e = vexp(load_lanes(px + k * inner, lanes) - m);
-      store_lanes(e, py + k * inner, lanes);
-      s = s + e;
+      const float* px = x + base + k * inner;
+      for_vectors(len, [&](int64_t j, int lanes) { vmax(VF::load(m + j), load_lanes(px + j, lanes)).store(m + j); });
     }
-    const VF inv = VF::set1(1.0f) / s;
-    for (int64_t k = 0; k < n; ++k) store_lanes(load_lanes(py + k * inner, lanes) * inv, py + k * inner, lanes);
+    for (int64_t k = 0; k < n; ++k) {
+      const float* px = x + base + k * inner;
+      float* py = y + base + k * inner;
+      for_vectors(len, [&](int64_t j, int lanes) {
+        VF e = vexp(load_lanes(px + j, lanes) - VF::load(m + j));
+        store_lanes(e, py + j, lanes);
+        (VF::load(sum + j) + e).store(sum + j);
+      });
+    }
+    for_vectors(len, [&](int64_t j, int) { (VF::set1(1.0f) / VF::load(sum + j)).store(sum + j); });
+    for (int64_t k = 0; k < n; ++k) {
+      float* py = y + base + k * inner;
+      for_vectors(len, [&](int64_t j, int lanes) { store_lanes(load_lanes(py + j, lanes) * VF::load(sum + j), py + j, lanes); });
+    }
   });
 }
 
@@ -142,15 +167,23 @@ void softmax_backward(const float* y, const float* dy, float* dx, int64_t outer,
     });
     return;
   }
-  for_column_blocks(outer, n, inner, [&](int64_t base, int lanes) {
-    const float* py = y + base;
-    const float* pg = dy + base;
-    float* pd = dx + base;
-    VF dot = VF::zero();
-    for (int64_t k = 0; k < n; ++k) dot = fmadd(load_lanes(pg + k * inner, lanes), load_lanes(py + k * inner, lanes), dot);
+  for_column_blocks(outer, n, inner, [&](int64_t base, int64_t len) {
+    float dot[kColBlock];
+    for_vectors(len, [&](int64_t j, int) { VF::zero().store(dot + j); });
     for (int64_t k = 0; k < n; ++k) {
-      VF g = load_lanes(pg + k * inner, lanes) - dot;
-      store_lanes(g * load_lanes(py + k * inner, lanes), pd + k * inner, lanes);
+      const float* py = y + base + k * inner;
+      const float* pg = dy + base + k * inner;
+      for_vectors(len, [&](int64_t j, int lanes) {
+        fmadd(load_lanes(pg + j, lanes), load_lanes(py + j, lanes), VF::load(dot + j)).store(dot + j);
+      });
+    }
+    for (int64_t k = 0; k < n; ++k) {
+      const float* py = y + base + k * inner;
+      const float* pg = dy + base + k * inner;
+      float* pd = dx + base + k * inner;
+      for_vectors(len, [&](int64_t j, int lanes) {
+        store_lanes((load_lanes(pg + j, lanes) - VF::load(dot + j)) * load_lanes(py + j, lanes), pd + j, lanes);
+      });
     }
   });
 }
@@ -252,13 +285,13 @@ void layer_norm_rows(const float* x, const float* w, const float* b, float* y, f
 }
 
 // dweight/dbias partials: rows of `cols` floats, one per chunk; out[j] = sum over chunks in order.
-void combine_partials(const std::vector<float>& partial, int64_t chunks, int64_t cols, float* out) {
+void combine_partials(const float* partial, int64_t chunks, int64_t cols, float* out) {
   parallel_for(cols, std::max<int64_t>(VF::W, kGrain / std::max<int64_t>(1, chunks)), [&](int64_t j0, int64_t j1) {
     int64_t j = j0;
     for (; j < j1; j += VF::W) {
       const int lanes = int(std::min<int64_t>(VF::W, j1 - j));
       VF s = VF::zero();
-      for (int64_t c = 0; c < chunks; ++c) s = s + load_lanes(partial.data() + c * cols + j, lanes);
+      for (int64_t c = 0; c < chunks; ++c) s = s + load_lanes(partial + c * cols + j, lanes);
       store_lanes(s, out + j, lanes);
     }
   });
@@ -270,11 +303,13 @@ template <bool HasW>
 void layer_norm_backward_rows(const float* x, const float* w, const float* mean, const float* rstd, const float* dy,
                               float* dx, float* dw, float* db, int64_t rows, int64_t cols) {
   const int64_t grain = row_grain(cols), chunks = num_chunks(rows, grain);
-  std::vector<float> pw(dw ? size_t(chunks * cols) : 0), pb(db ? size_t(chunks * cols) : 0);
+  // Uninitialised: each chunk zeroes its own rows (in its own cache) before accumulating.
+  std::unique_ptr<float[]> pw(dw ? new float[size_t(chunks * cols)] : nullptr);
+  std::unique_ptr<float[]> pb(db ? new float[size_t(chunks * cols)] : nullptr);
   const float inv_n = cols ? 1.0f / float(cols) : 0.0f;
   parallel_for_chunks(rows, grain, [&](int64_t c, int64_t r0, int64_t r1) {
-    float* cw = dw ? pw.data() + c * cols : nullptr;
-    float* cb = db ? pb.data() + c * cols : nullptr;
+    float* cw = dw ? pw.get() + c * cols : nullptr;
+    float* cb = db ? pb.get() + c * cols : nullptr;
     if (cw) std::fill(cw, cw + cols, 0.0f);
     if (cb) std::fill(cb, cb + cols, 0.0f);
     for (int64_t r = r0; r < r1; ++r) {
@@ -311,8 +346,8 @@ void layer_norm_backward_rows(const float* x, const float* w, const float* mean,
       }
     }
   });
-  if (dw) combine_partials(pw, chunks, cols, dw);
-  if (db) combine_partials(pb, chunks, cols, db);
+  if (dw) combine_partials(pw.get(), chunks, cols, dw);
+  if (db) combine_partials(pb.get(), chunks, cols, db);
 }
 
 }  // namespace
