@@ -236,7 +236,8 @@ inline void sum_dev(const float* x, int64_t n, float c, float& s1, float& s2) {
 
 // Mean and 1/sqrt(var + eps) of one row (biased variance), in float32 without cancellation:
 //  - the mean is x[0] + mean(x - x[0]): with a large common offset (1000 ± 1) the differences are
-//    small and exact, so the offset costs no precision in the sum;
+//    small (and exact for values within a factor 2 of x[0]), so the offset costs no precision in
+//    the sum; only the final float32 mean is rounded, to half an ulp of the offset;
 //  - the variance is the corrected two-pass formula (Chan, Golub & LeVeque 1983),
 //    (sum d^2 - (sum d)^2 / n) / n with d = x - mean: never the difference of two large squares,
 //    and the (sum d)^2 term removes the first-order effect of rounding in the mean.
