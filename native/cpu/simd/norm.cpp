@@ -1,0 +1,370 @@
+// Softmax and LayerNorm, forward and backward, vectorised through VF (compiled once per ISA
+// level) and parallel over rows. Each row is handled start to finish by one thread in a fixed
+// order; LayerNorm's dweight/dbias (sums over rows) keep one partial per parallel_for chunk and
+// add them in chunk order, so every result is bit-identical for any thread count.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+
+#include "core/thread_pool.h"
+#include "cpu/norm.h"
+#include "cpu/simd/simd.h"
+
+namespace dv::cpu::DV_ISA {
+namespace {
+
+constexpr int64_t kGrain = 16384;  // about this many elements per parallel chunk
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Rows per chunk so that one chunk holds about kGrain elements.
+inline int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, kGrain / std::max<int64_t>(1, cols)); }
+
+// Loads len < W floats and fills the other lanes with `pad`: a row tail then goes through the
+// same vector code as the body, with the padding chosen to be neutral (x - mean = 0, exp(-inf) = 0).
+inline VF load_pad(const float* p, int len, float pad) {
+  float tmp[VF::W];
+  for (int k = 0; k < VF::W; ++k) tmp[k] = k < len ? p[k] : pad;
+  return VF::load(tmp);
+}
+
+// ================================ softmax ================================
+
+// y = softmax(x) over one contiguous row of n floats. Safe in place (x == y).
+void softmax_row(const float* x, float* y, int64_t n) {
+  if (n == 0) return;
+  const int64_t body = n - n % VF::W;
+  const int tail = int(n - body);
+  VF m0 = VF::set1(kNegInf), m1 = m0;
+  int64_t i = 0;
+  for (; i + 2 * VF::W <= body; i += 2 * VF::W) {
+    m0 = vmax(m0, VF::load(x + i));
+    m1 = vmax(m1, VF::load(x + i + VF::W));
+  }
+  if (i < body) m0 = vmax(m0, VF::load(x + i));
+  if (tail) m1 = vmax(m1, load_pad(x + body, tail, kNegInf));
+  const VF vm = VF::set1(reduce_max(vmax(m0, m1)));
+
+  VF s0 = VF::zero(), s1 = VF::zero();
+  for (i = 0; i + 2 * VF::W <= body; i += 2 * VF::W) {
+    VF e0 = vexp(VF::load(x + i) - vm), e1 = vexp(VF::load(x + i + VF::W) - vm);
+    e0.store(y + i);
+    e1.store(y + i + VF::W);
+    s0 = s0 + e0;
+    s1 = s1 + e1;
+  }
+  if (i < body) {
+    VF e = vexp(VF::load(x + i) - vm);
+    e.store(y + i);
+    s0 = s0 + e;
+  }
+  if (tail) {
+    VF e = vexp(load_pad(x + body, tail, kNegInf) - vm);  // padding lanes give exp(-inf) = 0
+    e.store_partial(y + body, tail);
+    s1 = s1 + e;
+  }
+  const VF inv = VF::set1(1.0f / reduce_add(s0 + s1));
+  for (i = 0; i < body; i += VF::W) (VF::load(y + i) * inv).store(y + i);
+  if (tail) (VF::load_partial(y + body, tail) * inv).store_partial(y + body, tail);
+}
+
+// dx = y * (dy - sum(dy * y)) over one contiguous row.
+void softmax_backward_row(const float* y, const float* dy, float* dx, int64_t n) {
+  const int64_t body = n - n % VF::W;
+  const int tail = int(n - body);
+  VF d0 = VF::zero(), d1 = VF::zero();
+  int64_t i = 0;
+  for (; i + 2 * VF::W <= body; i += 2 * VF::W) {
+    d0 = fmadd(VF::load(dy + i), VF::load(y + i), d0);
+    d1 = fmadd(VF::load(dy + i + VF::W), VF::load(y + i + VF::W), d1);
+  }
+  if (i < body) d0 = fmadd(VF::load(dy + i), VF::load(y + i), d0);
+  if (tail) d1 = fmadd(VF::load_partial(dy + body, tail), VF::load_partial(y + body, tail), d1);
+  const VF dot = VF::set1(reduce_add(d0 + d1));
+  for (i = 0; i < body; i += VF::W) ((VF::load(dy + i) - dot) * VF::load(y + i)).store(dx + i);
+  if (tail) {
+    ((VF::load_partial(dy + body, tail) - dot) * VF::load_partial(y + body, tail)).store_partial(dx + body, tail);
+  }
+}
+
+// Columns per task in the strided (inner > 1) softmax: each of the n rows of a block is read as
+// 512 contiguous bytes. Narrower blocks (one vector) walk memory at a stride of `inner` floats,
+// which for power-of-two widths maps every row to the same cache set.
+constexpr int64_t kColBlock = 128;
+static_assert(kColBlock % VF::W == 0, "column blocks hold whole vectors");
+
+// Visits (outer, n, inner) as blocks of up to kColBlock adjacent columns of one outer slice; each
+// column is a separate softmax over n with stride `inner`. fn(offset of the block's first
+// element, columns in the block). Every column is reduced over n in order by one thread, so the
+// block split (and the thread count) never changes a result.
+template <typename F>
+void for_column_blocks(int64_t outer, int64_t n, int64_t inner, F fn) {
+  const int64_t blocks = (inner + kColBlock - 1) / kColBlock;
+  const int64_t work = std::max<int64_t>(1, n * std::min(inner, kColBlock));
+  parallel_for(outer * blocks, std::max<int64_t>(1, kGrain / work), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t o = t / blocks, i0 = (t % blocks) * kColBlock;
+      fn(o * n * inner + i0, std::min(kColBlock, inner - i0));
+    }
+  });
+}
+
+// fn(j, lanes) for the vectors covering `len` columns.
+template <typename F>
+inline void for_vectors(int64_t len, F fn) {
+  for (int64_t j = 0; j < len; j += VF::W) fn(j, int(std::min<int64_t>(VF::W, len - j)));
+}
+
+inline VF load_lanes(const float* p, int lanes) { return lanes == VF::W ? VF::load(p) : VF::load_partial(p, lanes); }
+inline void store_lanes(VF v, float* p, int lanes) {
+  if (lanes == VF::W) v.store(p);
+  else v.store_partial(p, lanes);
+}
+
+}  // namespace
+
+void softmax(const float* x, float* y, int64_t outer, int64_t n, int64_t inner) {
+  if (inner == 1) {
+    parallel_for(outer, row_grain(n), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) softmax_row(x + r * n, y + r * n, n);
+    });
+    return;
+  }
+  // Softmax over a middle axis: vectors hold adjacent columns, each column reduced over n with
+  // stride `inner`, so no transpose is needed.
+  for_column_blocks(outer, n, inner, [&](int64_t base, int64_t len) {
+    // Per-column running max, then sum, in whole vectors (lanes past `len` see zeros, never stored).
+    float m[kColBlock], sum[kColBlock];
+    for_vectors(len, [&](int64_t j, int) {
+      VF::set1(kNegInf).store(m + j);
+      VF::zero().store(sum + j);
+    });
+    for (int64_t k = 0; k < n; ++k) {
+      const float* px = x + base + k * inner;
+      for_vectors(len, [&](int64_t j, int lanes) { vmax(VF::load(m + j), load_lanes(px + j, lanes)).store(m + j); });
+    }
+    for (int64_t k = 0; k < n; ++k) {
+      const float* px = x + base + k * inner;
+      float* py = y + base + k * inner;
+      for_vectors(len, [&](int64_t j, int lanes) {
+        VF e = vexp(load_lanes(px + j, lanes) - VF::load(m + j));
+        store_lanes(e, py + j, lanes);
+        (VF::load(sum + j) + e).store(sum + j);
+      });
+    }
+    for_vectors(len, [&](int64_t j, int) { (VF::set1(1.0f) / VF::load(sum + j)).store(sum + j); });
+    for (int64_t k = 0; k < n; ++k) {
+      float* py = y + base + k * inner;
+      for_vectors(len, [&](int64_t j, int lanes) { store_lanes(load_lanes(py + j, lanes) * VF::load(sum + j), py + j, lanes); });
+    }
+  });
+}
+
+void softmax_backward(const float* y, const float* dy, float* dx, int64_t outer, int64_t n, int64_t inner) {
+  if (inner == 1) {
+    parallel_for(outer, row_grain(n), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) softmax_backward_row(y + r * n, dy + r * n, dx + r * n, n);
+    });
+    return;
+  }
+  for_column_blocks(outer, n, inner, [&](int64_t base, int64_t len) {
+    float dot[kColBlock];
+    for_vectors(len, [&](int64_t j, int) { VF::zero().store(dot + j); });
+    for (int64_t k = 0; k < n; ++k) {
+      const float* py = y + base + k * inner;
+      const float* pg = dy + base + k * inner;
+      for_vectors(len, [&](int64_t j, int lanes) {
+        fmadd(load_lanes(pg + j, lanes), load_lanes(py + j, lanes), VF::load(dot + j)).store(dot + j);
+      });
+    }
+    for (int64_t k = 0; k < n; ++k) {
+      const float* py = y + base + k * inner;
+      const float* pg = dy + base + k * inner;
+      float* pd = dx + base + k * inner;
+      for_vectors(len, [&](int64_t j, int lanes) {
+        store_lanes((load_lanes(pg + j, lanes) - VF::load(dot + j)) * load_lanes(py + j, lanes), pd + j, lanes);
+      });
+    }
+  });
+}
+
+// =============================== LayerNorm ===============================
+
+namespace {
+
+// Sum of (x[i] - c) over n floats, four accumulators.
+inline float sum_minus(const float* x, int64_t n, float c) {
+  const VF vc = VF::set1(c);
+  VF a0 = VF::zero(), a1 = VF::zero(), a2 = VF::zero(), a3 = VF::zero();
+  int64_t i = 0;
+  for (; i + 4 * VF::W <= n; i += 4 * VF::W) {
+    a0 = a0 + (VF::load(x + i) - vc);
+    a1 = a1 + (VF::load(x + i + VF::W) - vc);
+    a2 = a2 + (VF::load(x + i + 2 * VF::W) - vc);
+    a3 = a3 + (VF::load(x + i + 3 * VF::W) - vc);
+  }
+  for (; i + VF::W <= n; i += VF::W) a0 = a0 + (VF::load(x + i) - vc);
+  if (i < n) a1 = a1 + (load_pad(x + i, int(n - i), c) - vc);  // padding lanes contribute 0
+  return reduce_add((a0 + a1) + (a2 + a3));
+}
+
+// Sums of d and d^2 for d = x[i] - c over n floats.
+inline void sum_dev(const float* x, int64_t n, float c, float& s1, float& s2) {
+  const VF vc = VF::set1(c);
+  VF a0 = VF::zero(), a1 = VF::zero(), q0 = VF::zero(), q1 = VF::zero();
+  int64_t i = 0;
+  for (; i + 2 * VF::W <= n; i += 2 * VF::W) {
+    VF d0 = VF::load(x + i) - vc, d1 = VF::load(x + i + VF::W) - vc;
+    a0 = a0 + d0;
+    a1 = a1 + d1;
+    q0 = fmadd(d0, d0, q0);
+    q1 = fmadd(d1, d1, q1);
+  }
+  for (; i + VF::W <= n; i += VF::W) {
+    VF d = VF::load(x + i) - vc;
+    a0 = a0 + d;
+    q0 = fmadd(d, d, q0);
+  }
+  if (i < n) {
+    VF d = load_pad(x + i, int(n - i), c) - vc;
+    a1 = a1 + d;
+    q1 = fmadd(d, d, q1);
+  }
+  s1 = reduce_add(a0 + a1);
+  s2 = reduce_add(q0 + q1);
+}
+
+// Mean and 1/sqrt(var + eps) of one row (biased variance), in float32 without cancellation:
+//  - the mean is x[0] + mean(x - x[0]): with a large common offset (1000 ± 1) the differences are
+//    small (and exact for values within a factor 2 of x[0]), so the offset costs no precision in
+//    the sum; only the final float32 mean is rounded, to half an ulp of the offset;
+//  - the variance is the corrected two-pass formula (Chan, Golub & LeVeque 1983),
+//    (sum d^2 - (sum d)^2 / n) / n with d = x - mean: never the difference of two large squares,
+//    and the (sum d)^2 term removes the first-order effect of rounding in the mean.
+inline void row_stats(const float* x, int64_t n, float eps, float& mean, float& rstd) {
+  if (n == 0) {  // an empty row: define mean 0, variance 0
+    mean = 0.0f;
+    rstd = 1.0f / std::sqrt(eps);
+    return;
+  }
+  const float inv_n = 1.0f / float(n);
+  const float mu = x[0] + sum_minus(x, n, x[0]) * inv_n;
+  float s1, s2;
+  sum_dev(x, n, mu, s1, s2);
+  const float var = std::max(0.0f, (s2 - s1 * s1 * inv_n) * inv_n);
+  mean = mu;
+  rstd = 1.0f / std::sqrt(var + eps);
+}
+
+template <bool HasW, bool HasB>
+void layer_norm_rows(const float* x, const float* w, const float* b, float* y, float* mean, float* rstd, int64_t rows,
+                     int64_t cols, float eps) {
+  parallel_for(rows, row_grain(cols), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * cols;
+      float* yr = y + r * cols;
+      float mu, rs;
+      row_stats(xr, cols, eps, mu, rs);
+      if (mean) mean[r] = mu;
+      if (rstd) rstd[r] = rs;
+      const VF vm = VF::set1(mu), vr = VF::set1(rs);
+      auto norm = [&](VF v, int64_t i, int lanes) {
+        VF h = (v - vm) * vr;
+        if constexpr (HasW && HasB) return fmadd(h, load_lanes(w + i, lanes), load_lanes(b + i, lanes));
+        else if constexpr (HasW) return h * load_lanes(w + i, lanes);
+        else if constexpr (HasB) return h + load_lanes(b + i, lanes);
+        else return h;
+      };
+      int64_t i = 0;
+      for (; i + VF::W <= cols; i += VF::W) norm(VF::load(xr + i), i, VF::W).store(yr + i);
+      if (i < cols) {
+        const int tail = int(cols - i);
+        norm(VF::load_partial(xr + i, tail), i, tail).store_partial(yr + i, tail);
+      }
+    }
+  });
+}
+
+// dweight/dbias partials: rows of `cols` floats, one per chunk; out[j] = sum over chunks in order.
+void combine_partials(const float* partial, int64_t chunks, int64_t cols, float* out) {
+  parallel_for(cols, std::max<int64_t>(VF::W, kGrain / std::max<int64_t>(1, chunks)), [&](int64_t j0, int64_t j1) {
+    int64_t j = j0;
+    for (; j < j1; j += VF::W) {
+      const int lanes = int(std::min<int64_t>(VF::W, j1 - j));
+      VF s = VF::zero();
+      for (int64_t c = 0; c < chunks; ++c) s = s + load_lanes(partial + c * cols + j, lanes);
+      store_lanes(s, out + j, lanes);
+    }
+  });
+}
+
+// With xh = (x - mean) * rstd and g = dy * weight (dy without affine):
+//   dx = rstd * (g - mean(g) - xh * mean(g * xh)),  dweight = sum_rows dy * xh,  dbias = sum_rows dy.
+template <bool HasW>
+void layer_norm_backward_rows(const float* x, const float* w, const float* mean, const float* rstd, const float* dy,
+                              float* dx, float* dw, float* db, int64_t rows, int64_t cols) {
+  const int64_t grain = row_grain(cols), chunks = num_chunks(rows, grain);
+  // Uninitialised: each chunk zeroes its own rows (in its own cache) before accumulating.
+  std::unique_ptr<float[]> pw(dw ? new float[size_t(chunks * cols)] : nullptr);
+  std::unique_ptr<float[]> pb(db ? new float[size_t(chunks * cols)] : nullptr);
+  const float inv_n = cols ? 1.0f / float(cols) : 0.0f;
+  parallel_for_chunks(rows, grain, [&](int64_t c, int64_t r0, int64_t r1) {
+    float* cw = dw ? pw.get() + c * cols : nullptr;
+    float* cb = db ? pb.get() + c * cols : nullptr;
+    if (cw) std::fill(cw, cw + cols, 0.0f);
+    if (cb) std::fill(cb, cb + cols, 0.0f);
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * cols;
+      const float* gr = dy + r * cols;
+      const float mu = mean[r], rs = rstd[r];
+      const VF vm = VF::set1(mu), vr = VF::set1(rs);
+      float* dr = dx ? dx + r * cols : nullptr;
+      // Pass 1: row sums for dx, and this row's share of dweight/dbias. Tail lanes: x padded with
+      // the mean (xh = 0) and dy zero-filled, so they add exact zeros. g = dy * weight is parked
+      // in dx so that pass 2 subtracts mean(g) from the very values that were summed (recomputing
+      // the product could be fused into an FMA there and leave rounding residue times rstd).
+      VF sg = VF::zero(), sgx = VF::zero();
+      for (int64_t i = 0; i < cols; i += VF::W) {
+        const int lanes = int(std::min<int64_t>(VF::W, cols - i));
+        VF xh = ((lanes == VF::W ? VF::load(xr + i) : load_pad(xr + i, lanes, mu)) - vm) * vr;
+        VF g = load_lanes(gr + i, lanes);
+        if (cw) store_lanes(fmadd(g, xh, load_lanes(cw + i, lanes)), cw + i, lanes);
+        if (cb) store_lanes(load_lanes(cb + i, lanes) + g, cb + i, lanes);
+        if (dr) {
+          if constexpr (HasW) g = g * load_lanes(w + i, lanes);
+          store_lanes(g, dr + i, lanes);
+          sg = sg + g;
+          sgx = fmadd(g, xh, sgx);
+        }
+      }
+      if (!dr) continue;
+      // Pass 2: dx = rstd * (g - a - xh * b).
+      const VF a = VF::set1(reduce_add(sg) * inv_n), b = VF::set1(reduce_add(sgx) * inv_n);
+      for (int64_t i = 0; i < cols; i += VF::W) {
+        const int lanes = int(std::min<int64_t>(VF::W, cols - i));
+        VF xh = (load_lanes(xr + i, lanes) - vm) * vr;
+        store_lanes(vr * (load_lanes(dr + i, lanes) - a - xh * b), dr + i, lanes);
+      }
+    }
+  });
+  if (dw) combine_partials(pw.get(), chunks, cols, dw);
+  if (db) combine_partials(pb.get(), chunks, cols, db);
+}
+
+}  // namespace
+
+void layer_norm(const float* x, const float* weight, const float* bias, float* y, float* mean, float* rstd,
+                int64_t rows, int64_t cols, float eps) {
+  if (weight && bias) return layer_norm_rows<true, true>(x, weight, bias, y, mean, rstd, rows, cols, eps);
+  if (weight) return layer_norm_rows<true, false>(x, weight, bias, y, mean, rstd, rows, cols, eps);
+  if (bias) return layer_norm_rows<false, true>(x, weight, bias, y, mean, rstd, rows, cols, eps);
+  layer_norm_rows<false, false>(x, weight, bias, y, mean, rstd, rows, cols, eps);
+}
+
+void layer_norm_backward(const float* x, const float* weight, const float* mean, const float* rstd, const float* dy,
+                         float* dx, float* dweight, float* dbias, int64_t rows, int64_t cols) {
+  if (weight) return layer_norm_backward_rows<true>(x, weight, mean, rstd, dy, dx, dweight, dbias, rows, cols);
+  layer_norm_backward_rows<false>(x, weight, mean, rstd, dy, dx, dweight, dbias, rows, cols);
+}
+
+}  // namespace dv::cpu::DV_ISA
