@@ -2,6 +2,7 @@
 export * from './creation.js';
 export * from './elementwise.js';
 export * from './matmul.js';
+export * from './norm.js';
 export * from './reduce.js';
 export * from './shape.js';
 import './chain.js';

@@ -101,7 +101,7 @@ inline VF operator+(VF a, VF b) { return a.v + b.v; }
 inline VF operator-(VF a, VF b) { return a.v - b.v; }
 inline VF operator*(VF a, VF b) { return a.v * b.v; }
 inline VF operator/(VF a, VF b) { return a.v / b.v; }
-inline VF fmadd(VF a, VF b, VF c) { return std::fma(a.v, b.v, c.v); }
+inline VF fmadd(VF a, VF b, VF c) { return a.v * b.v + c.v; }  // std::fma is a slow libm call without hardware FMA
 inline VF vmax(VF a, VF b) { return a.v > b.v ? a.v : b.v; }
 inline VF vmin(VF a, VF b) { return a.v < b.v ? a.v : b.v; }
 inline VF vsqrt(VF a) { return std::sqrt(a.v); }
