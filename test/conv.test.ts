@@ -152,6 +152,19 @@ test('conv2d results are bitwise identical for any thread count', () => {
   }
 });
 
+test('conv2d on an empty batch gives an empty output and zero weight and bias gradients', () => {
+  dv.scope(() => {
+    const x = fromValues(new Float64Array(0), [0, 3, 8, 8], true);
+    const w = fromValues(randomValues(5 * 3 * 9, 61), [5, 3, 3, 3], true), b = fromValues(randomValues(5, 62), [5], true);
+    const y = conv2d(x, w, b, { padding: 1 });
+    expect(y.shape).toEqual([0, 5, 8, 8]);
+    y.backward({ grad: dv.zeros(y.shape) });
+    expect(x.grad!.shape).toEqual([0, 3, 8, 8]);
+    expect(Array.from(w.grad!.data())).toEqual(new Array(5 * 3 * 9).fill(0));
+    expect(Array.from(b.grad!.data())).toEqual(new Array(5).fill(0));
+  });
+});
+
 test('conv2d validates its arguments', () => {
   dv.scope(() => {
     const x = dv.ones([2, 3, 8, 8]), w = dv.ones([5, 3, 3, 3]), b = dv.ones([5]);
