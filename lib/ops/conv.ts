@@ -1,0 +1,209 @@
+/**
+ * 2-D convolution, NCHW — PyTorch's F.conv2d (no dilation, one group) — as im2col + batched GEMM:
+ * per image, out[n] (Cout, OH·OW) = weight (Cout, Cin·kh·kw) · cols[n] (Cin·kh·kw, OH·OW).
+ *
+ *   const tokens = conv2d(img, w, b, { stride: 4 });          // (N, 3, 32, 32) -> (N, 256, 8, 8)
+ *   const y = conv2d(z, w3, b3, { padding: 1 });               // 3×3 "same" conv
+ */
+import { native } from '../backend/native.js';
+import { record } from '../tensor/autograd.js';
+import { copyInto, formatShape, Tensor } from '../tensor/tensor.js';
+import { argError, checkRank, checkTensor, describe } from './util.js';
+
+export interface Conv2dOptions {
+  /** Step between kernel positions, one number for both axes or [h, w]; default 1. */
+  stride?: number | [number, number];
+  /** Zero padding added on both sides of each axis, one number or [h, w]; default 0. */
+  padding?: number | [number, number];
+}
+
+/**
+ * The largest workspace (floats) one group of images may use for its columns or its per-image
+ * weight gradients (32 MiB); bigger batches are processed in groups of images. The group size
+ * depends only on the shapes, so results do not depend on anything else.
+ */
+const WORKSPACE_FLOATS = 1 << 23;
+
+interface Geometry {
+  n: number; cin: number; h: number; w: number;
+  cout: number; kh: number; kw: number;
+  sh: number; sw: number; ph: number; pw: number;
+  oh: number; ow: number;
+  k: number; // Cin·kh·kw: the GEMM's inner dimension
+  l: number; // OH·OW: output pixels per image
+  group: number; // images per im2col workspace
+  // 1×1 kernel, stride 1, no padding: cols[n] is x[n] itself, so im2col/col2im are skipped.
+  pointwise: boolean;
+}
+
+function pair(arg: string, v: unknown, min: number): [number, number] {
+  const ok = (s: unknown): s is number => typeof s === 'number' && Number.isInteger(s) && s >= min && s <= 2 ** 31;
+  if (ok(v)) return [v, v];
+  if (Array.isArray(v) && v.length === 2 && ok(v[0]) && ok(v[1])) return [v[0], v[1]];
+  throw argError('conv2d', arg, `an integer >= ${min} or a pair [h, w] of them`, describe(v));
+}
+
+function geometry(x: Tensor, weight: Tensor, options: Conv2dOptions): Geometry {
+  if (options === null || typeof options !== 'object') throw argError('conv2d', 'options', 'an object', describe(options));
+  const [n, cin, h, w] = x.shape;
+  const [cout, wcin, kh, kw] = weight.shape;
+  if (wcin !== cin) {
+    throw argError('conv2d', 'weight', `shape [Cout, ${cin}, kh, kw] (x has ${cin} channels: ${formatShape(x.shape)})`,
+      `shape ${formatShape(weight.shape)}`);
+  }
+  if (cin === 0 || h === 0 || w === 0) {
+    throw argError('conv2d', 'x', 'at least one channel and a non-empty image', `shape ${formatShape(x.shape)}`);
+  }
+  if (kh === 0 || kw === 0) throw argError('conv2d', 'weight', 'a non-empty kernel', `shape ${formatShape(weight.shape)}`);
+  const [sh, sw] = pair('options.stride', options.stride ?? 1, 1);
+  const [ph, pw] = pair('options.padding', options.padding ?? 0, 0);
+  if (kh > h + 2 * ph || kw > w + 2 * pw) {
+    throw argError('conv2d', 'weight', `a kernel no larger than the padded input ${h + 2 * ph}×${w + 2 * pw}`,
+      `kernel ${kh}×${kw}`);
+  }
+  const oh = Math.floor((h + 2 * ph - kh) / sh) + 1, ow = Math.floor((w + 2 * pw - kw) / sw) + 1;
+  const k = cin * kh * kw, l = oh * ow;
+  const group = Math.max(1, Math.min(n, Math.floor(WORKSPACE_FLOATS / Math.max(k * l, cout * k, 1))));
+  const pointwise = kh === 1 && kw === 1 && sh === 1 && sw === 1 && ph === 0 && pw === 0;
+  return { n, cin, h, w, cout, kh, kw, sh, sw, ph, pw, oh, ow, k, l, group, pointwise };
+}
+
+/** t itself when contiguous, else a contiguous copy (no autograd) that the caller disposes. */
+function dense(t: Tensor): Tensor {
+  if (t.isContiguous()) return t;
+  const c = Tensor.empty(t.shape, t.dtype);
+  copyInto(t, c);
+  return c;
+}
+
+function im2col(g: Geometry, x: Tensor, n0: number, count: number, cols: Tensor): void {
+  native.im2col(x.buffer, x.offset + n0 * g.cin * g.h * g.w, cols.buffer, cols.offset, count, g.cin, g.h, g.w,
+    g.kh, g.kw, g.sh, g.sw, g.ph, g.pw);
+}
+
+/** y (N, Cout, OH, OW) for dense x and weight; bias may be any layout. */
+function conv2dForward(g: Geometry, x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
+  const out = Tensor.empty([g.n, g.cout, g.oh, g.ow]);
+  if (out.size === 0) return out;
+  // Bias first, broadcast over (N, ·, OH·OW); the GEMM then accumulates onto it (beta = 1).
+  if (bias) {
+    native.copyStrided(bias.buffer, bias.offset, [0, bias.strides[0], 0], out.buffer, 0, [g.cout * g.l, g.l, 1],
+      [g.n, g.cout, g.l]);
+  }
+  const cols = g.pointwise ? null : Tensor.empty([g.group, g.k, g.l]);
+  for (let n0 = 0; n0 < g.n; n0 += g.group) {
+    const count = Math.min(g.group, g.n - n0);
+    if (cols) im2col(g, x, n0, count, cols);
+    const B = cols ?? x, bOffset = cols ? cols.offset : x.offset + n0 * g.k * g.l;
+    // out[n] (Cout × L) = W (Cout × K) · cols[n] (K × L); W is shared by every image (stride 0).
+    native.gemm(weight.buffer, weight.offset, B.buffer, bOffset, out.buffer, n0 * g.cout * g.l, count, g.cout, g.l, g.k,
+      false, false, 1, bias ? 1 : 0, 0, g.k * g.l, g.cout * g.l, g.k, g.l, g.l);
+  }
+  cols?.dispose();
+  return out;
+}
+
+/** d(loss)/d(bias) (Cout) from dense dy (N, Cout, OH, OW): sum over images and pixels. */
+function biasGrad(g: Geometry, dy: Tensor): Tensor {
+  const perImage = Tensor.empty([g.n, g.cout]);
+  native.reduceSum(dy.buffer, dy.offset, perImage.buffer, 0, g.n * g.cout, g.l, 1);
+  const db = Tensor.empty([g.cout]);
+  native.reduceSum(perImage.buffer, 0, db.buffer, 0, 1, g.n, g.cout);
+  perImage.dispose();
+  return db;
+}
+
+/**
+ * d(loss)/d(weight) (Cout, Cin, kh, kw) = Σ_n dy[n] (Cout × L) · cols[n]ᵀ (L × K). Each group's
+ * per-image products land in a workspace and are summed in image order (reduceSum), groups
+ * accumulate in order: deterministic without a GEMM whose output is shared across the batch.
+ */
+function weightGrad(g: Geometry, x: Tensor, dy: Tensor): Tensor {
+  const dw = Tensor.empty([g.cout, g.cin, g.kh, g.kw]);
+  if (g.n === 0) {
+    native.fill(dw.buffer, 0, dw.size, 0);
+    return dw;
+  }
+  const cols = g.pointwise ? null : Tensor.empty([g.group, g.k, g.l]);
+  const perImage = Tensor.empty([g.group, g.cout, g.k]);
+  const groupSum = g.n > g.group ? Tensor.empty([g.cout, g.k]) : null;
+  for (let n0 = 0; n0 < g.n; n0 += g.group) {
+    const count = Math.min(g.group, g.n - n0);
+    if (cols) im2col(g, x, n0, count, cols);
+    const B = cols ?? x, bOffset = cols ? cols.offset : x.offset + n0 * g.k * g.l;
+    // perImage[n] (Cout × K) = dy[n] (Cout × L) · cols[n]ᵀ, cols[n] stored K × L (transB)
+    native.gemm(dy.buffer, dy.offset + n0 * g.cout * g.l, B.buffer, bOffset, perImage.buffer, 0, count, g.cout, g.k, g.l,
+      false, true, 1, 0, g.cout * g.l, g.k * g.l, g.cout * g.k, g.l, g.l, g.k);
+    if (n0 === 0) {
+      native.reduceSum(perImage.buffer, 0, dw.buffer, 0, 1, count, g.cout * g.k);
+    } else {
+      native.reduceSum(perImage.buffer, 0, groupSum!.buffer, 0, 1, count, g.cout * g.k);
+      native.axpby(dw.buffer, 0, groupSum!.buffer, 0, dw.size, 1, 1);
+    }
+  }
+  cols?.dispose();
+  perImage.dispose();
+  groupSum?.dispose();
+  return dw;
+}
+
+/** d(loss)/d(x) (N, Cin, H, W): dcols[n] (K × L) = Wᵀ (K × Cout) · dy[n], folded back by col2im. */
+function inputGrad(g: Geometry, weight: Tensor, dy: Tensor): Tensor {
+  const dx = Tensor.empty([g.n, g.cin, g.h, g.w]);
+  const dcols = g.pointwise ? null : Tensor.empty([g.group, g.k, g.l]);
+  for (let n0 = 0; n0 < g.n; n0 += g.group) {
+    const count = Math.min(g.group, g.n - n0);
+    // Pointwise: dcols[n] is dx[n], so the GEMM writes the gradient in place.
+    const C = dcols ?? dx, cOffset = dcols ? dcols.offset : n0 * g.k * g.l;
+    // W stored Cout × K is op(A) = Wᵀ with transA; shared by every image (stride 0).
+    native.gemm(weight.buffer, weight.offset, dy.buffer, dy.offset + n0 * g.cout * g.l, C.buffer, cOffset, count, g.k,
+      g.l, g.cout, true, false, 1, 0, 0, g.cout * g.l, g.k * g.l, g.k, g.l, g.l);
+    if (dcols) {
+      native.col2im(dcols.buffer, dcols.offset, dx.buffer, n0 * g.cin * g.h * g.w, count, g.cin, g.h, g.w, g.kh, g.kw,
+        g.sh, g.sw, g.ph, g.pw);
+    }
+  }
+  dcols?.dispose();
+  return dx;
+}
+
+/**
+ * 2-D convolution (cross-correlation, as PyTorch) of x (N, Cin, H, W) with weight
+ * (Cout, Cin, kh, kw) and optional bias (Cout): y (N, Cout, OH, OW) with
+ * OH = ⌊(H + 2·padH - kh) / strideH⌋ + 1 (likewise OW). Gradients flow to x, weight and bias.
+ */
+export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, options: Conv2dOptions = {}): Tensor {
+  checkTensor('conv2d', 'x', x);
+  checkTensor('conv2d', 'weight', weight);
+  checkRank('conv2d', 'x', x, 4);
+  checkRank('conv2d', 'weight', weight, 4);
+  if (bias !== null) {
+    checkTensor('conv2d', 'bias', bias);
+    if (bias.rank !== 1 || bias.shape[0] !== weight.shape[0]) {
+      throw argError('conv2d', 'bias', `shape [${weight.shape[0]}] (one per output channel)`, `shape ${formatShape(bias.shape)}`);
+    }
+  }
+  const g = geometry(x, weight, options);
+  const X = dense(x), W = dense(weight);
+  const out = conv2dForward(g, X, W, bias);
+  if (X !== x) X.dispose();
+  if (W !== weight) W.dispose();
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  return record('conv2d', out, inputs, (dy) => {
+    const G = dense(dy);
+    const grads: (Tensor | null)[] = [null, null, null];
+    if (x.requiresGrad) {
+      const Wb = dense(weight);
+      grads[0] = inputGrad(g, Wb, G);
+      if (Wb !== weight) Wb.dispose();
+    }
+    if (weight.requiresGrad) {
+      const Xb = dense(x);
+      grads[1] = weightGrad(g, Xb, G);
+      if (Xb !== x) Xb.dispose();
+    }
+    if (bias?.requiresGrad) grads[2] = biasGrad(g, G);
+    if (G !== dy) G.dispose();
+    return bias ? grads : grads.slice(0, 2);
+  });
+}

@@ -1,0 +1,55 @@
+/**
+ * Embedding lookup — PyTorch's F.embedding: rows of a table gathered at int32 indices; the
+ * gradient scatter-adds back into the table (repeated indices add up).
+ *
+ *   const emb = embedding(labelTable, labels);   // table (classes + 1, D), labels (N) int32 -> (N, D)
+ */
+import { native } from '../backend/native.js';
+import { record } from '../tensor/autograd.js';
+import { copyInto, formatShape, Tensor } from '../tensor/tensor.js';
+import { argError, checkRank, checkTensor } from './util.js';
+
+/** The native kernels take at most this many index dims (as the strided copies do). */
+const MAX_INDEX_RANK = 8;
+
+/** t itself when contiguous, else a contiguous copy (no autograd) that the caller disposes. */
+function dense(t: Tensor): Tensor {
+  if (t.isContiguous()) return t;
+  const c = Tensor.empty(t.shape, t.dtype);
+  copyInto(t, c);
+  return c;
+}
+
+/**
+ * table (rows, dim) float32 gathered at indices (any shape, int32): (...indices.shape, dim).
+ * An index outside [0, rows) throws before anything is written, naming its value and position.
+ * Gradients flow to the table only.
+ */
+export function embedding(table: Tensor, indices: Tensor): Tensor {
+  checkTensor('embedding', 'table', table);
+  checkRank('embedding', 'table', table, 2);
+  checkTensor('embedding', 'indices', indices, 'int32');
+  if (indices.rank > MAX_INDEX_RANK) {
+    throw argError('embedding', 'indices', `rank <= ${MAX_INDEX_RANK}`, `shape ${formatShape(indices.shape)}`);
+  }
+  const [rows, dim] = table.shape;
+  const T = dense(table), I = dense(indices);
+  const out = Tensor.empty([...indices.shape, dim]);
+  try {
+    native.embedding(T.buffer, T.offset, rows, dim, I.buffer, I.offset, [...indices.shape], out.buffer, 0);
+  } catch (err) {
+    out.dispose();
+    throw err;
+  } finally {
+    if (T !== table) T.dispose();
+    if (I !== indices) I.dispose();
+  }
+  return record('embedding', out, [table], (dy) => {
+    const G = dense(dy), Ib = dense(indices);
+    const dtable = Tensor.empty([rows, dim]);
+    native.embeddingBackward(G.buffer, G.offset, Ib.buffer, Ib.offset, [...indices.shape], dtable.buffer, 0, rows, dim);
+    if (G !== dy) G.dispose();
+    if (Ib !== indices) Ib.dispose();
+    return [dtable];
+  });
+}

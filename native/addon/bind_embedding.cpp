@@ -1,0 +1,82 @@
+// Bindings for cpu/embedding.h. Every index is checked against the table before anything is
+// written; a bad one is reported with its value and its position in the indices tensor.
+#include <string>
+
+#include "addon/args.h"
+#include "addon/registry.h"
+#include "cpu/elementwise.h"
+#include "cpu/embedding.h"
+
+namespace dv::addon {
+namespace {
+constexpr int64_t kMaxSize = int64_t(1) << 40;
+
+// "[1, 2]": the multi-index of flat position `pos` in a row-major tensor of `shape`.
+std::string position(const std::vector<int64_t>& shape, int64_t pos) {
+  std::vector<int64_t> idx(shape.size());
+  for (size_t d = shape.size(); d-- > 0;) {
+    idx[d] = pos % shape[d];
+    pos /= shape[d];
+  }
+  std::string s = "[";
+  for (size_t d = 0; d < idx.size(); ++d) s += (d ? ", " : "") + std::to_string(idx[d]);
+  return s + "]";
+}
+
+// Throws the standard argument error when an index falls outside [0, rows).
+void require_valid_indices(Args& a, int arg, const int32_t* indices, const std::vector<int64_t>& shape, int64_t n,
+                           int64_t rows) {
+  int64_t bad = cpu::first_invalid_index(indices, n, rows);
+  if (bad >= 0)
+    a.fail(arg, "values in [0, " + std::to_string(rows) + ") (rows of the table)",
+           std::to_string(indices[bad]) + " at position " + position(shape, bad));
+}
+}  // namespace
+
+// embedding(table, tableOffset, rows, dim, indices, indicesOffset, indicesShape, out, outOffset):
+// out (...indicesShape, dim) = table (rows, dim) [indices]
+DV_BINDING(embedding) {
+  Args a(info, "embedding",
+         {"table", "tableOffset", "rows", "dim", "indices", "indicesOffset", "indicesShape", "out", "outOffset"});
+  Buffer& table = a.buffer(0, DType::f32);
+  Buffer& indices = a.buffer(4, DType::i32);
+  Buffer& out = a.buffer(7, DType::f32);
+  int64_t to = a.integer(1), io = a.integer(5), oo = a.integer(8);
+  int64_t rows = a.integer(2, 0, kMaxSize), dim = a.integer(3, 0, kMaxSize);
+  std::vector<int64_t> shape = a.integers(6, cpu::kMaxRank, 0, kMaxSize);
+  int64_t n = checked_numel(shape);
+  if (n > kMaxSize) a.fail(6, "at most 2^40 elements", std::to_string(n));
+  a.require_extent(0, table, to, checked_numel({rows, dim}));
+  a.require_extent(4, indices, io, n);
+  a.require_extent(7, out, oo, checked_numel({n, dim}));
+  const int32_t* idx = indices.as<int32_t>() + io;
+  require_valid_indices(a, 4, idx, shape, n, rows);
+  if (dim == 0 || n == 0) return info.Env().Undefined();
+  cpu::embedding_gather(table.as<float>() + to, dim, idx, n, out.as<float>() + oo);
+  return info.Env().Undefined();
+}
+
+// embeddingBackward(dy, dyOffset, indices, indicesOffset, indicesShape, dtable, dtableOffset, rows, dim):
+// dtable (rows, dim) = 0, then dtable[indices[k]] += dy[k] in index order (dy is (...indicesShape, dim))
+DV_BINDING(embeddingBackward) {
+  Args a(info, "embeddingBackward",
+         {"dy", "dyOffset", "indices", "indicesOffset", "indicesShape", "dtable", "dtableOffset", "rows", "dim"});
+  Buffer& dy = a.buffer(0, DType::f32);
+  Buffer& indices = a.buffer(2, DType::i32);
+  Buffer& dtable = a.buffer(5, DType::f32);
+  int64_t dyo = a.integer(1), io = a.integer(3), dto = a.integer(6);
+  int64_t rows = a.integer(7, 0, kMaxSize), dim = a.integer(8, 0, kMaxSize);
+  std::vector<int64_t> shape = a.integers(4, cpu::kMaxRank, 0, kMaxSize);
+  int64_t n = checked_numel(shape);
+  if (n > kMaxSize) a.fail(4, "at most 2^40 elements", std::to_string(n));
+  a.require_extent(0, dy, dyo, checked_numel({n, dim}));
+  a.require_extent(2, indices, io, n);
+  a.require_extent(5, dtable, dto, checked_numel({rows, dim}));
+  const int32_t* idx = indices.as<int32_t>() + io;
+  require_valid_indices(a, 2, idx, shape, n, rows);
+  if (rows == 0 || dim == 0) return info.Env().Undefined();
+  cpu::embedding_scatter_add(dy.as<float>() + dyo, dim, idx, n, dtable.as<float>() + dto, rows);
+  return info.Env().Undefined();
+}
+
+}  // namespace dv::addon

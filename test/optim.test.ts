@@ -1,0 +1,113 @@
+import { expect, test } from 'vitest';
+
+import * as dv from '../lib/index.js';
+import { native } from '../lib/backend/native.js';
+import { adamwUpdate, type AdamWOptions } from '../lib/ops/optim.js';
+import { describeEachLevel, expectClose, fromValues, ODD_SIZES, randomValues, recordError, toF32 } from './helpers.js';
+
+interface Hyper { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number }
+
+/** torch.optim.AdamW's single-tensor update in float64, in place on p, m, v. */
+function refAdamW(p: Float64Array, g: Float64Array, m: Float64Array, v: Float64Array, h: Hyper, step: number): void {
+  const bc1 = 1 - h.beta1 ** step, bc2 = 1 - h.beta2 ** step;
+  for (let i = 0; i < p.length; i++) {
+    p[i] *= 1 - h.lr * h.weightDecay;
+    m[i] = h.beta1 * m[i] + (1 - h.beta1) * g[i];
+    v[i] = h.beta2 * v[i] + (1 - h.beta2) * g[i] * g[i];
+    p[i] -= (h.lr / bc1) * m[i] / (Math.sqrt(v[i]) / Math.sqrt(bc2) + h.eps);
+  }
+}
+
+const PYTORCH_DEFAULTS: Hyper = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 };
+
+/** Runs 5 steps with fresh random gradients on both sides and compares p, m, v after each. */
+function checkSteps(n: number, h: Hyper, options: (step: number) => AdamWOptions, seed: number): void {
+  const p = toF32(randomValues(n, seed)), m = new Float64Array(n), v = new Float64Array(n);
+  dv.scope(() => {
+    const pt = fromValues(p, [n]), mt = dv.zeros([n]), vt = dv.zeros([n]);
+    let worst = 0;
+    for (let step = 1; step <= 5; step++) {
+      // Gradients of varied scale per element, so the v-normalisation matters. m = β1 m + (1-β1) g
+      // can cancel, so m is held to an absolute 1e-7 (a few float32 ulps of the O(1) terms).
+      const g = toF32(randomValues(n, seed * 10 + step, 1).map((x, i) => x * (i % 3 === 0 ? 1e-3 : 1)));
+      refAdamW(p, g, m, v, h, step);
+      adamwUpdate(pt, fromValues(g, [n]), mt, vt, options(step));
+      worst = Math.max(worst,
+        expectClose(pt.data(), p, { atol: 1e-6, rtol: 1e-5 }, `param after step ${step}`),
+        expectClose(mt.data(), m, { atol: 1e-7, rtol: 1e-5 }, `exp_avg after step ${step}`),
+        expectClose(vt.data(), v, { atol: 1e-12, rtol: 1e-5 }, `exp_avg_sq after step ${step}`));
+    }
+    recordError(`adamw wd=${h.weightDecay}`, worst);
+  });
+}
+
+describeEachLevel('adamwUpdate', () => {
+  const hyper = { lr: 0.05, beta1: 0.8, beta2: 0.95, eps: 1e-6 };
+  test.each([...ODD_SIZES, 40000])('%i elements, weight decay 0.1', (n) => {
+    const h = { ...hyper, weightDecay: 0.1 };
+    checkSteps(n, h, (step) => ({ ...h, step }), n);
+  });
+  test.each([17, 40000])('%i elements, weight decay off', (n) => {
+    const h = { ...hyper, weightDecay: 0 };
+    checkSteps(n, h, (step) => ({ ...h, step }), n + 1);
+  });
+  test('defaults are torch.optim.AdamW\'s (betas 0.9, 0.999, eps 1e-8, weight decay 0.01)', () => {
+    checkSteps(65, PYTORCH_DEFAULTS, (step) => ({ lr: 1e-3, step }), 3);
+  });
+});
+
+test('adamwUpdate works on any shape and leaves the gradient untouched', () => {
+  dv.scope(() => {
+    const g0 = toF32(randomValues(12, 5));
+    const p = fromValues(randomValues(12, 4), [3, 4]), g = fromValues(g0, [3, 4]);
+    const m = dv.zeros([3, 4]), v = dv.zeros([3, 4]);
+    const before = p.data();
+    adamwUpdate(p, g, m, v, { lr: 0.1, weightDecay: 0, step: 1 });
+    // Step 1 from zero moments moves every parameter by lr·sign(g) (up to eps).
+    const after = p.data();
+    for (let i = 0; i < 12; i++) expect(after[i] - before[i]).toBeCloseTo(-0.1 * Math.sign(g0[i]), 5);
+    expect(Array.from(g.data())).toEqual(Array.from(Float32Array.from(g0)));
+  });
+});
+
+test('adamwUpdate validates tensors and hyper-parameters', () => {
+  dv.scope(() => {
+    const p = dv.ones([4, 5]), g = dv.ones([4, 5]), m = dv.zeros([4, 5]), v = dv.zeros([4, 5]);
+    const ok = { lr: 1e-3, step: 1 };
+    expect(() => adamwUpdate(p, dv.ones([5, 4]), m, v, ok))
+      .toThrow("diffvit.adamwUpdate: argument 'grad' expected shape [4, 5] (the shape of param), received shape [5, 4]");
+    expect(() => adamwUpdate(p, dv.transpose(dv.ones([5, 4]), 0, 1), m, v, ok))
+      .toThrow(/argument 'grad' expected a contiguous tensor, received a strided view of shape \[4, 5\]/);
+    expect(() => adamwUpdate(p, g, dv.zeros([4, 5], 'int32'), v, ok)).toThrow(/argument 'expAvg' expected dtype float32, received int32/);
+    expect(() => adamwUpdate(p, g, m, dv.zeros([20]), ok)).toThrow(/argument 'expAvgSq' expected shape \[4, 5\]/);
+    expect(() => adamwUpdate(p, g, m, v, { lr: -1, step: 1 })).toThrow(/argument 'options.lr' expected a finite number >= 0, received -1/);
+    expect(() => adamwUpdate(p, g, m, v, { lr: NaN, step: 1 })).toThrow(/argument 'options.lr'/);
+    expect(() => adamwUpdate(p, g, m, v, { ...ok, beta1: 1 })).toThrow(/argument 'options.beta1' expected a number in \[0, 1\), received 1/);
+    expect(() => adamwUpdate(p, g, m, v, { ...ok, beta2: -0.1 })).toThrow(/argument 'options.beta2'/);
+    expect(() => adamwUpdate(p, g, m, v, { ...ok, eps: -1e-8 })).toThrow(/argument 'options.eps'/);
+    expect(() => adamwUpdate(p, g, m, v, { ...ok, weightDecay: -0.1 })).toThrow(/argument 'options.weightDecay'/);
+    expect(() => adamwUpdate(p, g, m, v, { lr: 1e-3, step: 0 })).toThrow(/argument 'options.step' expected an integer >= 1, received 0/);
+    expect(() => adamwUpdate(p, g, m, v, { lr: 1e-3, step: 1.5 })).toThrow(/argument 'options.step'/);
+    // The same tensor as param and state would be read and written in one pass.
+    expect(() => adamwUpdate(p, g, m, m, ok)).toThrow(/diffvit\.adamw: argument 'expAvgSq' expected memory not overlapping 'expAvg'/);
+    expect(Array.from(p.data())).toEqual(new Array(20).fill(1));
+  });
+});
+
+test('adamw binding checks extents and hyper-parameters', () => {
+  const b = new native.NativeBuffer('cpu', 'float32', 40);
+  const c = new native.NativeBuffer('cpu', 'float32', 10);
+  try {
+    expect(() => native.adamw(b, 0, b, 5, b, 20, c, 0, 10, 1e-3, 0.9, 0.999, 1e-8, 0, 1))
+      .toThrow(/diffvit\.adamw: argument 'grad' expected memory not overlapping 'param'/);
+    expect(() => native.adamw(b, 0, b, 10, b, 20, c, 5, 10, 1e-3, 0.9, 0.999, 1e-8, 0, 1))
+      .toThrow(/argument 'expAvgSq' expected at least 15 float32 elements/);
+    expect(() => native.adamw(b, 0, b, 10, b, 20, c, 0, 10, 1e-3, 1.5, 0.999, 1e-8, 0, 1))
+      .toThrow(/argument 'beta1' expected a number in \[0, 1\), received 1.5/);
+    expect(() => native.adamw(b, 0, b, 10, b, 20, c, 0, 10, 1e-3, 0.9, 0.999, 1e-8, 0, 0))
+      .toThrow(/argument 'step' expected an integer in \[1,/);
+  } finally {
+    b.dispose();
+    c.dispose();
+  }
+});
