@@ -14,8 +14,9 @@ import type { AttentionKernels } from './kernels/attention.js';
 import type { NormKernels } from './kernels/norm.js';
 import type { ConvKernels } from './kernels/conv.js';
 import type { OptimKernels } from './kernels/optim.js';
+import type { EdmKernels } from './kernels/edm.js';
 
-export interface NativeAddon extends CoreKernels, GemmKernels, AttentionKernels, NormKernels, ConvKernels, OptimKernels {}
+export interface NativeAddon extends CoreKernels, GemmKernels, AttentionKernels, NormKernels, ConvKernels, OptimKernels, EdmKernels {}
 
 /** The package root: the nearest directory above this file holding diffvit's package.json. */
 export function packageRoot(): string {

@@ -56,7 +56,7 @@ export function mean(x: Tensor, axes?: number | readonly number[], keepDims = fa
   const count = reduced.reduce((a, d) => a * x.shape[d], 1);
   const s = sum(x, reduced, keepDims);
   const out = mulScalar(s, count === 0 ? NaN : 1 / count);
-  s.dispose();
+  if (!out.requiresGrad) s.dispose(); // else s is a link of the tape (the enclosing scope frees it)
   return out;
 }
 

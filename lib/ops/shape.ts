@@ -156,7 +156,7 @@ export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
   const d = normAxis('stack', dim, tensors[0].rank + 1, 'dim');
   const parts = tensors.map((t) => unsqueeze(t, d));
   const out = concat(parts, d);
-  for (const p of parts) p.dispose();
+  if (!out.requiresGrad) for (const p of parts) p.dispose(); // else they are links of the tape
   return out;
 }
 

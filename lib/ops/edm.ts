@@ -1,0 +1,103 @@
+/**
+ * The fused EDM noise-prediction step as ops (kernels in native/cpu/edm.cpp):
+ *   edmNoiseInputs   — x_noisy = y + σ·n and x_in = c_in·x_noisy in one pass (n from a Generator);
+ *   edmWeightedLoss  — D = c_skip·x_noisy + c_out·F and mean λ(σ)(D − y)², with dL/dF, in one pass;
+ *   edmSamplerUpdate — guidance mix, d = (x − D)/σ and the Euler/Heun update in one pass.
+ */
+import { native } from '../backend/native.js';
+import { record } from '../tensor/autograd.js';
+import { defaultGenerator, type Generator } from '../tensor/random.js';
+import { copyInto, formatShape, Tensor } from '../tensor/tensor.js';
+import { argError, checkTensor } from './util.js';
+
+function checkImages(op: string, arg: string, t: Tensor, shape?: readonly number[]): void {
+  checkTensor(op, arg, t);
+  if (!t.isContiguous()) throw argError(op, arg, 'a contiguous tensor', `a strided view ${formatShape(t.shape)}`);
+  if (shape && (t.rank !== shape.length || t.shape.some((s, i) => s !== shape[i]))) throw argError(op, arg, `shape ${formatShape(shape)}`, formatShape(t.shape));
+}
+
+/** The kernels address these buffers from element 0: a view into a larger buffer is copied. */
+function fromOrigin(t: Tensor): Tensor {
+  if (t.offset === 0) return t;
+  const c = Tensor.empty(t.shape);
+  copyInto(t, c);
+  return c;
+}
+
+function checkSigmas(op: string, sigmas: Tensor, batch: number): void {
+  checkImages(op, 'sigmas', sigmas, [batch]);
+}
+
+/** y: (B, ...) clean images, sigmas: (B). Draws n ~ N(0, 1) from `generator`. */
+export function edmNoiseInputs(y: Tensor, sigmas: Tensor, generator: Generator = defaultGenerator, sigmaData = 0.5): { xNoisy: Tensor; xIn: Tensor } {
+  checkImages('edmNoiseInputs', 'y', y);
+  const B = y.shape[0], per = y.size / Math.max(B, 1);
+  checkSigmas('edmNoiseInputs', sigmas, B);
+  const xNoisy = Tensor.empty(y.shape), xIn = Tensor.empty(y.shape);
+  native.edmNoise(y.buffer, y.offset, sigmas.buffer, sigmas.offset, B, per, generator.seed, generator.take(y.size), sigmaData, xNoisy.buffer, xIn.buffer);
+  return { xNoisy, xIn };
+}
+
+/** The EDM loss from the network output F (B, ...): a scalar whose gradient flows into F. */
+export function edmWeightedLoss(F: Tensor, xNoisy: Tensor, y: Tensor, sigmas: Tensor, sigmaData = 0.5): Tensor {
+  checkImages('edmWeightedLoss', 'y', y);
+  checkImages('edmWeightedLoss', 'F', F, y.shape);
+  checkImages('edmWeightedLoss', 'xNoisy', xNoisy, y.shape);
+  const B = y.shape[0], per = y.size / B;
+  checkSigmas('edmWeightedLoss', sigmas, B);
+  const dF = Tensor.empty(F.shape);
+  const xn = fromOrigin(xNoisy);
+  const value = native.edmLoss(F.buffer, F.offset, xn.buffer, y.buffer, y.offset, sigmas.buffer, sigmas.offset, B, per, sigmaData, dF.buffer);
+  if (xn !== xNoisy) xn.dispose();
+  const loss = Tensor.empty([]);
+  native.fill(loss.buffer, 0, 1, value);
+  const out = record('edmWeightedLoss', loss, [F], (dy) => {
+    const g = dy.item();
+    const grad = Tensor.empty(F.shape);
+    native.fill(grad.buffer, 0, grad.size, 0);
+    native.axpby(grad.buffer, 0, dF.buffer, 0, grad.size, 0, g);
+    dF.dispose();
+    return [grad];
+  });
+  if (!out.requiresGrad) dF.dispose();
+  return out;
+}
+
+export interface SamplerUpdate {
+  /** Network output for x: (B, ...) or, with guidance, (2B, ...) — conditional half first. */
+  F: Tensor;
+  /** Where F was evaluated, (B, ...). */
+  x: Tensor;
+  sigma: number;
+  /** Guidance scale w (used when F holds both halves). */
+  guidance?: number;
+  /** x_next = base + h·(a·dPrev + b·d). */
+  base: Tensor;
+  h: number;
+  dPrev?: Tensor | null;
+  a?: number;
+  b?: number;
+  sigmaData?: number;
+}
+
+/** One fused sampler update; returns x_next and the slope d = (x − D_w)/σ. */
+export function edmSamplerUpdate(u: SamplerUpdate): { xNext: Tensor; d: Tensor } {
+  const op = 'edmSamplerUpdate';
+  checkImages(op, 'x', u.x);
+  checkImages(op, 'base', u.base, u.x.shape);
+  if (u.dPrev) checkImages(op, 'dPrev', u.dPrev, u.x.shape);
+  const B = u.x.shape[0], per = u.x.size / Math.max(B, 1);
+  checkImages(op, 'F', u.F);
+  const guided = u.F.shape[0] === 2 * B && B > 0;
+  if (!guided && u.F.shape[0] !== B) throw argError(op, 'F', `${B} or ${2 * B} (guided) images`, formatShape(u.F.shape));
+  if (u.F.size !== (guided ? 2 : 1) * u.x.size) throw argError(op, 'F', `images shaped like x ${formatShape(u.x.shape)}`, formatShape(u.F.shape));
+  const xNext = Tensor.empty(u.x.shape), d = Tensor.empty(u.x.shape);
+  const inputs = [u.F, u.x, u.base, u.dPrev ?? null].map((t) => (t ? fromOrigin(t) : null));
+  const [F, x, base, dPrev] = inputs;
+  native.edmSamplerStep(F!.buffer, x!.buffer, base!.buffer, dPrev?.buffer ?? null, d.buffer, xNext.buffer, B, per, guided,
+    u.guidance ?? 1, u.sigma, u.sigmaData ?? 0.5, u.h, u.a ?? 0, u.b ?? 1);
+  inputs.forEach((t, i) => {
+    if (t && t !== [u.F, u.x, u.base, u.dPrev][i]) t.dispose();
+  });
+  return { xNext, d };
+}

@@ -1,0 +1,104 @@
+// Bindings for cpu/edm.h (the fused EDM noise-prediction step).
+#include "addon/args.h"
+#include "addon/registry.h"
+#include "cpu/edm.h"
+
+namespace dv::addon {
+namespace {
+constexpr int64_t kMaxSize = int64_t(1) << 40;
+
+// Sigmas must be positive and finite: every coefficient divides by or takes the log of them.
+void check_sigmas(Args& a, int i, const Buffer& sigma, int64_t offset, int64_t batch) {
+  const float* s = sigma.as<float>() + offset;
+  for (int64_t b = 0; b < batch; ++b) {
+    if (!(s[b] > 0.0f) || s[b] > 3.4e38f) {
+      char value[32];
+      snprintf(value, sizeof value, "%g", static_cast<double>(s[b]));
+      a.fail(i, "positive finite sigmas", std::string(value) + " at index " + std::to_string(b));
+    }
+  }
+}
+}  // namespace
+
+// edmNoise(y, yOffset, sigma, sigmaOffset, batch, per, seed, counter, sigmaData, xNoisy, xIn)
+DV_BINDING(edmNoise) {
+  Args a(info, "edmNoise", {"y", "yOffset", "sigma", "sigmaOffset", "batch", "per", "seed", "counter", "sigmaData", "xNoisy", "xIn"});
+  Buffer& y = a.buffer(0, DType::f32);
+  Buffer& sigma = a.buffer(2, DType::f32);
+  Buffer& xn = a.buffer(9, DType::f32);
+  Buffer& xi = a.buffer(10, DType::f32);
+  int64_t yo = a.integer(1), so = a.integer(3), batch = a.integer(4, 0, kMaxSize), per = a.integer(5, 0, kMaxSize);
+  uint64_t seed = a.integer(6, 0, int64_t(1) << 53), counter = a.integer(7, 0, int64_t(1) << 53);
+  float sd = static_cast<float>(a.number(8));
+  if (!(sd > 0)) a.fail(8, "a positive sigma_data", std::to_string(sd));
+  int64_t n = checked_numel({batch, per});
+  a.require_extent(0, y, yo, n);
+  a.require_extent(2, sigma, so, batch);
+  a.require_extent(9, xn, 0, n);
+  a.require_extent(10, xi, 0, n);
+  check_sigmas(a, 2, sigma, so, batch);
+  cpu::edm_noise(y.as<float>() + yo, sigma.as<float>() + so, batch, per, seed, counter, sd, xn.as<float>(), xi.as<float>());
+  return info.Env().Undefined();
+}
+
+// edmLoss(F, FOffset, xNoisy, y, yOffset, sigma, sigmaOffset, batch, per, sigmaData, dF) -> mean loss
+DV_BINDING(edmLoss) {
+  Args a(info, "edmLoss", {"F", "FOffset", "xNoisy", "y", "yOffset", "sigma", "sigmaOffset", "batch", "per", "sigmaData", "dF"});
+  Buffer& F = a.buffer(0, DType::f32);
+  Buffer& xn = a.buffer(2, DType::f32);
+  Buffer& y = a.buffer(3, DType::f32);
+  Buffer& sigma = a.buffer(5, DType::f32);
+  Buffer& dF = a.buffer(10, DType::f32);
+  int64_t fo = a.integer(1), yo = a.integer(4), so = a.integer(6), batch = a.integer(7, 1, kMaxSize), per = a.integer(8, 1, kMaxSize);
+  float sd = static_cast<float>(a.number(9));
+  if (!(sd > 0)) a.fail(9, "a positive sigma_data", std::to_string(sd));
+  int64_t n = checked_numel({batch, per});
+  a.require_extent(0, F, fo, n);
+  a.require_extent(2, xn, 0, n);
+  a.require_extent(3, y, yo, n);
+  a.require_extent(5, sigma, so, batch);
+  a.require_extent(10, dF, 0, n);
+  check_sigmas(a, 5, sigma, so, batch);
+  double loss = cpu::edm_loss(F.as<float>() + fo, xn.as<float>(), y.as<float>() + yo, sigma.as<float>() + so, batch, per, sd, dF.as<float>());
+  return Napi::Number::New(info.Env(), loss);
+}
+
+// edmSamplerStep(F, x, base, dPrev|null, dOut, xNext, batch, per, guided, guidance, sigma, sigmaData, h, a, b)
+DV_BINDING(edmSamplerStep) {
+  Args a(info, "edmSamplerStep", {"F", "x", "base", "dPrev", "dOut", "xNext", "batch", "per", "guided", "guidance", "sigma", "sigmaData", "h", "a", "b"});
+  cpu::EdmStepArgs s{};
+  Buffer& F = a.buffer(0, DType::f32);
+  Buffer& x = a.buffer(1, DType::f32);
+  Buffer& base = a.buffer(2, DType::f32);
+  Buffer* dPrev = a.optional_buffer(3, DType::f32);
+  Buffer& dOut = a.buffer(4, DType::f32);
+  Buffer& xNext = a.buffer(5, DType::f32);
+  s.batch = a.integer(6, 0, kMaxSize);
+  s.per = a.integer(7, 0, kMaxSize);
+  s.guided = a.boolean(8);
+  s.guidance = static_cast<float>(a.number(9));
+  s.sigma = static_cast<float>(a.number(10));
+  s.sigma_data = static_cast<float>(a.number(11));
+  s.h = static_cast<float>(a.number(12));
+  s.a = static_cast<float>(a.number(13));
+  s.b = static_cast<float>(a.number(14));
+  if (!(s.sigma > 0)) a.fail(10, "a positive sigma", std::to_string(s.sigma));
+  if (!(s.sigma_data > 0)) a.fail(11, "a positive sigma_data", std::to_string(s.sigma_data));
+  int64_t n = checked_numel({s.batch, s.per});
+  a.require_extent(0, F, 0, s.guided ? checked_numel({2, n}) : n);
+  a.require_extent(1, x, 0, n);
+  a.require_extent(2, base, 0, n);
+  if (dPrev) a.require_extent(3, *dPrev, 0, n);
+  a.require_extent(4, dOut, 0, n);
+  a.require_extent(5, xNext, 0, n);
+  s.F = F.as<float>();
+  s.x = x.as<float>();
+  s.base = base.as<float>();
+  s.d_prev = dPrev ? dPrev->as<float>() : nullptr;
+  s.d_out = dOut.as<float>();
+  s.x_next = xNext.as<float>();
+  cpu::edm_sampler_step(s);
+  return info.Env().Undefined();
+}
+
+}  // namespace dv::addon

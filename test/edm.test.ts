@@ -1,0 +1,97 @@
+/** The fused EDM kernels against the unfused composition of ops (and float64 for the coefficients). */
+import { describe, expect, test } from 'vitest';
+
+import * as dv from '../lib/index.js';
+import { coefficientTensors, preconditioning } from '../lib/diffusion/edm.js';
+import { edmNoiseInputs, edmSamplerUpdate, edmWeightedLoss } from '../lib/ops/edm.js';
+import { expectClose, fromValues, randomValues } from './helpers.js';
+
+const SHAPES: [number, number, number, number][] = [[1, 1, 1, 1], [3, 3, 5, 5], [2, 1, 17, 3]];
+const SIGMAS = [0.002, 0.7, 80];
+
+describe('EDM preconditioning', () => {
+  test('coefficients match EDM Table 1', () => {
+    const sd = 0.5;
+    for (const s of [0.002, 0.5, 3, 80]) {
+      const c = preconditioning(s, sd);
+      expect(c.c_skip).toBeCloseTo(sd ** 2 / (s ** 2 + sd ** 2), 14);
+      expect(c.c_out).toBeCloseTo((s * sd) / Math.sqrt(s ** 2 + sd ** 2), 14);
+      expect(c.c_in).toBeCloseTo(1 / Math.sqrt(s ** 2 + sd ** 2), 14);
+      expect(c.c_noise).toBeCloseTo(Math.log(s) / 4, 14);
+      expect(c.weight * c.c_out ** 2).toBeCloseTo(1, 12); // λ·c_out² = 1: unit effective weight
+    }
+  });
+});
+
+describe.each(SHAPES)('fused EDM step on (%i, %i, %i, %i)', (B, C, H, W) => {
+  const shape = [B, C, H, W];
+  const n = B * C * H * W;
+  const sigmas = Array.from({ length: B }, (_, i) => SIGMAS[i % SIGMAS.length]);
+
+  test('(a) noise injection + input scaling equals randn·σ + y, then ·c_in', () => {
+    dv.scope(() => {
+      const y = fromValues(randomValues(n, 1, 0.5), shape);
+      const s = dv.tensor(Float32Array.from(sigmas), [B]);
+      const fused = edmNoiseInputs(y, s, new dv.Generator(9, 4));
+      const c = coefficientTensors(sigmas);
+      const noise = dv.randn(shape, { generator: new dv.Generator(9, 4) });
+      const xNoisy = dv.add(y, dv.mul(noise, dv.tensor(Float32Array.from(sigmas), [B, 1, 1, 1])));
+      expectClose(fused.xNoisy.data(), xNoisy.data(), { atol: 1e-6, rtol: 1e-6 }, 'x_noisy');
+      expectClose(fused.xIn.data(), dv.mul(xNoisy, c.c_in).data(), { atol: 1e-6, rtol: 1e-6 }, 'x_in');
+    });
+  });
+
+  test('(b) weighted loss and dL/dF equal the autograd of the composition', () => {
+    dv.scope(() => {
+      const y = fromValues(randomValues(n, 2, 0.5), shape);
+      const xNoisy = fromValues(randomValues(n, 3, 2), shape);
+      const s = dv.tensor(Float32Array.from(sigmas), [B]);
+      const F1 = fromValues(randomValues(n, 4), shape, true);
+      const fused = edmWeightedLoss(F1, xNoisy, y, s);
+      fused.backward();
+      const F2 = fromValues(randomValues(n, 4), shape, true);
+      const c = coefficientTensors(sigmas);
+      const D = dv.add(dv.mul(xNoisy, c.c_skip), dv.mul(F2, c.c_out));
+      const loss = dv.mean(dv.mul(c.weight, dv.square(dv.sub(D, y))));
+      loss.backward();
+      expectClose([fused.item()], [loss.item()], { atol: 0, rtol: 1e-5 }, 'loss');
+      expectClose(F1.grad!.data(), F2.grad!.data(), { atol: 1e-7, rtol: 1e-5 }, 'dL/dF');
+    });
+  });
+
+  test('(c) guided Euler and Heun updates equal the composition', () => {
+    dv.scope(() => {
+      const x = fromValues(randomValues(n, 5, 3), shape);
+      const xHat = fromValues(randomValues(n, 6, 3), shape);
+      const dPrev = fromValues(randomValues(n, 7), shape);
+      const Fc = fromValues(randomValues(n, 8), shape), Fu = fromValues(randomValues(n, 9), shape);
+      const sigma = 1.7, w = 2.5, h = -0.4;
+      const { c_skip, c_out } = preconditioning(sigma);
+      const Dc = dv.add(dv.mul(x, c_skip), dv.mul(Fc, c_out)), Du = dv.add(dv.mul(x, c_skip), dv.mul(Fu, c_out));
+      const Dw = dv.add(Du, dv.mul(dv.sub(Dc, Du), w));
+      const d = dv.mul(dv.sub(x, Dw), 1 / sigma);
+      // Euler from x
+      const euler = edmSamplerUpdate({ F: dv.concat([Fc, Fu], 0), x, sigma, guidance: w, base: x, h });
+      expectClose(euler.d.data(), d.data(), { atol: 1e-5, rtol: 1e-5 }, 'd');
+      expectClose(euler.xNext.data(), dv.add(x, dv.mul(d, h)).data(), { atol: 1e-5, rtol: 1e-5 }, 'euler');
+      // Heun's correction from x_hat with the averaged slope
+      const heun = edmSamplerUpdate({ F: dv.concat([Fc, Fu], 0), x, sigma, guidance: w, base: xHat, h, dPrev, a: 0.5, b: 0.5 });
+      const expected = dv.add(xHat, dv.mul(dv.add(dv.mul(dPrev, 0.5), dv.mul(d, 0.5)), h));
+      expectClose(heun.xNext.data(), expected.data(), { atol: 1e-5, rtol: 1e-5 }, 'heun');
+      // unguided: F holds one half
+      const plain = edmSamplerUpdate({ F: Fc, x, sigma, base: x, h });
+      const dc = dv.mul(dv.sub(x, Dc), 1 / sigma);
+      expectClose(plain.xNext.data(), dv.add(x, dv.mul(dc, h)).data(), { atol: 1e-5, rtol: 1e-5 }, 'unguided');
+    });
+  });
+});
+
+test('fused EDM kernels reject bad sigmas and shapes', () => {
+  dv.scope(() => {
+    const y = dv.randn([2, 1, 2, 2]);
+    expect(() => edmNoiseInputs(y, dv.tensor([0.5, 0], [2]))).toThrow(/diffvit\.edmNoise: argument 'sigma' expected positive finite sigmas, received 0 at index 1/);
+    expect(() => edmNoiseInputs(y, dv.tensor([0.5], [1]))).toThrow(/diffvit\.edmNoiseInputs: argument 'sigmas' expected shape \[2\]/);
+    expect(() => edmWeightedLoss(dv.randn([2, 1, 2, 3]), y, y, dv.tensor([1, 1], [2]))).toThrow(/argument 'F' expected shape \[2, 1, 2, 2\]/);
+    expect(() => edmSamplerUpdate({ F: dv.randn([3, 1, 2, 2]), x: y, sigma: 1, base: y, h: 1 })).toThrow(/argument 'F' expected 2 or 4 \(guided\) images/);
+  });
+});
