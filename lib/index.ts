@@ -4,4 +4,4 @@ export { scope, keep } from './tensor/scope.js';
 export { backward, noGrad, isGradEnabled, type BackwardOptions } from './tensor/autograd.js';
 export { Generator, defaultGenerator, manualSeed } from './tensor/random.js';
 export * from './ops/index.js';
-export { runtimeInfo, memory, setThreads, setCpuLevel, type RuntimeInfo } from './runtime.js';
+export { runtimeInfo, memory, emptyCache, setThreads, setCpuLevel, type RuntimeInfo } from './runtime.js';

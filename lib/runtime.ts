@@ -16,10 +16,15 @@ export function runtimeInfo(): RuntimeInfo {
   return { version: pkg.version, node: process.version, ...native.info() };
 }
 
-/** Live tensors (JS objects) and native buffers/bytes. */
-export function memory(): { tensors: number; buffers: number; bytes: number; peakBytes: number } {
+/** Live tensors (JS objects), native buffers/bytes, and bytes cached for reuse. */
+export function memory(): { tensors: number; buffers: number; bytes: number; peakBytes: number; cachedBytes: number } {
   const s = native.memoryStats();
-  return { tensors: liveTensorCount(), buffers: s.liveBuffers, bytes: s.liveBytes, peakBytes: s.peakBytes };
+  return { tensors: liveTensorCount(), buffers: s.liveBuffers, bytes: s.liveBytes, peakBytes: s.peakBytes, cachedBytes: s.cachedBytes };
+}
+
+/** Frees the native allocator's cached blocks (they are otherwise kept for reuse). */
+export function emptyCache(): void {
+  native.emptyCache();
 }
 
 export function setThreads(n: number): void {

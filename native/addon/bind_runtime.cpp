@@ -42,7 +42,14 @@ DV_BINDING(memoryStats) {
   out.Set("liveBytes", static_cast<double>(s.live_bytes));
   out.Set("peakBytes", static_cast<double>(s.peak_bytes));
   out.Set("totalAllocations", static_cast<double>(s.total_allocations));
+  out.Set("cachedBytes", static_cast<double>(s.cached_bytes));
   return out;
+}
+
+DV_BINDING(emptyCache) {
+  Args a(info, "emptyCache", {});
+  empty_cache();
+  return info.Env().Undefined();
 }
 
 DV_BINDING(setThreads) {

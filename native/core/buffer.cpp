@@ -7,11 +7,84 @@
 
 #include "core/errors.h"
 
+#include <map>
+#include <mutex>
+#include <vector>
+
 namespace dv {
 namespace {
 std::atomic<int64_t> g_live_buffers{0}, g_live_bytes{0}, g_peak_bytes{0}, g_total_allocations{0};
 constexpr size_t kAlignment = 64;  // one cache line, the widest vector load
+
+// A caching allocator for large blocks. Training allocates and frees the same activations every
+// step; the C heap returns large blocks to the OS, so each step would fault fresh pages back in
+// (measured ~5 ms per MB on a VM, 100x the cost of reusing warm memory). Freed large blocks wait
+// in per-size-class free lists instead, like PyTorch's CUDA caching allocator.
+constexpr size_t kCacheMin = 64 * 1024;  // smaller blocks go straight to the heap
+
+// Size classes 2^k·{1, 1.25, 1.5, 1.75}: at most 25% slack.
+size_t size_class(size_t bytes) {
+  if (bytes < kCacheMin) return (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  size_t pow2 = size_t(1) << (63 - __builtin_clzll(bytes));
+  size_t quarter = pow2 / 4;
+  return (bytes + quarter - 1) / quarter * quarter;
+}
+
+class BlockCache {
+ public:
+  void* take(size_t bytes) {
+    if (bytes >= kCacheMin) {
+      std::lock_guard<std::mutex> lk(mutex_);
+      auto it = free_.find(bytes);
+      if (it != free_.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        cached_bytes_ -= bytes;
+        return p;
+      }
+    }
+    void* p = std::aligned_alloc(kAlignment, bytes);
+    if (!p && bytes >= kCacheMin) {  // out of memory: give the cache back and try once more
+      release_all();
+      p = std::aligned_alloc(kAlignment, bytes);
+    }
+    return p;
+  }
+  void give(void* p, size_t bytes) {
+    if (bytes < kCacheMin) {
+      std::free(p);
+      return;
+    }
+    std::lock_guard<std::mutex> lk(mutex_);
+    free_[bytes].push_back(p);
+    cached_bytes_ += bytes;
+  }
+  void release_all() {
+    std::lock_guard<std::mutex> lk(mutex_);
+    for (auto& [size, blocks] : free_)
+      for (void* p : blocks) std::free(p);
+    free_.clear();
+    cached_bytes_ = 0;
+  }
+  int64_t cached_bytes() {
+    std::lock_guard<std::mutex> lk(mutex_);
+    return static_cast<int64_t>(cached_bytes_);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<size_t, std::vector<void*>> free_;
+  size_t cached_bytes_ = 0;
+};
+
+BlockCache& cache() {
+  static BlockCache* c = new BlockCache();  // never destroyed: buffers may be finalised at exit
+  return *c;
+}
+
 }  // namespace
+
+void empty_cache() { cache().release_all(); }
 
 size_t dtype_size(DType t) {
   switch (t) {
@@ -30,9 +103,10 @@ const char* dtype_name(DType t) {
 const char* device_name(Device d) { return d == Device::cpu ? "cpu" : "?"; }
 
 Buffer::Buffer(Device device, DType dtype, int64_t numel) : numel_(numel), dtype_(dtype), device_(device) {
-  // Round up to whole cache lines (and at least one) so vector tails may over-read safely.
-  size_t bytes = std::max<size_t>(kAlignment, (numel * dtype_size(dtype) + kAlignment - 1) / kAlignment * kAlignment);
-  data_ = std::aligned_alloc(kAlignment, bytes);
+  // Round up to a size class (at least one cache line) so vector tails may over-read safely.
+  capacity_ = size_class(std::max<size_t>(kAlignment, numel * dtype_size(dtype)));
+  data_ = cache().take(capacity_);
+  size_t bytes = capacity_;
   if (!data_) throw Error("diffvit.alloc: out of memory allocating " + std::to_string(bytes) + " bytes");
   g_live_buffers++;
   int64_t live = (g_live_bytes += this->bytes());
@@ -46,14 +120,15 @@ Buffer::~Buffer() { release(); }
 
 void Buffer::release() {
   if (!data_) return;
-  std::free(data_);
+  cache().give(data_, capacity_);
   data_ = nullptr;
   g_live_buffers--;
   g_live_bytes -= bytes();
 }
 
 MemoryStats memory_stats() {
-  return {g_live_buffers.load(), g_live_bytes.load(), g_peak_bytes.load(), g_total_allocations.load()};
+  return {g_live_buffers.load(), g_live_bytes.load(), g_peak_bytes.load(), g_total_allocations.load(),
+          cache().cached_bytes()};
 }
 
 }  // namespace dv

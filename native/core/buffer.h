@@ -31,6 +31,7 @@ class Buffer {
 
  private:
   void* data_ = nullptr;
+  size_t capacity_ = 0;  // bytes actually held (a size class of the cache)
   int64_t numel_;
   DType dtype_;
   Device device_;
@@ -41,7 +42,10 @@ struct MemoryStats {
   int64_t live_bytes;
   int64_t peak_bytes;
   int64_t total_allocations;
+  int64_t cached_bytes;  // freed blocks kept for reuse
 };
 MemoryStats memory_stats();
+// Returns every cached free block to the system (like torch.cuda.empty_cache).
+void empty_cache();
 
 }  // namespace dv

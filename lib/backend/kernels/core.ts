@@ -34,12 +34,16 @@ export interface NativeMemoryStats {
   liveBytes: number;
   peakBytes: number;
   totalAllocations: number;
+  /** Freed blocks kept by the caching allocator for reuse. */
+  cachedBytes: number;
 }
 
 export interface CoreKernels {
   NativeBuffer: new (device: 'cpu', dtype: NativeDType, numel: number) => NativeBuffer;
   info(): NativeInfo;
   memoryStats(): NativeMemoryStats;
+  /** Returns the caching allocator's free blocks to the system. */
+  emptyCache(): void;
   setThreads(threads: number): void;
   setCpuLevel(level: 'avx512' | 'avx2' | 'scalar'): void;
 
