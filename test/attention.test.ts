@@ -141,10 +141,10 @@ describeEachLevel('attention', () => {
     ], { ...FWD_TOL, gradAtol: 1e-4, gradRtol: 1e-3 });
   });
 
-  // Longer sequences against the analytic float64 backward. The shapes cover a single key block and
-  // its tail (65), many key blocks with B·H = 1 (the backward then splits keys across tasks and sums
-  // dq partials), B·H >= 64 (one task per pair), head dims that are not a multiple of any vector width,
-  // and Nq != Nk both ways.
+  // Longer sequences against the analytic float64 backward. The shapes cover one block with a
+  // folded-in remainder (65), blocks with a remainder of their own (100 = 64 + 36), many key blocks
+  // with B·H = 1 (the backward then splits keys across tasks and sums dq partials), B·H >= 64 (one
+  // task per pair), head dims that are not a multiple of any vector width, and Nq != Nk both ways.
   test.each([
     [2, 2, 65, 65, 64],
     [1, 2, 257, 257, 128],
@@ -257,9 +257,9 @@ describeEachLevel('attention', () => {
       return result;
     });
     try {
-      // B·H = 1 with 8 key blocks (the backward splits keys and sums dq partials), a few pairs with
-      // two key blocks, and many pairs (one task per pair).
-      for (const m of [dims(1, 1, 200, 450, 64), dims(2, 3, 129, 65, 32), dims(16, 8, 17, 17, 16)]) {
+      // B·H = 1 with 7 key blocks (the backward splits keys into 7 tasks and sums dq partials; the
+      // forward splits queries finer), 6 pairs with two key blocks each, and many pairs (one task per pair).
+      for (const m of [dims(1, 1, 200, 450, 64), dims(2, 3, 65, 129, 32), dims(16, 8, 17, 17, 16)]) {
         const x = inputs(m, 3);
         dv.setThreads(1);
         const one = run(m, x);

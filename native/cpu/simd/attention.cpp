@@ -6,9 +6,12 @@
 // scalar at a time and broadcast, B one vector at a time, so the operand whose rows are indexed by
 // the reduction must be laid out with the output columns contiguous. That decides the packing:
 //
-// Forward, one task per (batch·head, query block of <= 64 rows):
+// Sequences are cut into blocks of 64 rows; a remainder of fewer than 16 rows joins the last block
+// (so N = 65 is one block, not 64 + 1), which keeps slivers from paying a whole block's overheads.
+//
+// Forward, one task per (batch·head, query block):
 //   QsT (D × Bq)  = (scale · Q_blk)ᵀ, packed once per task;
-//   per key block of 64 rows:  Sᵀ (Bk × Bq) = K_blk · QsT   (K rows read in place, no transpose)
+//   per key block:  Sᵀ (Bk × Bq) = K_blk · QsT   (K rows read in place, no transpose)
 //   online softmax down the columns of Sᵀ, i.e. vectorised across queries: running max m and sum l
 //   per query, alpha = exp(m_old - m_new);  O (Bq × D) = diag(alpha) O + (Pᵀ)ᵀ V_blk.
 //   Finally O /= l and L = m + log(l) (the log-sum-exp the backward needs).
@@ -37,9 +40,10 @@ namespace dv::cpu::DV_ISA {
 namespace {
 
 constexpr int64_t kW = VF::W;
-constexpr int64_t kBlockQ = 64;      // query rows per block (max)
-constexpr int64_t kBlockK = 64;      // key rows per block; a multiple of every W
-constexpr int64_t kMinBlockQ = 16;   // forward splits queries down to this to feed the threads
+constexpr int64_t kBlock = 64;       // query and key rows per block; a multiple of every W
+constexpr int64_t kSliver = 16;      // a remainder shorter than this joins the last block
+constexpr int64_t kBlockMax = kBlock + kSliver;  // rows a block can hold; row stride of block buffers
+constexpr int64_t kMinBlockQ = 16;   // the forward splits queries down to this to feed the threads
 constexpr int64_t kTargetTasks = 64;  // tasks wanted per call; a constant, so results never depend on threads
 // The backward's dQ partials (groups · B·H · Nq · D floats) are capped near 64 MiB, unless one group
 // alone needs more.
@@ -54,6 +58,17 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// [0, n) cut into blocks of `size` rows, the last one also taking a remainder shorter than kSliver;
+// no block holds more than size + kSliver - 1 rows.
+struct Blocks {
+  int64_t n, size, count;
+  Blocks(int64_t n_, int64_t size_) : n(n_), size(size_), count(n_ / size_) {
+    if (count == 0 || n % size >= kSliver) ++count;
+  }
+  int64_t begin(int64_t b) const { return b * size; }
+  int64_t end(int64_t b) const { return b + 1 == count ? n : (b + 1) * size; }
+};
 
 // ---- block products ---------------------------------------------------------------------------
 
@@ -189,43 +204,45 @@ int64_t region(int64_t n) { return round_up(n, 16); }
 
 int64_t forward_scratch(int64_t d) {
   int64_t dp = round_up(d, kW);
-  return region(d * kBlockQ) + region(kBlockK * kBlockQ) + region(kBlockK * dp) + region(kBlockQ * dp) +
-         3 * region(kBlockQ);
+  return region(d * kBlockMax) + region(kBlockMax * kBlockMax) + region(kBlockMax * dp) +
+         region(kBlockMax * dp) + 3 * region(kBlockMax);
 }
 
-// Rows [i0, i0 + mq) of one (batch, head); mq <= kBlockQ.
+// Rows [i0, i0 + mq) of one (batch, head); mq <= kBlockMax.
 void forward_block(const AttentionForwardArgs& a, int64_t bh, int64_t i0, int64_t mq, float* buf) {
   const int64_t d = a.d, dp = round_up(d, kW), nvd = dp / kW, nvq = ceil_div(mq, kW);
   const int64_t b = bh / a.heads, h = bh % a.heads;
   const float* q = a.q.data + b * a.q.sb + h * a.q.sh + i0 * a.q.sn;
   const float* k = a.k.data + b * a.k.sb + h * a.k.sh;
   const float* v = a.v.data + b * a.v.sb + h * a.v.sh;
-  float* qt = buf;                              // QsT: (d, kBlockQ)
-  float* st = qt + region(d * kBlockQ);         // Sᵀ, then Pᵀ: (kBlockK, kBlockQ)
-  float* vp = st + region(kBlockK * kBlockQ);   // V block: (kBlockK, dp)
-  float* acc = vp + region(kBlockK * dp);       // unnormalised O: (kBlockQ, dp)
-  float* m = acc + region(kBlockQ * dp);        // running max per query
-  float* l = m + region(kBlockQ);               // running sum per query
-  float* alpha = l + region(kBlockQ);           // exp(m_old - m_new) per query
+  constexpr int64_t ld = kBlockMax;
+  float* qt = buf;                          // QsT: (d, ld), query columns
+  float* st = qt + region(d * ld);          // Sᵀ, then Pᵀ: (keys, ld)
+  float* vp = st + region(ld * ld);         // V block: (keys, dp)
+  float* acc = vp + region(ld * dp);        // unnormalised O: (queries, dp)
+  float* m = acc + region(ld * dp);         // running max per query
+  float* l = m + region(ld);                // running sum per query
+  float* alpha = l + region(ld);            // exp(m_old - m_new) per query
 
-  pack_transposed(qt, kBlockQ, q, a.q.sn, mq, d, a.scale);
+  pack_transposed(qt, ld, q, a.q.sn, mq, d, a.scale);
   for (int64_t j = 0; j < nvq; ++j) {
     VF::set1(kNegInf).store(m + j * kW);
     VF::zero().store(l + j * kW);
   }
-  for (int64_t j0 = 0; j0 < a.nk; j0 += kBlockK) {
-    const int64_t mk = std::min(kBlockK, a.nk - j0);
+  const Blocks keys(a.nk, kBlock);
+  for (int64_t kb = 0; kb < keys.count; ++kb) {
+    const int64_t j0 = keys.begin(kb), mk = keys.end(kb) - j0;
     // Sᵀ (mk × mq) = K_blk (mk × d, read in place) · QsT (d × mq)
-    block_gemm(st, kBlockQ, k + j0 * a.k.sn, a.k.sn, 1, qt, kBlockQ, mk, nvq, d, Init::zero);
+    block_gemm(st, ld, k + j0 * a.k.sn, a.k.sn, 1, qt, ld, mk, nvq, d, Init::zero);
     // Online softmax per query column (padded query columns hold S = 0 and are never read back).
     for (int64_t jq = 0; jq < nvq; ++jq) {
       float* col = st + jq * kW;
       VF m_old = VF::load(m + jq * kW), m_new = m_old;
-      for (int64_t r = 0; r < mk; ++r) m_new = vmax(m_new, VF::load(col + r * kBlockQ));
+      for (int64_t r = 0; r < mk; ++r) m_new = vmax(m_new, VF::load(col + r * ld));
       VF sum = VF::zero();
       for (int64_t r = 0; r < mk; ++r) {
-        VF p = vexp(VF::load(col + r * kBlockQ) - m_new);
-        p.store(col + r * kBlockQ);
+        VF p = vexp(VF::load(col + r * ld) - m_new);
+        p.store(col + r * ld);
         sum = sum + p;
       }
       VF al = vexp(m_old - m_new);  // 0 on the first block, where m_old = -inf
@@ -235,7 +252,7 @@ void forward_block(const AttentionForwardArgs& a, int64_t bh, int64_t i0, int64_
     }
     for (int64_t r = 0; r < mk; ++r) pack_row(vp + r * dp, v + (j0 + r) * a.v.sn, d, 1.0f);
     // O (mq × dp) = diag(alpha) O + P (mq × mk, stored transposed in st) · V_blk (mk × dp)
-    block_gemm(acc, dp, st, 1, kBlockQ, vp, dp, mq, nvd, mk, j0 == 0 ? Init::zero : Init::scale_rows, alpha);
+    block_gemm(acc, dp, st, 1, ld, vp, dp, mq, nvd, mk, kb == 0 ? Init::zero : Init::scale_rows, alpha);
   }
   for (int64_t r = 0; r < mq; ++r) {
     float* o = a.o.data + b * a.o.sb + h * a.o.sh + (i0 + r) * a.o.sn;
@@ -248,8 +265,7 @@ void forward_block(const AttentionForwardArgs& a, int64_t bh, int64_t i0, int64_
 
 int64_t backward_scratch(int64_t d, int64_t nq) {
   int64_t dp = round_up(d, kW);
-  return 2 * region(d * kBlockK) + 3 * region(kBlockK * dp) + 2 * region(kBlockQ * dp) +
-         2 * region(kBlockQ * kBlockK) + region(nq);
+  return 2 * region(d * kBlockMax) + 5 * region(kBlockMax * dp) + 2 * region(kBlockMax * kBlockMax) + region(nq);
 }
 
 // Key blocks [kb0, kb1) of one (batch, head): writes their rows of dK and dV, and this group's
@@ -264,52 +280,53 @@ void backward_group(const AttentionBackwardArgs& a, int64_t bh, int64_t kb0, int
   const float* o = a.o.data + b * a.o.sb + h * a.o.sh;
   const float* dout = a.dout.data + b * a.dout.sb + h * a.dout.sh;
   const float* lse = a.lse + bh * a.nq;
-  float* kt = buf;                                // Kᵀ block: (d, kBlockK)
-  float* vt = kt + region(d * kBlockK);           // Vᵀ block: (d, kBlockK)
-  float* kp = vt + region(d * kBlockK);           // K block: (kBlockK, dp)
-  float* dk = kp + region(kBlockK * dp);          // dK block accumulator: (kBlockK, dp)
-  float* dv = dk + region(kBlockK * dp);          // dV block accumulator: (kBlockK, dp)
-  float* qs = dv + region(kBlockK * dp);          // scale · Q block: (kBlockQ, dp)
-  float* dop = qs + region(kBlockQ * dp);         // dO block: (kBlockQ, dp)
-  float* p = dop + region(kBlockQ * dp);          // S, then P: (kBlockQ, kBlockK)
-  float* ds = p + region(kBlockQ * kBlockK);      // dP, then dS: (kBlockQ, kBlockK)
-  float* delta = ds + region(kBlockQ * kBlockK);  // Dvec_i = dO_i · O_i: (nq)
+  constexpr int64_t ld = kBlockMax;
+  float* kt = buf;                          // Kᵀ block: (d, ld), key columns
+  float* vt = kt + region(d * ld);          // Vᵀ block: (d, ld)
+  float* kp = vt + region(d * ld);          // K block: (keys, dp)
+  float* dk = kp + region(ld * dp);         // dK block accumulator: (keys, dp)
+  float* dv = dk + region(ld * dp);         // dV block accumulator: (keys, dp)
+  float* qs = dv + region(ld * dp);         // scale · Q block: (queries, dp)
+  float* dop = qs + region(ld * dp);        // dO block: (queries, dp)
+  float* p = dop + region(ld * dp);         // S, then P: (queries, ld)
+  float* ds = p + region(ld * ld);          // dP, then dS: (queries, ld)
+  float* delta = ds + region(ld * ld);      // Dvec_i = dO_i · O_i: (nq)
 
   for (int64_t i = 0; i < a.nq; ++i) delta[i] = row_dot(dout + i * a.dout.sn, o + i * a.o.sn, d);
+  const Blocks keys(a.nk, kBlock), queries(a.nq, kBlock);
   for (int64_t kb = kb0; kb < kb1; ++kb) {
-    const int64_t j0 = kb * kBlockK, mk = std::min(kBlockK, a.nk - j0), nvk = ceil_div(mk, kW);
-    pack_transposed(kt, kBlockK, k + j0 * a.k.sn, a.k.sn, mk, d, 1.0f);
-    pack_transposed(vt, kBlockK, v + j0 * a.v.sn, a.v.sn, mk, d, 1.0f);
+    const int64_t j0 = keys.begin(kb), mk = keys.end(kb) - j0, nvk = ceil_div(mk, kW);
+    pack_transposed(kt, ld, k + j0 * a.k.sn, a.k.sn, mk, d, 1.0f);
+    pack_transposed(vt, ld, v + j0 * a.v.sn, a.v.sn, mk, d, 1.0f);
     for (int64_t r = 0; r < mk; ++r) pack_row(kp + r * dp, k + (j0 + r) * a.k.sn, d, 1.0f);
-    for (int64_t i0 = 0; i0 < a.nq; i0 += kBlockQ) {
-      const int64_t mq = std::min(kBlockQ, a.nq - i0);
-      const Init first_q = i0 == 0 ? Init::zero : Init::accumulate;
+    for (int64_t qb = 0; qb < queries.count; ++qb) {
+      const int64_t i0 = queries.begin(qb), mq = queries.end(qb) - i0;
+      const Init first_q = qb == 0 ? Init::zero : Init::accumulate;
       for (int64_t r = 0; r < mq; ++r) {
         pack_row(qs + r * dp, q + (i0 + r) * a.q.sn, d, a.scale);
         pack_row(dop + r * dp, dout + (i0 + r) * a.dout.sn, d, 1.0f);
       }
       // S (mq × mk) = Qs · Kᵀ;  P = exp(S - L), zero in the padded key columns.
-      block_gemm(p, kBlockK, qs, dp, 1, kt, kBlockK, mq, nvk, d, Init::zero);
+      block_gemm(p, ld, qs, dp, 1, kt, ld, mq, nvk, d, Init::zero);
       for (int64_t r = 0; r < mq; ++r) {
-        float* row = p + r * kBlockK;
+        float* row = p + r * ld;
         VF lr = VF::set1(lse[i0 + r]);
         for (int64_t j = 0; j < nvk; ++j) vexp(VF::load(row + j * kW) - lr).store(row + j * kW);
         for (int64_t j = mk; j < nvk * kW; ++j) row[j] = 0.0f;
       }
       // dV (mk × dp) += Pᵀ · dO
-      block_gemm(dv, dp, p, 1, kBlockK, dop, dp, mk, nvd, mq, first_q);
+      block_gemm(dv, dp, p, 1, ld, dop, dp, mk, nvd, mq, first_q);
       // dP (mq × mk) = dO · Vᵀ;  dS = P ∘ (dP - Dvec)
-      block_gemm(ds, kBlockK, dop, dp, 1, vt, kBlockK, mq, nvk, d, Init::zero);
+      block_gemm(ds, ld, dop, dp, 1, vt, ld, mq, nvk, d, Init::zero);
       for (int64_t r = 0; r < mq; ++r) {
-        float* dsr = ds + r * kBlockK;
-        const float* pr = p + r * kBlockK;
+        float* dsr = ds + r * ld;
+        const float* pr = p + r * ld;
         VF dr = VF::set1(delta[i0 + r]);
-        for (int64_t j = 0; j < nvk; ++j)
-          (VF::load(pr + j * kW) * (VF::load(dsr + j * kW) - dr)).store(dsr + j * kW);
+        for (int64_t j = 0; j < nvk; ++j) (VF::load(pr + j * kW) * (VF::load(dsr + j * kW) - dr)).store(dsr + j * kW);
       }
       // dQ_part (mq × dp) += dS · K;  dK (mk × dp) += dSᵀ · Qs
-      block_gemm(dq_part + i0 * dp, dp, ds, kBlockK, 1, kp, dp, mq, nvd, mk, kb == kb0 ? Init::zero : Init::accumulate);
-      block_gemm(dk, dp, ds, 1, kBlockK, qs, dp, mk, nvd, mq, first_q);
+      block_gemm(dq_part + i0 * dp, dp, ds, ld, 1, kp, dp, mq, nvd, mk, kb == kb0 ? Init::zero : Init::accumulate);
+      block_gemm(dk, dp, ds, 1, ld, qs, dp, mk, nvd, mq, first_q);
     }
     for (int64_t r = 0; r < mk; ++r) {
       store_row(a.dk.data + b * a.dk.sb + h * a.dk.sh + (j0 + r) * a.dk.sn, dk + r * dp, d, 1.0f);
@@ -329,17 +346,18 @@ void zero_rows(const AttnOut& t, int64_t batch, int64_t heads, int64_t n, int64_
 void attention_forward(const AttentionForwardArgs& a) {
   const int64_t pairs = a.batch * a.heads;
   if (pairs == 0 || a.nq == 0) return;
-  // Query blocks of at most kBlockQ rows, split further (down to kMinBlockQ) when B·H alone gives too
-  // few tasks. Each query row's result is independent of how rows are grouped into blocks.
-  const int64_t nqb = std::max(ceil_div(a.nq, kBlockQ),
-                               std::min(ceil_div(kTargetTasks, pairs), ceil_div(a.nq, kMinBlockQ)));
+  // Query blocks of kBlock rows, or of fewer rows (a multiple of 16, at least kMinBlockQ) when B·H
+  // alone gives too few tasks. Each query row's result is independent of how rows are grouped.
+  int64_t rows = kBlock;
+  if (pairs * Blocks(a.nq, kBlock).count < kTargetTasks)
+    rows = std::max(kMinBlockQ, round_up(ceil_div(pairs * a.nq, kTargetTasks), 16));
+  const Blocks queries(a.nq, rows);
   const int64_t need = forward_scratch(a.d);
-  parallel_for(pairs * nqb, 1, [&](int64_t t0, int64_t t1) {
+  parallel_for(pairs * queries.count, 1, [&](int64_t t0, int64_t t1) {
     float* buf = scratch(need);
     for (int64_t t = t0; t < t1; ++t) {
-      int64_t bh = t / nqb, qb = t % nqb;
-      int64_t i0 = qb * a.nq / nqb, i1 = (qb + 1) * a.nq / nqb;
-      if (i1 > i0) forward_block(a, bh, i0, i1 - i0, buf);
+      int64_t bh = t / queries.count, qb = t % queries.count;
+      forward_block(a, bh, queries.begin(qb), queries.end(qb) - queries.begin(qb), buf);
     }
   });
 }
@@ -352,7 +370,7 @@ void attention_backward(const AttentionBackwardArgs& a) {
     zero_rows(a.dv, a.batch, a.heads, a.nk, a.d);
     return;
   }
-  const int64_t dp = round_up(a.d, kW), nkb = ceil_div(a.nk, kBlockK), part = a.nq * dp;
+  const int64_t dp = round_up(a.d, kW), nkb = Blocks(a.nk, kBlock).count, part = a.nq * dp;
   int64_t groups = std::min(nkb, ceil_div(kTargetTasks, pairs));
   groups = std::max<int64_t>(1, std::min(groups, kMaxPartialFloats / (pairs * part)));
   std::unique_ptr<float[]> dq_part(new float[pairs * groups * part]);
@@ -366,15 +384,11 @@ void attention_backward(const AttentionBackwardArgs& a) {
   });
   // dQ = scale · sum over groups, in group order.
   parallel_for(pairs * a.nq, std::max<int64_t>(1, 16384 / (dp * groups)), [&](int64_t r0, int64_t r1) {
+    float* sum = scratch(dp);
     for (int64_t row = r0; row < r1; ++row) {
       int64_t bh = row / a.nq, i = row % a.nq, b = bh / a.heads, h = bh % a.heads;
       float* dst = a.dq.data + b * a.dq.sb + h * a.dq.sh + i * a.dq.sn;
       const float* src = dq_part.get() + bh * groups * part + i * dp;
-      if (groups == 1) {
-        store_row(dst, src, a.d, a.scale);
-        continue;
-      }
-      float* sum = scratch(dp);
       for (int64_t c = 0; c < dp; c += kW) {
         VF s = VF::load(src + c);
         for (int64_t g = 1; g < groups; ++g) s = s + VF::load(src + g * part + c);
