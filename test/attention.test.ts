@@ -319,6 +319,19 @@ describeEachLevel('attention', () => {
     });
   });
 
+  test('gradient of sum(out) (a broadcast gradient with zero strides); q = k = v one tensor', () => {
+    const m = dims(2, 2, 19, 19, 32);
+    const x = inputs(m, 21);
+    const ones = new Float64Array(x.q.length).fill(1);
+    const g = refBackward(m, x.q, x.q, x.q, ones);
+    dv.scope(() => {
+      const t = fromValues(x.q, [m.B, m.H, m.Nq, m.D], true);
+      attention(t, t, t).sum().backward();
+      expectClose(t.grad!.data(), g.dq.map((dq, i) => dq + g.dk[i] + g.dv[i]), GRAD_TOL, 'self-attention d/dx');
+      t.grad!.dispose();
+    });
+  });
+
   test('empty batch and empty queries', () => {
     dv.scope(() => {
       const q = dv.zeros([2, 3, 0, 16]), k = dv.ones([2, 3, 5, 16]), v = dv.ones([2, 3, 5, 16]);
