@@ -1,0 +1,121 @@
+/**
+ * Fused scaled-dot-product attention, softmax(q kᵀ · scale) v per (batch, head), on the native
+ * FlashAttention-2 kernels: the forward walks key blocks with an online softmax and the backward
+ * recomputes the probabilities from the saved log-sum-exp, so no (N × N) tensor is ever stored.
+ *
+ *   // qkv: (B, N, 3, H, D) from the qkv projection; q, k, v are read in place (no copies)
+ *   const [q, k, v] = [0, 1, 2].map((i) => qkv.slice(2, i, i + 1).squeeze(2).permute([0, 2, 1, 3]));
+ *   const o = attention(q, k, v);                          // (B, H, N, D), memory laid out (B, N, H, D)
+ *   const y = o.transpose(1, 2).reshape([B, N, H * D]);   // a free view, ready for the output projection
+ */
+import type { AttentionStrides } from '../backend/kernels/attention.js';
+import { native } from '../backend/native.js';
+import { needsGrad, record } from '../tensor/autograd.js';
+import { Storage } from '../tensor/storage.js';
+import { copyInto, formatShape, Tensor } from '../tensor/tensor.js';
+import { argError, checkNumber, checkRank, checkTensor, describe } from './util.js';
+
+/** The largest head dim the kernels take (native/cpu/attention.h). */
+export const ATTENTION_MAX_HEAD_DIM = 256;
+
+export interface AttentionOptions {
+  /** Multiplies q kᵀ before the softmax; default 1 / sqrt(D). */
+  scale?: number;
+}
+
+/** x itself when its head dim has stride 1 (what the kernels read), else a contiguous copy. */
+function unitHeadDim(x: Tensor): Tensor {
+  if (x.shape[3] === 1 || x.strides[3] === 1) return x;
+  const c = Tensor.empty(x.shape);
+  copyInto(x, c);
+  return c;
+}
+
+function disposeCopies(copies: Tensor[], originals: Tensor[]): void {
+  copies.forEach((c, i) => {
+    if (c !== originals[i]) c.dispose();
+  });
+}
+
+const strides3 = (t: Tensor): AttentionStrides => [t.strides[0], t.strides[1], t.strides[2]];
+
+/**
+ * A fresh (B, H, N, D) tensor whose memory is laid out as (B, N, H, D), so that
+ * `t.transpose(1, 2).reshape([B, N, H * D])` is a view; the storage has `extra` more floats after it.
+ */
+function tokenMajor(b: number, h: number, n: number, d: number, extra = 0): Tensor {
+  return new Tensor(new Storage('float32', b * h * n * d + extra), [b, h, n, d], [n * h * d, d, h * d, 1], 0);
+}
+
+/**
+ * Scaled-dot-product attention: for q (B, H, Nq, D), k and v (B, H, Nk, D), returns
+ * softmax(q kᵀ · scale) v with shape (B, H, Nq, D), scale defaulting to 1 / sqrt(D). Any strides
+ * are read in place as long as the head dim has stride 1 (otherwise a contiguous copy is made).
+ * The result is laid out as (B, Nq, H, D) in memory, so merging the heads is free.
+ *
+ * Autograd: the backward is the fused FlashAttention-2 kernel. It needs each query row's
+ * log-sum-exp, which the forward writes into the same storage as the output, just after the
+ * (B, Nq, H, D) values. It therefore lives exactly as long as the output's memory: nothing extra
+ * to dispose or to leak, and a backward through a retained graph (`retainGraph`) can run again.
+ * Without grad (no input requires it, or inside noGrad) the log-sum-exp is not stored at all.
+ * The gradients dq, dk, dv are returned laid out as (B, N, H, D) like the output.
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions = {}): Tensor {
+  const op = 'attention';
+  checkTensor(op, 'q', q);
+  checkTensor(op, 'k', k);
+  checkTensor(op, 'v', v);
+  checkRank(op, 'q', q, 4);
+  checkRank(op, 'k', k, 4);
+  checkRank(op, 'v', v, 4);
+  const [B, H, Nq, D] = q.shape;
+  const Nk = k.shape[2];
+  if (k.shape[0] !== B || k.shape[1] !== H || k.shape[3] !== D) {
+    throw argError(op, 'k', `shape [${B}, ${H}, Nk, ${D}] (q is ${formatShape(q.shape)})`, formatShape(k.shape));
+  }
+  if (v.shape[0] !== B || v.shape[1] !== H || v.shape[2] !== Nk || v.shape[3] !== D) {
+    throw argError(op, 'v', `shape [${B}, ${H}, ${Nk}, ${D}] like k`, formatShape(v.shape));
+  }
+  if (D < 1 || D > ATTENTION_MAX_HEAD_DIM) {
+    throw argError(op, 'q', `a head dim in [1, ${ATTENTION_MAX_HEAD_DIM}]`, `shape ${formatShape(q.shape)}`);
+  }
+  if (Nk < 1) throw argError(op, 'k', 'at least one key (Nk >= 1)', `shape ${formatShape(k.shape)}`);
+  if (options === null || typeof options !== 'object') throw argError(op, 'options', 'an object', describe(options));
+  const scale = options.scale === undefined ? 1 / Math.sqrt(D) : checkNumber(op, 'options.scale', options.scale);
+
+  const saveLse = needsGrad(q, k, v);
+  const lseOffset = B * H * Nq * D;
+  const out = tokenMajor(B, H, Nq, D, saveLse ? B * H * Nq : 0);
+  const inputs = [q, k, v];
+  const [qc, kc, vc] = inputs.map(unitHeadDim);
+  try {
+    native.attentionForward(qc.buffer, qc.offset, strides3(qc), kc.buffer, kc.offset, strides3(kc), vc.buffer,
+      vc.offset, strides3(vc), out.buffer, out.offset, strides3(out), saveLse ? out.buffer : null, lseOffset,
+      B, H, Nq, Nk, D, scale);
+  } catch (err) {
+    out.dispose();
+    throw err;
+  } finally {
+    disposeCopies([qc, kc, vc], inputs);
+  }
+
+  return record(op, out, inputs, (dy) => {
+    const g = unitHeadDim(dy);
+    const [qb, kb, vb] = inputs.map(unitHeadDim);
+    const dq = tokenMajor(B, H, Nq, D), dk = tokenMajor(B, H, Nk, D), dv = tokenMajor(B, H, Nk, D);
+    try {
+      native.attentionBackward(qb.buffer, qb.offset, strides3(qb), kb.buffer, kb.offset, strides3(kb), vb.buffer,
+        vb.offset, strides3(vb), out.buffer, out.offset, strides3(out), g.buffer, g.offset, strides3(g),
+        out.buffer, lseOffset, dq.buffer, 0, strides3(dq), dk.buffer, 0, strides3(dk), dv.buffer, 0, strides3(dv),
+        B, H, Nq, Nk, D, scale);
+    } catch (err) {
+      dq.dispose();
+      dk.dispose();
+      dv.dispose();
+      throw err;
+    } finally {
+      disposeCopies([qb, kb, vb, g], [...inputs, dy]);
+    }
+    return [dq, dk, dv];
+  });
+}

@@ -1,0 +1,414 @@
+import { expect, test } from 'vitest';
+
+import { native } from '../lib/backend/native.js';
+import * as dv from '../lib/index.js';
+import { attention } from '../lib/ops/attention.js';
+import { checkOp, describeEachLevel, expectClose, fromValues, randomValues, recordError, toF32 } from './helpers.js';
+
+// ---- float64 reference: the unfused softmax(q kᵀ · scale) v and its analytic gradients --------------
+
+interface Dims {
+  B: number;
+  H: number;
+  Nq: number;
+  Nk: number;
+  D: number;
+  scale: number;
+}
+const dims = (B: number, H: number, Nq: number, Nk: number, D: number, scale = 1 / Math.sqrt(D)): Dims =>
+  ({ B, H, Nq, Nk, D, scale });
+
+/** Softmax probabilities P (B, H, Nq, Nk) and out = P v (B, H, Nq, D); q, k, v contiguous (B, H, N, D). */
+function refForward(m: Dims, q: Float64Array, k: Float64Array, v: Float64Array) {
+  const { B, H, Nq, Nk, D, scale } = m;
+  const p = new Float64Array(B * H * Nq * Nk), out = new Float64Array(B * H * Nq * D);
+  for (let bh = 0; bh < B * H; bh++) {
+    for (let i = 0; i < Nq; i++) {
+      const qi = (bh * Nq + i) * D, pi = (bh * Nq + i) * Nk;
+      let mx = -Infinity;
+      for (let j = 0; j < Nk; j++) {
+        const kj = (bh * Nk + j) * D;
+        let s = 0;
+        for (let c = 0; c < D; c++) s += q[qi + c] * k[kj + c];
+        p[pi + j] = s * scale;
+        mx = Math.max(mx, p[pi + j]);
+      }
+      let sum = 0;
+      for (let j = 0; j < Nk; j++) sum += (p[pi + j] = Math.exp(p[pi + j] - mx));
+      for (let j = 0; j < Nk; j++) {
+        const pj = (p[pi + j] /= sum), vj = (bh * Nk + j) * D;
+        for (let c = 0; c < D; c++) out[qi + c] += pj * v[vj + c];
+      }
+    }
+  }
+  return { p, out };
+}
+
+/** d(sum(dout ∘ out))/d(q, k, v), written out analytically (the FA-2 formulas, in float64). */
+function refBackward(m: Dims, q: Float64Array, k: Float64Array, v: Float64Array, dout: Float64Array) {
+  const { B, H, Nq, Nk, D, scale } = m;
+  const { p } = refForward(m, q, k, v);
+  const dq = new Float64Array(q.length), dk = new Float64Array(k.length), dv = new Float64Array(v.length);
+  const dp = new Float64Array(Nk);
+  for (let bh = 0; bh < B * H; bh++) {
+    for (let i = 0; i < Nq; i++) {
+      const qi = (bh * Nq + i) * D, pi = (bh * Nq + i) * Nk;
+      let delta = 0;  // sum_j P_ij dP_ij = dO_i · O_i
+      for (let j = 0; j < Nk; j++) {
+        const vj = (bh * Nk + j) * D;
+        let s = 0;
+        for (let c = 0; c < D; c++) {
+          s += dout[qi + c] * v[vj + c];
+          dv[vj + c] += p[pi + j] * dout[qi + c];
+        }
+        dp[j] = s;
+        delta += p[pi + j] * s;
+      }
+      for (let j = 0; j < Nk; j++) {
+        const ds = p[pi + j] * (dp[j] - delta) * scale, kj = (bh * Nk + j) * D;
+        for (let c = 0; c < D; c++) {
+          dq[qi + c] += ds * k[kj + c];
+          dk[kj + c] += ds * q[qi + c];
+        }
+      }
+    }
+  }
+  return { dq, dk, dv };
+}
+
+const refOut = (m: Dims) => (q: Float64Array, k: Float64Array, v: Float64Array) => refForward(m, q, k, v).out;
+
+function inputs(m: Dims, seed: number) {
+  return {
+    q: toF32(randomValues(m.B * m.H * m.Nq * m.D, seed)),
+    k: toF32(randomValues(m.B * m.H * m.Nk * m.D, seed + 1)),
+    v: toF32(randomValues(m.B * m.H * m.Nk * m.D, seed + 2)),
+    dout: toF32(randomValues(m.B * m.H * m.Nq * m.D, seed + 3)),
+  };
+}
+
+// Tolerances against float64 for float32 kernels: sums of up to 1025 terms and a vectorised exp.
+const FWD_TOL = { atol: 2e-5, rtol: 2e-4 };
+const GRAD_TOL = { atol: 5e-5, rtol: 1e-3 };
+
+/**
+ * Runs attention on float32 copies of fresh inputs and compares the output and all three gradients
+ * (of sum(dout ∘ out)) with the analytic float64 reference.
+ */
+const referenceCache = new Map<string, { ref: Float64Array; grads: ReturnType<typeof refBackward> }>();
+function checkAgainstReference(name: string, m: Dims, seed: number, withScale = false): void {
+  const x = inputs(m, seed);
+  // Every CPU level checks the same case: the float64 reference is computed once.
+  const key = JSON.stringify([m, seed]);
+  if (!referenceCache.has(key)) {
+    referenceCache.set(key, { ref: refForward(m, x.q, x.k, x.v).out, grads: refBackward(m, x.q, x.k, x.v, x.dout) });
+  }
+  const { ref, grads } = referenceCache.get(key)!;
+  dv.scope(() => {
+    const q = fromValues(x.q, [m.B, m.H, m.Nq, m.D], true);
+    const k = fromValues(x.k, [m.B, m.H, m.Nk, m.D], true);
+    const v = fromValues(x.v, [m.B, m.H, m.Nk, m.D], true);
+    const out = attention(q, k, v, withScale ? { scale: m.scale } : {});
+    const fwd = expectClose(out.data(), ref, FWD_TOL, `${name} forward`);
+    out.backward({ grad: fromValues(x.dout, out.shape) });
+    let bwd = 0;
+    bwd = Math.max(bwd, expectClose(q.grad!.data(), grads.dq, GRAD_TOL, `${name} dq`));
+    bwd = Math.max(bwd, expectClose(k.grad!.data(), grads.dk, GRAD_TOL, `${name} dk`));
+    bwd = Math.max(bwd, expectClose(v.grad!.data(), grads.dv, GRAD_TOL, `${name} dv`));
+    recordError(name, fwd, bwd);
+  });
+}
+
+/** Bit patterns of a float32 array, for exact comparisons that also see -0 and NaN payloads. */
+const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
+
+// ---- tests ----------------------------------------------------------------------------------------
+
+describeEachLevel('attention', () => {
+  // Finite differences of the float64 reference, on shapes small enough for O(inputs × N² D) work.
+  test.each([
+    [1, 1, 1, 1, 32],
+    [2, 2, 3, 3, 64],
+    [1, 1, 17, 17, 32],
+    [1, 1, 3, 17, 64],
+    [1, 1, 17, 5, 32],
+  ])('finite differences, B=%i H=%i Nq=%i Nk=%i D=%i', (B, H, Nq, Nk, D) => {
+    const m = dims(B, H, Nq, Nk, D);
+    checkOp('attention (fd)', (q, k, v) => attention(q, k, v), refOut(m), [
+      { values: randomValues(B * H * Nq * D, 10 + Nq), shape: [B, H, Nq, D] },
+      { values: randomValues(B * H * Nk * D, 20 + Nk), shape: [B, H, Nk, D] },
+      { values: randomValues(B * H * Nk * D, 30 + D), shape: [B, H, Nk, D] },
+    ], { ...FWD_TOL, gradAtol: 1e-4, gradRtol: 1e-3 });
+  });
+
+  // Longer sequences against the analytic float64 backward. The shapes cover one block with a
+  // folded-in remainder (65), blocks with a remainder of their own (100 = 64 + 36), many key blocks
+  // with B·H = 1 (the backward then splits keys across tasks and sums dq partials), B·H >= 64 (one
+  // task per pair), head dims that are not a multiple of any vector width, and Nq != Nk both ways.
+  test.each([
+    [2, 2, 65, 65, 64],
+    [1, 2, 257, 257, 128],
+    [1, 1, 257, 257, 64],
+    [8, 8, 65, 65, 32],
+    [1, 3, 65, 257, 17],
+    [2, 1, 257, 33, 80],
+    [1, 1, 100, 129, 1],
+    [1, 1, 70, 40, 256],
+  ])('analytic reference, B=%i H=%i Nq=%i Nk=%i D=%i', (B, H, Nq, Nk, D) => {
+    checkAgainstReference('attention', dims(B, H, Nq, Nk, D), B * 1000 + Nq + D);
+  });
+
+  test('N = 1025 with B·H = 1', () => {
+    checkAgainstReference('attention N=1025', dims(1, 1, 1025, 1025, 32), 77);
+  });
+
+  test('explicit scale, including a negative one', () => {
+    checkAgainstReference('attention scale', dims(1, 2, 33, 40, 64, 0.3), 5, true);
+    checkAgainstReference('attention scale', dims(2, 1, 17, 70, 32, -0.2), 6, true);
+  });
+
+  test('q, k, v read in place from a (B, N, 3, H, D) qkv tensor', () => {
+    const B = 2, N = 65, H = 3, D = 64;
+    const m = dims(B, H, N, N, D);
+    const qkvValues = toF32(randomValues(B * N * 3 * H * D, 99));
+    const dout = toF32(randomValues(B * H * N * D, 98));
+    // The same values as contiguous (B, H, N, D) arrays for the reference.
+    const part = (which: number) => {
+      const out = new Float64Array(B * H * N * D);
+      for (let b = 0; b < B; b++) for (let n = 0; n < N; n++) for (let h = 0; h < H; h++) for (let c = 0; c < D; c++)
+        out[((b * H + h) * N + n) * D + c] = qkvValues[(((b * N + n) * 3 + which) * H + h) * D + c];
+      return out;
+    };
+    const [q, k, v] = [0, 1, 2].map(part);
+    const ref = refForward(m, q, k, v).out;
+    const g = refBackward(m, q, k, v, dout);
+    dv.scope(() => {
+      const qkv = fromValues(qkvValues, [B, N, 3, H, D], true);
+      const [tq, tk, tv] = [0, 1, 2].map((i) => qkv.slice(2, i, i + 1).squeeze(2).permute([0, 2, 1, 3]));
+      expect(tq.isContiguous()).toBe(false);
+      expect(tq.storage).toBe(qkv.storage);
+      const out = attention(tq, tk, tv);
+      expectClose(out.data(), ref, FWD_TOL, 'strided forward');
+      // The output's memory is (B, N, H, D): merging the heads is a view.
+      const merged = out.transpose(1, 2).reshape([B, N, H * D]);
+      expect(merged.storage).toBe(out.storage);
+      out.backward({ grad: fromValues(dout, out.shape) });
+      const grad = qkv.grad!.data();
+      const [gq, gk, gv] = [0, 1, 2].map((which) => {
+        const o = new Float64Array(B * H * N * D);
+        for (let b = 0; b < B; b++) for (let n = 0; n < N; n++) for (let h = 0; h < H; h++) for (let c = 0; c < D; c++)
+          o[((b * H + h) * N + n) * D + c] = grad[(((b * N + n) * 3 + which) * H + h) * D + c];
+        return o;
+      });
+      expectClose(gq, g.dq, GRAD_TOL, 'strided dq');
+      expectClose(gk, g.dk, GRAD_TOL, 'strided dk');
+      expectClose(gv, g.dv, GRAD_TOL, 'strided dv');
+    });
+  });
+
+  test('finite differences through a qkv view', () => {
+    const B = 1, N = 9, H = 2, D = 32;
+    const m = dims(B, H, N, N, D);
+    const split = (qkv: Float64Array, which: number) => {
+      const out = new Float64Array(B * H * N * D);
+      for (let n = 0; n < N; n++) for (let h = 0; h < H; h++) for (let c = 0; c < D; c++)
+        out[(h * N + n) * D + c] = qkv[((n * 3 + which) * H + h) * D + c];
+      return out;
+    };
+    checkOp('attention (qkv view, fd)', (qkv) => {
+      const [q, k, v] = [0, 1, 2].map((i) => qkv.slice(2, i, i + 1).squeeze(2).permute([0, 2, 1, 3]));
+      return attention(q, k, v);
+    }, (qkv) => refForward(m, split(qkv, 0), split(qkv, 1), split(qkv, 2)).out,
+    [{ values: randomValues(B * N * 3 * H * D, 3), shape: [B, N, 3, H, D] }], { ...FWD_TOL, gradAtol: 1e-4, gradRtol: 1e-3 });
+  });
+
+  test('a head dim with stride != 1 is copied; keys shared by every head (stride 0) are read in place', () => {
+    const B = 1, H = 2, N = 20, D = 32;
+    const m = dims(B, H, N, N, D);
+    const x = inputs(m, 41);
+    const ref = refForward(m, x.q, x.k, x.v).out;
+    dv.scope(() => {
+      // q given as a (B, H, D, N) tensor transposed: head-dim stride N.
+      const qT = dv.tensor(Float32Array.from(x.q), [B, H, N, D]).transpose(2, 3).contiguous().transpose(2, 3);
+      expect(qT.strides[3]).toBe(N);
+      const k = dv.tensor(Float32Array.from(x.k), [B, H, N, D]);
+      const v = dv.tensor(Float32Array.from(x.v), [B, H, N, D]);
+      expectClose(attention(qT, k, v).data(), ref, FWD_TOL, 'transposed head dim');
+      // One key/value head broadcast to every query head.
+      const k0 = k.slice(1, 0, 1).expand([B, H, N, D]), v0 = v.slice(1, 0, 1).expand([B, H, N, D]);
+      expect(k0.strides[1]).toBe(0);
+      const kk = new Float64Array(x.k), vv = new Float64Array(x.v);
+      kk.copyWithin(N * D, 0, N * D);
+      vv.copyWithin(N * D, 0, N * D);
+      expectClose(attention(qT, k0, v0).data(), refForward(m, x.q, kk, vv).out, FWD_TOL, 'shared kv head');
+    });
+  });
+
+  test('results do not depend on the thread count', () => {
+    const threads = dv.runtimeInfo().threads;
+    const run = (m: Dims, x: ReturnType<typeof inputs>) => dv.scope(() => {
+      const q = fromValues(x.q, [m.B, m.H, m.Nq, m.D], true);
+      const k = fromValues(x.k, [m.B, m.H, m.Nk, m.D], true);
+      const v = fromValues(x.v, [m.B, m.H, m.Nk, m.D], true);
+      const out = attention(q, k, v);
+      out.backward({ grad: fromValues(x.dout, out.shape) });
+      const result = [out, q.grad!, k.grad!, v.grad!].map((t) => bits(t.data()));
+      for (const t of [q, k, v]) t.grad!.dispose();
+      return result;
+    });
+    try {
+      // B·H = 1 with 7 key blocks (the backward splits keys into 7 tasks and sums dq partials; the
+      // forward splits queries finer), 6 pairs with two key blocks each, and many pairs (one task per pair).
+      for (const m of [dims(1, 1, 200, 450, 64), dims(2, 3, 65, 129, 32), dims(16, 8, 17, 17, 16)]) {
+        const x = inputs(m, 3);
+        dv.setThreads(1);
+        const one = run(m, x);
+        for (const n of [2, 3]) {
+          dv.setThreads(n);
+          run(m, x).forEach((a, i) => {
+            const at = a.findIndex((w, j) => w !== one[i][j]);
+            expect(at, `${n} threads vs 1, result ${i} (out, dq, dk, dv) differs at element ${at}`).toBe(-1);
+          });
+        }
+      }
+    } finally {
+      dv.setThreads(threads);
+    }
+  });
+
+  test('no tensor or buffer outlives forward + backward', () => {
+    const m = dims(2, 2, 33, 47, 32);
+    const x = inputs(m, 12);
+    const before = dv.memory();
+    for (let step = 0; step < 3; step++) {
+      dv.scope(() => {
+        const q = fromValues(x.q, [m.B, m.H, m.Nq, m.D], true);
+        const k = fromValues(x.k, [m.B, m.H, m.Nk, m.D], true);
+        const v = fromValues(x.v, [m.B, m.H, m.Nk, m.D], true);
+        // A transposed head dim makes the op copy (and dispose) internally, in forward and backward.
+        const qT = q.transpose(2, 3).contiguous().transpose(2, 3);
+        const out = attention(qT, k, v);
+        out.backward({ grad: fromValues(x.dout, out.shape) });
+        for (const t of [q, k, v]) t.grad!.dispose();
+      });
+    }
+    const after = dv.memory();
+    expect(after.tensors).toBe(before.tensors);
+    expect(after.buffers).toBe(before.buffers);
+  });
+
+  test('backward twice through a retained graph; no lse without grad', () => {
+    const m = dims(1, 2, 17, 17, 32);
+    const x = inputs(m, 8);
+    const g = refBackward(m, x.q, x.k, x.v, x.dout);
+    dv.scope(() => {
+      const q = fromValues(x.q, [1, 2, 17, 32], true);
+      const k = fromValues(x.k, [1, 2, 17, 32]);
+      const v = fromValues(x.v, [1, 2, 17, 32]);
+      const out = attention(q, k, v);
+      // The log-sum-exp rows ride behind the output in its storage.
+      expect(out.storage.buffer.numel).toBe(out.size + 2 * 17);
+      const dy = fromValues(x.dout, out.shape);
+      out.backward({ grad: dy, retainGraph: true });
+      out.backward({ grad: dy });
+      expectClose(q.grad!.data(), g.dq.map((t) => 2 * t), GRAD_TOL, 'dq after two backwards');
+      expect(k.grad).toBeNull();
+      const plain = dv.noGrad(() => attention(q, k, v));
+      expect(plain.storage.buffer.numel).toBe(plain.size);
+      expect(plain.gradFn).toBeNull();
+    });
+  });
+
+  test('gradient of sum(out) (a broadcast gradient with zero strides); q = k = v one tensor', () => {
+    const m = dims(2, 2, 19, 19, 32);
+    const x = inputs(m, 21);
+    const ones = new Float64Array(x.q.length).fill(1);
+    const g = refBackward(m, x.q, x.q, x.q, ones);
+    dv.scope(() => {
+      const t = fromValues(x.q, [m.B, m.H, m.Nq, m.D], true);
+      attention(t, t, t).sum().backward();
+      expectClose(t.grad!.data(), g.dq.map((dq, i) => dq + g.dk[i] + g.dv[i]), GRAD_TOL, 'self-attention d/dx');
+      t.grad!.dispose();
+    });
+  });
+
+  test('empty batch and empty queries', () => {
+    dv.scope(() => {
+      const q = dv.zeros([2, 3, 0, 16]), k = dv.ones([2, 3, 5, 16]), v = dv.ones([2, 3, 5, 16]);
+      k.requiresGrad = true;
+      v.requiresGrad = true;
+      const out = attention(q, k, v);
+      expect(out.shape).toEqual([2, 3, 0, 16]);
+      out.backward({ grad: dv.zeros([2, 3, 0, 16]) });
+      expect(Math.max(...k.grad!.data().map(Math.abs))).toBe(0);
+      expect(Math.max(...v.grad!.data().map(Math.abs))).toBe(0);
+      expect(attention(dv.zeros([0, 2, 4, 8]), dv.zeros([0, 2, 4, 8]), dv.zeros([0, 2, 4, 8])).shape).toEqual([0, 2, 4, 8]);
+    });
+  });
+});
+
+test('bad arguments are rejected with the op, the argument and what was expected', () => {
+  dv.scope(() => {
+    const q = dv.zeros([1, 2, 3, 8]), k = dv.zeros([1, 2, 5, 8]), v = dv.zeros([1, 2, 5, 8]);
+    expect(() => attention(q.reshape([2, 3, 8]), k, v)).toThrow(/diffvit.attention: argument 'q' expected rank 4/);
+    expect(() => attention(q, dv.zeros([1, 3, 5, 8]), v)).toThrow(/argument 'k' expected shape \[1, 2, Nk, 8\]/);
+    expect(() => attention(q, k, dv.zeros([1, 2, 4, 8]))).toThrow(/argument 'v' expected shape \[1, 2, 5, 8\]/);
+    expect(() => attention(q, k, dv.zeros([1, 2, 5, 4]))).toThrow(/argument 'v'/);
+    expect(() => attention(dv.zeros([1, 1, 1, 257]), dv.zeros([1, 1, 1, 257]), dv.zeros([1, 1, 1, 257])))
+      .toThrow(/argument 'q' expected a head dim in \[1, 256\]/);
+    expect(() => attention(q, dv.zeros([1, 2, 0, 8]), dv.zeros([1, 2, 0, 8]))).toThrow(/at least one key/);
+    expect(() => attention(q, k, v, { scale: NaN })).toThrow(/argument 'options.scale' expected a finite number/);
+    expect(() => attention(q, k, dv.zeros([1, 2, 5, 8], 'int32'))).toThrow(/argument 'v' expected dtype float32/);
+    const gone = dv.zeros([1, 2, 5, 8]);
+    gone.dispose();
+    expect(() => attention(q, gone, v)).toThrow(/argument 'k' expected a live tensor/);
+
+    // The binding checks every argument itself (it is reachable without the TS op).
+    const buf = (n: number) => dv.zeros([n]).buffer;
+    const n = 1 * 2 * 5 * 8;
+    const good = (): Parameters<typeof native.attentionForward> => [
+      buf(n), 0, [80, 40, 8], buf(n), 0, [80, 40, 8], buf(n), 0, [80, 40, 8], buf(n), 0, [80, 40, 8], buf(10), 0,
+      1, 2, 5, 5, 8, 0.5];
+    expect(() => native.attentionForward(...good())).not.toThrow();
+    const bad = (i: number, value: unknown, message: RegExp) => {
+      const args = good() as unknown[];
+      args[i] = value;
+      expect(() => (native.attentionForward as (...a: unknown[]) => void)(...args)).toThrow(message);
+    };
+    bad(0, buf(n - 1), /attentionForward: argument 'q' expected at least 80 float32 elements/);
+    bad(4, 1, /argument 'k' expected at least 81/);
+    bad(5, [80, 40], /argument 'kStrides' expected 3 strides/);
+    bad(8, [80, 40, -8], /argument 'vStrides' expected integers in \[0/);
+    bad(11, [80, 40, 4], /argument 'outStrides' expected strides of a non-overlapping/);
+    bad(11, [0, 8, 8], /argument 'outStrides' expected strides of a non-overlapping/);
+    bad(12, buf(9), /argument 'lse' expected at least 10/);
+    const noLse = good();
+    noLse[12] = null;
+    expect(() => native.attentionForward(...noLse)).not.toThrow();
+    bad(17, 0, /argument 'nk' expected an integer in \[1,/);
+    bad(18, 257, /argument 'd' expected an integer in \[1, 256\]/);
+    bad(18, 0, /argument 'd' expected an integer in \[1, 256\]/);
+    bad(19, Infinity, /argument 'scale' expected a finite number/);
+    bad(3, 'k', /argument 'k' expected a float32 NativeBuffer, received a string/);
+    expect(() => (native.attentionForward as (...a: unknown[]) => void)(...good().slice(1)))
+      .toThrow(/expected 20 arguments/);
+
+    const goodBwd = (): Parameters<typeof native.attentionBackward> => [
+      buf(n), 0, [80, 40, 8], buf(n), 0, [80, 40, 8], buf(n), 0, [80, 40, 8], buf(n), 0, [80, 40, 8],
+      buf(n), 0, [80, 40, 8], buf(10), 0, buf(n), 0, [80, 40, 8], buf(n), 0, [80, 40, 8], buf(n), 0, [80, 40, 8],
+      1, 2, 5, 5, 8, 0.5];
+    expect(() => native.attentionBackward(...goodBwd())).not.toThrow();
+    const badBwd = (i: number, value: unknown, message: RegExp) => {
+      const args = goodBwd() as unknown[];
+      args[i] = value;
+      expect(() => (native.attentionBackward as (...a: unknown[]) => void)(...args)).toThrow(message);
+    };
+    badBwd(12, buf(n - 8), /attentionBackward: argument 'dout' expected at least 80/);
+    badBwd(15, null, /argument 'lse' expected a float32 NativeBuffer, received null/);
+    badBwd(16, 1, /argument 'lse' expected at least 11/);
+    badBwd(19, [80, 8, 8], /argument 'dqStrides' expected strides of a non-overlapping/);
+    badBwd(22, [80, 40, 0], /argument 'dkStrides' expected strides of a non-overlapping/);
+    badBwd(23, buf(n - 1), /argument 'dv' expected at least 80/);
+    badBwd(30, 300, /argument 'd' expected an integer in \[1, 256\]/);
+  });
+});
