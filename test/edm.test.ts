@@ -2,7 +2,8 @@
 import { describe, expect, test } from 'vitest';
 
 import * as dv from '../lib/index.js';
-import { coefficientTensors, preconditioning } from '../lib/diffusion/edm.js';
+import { coefficientTensors, EDMDenoiser, edmLoss, preconditioning, sampleTrainingSigmas } from '../lib/diffusion/edm.js';
+import { DiffusionViT } from '../lib/models/diffusion_vit.js';
 import { edmNoiseInputs, edmSamplerUpdate, edmWeightedLoss } from '../lib/ops/edm.js';
 import { expectClose, fromValues, randomValues } from './helpers.js';
 
@@ -93,5 +94,30 @@ test('fused EDM kernels reject bad sigmas and shapes', () => {
     expect(() => edmNoiseInputs(y, dv.tensor([0.5], [1]))).toThrow(/diffvit\.edmNoiseInputs: argument 'sigmas' expected shape \[2\]/);
     expect(() => edmWeightedLoss(dv.randn([2, 1, 2, 3]), y, y, dv.tensor([1, 1], [2]))).toThrow(/argument 'F' expected shape \[2, 1, 2, 2\]/);
     expect(() => edmSamplerUpdate({ F: dv.randn([3, 1, 2, 2]), x: y, sigma: 1, base: y, h: 1 })).toThrow(/argument 'F' expected 2 or 4 \(guided\) images/);
+  });
+});
+
+test('edmLoss (fused) equals the unfused D composition, loss and parameter gradients', () => {
+  dv.scope(() => {
+    const model = new DiffusionViT({ arch: 'iuvit', img_size: 8, in_chans: 3, patch: 2, dim: 32, depth: 3, heads: 2, num_classes: 3 }, { seed: 4 });
+    for (const p of model.parameters()) dv.keep(p);
+    // give the zero-initialised adaLN/final layers values so every path carries gradient
+    for (const p of model.parameters()) p.buffer.write(p.offset, Float32Array.from(randomValues(p.size, p.size, 0.05)));
+    const D = new EDMDenoiser(model);
+    const y = fromValues(randomValues(4 * 3 * 64, 21, 0.5), [4, 3, 8, 8]);
+    const labels = dv.tensor([0, 1, 2, 3], [4], 'int32');
+    const fused = edmLoss(D, y, labels, { generator: new dv.Generator(5) });
+    fused.backward();
+    const fusedGrads = model.parameters().map((p) => p.grad!.data());
+    model.zeroGrad();
+    const g = new dv.Generator(5);
+    const sigmas = Float64Array.from(Float32Array.from(sampleTrainingSigmas(4, { generator: g })));
+    const noise = dv.mul(dv.randn(y.shape, { generator: g }), dv.tensor(Float32Array.from(sigmas), [4, 1, 1, 1]));
+    const c = coefficientTensors(sigmas);
+    const unfused = dv.mean(dv.mul(c.weight, dv.square(dv.sub(D.forward(dv.add(y, noise), sigmas, labels), y))));
+    unfused.backward();
+    expectClose([fused.item()], [unfused.item()], { atol: 0, rtol: 1e-5 }, 'loss');
+    model.parameters().forEach((p, i) => expectClose(fusedGrads[i], p.grad!.data(), { atol: 1e-6, rtol: 1e-3 }, `grad ${i}`));
+    model.dispose();
   });
 });

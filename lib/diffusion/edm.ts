@@ -1,0 +1,98 @@
+/**
+ * EDM (Karras et al. 2022): preconditioning, the training loss with log-normal sigma, and the
+ * per-sample coefficients, in the paper's names (Table 1):
+ *   c_skip = sd²/(s²+sd²), c_out = s·sd/sqrt(s²+sd²), c_in = 1/sqrt(s²+sd²), c_noise = ln(s)/4,
+ *   D(x; s) = c_skip·x + c_out·F(c_in·x; c_noise),
+ *   loss = λ(s)·|D(y+n; s) − y|², λ(s) = (s²+sd²)/(s·sd)², ln(s) ~ N(P_mean, P_std²), n ~ N(0, s²).
+ */
+import { randn, tensor } from '../ops/creation.js';
+import { edmNoiseInputs, edmWeightedLoss } from '../ops/edm.js';
+import { add, mul } from '../ops/elementwise.js';
+import type { DiffusionViT } from '../models/diffusion_vit.js';
+import { defaultGenerator, type Generator } from '../tensor/random.js';
+import { formatShape, type Tensor } from '../tensor/tensor.js';
+
+export const SIGMA_DATA = 0.5;
+
+export interface Preconditioning {
+  c_skip: number;
+  c_out: number;
+  c_in: number;
+  c_noise: number;
+  /** λ(σ), the loss weight */
+  weight: number;
+}
+
+/** The coefficients of EDM Table 1 for one sigma, in float64. */
+export function preconditioning(sigma: number, sigmaData = SIGMA_DATA): Preconditioning {
+  const s2 = sigma * sigma, sd2 = sigmaData * sigmaData;
+  return {
+    c_skip: sd2 / (s2 + sd2),
+    c_out: (sigma * sigmaData) / Math.sqrt(s2 + sd2),
+    c_in: 1 / Math.sqrt(s2 + sd2),
+    c_noise: Math.log(sigma) / 4,
+    weight: (s2 + sd2) / (sigma * sigmaData) ** 2,
+  };
+}
+
+/** Per-sample coefficient tensors of shape (B, 1, 1, 1) (c_noise: (B)). */
+export function coefficientTensors(sigmas: ArrayLike<number>, sigmaData = SIGMA_DATA) {
+  const B = sigmas.length;
+  const pick = (key: keyof Preconditioning) => Float32Array.from({ length: B }, (_, i) => preconditioning(sigmas[i], sigmaData)[key]);
+  return {
+    c_skip: tensor(pick('c_skip'), [B, 1, 1, 1]),
+    c_out: tensor(pick('c_out'), [B, 1, 1, 1]),
+    c_in: tensor(pick('c_in'), [B, 1, 1, 1]),
+    c_noise: tensor(pick('c_noise'), [B]),
+    weight: tensor(pick('weight'), [B, 1, 1, 1]),
+  };
+}
+
+/** D(x; σ) = c_skip·x + c_out·F(c_in·x; c_noise) around a network F. */
+export class EDMDenoiser {
+  constructor(
+    readonly net: DiffusionViT,
+    readonly sigmaData = SIGMA_DATA,
+  ) {}
+
+  /** x: (B, C, H, W), sigmas: one per sample. */
+  forward(x: Tensor, sigmas: ArrayLike<number>, labels: Tensor | null = null, context: Tensor | null = null): Tensor {
+    if (sigmas.length !== x.shape[0]) {
+      throw new Error(`diffvit.EDMDenoiser: argument 'sigmas' expected ${x.shape[0]} values (one per image of x ${formatShape(x.shape)}), received ${sigmas.length}`);
+    }
+    const c = coefficientTensors(sigmas, this.sigmaData);
+    const F = this.net.forward(mul(x, c.c_in), c.c_noise, labels, context);
+    return add(mul(x, c.c_skip), mul(F, c.c_out));
+  }
+}
+
+export interface LossOptions {
+  P_mean?: number;
+  P_std?: number;
+  generator?: Generator;
+}
+
+/** Draws ln(σ) ~ N(P_mean, P_std²) for a batch, from the generator's stream (float64 maths). */
+export function sampleTrainingSigmas(batch: number, options: LossOptions = {}): Float64Array {
+  const g = options.generator ?? defaultGenerator;
+  const z = randn([batch], { generator: g });
+  const values = z.data();
+  z.dispose();
+  const P_mean = options.P_mean ?? -1.2, P_std = options.P_std ?? 1.2;
+  return Float64Array.from(values, (v) => Math.exp(v * P_std + P_mean));
+}
+
+/**
+ * The EDM training loss (a scalar) for clean images y: mean of λ(σ)·(D(y+n; σ) − y)², through the
+ * fused kernels (noise injection + c_in scaling in one pass; loss and dL/dF in one pass).
+ */
+export function edmLoss(D: EDMDenoiser, y: Tensor, labels: Tensor | null = null, options: LossOptions & { context?: Tensor | null } = {}): Tensor {
+  const g = options.generator ?? defaultGenerator;
+  const B = y.shape[0];
+  const sigmas = Float32Array.from(sampleTrainingSigmas(B, { ...options, generator: g }));
+  const sigmaT = tensor(sigmas, [B]);
+  const { xNoisy, xIn } = edmNoiseInputs(y, sigmaT, g, D.sigmaData);
+  const cNoise = tensor(Float32Array.from(sigmas, (s) => Math.log(s) / 4), [B]);
+  const F = D.net.forward(xIn, cNoise, labels, options.context ?? null);
+  return edmWeightedLoss(F, xNoisy, y, sigmaT, D.sigmaData);
+}

@@ -1,0 +1,128 @@
+/**
+ * IU-ViT (symmetric encoder/decoder with long skips) and ASCEND (asymmetric: deeper/wider encoder),
+ * the network F(x_in, c_noise, labels, context) of the twin's DiffusionViT — same parameter names,
+ * shapes and maths.
+ */
+import { add } from '../ops/elementwise.js';
+import { concat, flatten, permute, reshape, slice, transpose, unsqueeze } from '../ops/shape.js';
+import { Conv2d, Embedding, Linear } from '../nn/layers.js';
+import { Block, FinalLayer } from '../nn/block.js';
+import { fillConstant, truncNormal, xavierUniform } from '../nn/init.js';
+import { Module, ModuleList } from '../nn/module.js';
+import { TimestepEmbed } from '../nn/timestep.js';
+import { Generator } from '../tensor/random.js';
+import { formatShape, Tensor } from '../tensor/tensor.js';
+import { type FullModelConfig, fullConfig, type ModelConfig } from './configs.js';
+
+export class DiffusionViT extends Module {
+  readonly config: FullModelConfig;
+  readonly adaln: boolean;
+  readonly nPatches: number;
+  /** Tokens before the patches: [time] [label] [context...] ("token" mode has time/label). */
+  readonly nExtra: number;
+  readonly skipFrom: number[];
+  readonly patch_embed: Conv2d;
+  readonly pos_embed: Tensor; // (1, nExtra + nPatches, enc_dim)
+  readonly time_embed: TimestepEmbed;
+  readonly label_embed: Embedding | null;
+  readonly context_embed: Linear | null;
+  readonly enc_blocks: ModuleList<Block>;
+  readonly mid_block: Block;
+  readonly bridge: Linear | null;
+  readonly dec_blocks: ModuleList<Block>;
+  readonly final: FinalLayer;
+  readonly final_conv: Conv2d | null;
+
+  constructor(config: ModelConfig | string, options: { seed?: number } = {}) {
+    super();
+    const c = (this.config = fullConfig(config));
+    const g = new Generator(options.seed ?? 0);
+    const { patch: p, in_chans: C, enc_dim: de, dec_dim: dd } = c;
+    this.adaln = c.time_cond === 'adaln';
+    this.nPatches = (c.img_size / p) ** 2;
+    this.nExtra = (this.adaln ? 0 : 1) + (c.num_classes && !this.adaln ? 1 : 0) + c.context_len;
+    this.patch_embed = this.child('patch_embed', new Conv2d(C, de, p, g, p));
+    this.pos_embed = this.param('pos_embed', Tensor.empty([1, this.nExtra + this.nPatches, de]));
+    this.time_embed = this.child('time_embed', new TimestepEmbed(c.freq_dim, de, g));
+    this.label_embed = c.num_classes ? this.child('label_embed', new Embedding(c.num_classes + 1, de, g)) : null;
+    this.context_embed = c.context_dim ? this.child('context_embed', new Linear(c.context_dim, de, g)) : null;
+    // The conditioning vector (time [+ label] embedding) has the encoder width de.
+    const block = (dim: number, skipDim = 0) =>
+      new Block({ dim, heads: c.heads, mlpRatio: c.mlp_ratio, qkvBias: c.qkv_bias, adaln: this.adaln, skipDim, condDim: de }, g);
+    this.enc_blocks = this.child('enc_blocks', new ModuleList(Array.from({ length: c.enc_depth }, () => block(de))));
+    this.mid_block = this.child('mid_block', block(de));
+    this.bridge = de !== dd ? this.child('bridge', new Linear(de, dd, g)) : null;
+    this.dec_blocks = this.child('dec_blocks', new ModuleList(Array.from({ length: c.dec_depth }, () => block(dd, de))));
+    // Decoder block j takes its skip from encoder block enc_depth-1-floor(j*enc_depth/dec_depth).
+    this.skipFrom = Array.from({ length: c.dec_depth }, (_, j) => c.enc_depth - 1 - Math.floor((j * c.enc_depth) / c.dec_depth));
+    this.final = this.child('final', new FinalLayer(dd, p * p * C, this.adaln, de, g));
+    this.final_conv = c.final_conv ? this.child('final_conv', new Conv2d(C, C, 3, g, 1, 1)) : null;
+    this.initializeWeights(g);
+  }
+
+  /** The twin's reset_parameters: xavier Linear weights, zero biases, adaLN-Zero. */
+  private initializeWeights(g: Generator): void {
+    for (const [, m] of this.namedModules()) {
+      if (m instanceof Linear) {
+        xavierUniform(m.weight, g);
+        if (m.bias) fillConstant(m.bias, 0);
+      }
+    }
+    truncNormal(this.pos_embed, 0.02, g);
+    for (const [, m] of this.namedModules()) {
+      // zero-init adaLN modulation: every block starts as the identity
+      if ((m instanceof Block || m instanceof FinalLayer) && m.ada) {
+        fillConstant(m.ada.weight, 0);
+        fillConstant(m.ada.bias!, 0);
+      }
+    }
+    if (this.adaln) {
+      fillConstant(this.final.linear.weight, 0);
+      fillConstant(this.final.linear.bias!, 0);
+    }
+  }
+
+  /**
+   * x: (B, C, H, W) network input (already scaled by c_in), cNoise: (B), labels: int32 (B) or null
+   * (the null class is num_classes), context: (B, context_len, context_dim) or null. Returns (B, C, H, W).
+   */
+  forward(x: Tensor, cNoise: Tensor, labels: Tensor | null = null, context: Tensor | null = null): Tensor {
+    const c = this.config;
+    const [B, C, H, W] = x.shape;
+    if (x.rank !== 4 || C !== c.in_chans || H !== c.img_size || W !== c.img_size) {
+      throw new Error(`diffvit.DiffusionViT: argument 'x' expected shape [B, ${c.in_chans}, ${c.img_size}, ${c.img_size}], received ${formatShape(x.shape)}`);
+    }
+    if (cNoise.rank !== 1 || cNoise.shape[0] !== B) throw new Error(`diffvit.DiffusionViT: argument 'cNoise' expected shape [${B}], received ${formatShape(cNoise.shape)}`);
+    if (this.label_embed && !labels) throw new Error(`diffvit.DiffusionViT: argument 'labels' expected int32 labels of shape [${B}] (class-conditional model; the null class is ${c.num_classes}), received null`);
+    if (this.context_embed && !context) throw new Error(`diffvit.DiffusionViT: argument 'context' expected shape [${B}, ${c.context_len}, ${c.context_dim}], received null`);
+    const p = c.patch;
+    const tok = transpose(flatten(this.patch_embed.forward(x), 2), 1, 2); // (B, N, de)
+    const temb = this.time_embed.forward(cNoise); // (B, de)
+    const lemb = this.label_embed && labels ? this.label_embed.forward(labels) : null;
+    const extra: Tensor[] = [];
+    let cond: Tensor | null = null;
+    if (this.adaln) {
+      cond = lemb ? add(temb, lemb) : temb;
+    } else {
+      extra.push(unsqueeze(temb, 1));
+      if (lemb) extra.push(unsqueeze(lemb, 1));
+    }
+    if (this.context_embed && context) extra.push(this.context_embed.forward(context));
+    let z = add(extra.length ? concat([...extra, tok], 1) : tok, this.pos_embed);
+    const skips: Tensor[] = [];
+    for (const b of this.enc_blocks.items) {
+      z = b.forward(z, cond);
+      skips.push(z);
+    }
+    z = this.mid_block.forward(z, cond);
+    if (this.bridge) z = this.bridge.forward(z);
+    this.dec_blocks.items.forEach((b, j) => {
+      z = b.forward(z, cond, skips[this.skipFrom[j]]);
+    });
+    z = this.final.forward(z, cond);
+    if (this.nExtra) z = slice(z, 1, this.nExtra, z.shape[1]);
+    const g = H / p;
+    const img = reshape(permute(reshape(z, [B, g, g, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]);
+    return this.final_conv ? this.final_conv.forward(img) : img;
+  }
+}

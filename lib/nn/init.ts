@@ -1,0 +1,55 @@
+/** Parameter initialisers (torch.nn.init equivalents), drawing from a seeded Generator. */
+import { native } from '../backend/native.js';
+import type { Generator } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export function fillConstant(t: Tensor, value: number): Tensor {
+  native.fill(t.buffer, t.offset, t.size, value);
+  return t;
+}
+
+export function uniform(t: Tensor, low: number, high: number, g: Generator): Tensor {
+  native.randomFill(t.buffer, t.offset, t.size, 'uniform', g.seed, g.take(t.size), low, high);
+  return t;
+}
+
+export function normal(t: Tensor, mean: number, std: number, g: Generator): Tensor {
+  native.randomFill(t.buffer, t.offset, t.size, 'normal', g.seed, g.take(t.size), mean, std);
+  return t;
+}
+
+function drawNormal(std: number, g: Generator): number {
+  const b = new native.NativeBuffer('cpu', 'float32', 1);
+  native.randomFill(b, 0, 1, 'normal', g.seed, g.take(1), 0, std);
+  const v = b.read(0, 1)[0];
+  b.dispose();
+  return v;
+}
+
+/** Normal(0, std) with values outside [low, high] redrawn (torch.nn.init.trunc_normal_). */
+export function truncNormal(t: Tensor, std: number, g: Generator, low = -2, high = 2): Tensor {
+  normal(t, 0, std, g);
+  const values = t.data();
+  let redrawn = false;
+  for (let i = 0; i < values.length; i++) {
+    while (values[i] < low || values[i] > high) {
+      values[i] = drawNormal(std, g);
+      redrawn = true;
+    }
+  }
+  if (redrawn) t.buffer.write(t.offset, values);
+  return t;
+}
+
+/** Xavier/Glorot uniform for a (fanOut, fanIn) weight. */
+export function xavierUniform(t: Tensor, g: Generator): Tensor {
+  const [fanOut, fanIn] = [t.shape[0], t.size / t.shape[0]];
+  const bound = Math.sqrt(6 / (fanIn + fanOut));
+  return uniform(t, -bound, bound, g);
+}
+
+/** PyTorch's default Linear/Conv init: kaiming_uniform(a = sqrt(5)) = U(±1/sqrt(fanIn)). */
+export function defaultUniform(t: Tensor, fanIn: number, g: Generator): Tensor {
+  const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
+  return uniform(t, -bound, bound, g);
+}

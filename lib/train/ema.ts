@@ -1,0 +1,40 @@
+/**
+ * Exponential moving average of the weights with EDM's half-life in images:
+ * β = 0.5^(batch / ema_halflife_images) per step (EDM training_loop.py, without its ramp-up
+ * unless `rampup` is set: half-life = min(half-life, images_seen · rampup)).
+ */
+import { native } from '../backend/native.js';
+import { clone } from '../ops/shape.js';
+import { keep } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export class EMA {
+  readonly shadow: Tensor[];
+  constructor(
+    readonly params: Tensor[],
+    readonly halfLifeImages: number,
+    readonly rampup: number | null = 0.05,
+  ) {
+    this.shadow = params.map((p) => {
+      const s = keep(clone(p));
+      s.requiresGrad = false;
+      s.gradFn = null;
+      return s;
+    });
+  }
+
+  /** Blends the current weights in after a step that has seen `imagesSeen` images in total. */
+  update(batch: number, imagesSeen: number): void {
+    let halfLife = this.halfLifeImages;
+    if (this.rampup !== null) halfLife = Math.min(halfLife, imagesSeen * this.rampup);
+    const beta = halfLife > 0 ? 0.5 ** (batch / halfLife) : 0;
+    this.params.forEach((p, i) => {
+      const s = this.shadow[i];
+      native.axpby(s.buffer, s.offset, p.buffer, p.offset, p.size, beta, 1 - beta);
+    });
+  }
+
+  dispose(): void {
+    for (const t of this.shadow) t.dispose();
+  }
+}

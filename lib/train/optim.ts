@@ -1,0 +1,50 @@
+/** AdamW (decoupled weight decay, torch.optim.AdamW semantics) on the fused native update. */
+import { zeros } from '../ops/creation.js';
+import { adamwUpdate } from '../ops/optim.js';
+import { keep } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export interface AdamWOptions {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+}
+
+export class AdamW {
+  readonly expAvg: Tensor[];
+  readonly expAvgSq: Tensor[];
+  /** Updates taken so far (the bias-correction step count). */
+  step = 0;
+  lr: number;
+
+  constructor(
+    readonly params: Tensor[],
+    readonly options: AdamWOptions,
+  ) {
+    this.lr = options.lr;
+    this.expAvg = params.map((p) => keep(zeros(p.shape)));
+    this.expAvgSq = params.map((p) => keep(zeros(p.shape)));
+  }
+
+  /** One update from each parameter's .grad (parameters without a grad are left alone). */
+  update(): void {
+    this.step++;
+    this.params.forEach((p, i) => {
+      if (!p.grad) return;
+      adamwUpdate(p, p.grad, this.expAvg[i], this.expAvgSq[i], {
+        lr: this.lr,
+        beta1: this.options.beta1 ?? 0.9,
+        beta2: this.options.beta2 ?? 0.999,
+        eps: this.options.eps ?? 1e-8,
+        weightDecay: this.options.weightDecay ?? 0.01,
+        step: this.step,
+      });
+    });
+  }
+
+  dispose(): void {
+    for (const t of [...this.expAvg, ...this.expAvgSq]) t.dispose();
+  }
+}

@@ -1,0 +1,229 @@
+/**
+ * The EDM training loop: AdamW with warm-up, gradient clipping, a NaN/Inf guard, EMA weights,
+ * label dropout for classifier-free guidance, horizontal flips, and checkpoints that resume the
+ * same run bit for bit (weights, optimiser moments, EMA, RNG stream position, data position).
+ */
+import { native } from '../backend/native.js';
+import type { DatasetSpec } from '../data/dataset.js';
+import { createDataset } from '../data/dataset.js';
+import { BatchSampler } from '../data/loader.js';
+import { EDMDenoiser, edmLoss } from '../diffusion/edm.js';
+import { tensor } from '../ops/creation.js';
+import { clone } from '../ops/shape.js';
+import { noGrad } from '../tensor/autograd.js';
+import { loadCheckpoint } from '../models/checkpoint.js';
+import { writeSafetensors } from '../models/safetensors.js';
+import type { ModelConfig } from '../models/configs.js';
+import { DiffusionViT } from '../models/diffusion_vit.js';
+import { backward } from '../tensor/autograd.js';
+import { Generator } from '../tensor/random.js';
+import { scope } from '../tensor/scope.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { EMA } from './ema.js';
+import { AdamW } from './optim.js';
+import { learningRate } from './schedule.js';
+
+export interface TrainConfig {
+  model: ModelConfig | string;
+  data: DatasetSpec;
+  batchSize: number;
+  /** Total optimiser steps of the run. */
+  steps: number;
+  lr: number;
+  warmupSteps: number;
+  weightDecay: number;
+  /** Global gradient-norm clip (null: off). */
+  gradClip: number | null;
+  /** EMA half-life in images (EDM: 500k for CIFAR-10 at batch 512). */
+  emaHalfLifeImages: number;
+  labelDropout: number;
+  hflip: boolean;
+  seed: number;
+  /** Stop after this many skipped (non-finite) steps. */
+  maxNonFinite: number;
+  P_mean: number;
+  P_std: number;
+}
+
+export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'model' | 'data'> = {
+  batchSize: 32,
+  steps: 2000,
+  lr: 1e-3,
+  warmupSteps: 200,
+  weightDecay: 0,
+  gradClip: 1.0,
+  emaHalfLifeImages: 10_000,
+  labelDropout: 0.1,
+  hflip: true,
+  seed: 0,
+  maxNonFinite: 20,
+  P_mean: -1.2,
+  P_std: 1.2,
+};
+
+export interface StepResult {
+  step: number;
+  loss: number;
+  gradNorm: number;
+  lr: number;
+  skipped: boolean;
+}
+
+interface TrainerState {
+  step: number;
+  imagesSeen: number;
+  nonFinite: number;
+  generator: { seed: number; counter: number };
+  adamStep: number;
+}
+
+export class Trainer {
+  readonly model: DiffusionViT;
+  readonly denoiser: EDMDenoiser;
+  readonly optimizer: AdamW;
+  readonly ema: EMA;
+  readonly sampler: BatchSampler;
+  readonly generator: Generator;
+  step = 0;
+  imagesSeen = 0;
+  nonFinite = 0;
+
+  constructor(readonly config: TrainConfig, model?: DiffusionViT) {
+    this.model = model ?? new DiffusionViT(config.model, { seed: config.seed });
+    this.denoiser = new EDMDenoiser(this.model);
+    const params = this.model.parameters();
+    this.optimizer = new AdamW(params, { lr: config.lr, weightDecay: config.weightDecay });
+    this.ema = new EMA(params, config.emaHalfLifeImages);
+    const dataset = createDataset(config.data);
+    const mc = this.model.config;
+    if (dataset.imageSize !== mc.img_size || dataset.channels !== mc.in_chans) {
+      throw new Error(`diffvit.train: the data has ${dataset.channels}x${dataset.imageSize}x${dataset.imageSize} images but the model expects ${mc.in_chans}x${mc.img_size}x${mc.img_size}`);
+    }
+    if (mc.num_classes && dataset.numClasses !== mc.num_classes) {
+      throw new Error(`diffvit.train: the model has num_classes ${mc.num_classes} but the data has ${dataset.numClasses} classes`);
+    }
+    this.sampler = new BatchSampler(dataset, { batchSize: config.batchSize, seed: config.seed, hflip: config.hflip, labelDropout: mc.num_classes ? config.labelDropout : 0 });
+    this.generator = new Generator(config.seed + 1);
+  }
+
+  /** One optimiser step (or a skipped one when the gradients are not finite). */
+  trainStep(): StepResult {
+    const c = this.config;
+    const lr = learningRate(this.step, c.lr, c.warmupSteps);
+    const batch = this.sampler.batch(this.step);
+    const result = scope(() => {
+      const mc = this.model.config;
+      const y = tensor(batch.images, [c.batchSize, mc.in_chans, mc.img_size, mc.img_size]);
+      const labels = mc.num_classes ? tensor(batch.labels, [c.batchSize], 'int32') : null;
+      const loss = edmLoss(this.denoiser, y, labels, { generator: this.generator, P_mean: c.P_mean, P_std: c.P_std });
+      const lossValue = loss.item();
+      backward(loss);
+      const grads = this.model.parameters().map((p) => p.grad).filter((g): g is Tensor => g !== null);
+      let sq = 0;
+      for (const g of grads) sq += native.sumSquares(g.buffer, g.offset, g.size);
+      const gradNorm = Math.sqrt(sq);
+      const finite = Number.isFinite(lossValue) && Number.isFinite(gradNorm);
+      return { lossValue, gradNorm, finite, grads };
+    });
+    let skipped = false;
+    if (!result.finite) {
+      skipped = true;
+      this.nonFinite++;
+      if (this.nonFinite > c.maxNonFinite) {
+        this.model.zeroGrad();
+        throw new Error(`diffvit.train: ${this.nonFinite} steps had a non-finite loss or gradient (limit ${c.maxNonFinite}); stopping at step ${this.step}. Lower the learning rate or enable gradient clipping.`);
+      }
+    } else {
+      if (c.gradClip !== null && result.gradNorm > c.gradClip) {
+        const scale = c.gradClip / (result.gradNorm + 1e-6);
+        for (const g of result.grads) native.axpby(g.buffer, g.offset, g.buffer, g.offset, g.size, scale, 0);
+      }
+      this.optimizer.lr = lr;
+      this.optimizer.update();
+      this.imagesSeen += c.batchSize;
+      this.ema.update(c.batchSize, this.imagesSeen);
+    }
+    this.model.zeroGrad();
+    this.step++;
+    return { step: this.step, loss: result.lossValue, gradNorm: result.gradNorm, lr, skipped };
+  }
+
+  private state(): TrainerState {
+    return { step: this.step, imagesSeen: this.imagesSeen, nonFinite: this.nonFinite, generator: this.generator.state(), adamStep: this.optimizer.step };
+  }
+
+  /** Checkpoint: EMA weights under the plain names (what sampling and the twin load), plus training state. */
+  save(path: string): void {
+    const extra = new Map<string, Tensor>();
+    const names = [...this.model.stateDict().keys()];
+    names.forEach((name, i) => {
+      extra.set(`train.weights.${name}`, this.optimizer.params[i]);
+      extra.set(`train.exp_avg.${name}`, this.optimizer.expAvg[i]);
+      extra.set(`train.exp_avg_sq.${name}`, this.optimizer.expAvgSq[i]);
+    });
+    // The file's model entries are the EMA weights: swap them in for the write.
+    const ema = new Map(names.map((n, i) => [n, this.ema.shadow[i]]));
+    writeSafetensors(path, [...ema, ...extra], {
+      format: 'diffvit',
+      config: JSON.stringify(this.model.config),
+      train_config: JSON.stringify(this.config),
+      trainer: JSON.stringify(this.state()),
+    });
+  }
+
+  /** Continues the run saved in `path` exactly where it stopped. */
+  static resume(path: string, overrides: Partial<TrainConfig> = {}): Trainer {
+    const { model, metadata, extra } = loadCheckpoint(path);
+    if (!metadata.train_config || !metadata.trainer) {
+      model.dispose();
+      for (const t of extra.values()) t.dispose();
+      throw new Error(`diffvit.train: ${path} has no trainer state (it is a model-only checkpoint); cannot resume`);
+    }
+    const config = { ...(JSON.parse(metadata.train_config) as TrainConfig), ...overrides };
+    const state = JSON.parse(metadata.trainer) as TrainerState;
+    const trainer = new Trainer(config, model);
+    const names = [...model.stateDict().keys()];
+    const take = (key: string): Tensor => {
+      const t = extra.get(key);
+      if (!t) throw new Error(`diffvit.train: ${path} lacks '${key}'; cannot resume`);
+      return t;
+    };
+    names.forEach((name, i) => {
+      // model currently holds the EMA weights read from the file
+      copyValues(trainer.model.parameters()[i], trainer.ema.shadow[i]);
+      copyValues(take(`train.weights.${name}`), trainer.optimizer.params[i]);
+      copyValues(take(`train.exp_avg.${name}`), trainer.optimizer.expAvg[i]);
+      copyValues(take(`train.exp_avg_sq.${name}`), trainer.optimizer.expAvgSq[i]);
+    });
+    for (const t of extra.values()) t.dispose();
+    trainer.step = state.step;
+    trainer.imagesSeen = state.imagesSeen;
+    trainer.nonFinite = state.nonFinite;
+    trainer.generator.setState(state.generator);
+    trainer.optimizer.step = state.adamStep;
+    return trainer;
+  }
+
+  /** Runs fn with the EMA weights loaded into the model (sampling), then restores the raw weights. */
+  withEmaWeights<T>(fn: (model: DiffusionViT) => T): T {
+    const params = this.model.parameters();
+    const saved = noGrad(() => params.map((p) => clone(p)));
+    params.forEach((p, i) => copyValues(this.ema.shadow[i], p));
+    try {
+      return fn(this.model);
+    } finally {
+      params.forEach((p, i) => copyValues(saved[i], p));
+      for (const s of saved) s.dispose();
+    }
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+    this.ema.dispose();
+    this.model.dispose();
+  }
+}
+
+function copyValues(src: Tensor, dst: Tensor): void {
+  native.copyStrided(src.buffer, src.offset, [...src.strides], dst.buffer, dst.offset, [...dst.strides], [...dst.shape]);
+}
