@@ -591,6 +591,21 @@ describe('FinalizationRegistry safety net', () => {
     expect(after).toMatchObject({ tensors: before.tensors, buffers: before.buffers, bytes: before.bytes });
   });
 
+  test('tensors returned from a scope to top level, or kept, are under the safety net too', async () => {
+    const before = await settle();
+    (() => {
+      for (let i = 0; i < 50; i++) {
+        dv.scope(() => dv.mulScalar(dv.ones([32]), 2));
+        dv.scope(() => {
+          dv.keep(dv.ones([32]));
+        });
+      }
+    })();
+    expect(dv.memory().tensors).toBe(before.tensors + 100);
+    const after = await settle();
+    expect(after).toMatchObject({ tensors: before.tensors, buffers: before.buffers, bytes: before.bytes });
+  });
+
   test('a tensor reachable from JS is not collected', async () => {
     const before = await settle();
     const held = dv.full([16], 3);
