@@ -160,7 +160,8 @@ const BOOLS: unknown[] = [true, false, 0, 1, 'true', null, undefined, {}];
 const STRINGS: unknown[] = ['', 'bogus', 'float32', 'int32', 'cpu', 'cuda', 'normal', 'constructor', '__proto__', 'x'.repeat(5000), 'add\0', 7, null];
 const ARRAYS: unknown[] = [
   [], [0], [1], [3], [17], [2, 3], [4, 4, 4], [1, 1, 1, 1, 1, 1, 1, 1], new Array(9).fill(1), [-1], [1.5], [NaN],
-  [Infinity], [2 ** 40], [2 ** 40 + 1], [2 ** 60], [2 ** 40, 2 ** 40], ['1'], [null], [undefined], [[1]], [, 1], // eslint-disable-line no-sparse-arrays
+  [Infinity], [2 ** 40], [2 ** 40 + 1], [2 ** 60], [2 ** 40, 2 ** 40], ['1'], [null], [undefined], [[1]],
+  new Array(2).fill(1, 1), // a hole at index 0
   new Array(1_000_000), Int32Array.from([1, 2]), { length: 2, 0: 1, 1: 2 }, '12',
 ];
 const OTHER: unknown[] = [undefined, null, {}, Object.create(null), () => 0, Symbol('s'), 5n, new Date(0), new Map(), /re/, new Error('x')];
