@@ -7,5 +7,9 @@ export default defineConfig({
     fileParallelism: false,
     testTimeout: 120_000,
     hookTimeout: 120_000,
+    // Child processes (not worker threads): a native crash takes down one worker, not the runner,
+    // and `gc()` is exposed so the FinalizationRegistry and leak tests can force collections.
+    pool: 'forks',
+    execArgv: ['--expose-gc'],
   },
 });

@@ -1,0 +1,186 @@
+#!/usr/bin/env node
+/**
+ * The `diffvit` command.
+ *
+ *   diffvit info [--json]                            what the addon was built with and is doing
+ *   diffvit bench [gemm|attention|all] [--out f]     microbenchmarks, table + JSON report
+ *
+ * Exit codes: 0 success, 1 failure while running, 2 usage error (unknown command or option).
+ * Node built-ins only; the native addon is loaded only by commands that need it.
+ */
+import { parseArgs } from 'node:util';
+
+import { cpuModel, logicalCores, packageJson } from './machine.js';
+
+/** A mistake in the command line: printed with a pointer to the help, exit code 2. */
+class UsageError extends Error {
+  constructor(message: string, readonly command?: string) {
+    super(message);
+  }
+}
+
+interface Command {
+  summary: string;
+  usage: string;
+  run(args: string[]): Promise<void>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  info: {
+    summary: 'print version, CPU features and kernel level, threads, CUDA status, build flags',
+    usage: `Usage: diffvit info [--json]
+
+Prints what the native addon was built with and what it is doing: diffvit and Node.js versions,
+the CPU's features and the kernel level they dispatch to, the thread count, whether a CUDA backend
+was built (and why not), and the build flags.
+
+Options:
+  --json      print one JSON object instead of text
+  -h, --help  show this help
+
+Environment:
+  DIFFVIT_THREADS   number of CPU threads (default: one per logical core)
+  DIFFVIT_CPU       force a lower kernel level: avx512, avx2 or scalar
+  DIFFVIT_ADDON     path of another diffvit.node build to load`,
+    async run(args) {
+      const { values } = parse('info', args, { json: { type: 'boolean' } });
+      const info = await loadInfo();
+      if (values.json) {
+        console.log(JSON.stringify(info, null, 2));
+      } else {
+        console.log(formatInfo(info));
+      }
+    },
+  },
+  bench: {
+    summary: 'run microbenchmarks (gemm, attention) and write a JSON report',
+    usage: `Usage: diffvit bench [gemm|attention|all ...] [--out file.json]
+
+Runs the named benchmarks (default: all), prints one table (bench, case, value, baseline, ratio)
+and writes the rows with a description of the machine to bench/results/<name>-<date>.json.
+
+Options:
+  --out file.json  write the JSON report here instead
+  -h, --help       show this help`,
+    async run(args) {
+      const { values, positionals } = parse('bench', args, { out: { type: 'string' } }, true);
+      const bench = await import('../../bench/run.js');
+      try {
+        bench.resolveBenchNames(positionals);
+      } catch (e) {
+        throw new UsageError((e as Error).message, 'bench');
+      }
+      await bench.runBenchmarks(positionals, values.out);
+    },
+  },
+};
+
+const HELP = `diffvit — vision-transformer diffusion models for Node.js
+
+Usage: diffvit <command> [options]
+
+Commands:
+${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)}${c.summary}`).join('\n')}
+
+Options:
+  -h, --help     show this help (or a command's: diffvit <command> --help)
+  -v, --version  print the version
+
+Run 'diffvit <command> --help' for a command's options.`;
+
+type OptionSpec = Record<string, { type: 'boolean' | 'string' }>;
+
+/** util.parseArgs, strict; usage problems become UsageErrors of the command. */
+function parse<T extends OptionSpec>(command: string, args: string[], options: T, allowPositionals = false) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals });
+  } catch (e) {
+    // Node's message, without its long hint about '--' for positionals that start with '-'.
+    throw new UsageError((e as Error).message.split('. To specify a positional')[0], command);
+  }
+}
+
+type Info = Awaited<ReturnType<typeof loadInfo>>;
+
+async function loadInfo() {
+  // Loading the runtime loads the addon: a missing build surfaces here with its own message.
+  const { runtimeInfo } = await import('../runtime.js');
+  return {
+    ...runtimeInfo(),
+    platform: `${process.platform} ${process.arch}`,
+    cpuModel: cpuModel(),
+    logicalCores: logicalCores(),
+    env: {
+      DIFFVIT_THREADS: process.env.DIFFVIT_THREADS ?? null,
+      DIFFVIT_CPU: process.env.DIFFVIT_CPU ?? null,
+      DIFFVIT_ADDON: process.env.DIFFVIT_ADDON ?? null,
+    },
+  };
+}
+
+function formatInfo(info: Info): string {
+  const has = Object.entries(info.cpuFeatures).filter(([, v]) => v).map(([k]) => k);
+  const lacks = Object.entries(info.cpuFeatures).filter(([, v]) => !v).map(([k]) => k);
+  const threadsEnv = info.env.DIFFVIT_THREADS;
+  let threadsNote: string;
+  if (threadsEnv === null) threadsNote = 'one per logical core; DIFFVIT_THREADS overrides';
+  else if (info.threads === Math.min(Number.parseInt(threadsEnv, 10), 1024)) threadsNote = `from DIFFVIT_THREADS=${threadsEnv}`;
+  else threadsNote = `DIFFVIT_THREADS=${threadsEnv} ignored: not a positive integer`;
+  const rows: [string, string][] = [
+    ['version', `diffvit ${info.version}, Node.js ${info.node}, ${info.platform}`],
+    ['cpu', `${info.cpuModel} (${info.logicalCores} logical cores)`],
+    ['cpu features', has.join(' ') + (lacks.length ? `   (absent: ${lacks.join(' ')})` : '')],
+    ['kernels', `${info.cpuLevel}${info.cpuLevel === info.cpuBestLevel ? ' (the best this CPU supports)' : ` (this CPU supports up to ${info.cpuBestLevel})`}` +
+      (info.cpuLevelNote ? ` — ${info.cpuLevelNote}` : '')],
+    ['threads', `${info.threads} (${threadsNote})`],
+    ['cuda', info.cudaBuilt ? `built — ${info.cudaStatus}` : info.cudaStatus],
+    ['build', info.buildFlags],
+  ];
+  if (info.env.DIFFVIT_ADDON) rows.push(['addon', `${info.env.DIFFVIT_ADDON} (from DIFFVIT_ADDON)`]);
+  return rows.map(([k, v]) => `${k.padEnd(13)} ${v}`).join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === undefined) {
+    console.error(HELP);
+    return 2;
+  }
+  if (first === '-h' || first === '--help' || first === 'help') {
+    const topic = first === 'help' ? rest[0] : undefined;
+    if (topic !== undefined && !(topic in COMMANDS)) throw new UsageError(`unknown command '${topic}'`);
+    console.log(topic ? COMMANDS[topic].usage : HELP);
+    return 0;
+  }
+  if (first === '-v' || first === '--version') {
+    console.log(packageJson().version);
+    return 0;
+  }
+  if (first.startsWith('-')) throw new UsageError(`unknown option '${first}'`);
+  const command = Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
+  if (!command) throw new UsageError(`unknown command '${first}'`);
+  if (rest.includes('-h') || rest.includes('--help')) {
+    console.log(command.usage);
+    return 0;
+  }
+  await command.run(rest);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof UsageError) {
+      const help = e.command ? `diffvit ${e.command} --help` : 'diffvit --help';
+      const commands = e.command ? '' : `\nCommands: ${Object.keys(COMMANDS).join(', ')}.`;
+      const message = e.message.endsWith('.') ? e.message : e.message + '.';
+      console.error(`diffvit${e.command ? ' ' + e.command : ''}: ${message}${commands} See '${help}'.`);
+      process.exitCode = 2;
+    } else {
+      console.error(e instanceof Error ? e.message : String(e));
+      process.exitCode = 1;
+    }
+  },
+);

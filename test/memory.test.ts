@@ -1,0 +1,123 @@
+/**
+ * The leak test: thousands of scoped training steps must hold memory flat. After a warm-up, live
+ * tensors, native buffers and native bytes return exactly to the baseline after every step, and
+ * the process RSS stays within a small bound between step 1 000 and step 10 000.
+ */
+import { expect, test } from 'vitest';
+
+import { native } from '../lib/backend/native.js';
+import * as dv from '../lib/index.js';
+
+const gc = (globalThis as { gc?: () => void }).gc;
+
+function snapshot() {
+  const m = dv.memory();
+  return { tensors: m.tensors, buffers: m.buffers, bytes: m.bytes };
+}
+
+/**
+ * Memory in MB after a full collection. `heapUsed` is what live JS objects take; `rss - heapTotal`
+ * is everything outside the V8 heap (native buffers, the addon's and Node's own allocations);
+ * heapTotal is the V8 heap's capacity, which grows to fit the allocation rate.
+ */
+function usage(): { rss: number; heapUsed: number; heapTotal: number; outsideHeap: number } {
+  gc!();
+  const m = process.memoryUsage();
+  const mb = (v: number) => v / 2 ** 20;
+  return { rss: mb(m.rss), heapUsed: mb(m.heapUsed), heapTotal: mb(m.heapTotal), outsideHeap: mb(m.rss - m.heapTotal) };
+}
+
+/**
+ * Node runs the finalizers of native objects (every NativeBuffer's C++ half) from the event loop,
+ * so a loop that never yields holds them all until it does: a training loop awaits its data, and
+ * this one yields every 100 steps like it.
+ */
+const yieldToEventLoop = () => new Promise((resolve) => setImmediate(resolve));
+
+test('10 000 scoped training steps return to the same live tensors, buffers and bytes', async () => {
+  expect(gc, 'run with node --expose-gc (vitest.config.ts passes it to the workers)').toBeTypeOf('function');
+  const start = snapshot();
+  const g = new dv.Generator(2024);
+  // A student y = gelu(x Wᵀ + b) fitting a fixed teacher's outputs; x: (8, 16), W: (16, 16), b: (16).
+  const [x, target, w, b] = dv.noGrad(() => dv.scope(() => {
+    const xs = dv.randn([8, 16], { generator: g });
+    const teacherW = dv.randn([16, 16], { generator: g, std: 0.3 });
+    const teacherB = dv.randn([16], { generator: g, std: 0.1 });
+    return [xs, dv.gelu(dv.linear(xs, teacherW, teacherB)), dv.randn([16, 16], { generator: g, std: 0.3 }), dv.zeros([16])];
+  }));
+  w.requiresGrad = true;
+  b.requiresGrad = true;
+  const lr = 0.05;
+
+  const step = (): number => dv.scope(() => {
+    const y = dv.gelu(dv.linear(x, w, b));
+    const loss = dv.mean(dv.square(dv.sub(y, target)));
+    loss.backward();
+    dv.noGrad(() => {
+      // W: the optimiser-kernel path (in place, native axpby), then zero the kept gradient.
+      native.axpby(w.buffer, w.offset, w.grad!.buffer, w.grad!.offset, w.size, 1, -lr);
+      native.fill(w.grad!.buffer, w.grad!.offset, w.grad!.size, 0);
+      // b: the op path (temporaries made under noGrad inside the scope), then drop the gradient.
+      const next = dv.sub(b, dv.mulScalar(b.grad!, lr));
+      native.copyStrided(next.buffer, next.offset, [1], b.buffer, b.offset, [1], [16]);
+      b.grad!.dispose();
+      b.grad = null;
+    });
+    return loss.item();
+  });
+
+  const warmup = 10, steps = 10_000;
+  const firstLoss = step();
+  for (let i = 1; i < warmup; i++) step();
+  const baseline = snapshot();
+  // x, target, w, b and w.grad (kept across steps): nothing else outlives a step.
+  expect(baseline.tensors - start.tensors).toBe(5);
+  expect(baseline.buffers - start.buffers).toBe(5);
+
+  let firstDrift: string | null = null;
+  let at1000 = usage(), lastLoss = firstLoss;
+  for (let i = warmup; i < steps; i++) {
+    lastLoss = step();
+    const now = snapshot();
+    if (firstDrift === null && (now.tensors !== baseline.tensors || now.buffers !== baseline.buffers || now.bytes !== baseline.bytes)) {
+      firstDrift = `step ${i}: ${JSON.stringify(now)} vs baseline ${JSON.stringify(baseline)}`;
+    }
+    if (i % 100 === 0) await yieldToEventLoop();
+    if (i === 1000) at1000 = usage();
+  }
+  await yieldToEventLoop();
+  const end = usage();
+  const growth = (k: keyof typeof end) => end[k] - at1000[k];
+  console.log(`memory: ${steps} steps, loss ${firstLoss.toExponential(3)} -> ${lastLoss.toExponential(3)}; growth from step ` +
+    `1000 to ${steps}: RSS ${growth('rss').toFixed(1)} MB = outside the V8 heap ${growth('outsideHeap').toFixed(1)} MB + ` +
+    `V8 heap capacity ${growth('heapTotal').toFixed(1)} MB (live JS objects ${growth('heapUsed').toFixed(2)} MB)`);
+
+  expect(firstDrift).toBeNull();
+  expect(growth('rss')).toBeLessThan(20);
+  expect(growth('heapUsed')).toBeLessThan(2);
+  // The steps really trained: the update reached the weights.
+  expect(lastLoss).toBeLessThan(firstLoss * 0.5);
+
+  for (const t of [w.grad!, x, target, w, b]) t.dispose();
+  expect(snapshot()).toEqual(start);
+});
+
+test('steps that throw halfway leave nothing behind either', () => {
+  const start = snapshot();
+  const w = dv.randn([16, 16], { generator: new dv.Generator(1) });
+  w.requiresGrad = true;
+  for (let i = 0; i < 1000; i++) {
+    expect(() => dv.scope(() => {
+      const h = dv.tanh(dv.linear(dv.ones([4, 16]), w));
+      const loss = dv.mean(dv.square(h));
+      loss.backward();
+      // A shape error after the graph, the gradients and some temporaries exist.
+      dv.add(h, dv.ones([5]));
+    })).toThrow(/^diffvit\.add: argument 'b' expected a shape broadcastable with \[4, 16\]/);
+    w.grad!.dispose();
+    w.grad = null;
+  }
+  expect(snapshot()).toEqual({ ...start, tensors: start.tensors + 1, buffers: start.buffers + 1, bytes: start.bytes + 16 * 16 * 4 });
+  w.dispose();
+  expect(snapshot()).toEqual(start);
+});
