@@ -1,6 +1,6 @@
 /** Sums and means over axes; sumToShape undoes broadcasting in gradients. */
 import { native } from '../backend/native.js';
-import { record } from '../tensor/autograd.js';
+import { noGrad, record } from '../tensor/autograd.js';
 import { formatShape, type Shape, Tensor } from '../tensor/tensor.js';
 import { contiguous, expand, permute, reshape } from './shape.js';
 import { argError, checkTensor, normAxis } from './util.js';
@@ -54,10 +54,23 @@ export function mean(x: Tensor, axes?: number | readonly number[], keepDims = fa
   checkTensor('mean', 'x', x);
   const reduced = normAxes('mean', x, axes);
   const count = reduced.reduce((a, d) => a * x.shape[d], 1);
-  const s = sum(x, reduced, keepDims);
-  const out = mulScalar(s, count === 0 ? NaN : 1 / count);
-  if (!out.requiresGrad) s.dispose(); // else s is a link of the tape (the enclosing scope frees it)
-  return out;
+  const scale = count === 0 ? NaN : 1 / count;
+  // The sum is an internal temporary: computed off the tape, so disposing it cuts no graph.
+  const out = noGrad(() => {
+    const s = sum(x, reduced, keepDims);
+    const m = mulScalar(s, scale);
+    s.dispose();
+    return m;
+  });
+  const keptShape = x.shape.map((s, i) => (reduced.includes(i) ? 1 : s));
+  return record('mean', out, [x], (dy) => {
+    const kept = reshape(dy, keptShape);
+    const wide = expand(kept, x.shape);
+    const dx = mulScalar(wide, scale);
+    kept.dispose();
+    wide.dispose();
+    return [dx];
+  });
 }
 
 /** Sums a broadcast gradient back to `shape` (leading axes and size-1 axes). */

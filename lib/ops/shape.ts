@@ -3,7 +3,7 @@
  * concat, split. Views share memory with their input; their backward maps the gradient back.
  */
 import { native } from '../backend/native.js';
-import { record } from '../tensor/autograd.js';
+import { noGrad, record } from '../tensor/autograd.js';
 import { contiguousStrides, copyInto, formatShape, type Shape, shapeSize, Tensor } from '../tensor/tensor.js';
 import { sumToShape } from './reduce.js';
 import { argError, checkInt, checkShape, checkTensor, describe, normAxis } from './util.js';
@@ -153,11 +153,21 @@ export function concat(tensors: readonly Tensor[], dim = 0): Tensor {
 /** Stacks same-shape tensors along a new axis. */
 export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
   if (!Array.isArray(tensors) || tensors.length === 0) throw argError('stack', 'tensors', 'a non-empty array of tensors', describe(tensors));
-  const d = normAxis('stack', dim, tensors[0].rank + 1, 'dim');
-  const parts = tensors.map((t) => unsqueeze(t, d));
-  const out = concat(parts, d);
-  if (!out.requiresGrad) for (const p of parts) p.dispose(); // else they are links of the tape
-  return out;
+  const d = normAxis('stack', dim, anyTensor('stack', 'tensors[0]', tensors[0]).rank + 1, 'dim');
+  // The unsqueezed views are internal temporaries: built off the tape, disposed here.
+  const out = noGrad(() => {
+    const parts = tensors.map((t) => unsqueeze(t, d));
+    try {
+      return concat(parts, d);
+    } finally {
+      for (const p of parts) p.dispose();
+    }
+  });
+  return record('stack', out, tensors, (dy) => split(dy, tensors.map(() => 1), d).map((piece) => {
+    const g = squeeze(piece, d);
+    piece.dispose();
+    return g;
+  }));
 }
 
 export function unsqueeze(x: Tensor, dim: number): Tensor {

@@ -87,6 +87,18 @@ function accumulate(into: Tensor, g: Tensor): void {
   if (src !== g) src.dispose();
 }
 
+/** Left in place of a node whose graph an earlier backward() freed: running it again is an error. */
+function freedNode(name: string): GradNode {
+  return {
+    name,
+    inputs: [],
+    backward: () => {
+      throw new Error(`diffvit.backward: the graph through '${name}' was freed by an earlier backward(); ` +
+        'pass { retainGraph: true } to the first call to run backward through it twice');
+    },
+  };
+}
+
 export interface BackwardOptions {
   /** d(loss)/d(root); defaults to 1 for a one-element root. */
   grad?: Tensor;
@@ -118,6 +130,9 @@ export function backward(root: Tensor, options: BackwardOptions = {}): void {
       const g = grads.get(t);
       if (!g) continue;
       grads.delete(t);
+      if (t.isDisposed) {
+        throw new Error(`diffvit.backward: tensor #${t.id} ${formatShape(t.shape)} on the graph was disposed before backward()`);
+      }
       const node = t.gradFn;
       if (node) {
         const inputGrads = node.backward(g);
@@ -146,7 +161,7 @@ export function backward(root: Tensor, options: BackwardOptions = {}): void {
             grads.set(input, gi);
           }
         });
-        if (!options.retainGraph) t.gradFn = null;
+        if (!options.retainGraph) t.gradFn = freedNode(node.name);
       } else if (t.grad) {
         accumulate(t.grad, g);
       } else {

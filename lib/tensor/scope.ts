@@ -7,13 +7,16 @@ import type { Tensor } from './tensor.js';
 
 const stack: Set<Tensor>[] = [];
 
-/** Called by the Tensor constructor. */
-export function trackTensor(t: Tensor): void {
-  if (stack.length) stack[stack.length - 1].add(t);
+/** Called by the Tensor constructor; returns whether an open scope now owns t. */
+export function trackTensor(t: Tensor): boolean {
+  if (!stack.length) return false;
+  stack[stack.length - 1].add(t);
+  return true;
 }
 
 export function keep<T extends Tensor>(t: T): T {
   for (const s of stack) s.delete(t);
+  t.protectWithFinalizer();
   return t;
 }
 
@@ -56,8 +59,9 @@ export function scope<T>(fn: () => T): T {
   collect(result, kept, tensorCheck!);
   const parent = stack.length ? stack[stack.length - 1] : null;
   for (const t of tracked) {
-    if (kept.has(t)) parent?.add(t);
-    else t.dispose();
+    if (!kept.has(t)) t.dispose();
+    else if (parent) parent.add(t);
+    else t.protectWithFinalizer();
   }
   return result;
 }

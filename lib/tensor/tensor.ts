@@ -62,6 +62,7 @@ export class Tensor {
   /** The op that made this tensor, while the graph is alive. */
   gradFn: GradNode | null = null;
   private disposedFlag = false;
+  private finalizerRegistered = false;
 
   constructor(storage: Storage, shape: Shape, strides?: readonly number[], offset = 0) {
     this.storage = storage;
@@ -70,8 +71,18 @@ export class Tensor {
     this.offset = offset;
     storage.retain();
     liveTensors++;
-    finalizer.register(this, storage, this);
-    trackTensor(this);
+    // A tensor an open scope owns is disposed by that scope: it joins the GC safety net only if it
+    // outlives every scope (returned to top level or kept). Registering every temporary would cost
+    // a FinalizationRegistry cell per op output, which V8 reclaims slowly (RSS grows for thousands
+    // of training steps).
+    if (!trackTensor(this)) this.protectWithFinalizer();
+  }
+
+  /** Puts the tensor under the FinalizationRegistry safety net (once; no-op when disposed). */
+  protectWithFinalizer(): void {
+    if (this.finalizerRegistered || this.disposedFlag) return;
+    this.finalizerRegistered = true;
+    finalizer.register(this, this.storage, this);
   }
 
   /** A new tensor with fresh, uninitialised memory. */
@@ -130,7 +141,7 @@ export class Tensor {
     if (this.disposedFlag) return;
     this.disposedFlag = true;
     this.gradFn = null;
-    finalizer.unregister(this);
+    if (this.finalizerRegistered) finalizer.unregister(this);
     liveTensors--;
     this.storage.release();
   }

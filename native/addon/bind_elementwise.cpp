@@ -1,4 +1,6 @@
 // Bindings for cpu/elementwise.h. Offsets, strides and sizes are in elements.
+#include <algorithm>
+
 #include "addon/args.h"
 #include "addon/registry.h"
 #include "cpu/elementwise.h"
@@ -6,6 +8,26 @@
 namespace dv::addon {
 namespace {
 constexpr int64_t kMaxSize = int64_t(1) << 40;
+
+// True when the strides give every index of `shape` its own element: sorted by stride, each
+// dimension of size > 1 must step over everything the smaller ones span. (Every view diffvit
+// makes of contiguous memory has this form, except expand's zero strides.) A destination that
+// passes can not be written twice, and its element count is bounded by its extent.
+bool nested_strides(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
+  std::vector<std::pair<int64_t, int64_t>> dims;  // (stride, size)
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == 0) return true;  // nothing is written
+    if (shape[d] > 1) dims.push_back({strides[d], shape[d]});
+  }
+  std::sort(dims.begin(), dims.end());
+  int64_t span = 1;
+  for (auto [stride, size] : dims) {
+    int64_t step;
+    if (stride < span || __builtin_mul_overflow(stride, size - 1, &step) || __builtin_add_overflow(span, step, &span))
+      return false;
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -35,6 +57,11 @@ DV_BINDING(copyStrided) {
   std::vector<int64_t> ds = a.integers(5, cpu::kMaxRank, 0, kMaxSize);
   if (ss.size() != shape.size()) a.fail(2, std::to_string(shape.size()) + " strides (one per dim of shape)", std::to_string(ss.size()));
   if (ds.size() != shape.size()) a.fail(5, std::to_string(shape.size()) + " strides (one per dim of shape)", std::to_string(ds.size()));
+  int64_t n = checked_numel(shape);
+  if (n > kMaxSize) a.fail(6, "at most 2^40 elements", n == INT64_MAX ? "more than 2^63" : std::to_string(n));
+  if (!nested_strides(shape, ds))
+    a.fail(5, "strides that write each element once (no zero or overlapping strides on dims of size > 1)",
+           "overlapping strides");
   a.require_extent(0, src, so, strided_extent(shape, ss));
   a.require_extent(3, dst, doff, strided_extent(shape, ds));
   cpu::copy_strided(static_cast<const uint32_t*>(src.data()) + so, static_cast<uint32_t*>(dst.data()) + doff,

@@ -8,7 +8,30 @@
 namespace dv::addon {
 namespace {
 Napi::FunctionReference* g_constructor = nullptr;  // owned by the env's instance data
+
+// Set on every object the NativeBuffer constructor initialises. `instanceof` can be forged from JS
+// (Object.create(NativeBuffer.prototype), a Proxy, Symbol.hasInstance); a type tag cannot, and
+// only tagged objects are ever unwrapped.
+constexpr napi_type_tag kBufferTag = {0x6469666676697442ULL, 0x7566666572546167ULL};
+
+BufferObject* unwrap_tagged(Napi::Value value) {
+  if (!value.IsObject()) return nullptr;
+  bool tagged = false;
+  if (napi_check_object_type_tag(value.Env(), value, &kBufferTag, &tagged) != napi_ok || !tagged) return nullptr;
+  void* raw = nullptr;
+  if (napi_unwrap(value.Env(), value, &raw) != napi_ok) return nullptr;
+  return static_cast<BufferObject*>(raw);
 }
+
+// The receiver of an accessor, or a JS error naming it.
+BufferObject& self_of(const Napi::CallbackInfo& info, const char* accessor) {
+  BufferObject* self = unwrap_tagged(info.This());
+  if (!self)
+    throw Napi::Error::New(info.Env(), std::string("diffvit.NativeBuffer.") + accessor +
+                                           ": argument 'this' expected a NativeBuffer, received " + describe(info.This()));
+  return *self;
+}
+}  // namespace
 
 void BufferObject::Init(Napi::Env env, Napi::Object exports) {
   Napi::Function cls = DefineClass(env, "NativeBuffer",
@@ -16,21 +39,20 @@ void BufferObject::Init(Napi::Env env, Napi::Object exports) {
                                        InstanceMethod<&BufferObject::Dispose>("dispose"),
                                        InstanceMethod<&BufferObject::Read>("read"),
                                        InstanceMethod<&BufferObject::Write>("write"),
-                                       InstanceAccessor<&BufferObject::Disposed>("disposed"),
-                                       InstanceAccessor<&BufferObject::Numel>("numel"),
-                                       InstanceAccessor<&BufferObject::DTypeName>("dtype"),
-                                       InstanceAccessor<&BufferObject::DeviceName>("device"),
                                    });
+  cls.Get("prototype").As<Napi::Object>().DefineProperties({
+      Napi::PropertyDescriptor::Accessor<&BufferObject::Disposed>("disposed"),
+      Napi::PropertyDescriptor::Accessor<&BufferObject::Numel>("numel"),
+      Napi::PropertyDescriptor::Accessor<&BufferObject::DTypeName>("dtype"),
+      Napi::PropertyDescriptor::Accessor<&BufferObject::DeviceName>("device"),
+  });
   g_constructor = new Napi::FunctionReference(Napi::Persistent(cls));
   env.SetInstanceData<Napi::FunctionReference>(g_constructor);
   exports.Set("NativeBuffer", cls);
 }
 
 Buffer* BufferObject::From(Napi::Value value) {
-  if (!g_constructor || !value.IsObject()) return nullptr;
-  Napi::Object obj = value.As<Napi::Object>();
-  if (!obj.InstanceOf(g_constructor->Value())) return nullptr;
-  BufferObject* self = Unwrap(obj);
+  BufferObject* self = unwrap_tagged(value);
   return self && self->buffer_ ? self->buffer_.get() : nullptr;
 }
 
@@ -43,6 +65,7 @@ BufferObject::BufferObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Bu
     int64_t numel = a.integer(2, 0, int64_t(1) << 40);
     buffer_ = std::make_unique<Buffer>(Device::cpu, dtype, numel);
     ReportExternal(info.Env(), static_cast<int64_t>(buffer_->bytes()));
+    info.This().As<Napi::Object>().TypeTag(&kBufferTag);
   } catch (const Napi::Error&) {
     throw;
   } catch (const std::exception& e) {
@@ -97,12 +120,18 @@ Napi::Value BufferObject::Write(const Napi::CallbackInfo& info) {
     bool f32 = buffer_->dtype() == DType::f32;
     const char* want = f32 ? "a Float32Array" : "an Int32Array";
     if (!v.IsTypedArray()) a.fail(1, want, describe(v));
-    Napi::TypedArray ta = v.As<Napi::TypedArray>();
-    napi_typedarray_type t = ta.TypedArrayType();
+    // napi_get_typedarray_info gives the data pointer for every backing store (a SharedArrayBuffer
+    // too, where TypedArray::ArrayBuffer().Data() fails).
+    napi_typedarray_type t;
+    size_t length = 0;
+    void* data = nullptr;
+    if (napi_get_typedarray_info(info.Env(), v, &t, &length, &data, nullptr, nullptr) != napi_ok)
+      a.fail(1, want, describe(v));
     if ((f32 && t != napi_float32_array) || (!f32 && t != napi_int32_array)) a.fail(1, want, "another typed array");
-    int64_t count = static_cast<int64_t>(ta.ElementLength());
+    int64_t count = static_cast<int64_t>(length);
     a.require_extent(0, *buffer_, offset, count);
-    const char* src = static_cast<const char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    if (count == 0) return info.Env().Undefined();
+    const char* src = static_cast<const char*>(data);
     std::memcpy(static_cast<char*>(buffer_->data()) + offset * 4, src, count * 4);
     return info.Env().Undefined();
   } catch (const Napi::Error&) {
@@ -113,16 +142,16 @@ Napi::Value BufferObject::Write(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value BufferObject::Disposed(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), !buffer_->alive());
+  return Napi::Boolean::New(info.Env(), !self_of(info, "disposed").buffer_->alive());
 }
 Napi::Value BufferObject::Numel(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), static_cast<double>(buffer_->numel()));
+  return Napi::Number::New(info.Env(), static_cast<double>(self_of(info, "numel").buffer_->numel()));
 }
 Napi::Value BufferObject::DTypeName(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), dtype_name(buffer_->dtype()));
+  return Napi::String::New(info.Env(), dtype_name(self_of(info, "dtype").buffer_->dtype()));
 }
 Napi::Value BufferObject::DeviceName(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), device_name(buffer_->device()));
+  return Napi::String::New(info.Env(), device_name(self_of(info, "device").buffer_->device()));
 }
 
 }  // namespace dv::addon

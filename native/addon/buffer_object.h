@@ -22,10 +22,12 @@ class BufferObject : public Napi::ObjectWrap<BufferObject> {
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value Read(const Napi::CallbackInfo& info);
   Napi::Value Write(const Napi::CallbackInfo& info);
-  Napi::Value Disposed(const Napi::CallbackInfo& info);
-  Napi::Value Numel(const Napi::CallbackInfo& info);
-  Napi::Value DTypeName(const Napi::CallbackInfo& info);
-  Napi::Value DeviceName(const Napi::CallbackInfo& info);
+  // Accessors are plain functions on the prototype (not InstanceAccessor, whose wrapper throws a
+  // bare "Invalid argument" for a foreign `this`): each checks its receiver itself.
+  static Napi::Value Disposed(const Napi::CallbackInfo& info);
+  static Napi::Value Numel(const Napi::CallbackInfo& info);
+  static Napi::Value DTypeName(const Napi::CallbackInfo& info);
+  static Napi::Value DeviceName(const Napi::CallbackInfo& info);
   void ReportExternal(Napi::Env env, int64_t delta);
 
   std::unique_ptr<Buffer> buffer_;
