@@ -13,21 +13,8 @@ import { CLASSIFIER_FEATURES, classify, loadOrTrainClassifier } from '../eval/sh
 import { featureStats, frechetDistance } from '../eval/frechet.js';
 import { loadCheckpoint } from '../models/checkpoint.js';
 import type { DiffusionViT } from '../models/diffusion_vit.js';
+import { EVAL_HELP } from './help.js';
 import { ProgressBar } from './progress.js';
-
-export const EVAL_HELP = `diffvit eval shapes --checkpoint FILE [options]
-
-Scores class-conditional samples of a model trained on the built-in shapes data.
-Options:
-  --checkpoint FILE     the model to evaluate
-  --per-class N         samples per class (default 64)
-  --guidance W          guidance scale (default 2)
-  --steps N             Heun steps (default 18)
-  --real N              real images for the reference statistics (default 1000)
-  --classifier FILE     classifier weights (trained and saved there if missing;
-                        default ~/.cache/diffvit/shapes-classifier-v1.safetensors)
-  --json                print the result as JSON
-  -h, --help            this text`;
 
 export interface ShapesEvaluation {
   accuracy: number;

@@ -2,6 +2,9 @@
 /**
  * The `diffvit` command.
  *
+ *   diffvit train [options]                          EDM training (default: shapes, class-conditional)
+ *   diffvit sample --checkpoint f [options]          checkpoint -> PNG grid or folder
+ *   diffvit eval shapes --checkpoint f               class accuracy + Fréchet distance of samples
  *   diffvit info [--json]                            what the addon was built with and is doing
  *   diffvit bench [gemm|attention|all] [--out f]     microbenchmarks, table + JSON report
  *
@@ -10,6 +13,7 @@
  */
 import { parseArgs } from 'node:util';
 
+import { EVAL_HELP, SAMPLE_HELP, TRAIN_HELP } from './help.js';
 import { cpuModel, logicalCores, packageJson } from './machine.js';
 
 /** A mistake in the command line: printed with a pointer to the help, exit code 2. */
@@ -25,7 +29,43 @@ interface Command {
   run(args: string[]): Promise<void>;
 }
 
+/** Runs a command module's parser, turning util.parseArgs complaints into usage errors. */
+async function withUsage(command: string, run: () => Promise<number>): Promise<void> {
+  try {
+    await run();
+  } catch (e) {
+    if (String((e as { code?: string }).code ?? '').startsWith('ERR_PARSE_ARGS')) {
+      throw new UsageError((e as Error).message.split('. To specify a positional')[0], command);
+    }
+    throw e;
+  }
+}
+
 const COMMANDS: Record<string, Command> = {
+  train: {
+    summary: 'train a model with EDM (no options: the shapes data, class-conditional)',
+    usage: TRAIN_HELP,
+    async run(args) {
+      const { trainCommand } = await import('./train.js');
+      await withUsage('train', () => trainCommand(args));
+    },
+  },
+  sample: {
+    summary: 'sample images from a checkpoint into a PNG grid or folder',
+    usage: SAMPLE_HELP,
+    async run(args) {
+      const { sampleCommand } = await import('./sample.js');
+      await withUsage('sample', () => sampleCommand(args));
+    },
+  },
+  eval: {
+    summary: "score a checkpoint's samples ('eval shapes': class accuracy, Fréchet distance)",
+    usage: EVAL_HELP,
+    async run(args) {
+      const { evalCommand } = await import('./eval.js');
+      await withUsage('eval', () => evalCommand(args));
+    },
+  },
   info: {
     summary: 'print version, CPU features and kernel level, threads, CUDA status, build flags',
     usage: `Usage: diffvit info [--json]

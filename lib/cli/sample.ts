@@ -7,23 +7,8 @@ import { generate, SAMPLERS, type SamplerName } from '../diffusion/sample.js';
 import { imageGridPNG } from '../image/grid.js';
 import { encodePNG } from '../image/png.js';
 import { loadCheckpoint } from '../models/checkpoint.js';
+import { SAMPLE_HELP } from './help.js';
 import { ProgressBar } from './progress.js';
-
-export const SAMPLE_HELP = `diffvit sample --checkpoint FILE [options]
-
-Options:
-  --checkpoint FILE     a diffvit (or twin-exported) checkpoint
-  --out PATH            a .png grid (default samples.png) or, with --folder, a directory of PNGs
-  --folder              write one PNG per image into --out
-  -n, --count N         images (default 16; with --labels: one per label)
-  --labels L            class labels, e.g. 0,1,2,3 or 'all' (every class, --count per class)
-  --sampler NAME        ${SAMPLERS.join(' | ')} (default heun)
-  --steps N             sampler steps (default 18; ddim 50)
-  --guidance W          classifier-free guidance scale (default 1 = none)
-  --churn S             Heun's S_churn (default 0)
-  --seed N              latent seed (default 0)
-  --columns N           grid columns
-  -h, --help            this text`;
 
 export function parseLabels(spec: string | undefined, numClasses: number, count: number): Int32Array | null {
   if (spec === undefined) return numClasses ? Int32Array.from({ length: count }, (_, i) => i % numClasses) : null;

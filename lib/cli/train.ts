@@ -13,32 +13,8 @@ import { imageGridPNG } from '../image/grid.js';
 import { lineChartSVG, smooth } from '../image/plot.js';
 import { PRESETS } from '../models/configs.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../train/trainer.js';
+import { DEFAULT_PRESET, TRAIN_HELP } from './help.js';
 import { ProgressBar } from './progress.js';
-
-export const DEFAULT_PRESET = 'iuvit-t/4';
-
-export const TRAIN_HELP = `diffvit train [options]
-
-Trains an IU-ViT/ASCEND diffusion model with EDM. With no options: preset ${DEFAULT_PRESET},
-class-conditional, on the built-in 'shapes' data.
-
-Options:
-  --preset NAME            model preset (${Object.keys(PRESETS).join(', ')})
-  --config FILE            JSON file with { model?, data?, ...training options } (flags override it)
-  --data shapes            dataset (shapes: generated in code)
-  --steps N                optimiser steps (default ${DEFAULT_TRAIN_CONFIG.steps})
-  --batch N                batch size (default ${DEFAULT_TRAIN_CONFIG.batchSize})
-  --lr X                   learning rate (default ${DEFAULT_TRAIN_CONFIG.lr})
-  --warmup N               warm-up steps (default ${DEFAULT_TRAIN_CONFIG.warmupSteps})
-  --ema-halflife N         EMA half-life in images (default ${DEFAULT_TRAIN_CONFIG.emaHalfLifeImages})
-  --label-dropout P        label dropout for guidance (default ${DEFAULT_TRAIN_CONFIG.labelDropout})
-  --seed N                 run seed (default 0)
-  --out DIR                output directory (default runs/<preset>-shapes)
-  --checkpoint-every N     steps between checkpoints (default 500)
-  --sample-every N         steps between sample grids (default 500; 0 = only at the end)
-  --guidance W             guidance scale of the sample grids (default 2)
-  --resume FILE            continue the run saved in FILE (same data order and RNG)
-  -h, --help               this text`;
 
 export async function trainCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({

@@ -11,8 +11,9 @@ import { dpmSolver2M } from './samplers/dpm_solver.js';
 import { eulerSampler } from './samplers/euler.js';
 import { heunSampler } from './samplers/heun.js';
 
-export const SAMPLERS = ['heun', 'euler', 'ddim', 'dpmpp2m'] as const;
-export type SamplerName = (typeof SAMPLERS)[number];
+import { SAMPLERS, type SamplerName } from './samplers/names.js';
+
+export { SAMPLERS, type SamplerName };
 
 export interface GenerateOptions {
   /** Number of images (ignored when labels are given: one image per label). */

@@ -4,7 +4,6 @@
  * same run bit for bit (weights, optimiser moments, EMA, RNG stream position, data position).
  */
 import { native } from '../backend/native.js';
-import type { DatasetSpec } from '../data/dataset.js';
 import { createDataset } from '../data/dataset.js';
 import { BatchSampler } from '../data/loader.js';
 import { EDMDenoiser, edmLoss } from '../diffusion/edm.js';
@@ -13,7 +12,6 @@ import { clone } from '../ops/shape.js';
 import { noGrad } from '../tensor/autograd.js';
 import { loadCheckpoint } from '../models/checkpoint.js';
 import { writeSafetensors } from '../models/safetensors.js';
-import type { ModelConfig } from '../models/configs.js';
 import { DiffusionViT } from '../models/diffusion_vit.js';
 import { backward } from '../tensor/autograd.js';
 import { Generator } from '../tensor/random.js';
@@ -21,45 +19,10 @@ import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { EMA } from './ema.js';
 import { AdamW } from './optim.js';
+import type { TrainConfig } from './config.js';
 import { learningRate } from './schedule.js';
 
-export interface TrainConfig {
-  model: ModelConfig | string;
-  data: DatasetSpec;
-  batchSize: number;
-  /** Total optimiser steps of the run. */
-  steps: number;
-  lr: number;
-  warmupSteps: number;
-  weightDecay: number;
-  /** Global gradient-norm clip (null: off). */
-  gradClip: number | null;
-  /** EMA half-life in images (EDM: 500k for CIFAR-10 at batch 512). */
-  emaHalfLifeImages: number;
-  labelDropout: number;
-  hflip: boolean;
-  seed: number;
-  /** Stop after this many skipped (non-finite) steps. */
-  maxNonFinite: number;
-  P_mean: number;
-  P_std: number;
-}
-
-export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'model' | 'data'> = {
-  batchSize: 32,
-  steps: 2000,
-  lr: 1e-3,
-  warmupSteps: 200,
-  weightDecay: 0,
-  gradClip: 1.0,
-  emaHalfLifeImages: 10_000,
-  labelDropout: 0.1,
-  hflip: true,
-  seed: 0,
-  maxNonFinite: 20,
-  P_mean: -1.2,
-  P_std: 1.2,
-};
+export { DEFAULT_TRAIN_CONFIG, type TrainConfig } from './config.js';
 
 export interface StepResult {
   step: number;

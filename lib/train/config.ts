@@ -1,0 +1,41 @@
+/** Training options and their defaults (no native code: the CLI's help reads them). */
+import type { DatasetSpec } from '../data/dataset.js';
+import type { ModelConfig } from '../models/configs.js';
+
+export interface TrainConfig {
+  model: ModelConfig | string;
+  data: DatasetSpec;
+  batchSize: number;
+  /** Total optimiser steps of the run. */
+  steps: number;
+  lr: number;
+  warmupSteps: number;
+  weightDecay: number;
+  /** Global gradient-norm clip (null: off). */
+  gradClip: number | null;
+  /** EMA half-life in images (EDM: 500k for CIFAR-10 at batch 512). */
+  emaHalfLifeImages: number;
+  labelDropout: number;
+  hflip: boolean;
+  seed: number;
+  /** Stop after this many skipped (non-finite) steps. */
+  maxNonFinite: number;
+  P_mean: number;
+  P_std: number;
+}
+
+export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'model' | 'data'> = {
+  batchSize: 32,
+  steps: 2000,
+  lr: 1e-3,
+  warmupSteps: 200,
+  weightDecay: 0,
+  gradClip: 1.0,
+  emaHalfLifeImages: 10_000,
+  labelDropout: 0.1,
+  hflip: true,
+  seed: 0,
+  maxNonFinite: 20,
+  P_mean: -1.2,
+  P_std: 1.2,
+};
