@@ -57,6 +57,7 @@ constexpr int kTileC = 4;  // avx512 has 32 zmm registers: 16 accumulators + 4 B
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // a·b + c and exp for this file's loops. The scalar level is built without FMA, where simd.h's
 // fmadd (std::fma) and hence vexp become exact software routines, ~20× slower than a multiply and an
@@ -68,7 +69,6 @@ inline VF exp_v(VF x) { return std::exp(x.v); }
 inline VF madd(VF a, VF b, VF c) { return fmadd(a, b, c); }
 inline VF exp_v(VF x) { return vexp(x); }
 #endif
-int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
 // [0, n) cut into blocks of `size` rows, the last one also taking a remainder shorter than kSliver;
 // no block holds more than size + kSliver - 1 rows.
