@@ -31,7 +31,7 @@
 //   avx512  B,H,N = 32,4,65: fwd 1.3 ms (105 GFLOP/s), bwd 3.8 ms (92)
 //           32,4,257: fwd 17.5 ms (124), bwd 39.6 ms (137);  4,4,1025: fwd 29.8 ms (144), bwd 67 ms (160)
 //   avx2    32,4,257: fwd 33 ms (65), bwd 66 ms (82)
-// Folding the short remainder into the last block took N = 65 from 2.3 to 1.3 ms forward; the
+// Folding the short remainder into the last block took N = 65 from about 2.0 to 1.3-1.5 ms forward; the
 // remaining non-GEMM time is mostly exp and the first reads of Q, K, V from memory.
 #include <algorithm>
 #include <cmath>
