@@ -147,3 +147,18 @@ describe('datasets from files', () => {
     void readFileSync;
   });
 });
+
+describe('prefetching loader', () => {
+  test('gives exactly the batches of the BatchSampler, in any request order', async () => {
+    const { PrefetchLoader } = await import('../lib/data/prefetch.js');
+    const options = { batchSize: 4, seed: 3, hflip: true, labelDropout: 0.2 };
+    const loader = new PrefetchLoader({ kind: 'shapes', seed: 1, size: 40 }, options, 3);
+    const direct = new BatchSampler(new ShapesDataset(1, 40), options);
+    for (const k of [0, 1, 2, 7, 3]) {
+      const a = await loader.get(k), b = direct.batch(k);
+      expect(Array.from(a.labels)).toEqual(Array.from(b.labels));
+      expect(Buffer.from(a.images.buffer).equals(Buffer.from(b.images.buffer))).toBe(true);
+    }
+    await loader.close();
+  });
+});

@@ -8,6 +8,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { PrefetchLoader } from '../data/prefetch.js';
 import { generate } from '../diffusion/sample.js';
 import { imageGridPNG } from '../image/grid.js';
 import { lineChartSVG, smooth } from '../image/plot.js';
@@ -80,11 +81,11 @@ export async function trainCommand(argv: string[]): Promise<number> {
     const { images, shape } = trainer.withEmaWeights((model) => generate(model, { labels, count: 16, guidance: numClasses ? guidance : 1, seed: 1 }));
     writeFileSync(join(out, 'samples', name), imageGridPNG(images, shape[0], shape[1], shape[2], shape[3], { columns: numClasses || 4, scale: 2 }));
   };
+  const loader = new PrefetchLoader(cfg.data, trainer.sampler.options);
   try {
     while (trainer.step < cfg.steps && !interrupted) {
-      // Let the event loop see Ctrl-C between steps.
-      if (trainer.step % 10 === 0) await new Promise((r) => setImmediate(r));
-      const r = trainer.trainStep();
+      // Awaiting the prefetched batch also lets the event loop see Ctrl-C between steps.
+      const r = trainer.trainStep(await loader.get(trainer.step));
       losses.push([r.step, r.loss]);
       const imgPerSec = ((trainer.step - startStep) * cfg.batchSize) / ((Date.now() - t0) / 1000);
       appendFileSync(metricsPath, JSON.stringify({ step: r.step, loss: r.loss, grad_norm: r.gradNorm, lr: r.lr, skipped: r.skipped, img_per_s: imgPerSec, time: (Date.now() - t0) / 1000 }) + '\n');
@@ -93,6 +94,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       if (sampleEvery > 0 && r.step % sampleEvery === 0 && r.step < cfg.steps) sampleGrid(`step-${String(r.step).padStart(6, '0')}.png`);
     }
   } finally {
+    await loader.close();
     process.off('SIGINT', onSigint);
     trainer.save(ckptPath);
     if (losses.length) {

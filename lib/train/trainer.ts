@@ -5,7 +5,7 @@
  */
 import { native } from '../backend/native.js';
 import { createDataset } from '../data/dataset.js';
-import { BatchSampler } from '../data/loader.js';
+import { type Batch, BatchSampler } from '../data/loader.js';
 import { EDMDenoiser, edmLoss } from '../diffusion/edm.js';
 import { tensor } from '../ops/creation.js';
 import { clone } from '../ops/shape.js';
@@ -69,11 +69,13 @@ export class Trainer {
     this.generator = new Generator(config.seed + 1);
   }
 
-  /** One optimiser step (or a skipped one when the gradients are not finite). */
-  trainStep(): StepResult {
+  /**
+   * One optimiser step (or a skipped one when the gradients are not finite). `batch` must be
+   * batch number `step` of the run (a PrefetchLoader provides it); by default it is loaded here.
+   */
+  trainStep(batch: Batch = this.sampler.batch(this.step)): StepResult {
     const c = this.config;
     const lr = learningRate(this.step, c.lr, c.warmupSteps);
-    const batch = this.sampler.batch(this.step);
     const result = scope(() => {
       const mc = this.model.config;
       const y = tensor(batch.images, [c.batchSize, mc.in_chans, mc.img_size, mc.img_size]);

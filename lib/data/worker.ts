@@ -1,0 +1,20 @@
+/**
+ * Loader worker: rebuilds the dataset from its spec and answers "batch k" requests with
+ * transferred buffers, so decoding and augmentation run on another thread than the training step.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+
+import { createDataset, type DatasetSpec } from './dataset.js';
+import { BatchSampler, type LoaderOptions } from './loader.js';
+
+const { spec, options } = workerData as { spec: DatasetSpec; options: LoaderOptions };
+const sampler = new BatchSampler(createDataset(spec), options);
+
+parentPort!.on('message', (k: number) => {
+  try {
+    const b = sampler.batch(k);
+    parentPort!.postMessage({ k, images: b.images, labels: b.labels }, [b.images.buffer as ArrayBuffer, b.labels.buffer as ArrayBuffer]);
+  } catch (e) {
+    parentPort!.postMessage({ k, error: (e as Error).message });
+  }
+});
