@@ -3,8 +3,8 @@
  * baseline, ratio) and writes the rows with a description of the machine as JSON, to
  * bench/results/<name>-<date>.json or to --out.
  *
- *   node dist/bench/run.js [gemm|attention|all ...] [--out file.json]     (npm run bench -- ...)
- *   diffvit bench [gemm|attention|all] [--out file.json]
+ *   node dist/bench/run.js [gemm|attention|model|all ...] [--out file.json]     (npm run bench -- ...)
+ *   diffvit bench [gemm|attention|model|all] [--out file.json]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -17,11 +17,13 @@ import { runtimeInfo, type RuntimeInfo } from '../lib/runtime.js';
 import { benchAttention } from './attention.js';
 import type { BenchRow } from './common.js';
 import { benchGemm } from './gemm.js';
+import { benchModel } from './model.js';
 
 /** Every benchmark family, by the name the CLI takes. */
 export const BENCHMARKS: Readonly<Record<string, () => BenchRow[] | Promise<BenchRow[]>>> = {
   gemm: () => benchGemm(),
   attention: () => benchAttention(),
+  model: () => benchModel(),
 };
 
 export interface BenchReport {

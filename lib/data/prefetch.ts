@@ -33,7 +33,6 @@ export class PrefetchLoader {
         this.failure = e;
         for (const p of this.pending.values()) p.reject(e);
       });
-      this.worker.unref();
     } else {
       this.worker = null;
       this.local = new BatchSampler(createDataset(spec), options);
