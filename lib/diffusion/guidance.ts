@@ -2,12 +2,14 @@
  * Classifier-free guidance: D_w = D_uncond + w·(D_cond − D_uncond), with the conditional and the
  * unconditional halves evaluated as ONE batch of 2B (labels then the null label / empty context).
  */
-import { tensor } from '../ops/creation.js';
+import { full, tensor } from '../ops/creation.js';
+import { mulScalar } from '../ops/elementwise.js';
 import { concat } from '../ops/shape.js';
+import type { DiffusionViT } from '../models/diffusion_vit.js';
 import { noGrad } from '../tensor/autograd.js';
-import { scope } from '../tensor/scope.js';
+import { keep, scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { EDMDenoiser } from './edm.js';
+import { preconditioning } from './edm.js';
 import type { Denoise } from './samplers/common.js';
 
 export interface Conditioning {
@@ -19,51 +21,68 @@ export interface Conditioning {
   guidance?: number;
 }
 
-/** Wraps D for the float64 samplers: image shape (B, C, H, W), CFG when guidance != 1. */
-export function guidedDenoiser(D: EDMDenoiser, shape: readonly number[], cond: Conditioning = {}): Denoise {
-  const [B] = shape;
-  const w = cond.guidance ?? 1;
-  const cfg = w !== 1 && (cond.labels || cond.context);
-  const numClasses = D.net.config.num_classes;
-  if (cond.labels && cond.labels.length !== B) {
-    throw new Error(`diffvit.sample: argument 'labels' expected ${B} labels, received ${cond.labels.length}`);
-  }
-  if (cond.labels) {
-    for (const l of cond.labels) {
+/** The network F around a batch of B images: scales by c_in, doubles the batch for guidance. */
+export class GuidedNetwork {
+  readonly guided: boolean;
+  readonly guidance: number;
+  readonly batch: number;
+  private readonly labels: Tensor | null;
+  private readonly context: Tensor | null;
+
+  constructor(readonly net: DiffusionViT, readonly shape: readonly number[], cond: Conditioning = {}, readonly sigmaData = 0.5) {
+    const B = (this.batch = shape[0]);
+    this.guidance = cond.guidance ?? 1;
+    this.guided = this.guidance !== 1 && Boolean(cond.labels || cond.context);
+    const numClasses = net.config.num_classes;
+    if (cond.labels && cond.labels.length !== B) {
+      throw new Error(`diffvit.sample: argument 'labels' expected ${B} labels, received ${cond.labels.length}`);
+    }
+    for (const l of cond.labels ?? []) {
       if (!(l >= 0 && l <= numClasses)) throw new Error(`diffvit.sample: argument 'labels' expected classes in [0, ${numClasses}] (${numClasses} = null), received ${l}`);
     }
+    const G = this.guided ? 2 : 1;
+    this.labels = null;
+    if (numClasses) {
+      const l = new Int32Array(G * B).fill(numClasses);
+      if (cond.labels) l.set(cond.labels);
+      this.labels = keep(tensor(l, [G * B], 'int32'));
+    }
+    this.context = null;
+    if (cond.context) {
+      // the unconditional half sees an all-zero ("empty") context
+      this.context = this.guided ? keep(noGrad(() => concat([cond.context!, full(cond.context!.shape, 0)], 0))) : cond.context;
+    }
   }
-  return (x, sigma) =>
-    noGrad(() =>
+
+  /** F(c_in·x; c_noise) for x: (B, ...) at σ, as (G·B, ...) with the conditional half first. */
+  evaluate(x: Tensor, sigma: number): Tensor {
+    return noGrad(() =>
       scope(() => {
-        const batch = cfg ? 2 * B : B;
-        const input = new Float32Array(batch * (x.length / B));
-        input.set(x);
-        if (cfg) input.set(x, x.length);
-        const xt = tensor(input, [batch, ...shape.slice(1)]);
-        let labels: Tensor | null = null;
-        if (cond.labels) {
-          const l = new Int32Array(batch).fill(numClasses);
-          l.set(cond.labels);
-          labels = tensor(l, [batch], 'int32');
-        } else if (numClasses) {
-          labels = tensor(new Int32Array(batch).fill(numClasses), [batch], 'int32');
-        }
-        let context: Tensor | null = cond.context ?? null;
-        if (context && cfg) {
-          // the unconditional half sees an all-zero ("empty") context
-          const empty = tensor(new Float32Array(context.size), context.shape);
-          context = concat([context, empty], 0);
-        }
-        const out = D.forward(xt, new Float64Array(batch).fill(sigma), labels, context).data();
-        const n = x.length;
-        const result = new Float64Array(n);
-        if (!cfg) {
-          for (let i = 0; i < n; i++) result[i] = out[i];
-        } else {
-          for (let i = 0; i < n; i++) result[i] = out[n + i] + w * (out[i] - out[n + i]);
-        }
-        return result;
+        const { c_in, c_noise } = preconditioning(sigma, this.sigmaData);
+        const xIn = mulScalar(x, c_in);
+        const input = this.guided ? concat([xIn, xIn], 0) : xIn;
+        const cNoise = full([input.shape[0]], c_noise);
+        return this.net.forward(input, cNoise, this.labels, this.context);
       }),
     );
+  }
+
+  /** D_w(x; σ) for the float64 samplers (the guidance mix done in float64). */
+  readonly denoise: Denoise = (x, sigma) =>
+    scope(() => {
+      const { c_skip, c_out } = preconditioning(sigma, this.sigmaData);
+      const F = this.evaluate(tensor(Float32Array.from(x), this.shape), sigma).data();
+      const n = x.length, w = this.guidance;
+      const out = new Float64Array(n);
+      for (let i = 0; i < n; i++) {
+        const Dc = c_skip * x[i] + c_out * F[i];
+        out[i] = this.guided ? c_skip * x[i] + c_out * F[n + i] + w * (Dc - (c_skip * x[i] + c_out * F[n + i])) : Dc;
+      }
+      return out;
+    });
+
+  dispose(): void {
+    this.labels?.dispose();
+    if (this.context && this.guided) this.context.dispose();
+  }
 }

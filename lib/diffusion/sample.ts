@@ -3,14 +3,12 @@ import { randn } from '../ops/creation.js';
 import type { DiffusionViT } from '../models/diffusion_vit.js';
 import { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { EDMDenoiser } from './edm.js';
-import { guidedDenoiser } from './guidance.js';
+import { GuidedNetwork } from './guidance.js';
 import { edmSigmas, type StepCallback } from './samplers/common.js';
 import { ddimSampler, ddimSigmas } from './samplers/ddim.js';
 import { dpmSolver2M } from './samplers/dpm_solver.js';
 import { eulerSampler } from './samplers/euler.js';
 import { heunSampler } from './samplers/heun.js';
-
 import { SAMPLERS, type SamplerName } from './samplers/names.js';
 
 export { SAMPLERS, type SamplerName };
@@ -33,7 +31,7 @@ export interface GenerateOptions {
   onStep?: StepCallback;
 }
 
-/** Generates images (B, C, H, W) in [-1, 1] (float64, not clipped). */
+/** Generates images (B, C, H, W) in [-1, 1] (not clipped). */
 export function generate(model: DiffusionViT, options: GenerateOptions = {}): { images: Float64Array; shape: number[] } {
   const c = model.config;
   const count = options.labels ? options.labels.length : (options.count ?? 16);
@@ -41,30 +39,20 @@ export function generate(model: DiffusionViT, options: GenerateOptions = {}): { 
   const sampler = options.sampler ?? 'heun';
   if (!SAMPLERS.includes(sampler)) throw new Error(`diffvit.generate: argument 'sampler' expected one of ${SAMPLERS.join(', ')}, received '${sampler}'`);
   const g = new Generator(options.seed ?? 0);
-  const draw = () => {
-    const t = randn(shape, { generator: g });
-    const v = Float64Array.from(t.data());
-    t.dispose();
-    return v;
-  };
-  const latents = draw();
-  const D = guidedDenoiser(new EDMDenoiser(model), shape, { labels: options.labels, context: options.context, guidance: options.guidance });
+  const net = new GuidedNetwork(model, shape, { labels: options.labels, context: options.context, guidance: options.guidance });
+  const latents = randn(shape, { generator: g });
   const steps = options.steps ?? (sampler === 'ddim' ? 50 : 18);
   const sigmas = sampler === 'ddim' ? ddimSigmas(steps, options.sigmaMin, options.sigmaMax) : edmSigmas(steps, options.sigmaMin, options.sigmaMax, options.rho);
-  let images: Float64Array;
-  switch (sampler) {
-    case 'heun':
-      images = heunSampler(D, latents, sigmas, { churn: options.churn ?? 0, noise: draw }, options.onStep);
-      break;
-    case 'euler':
-      images = eulerSampler(D, latents, sigmas, options.onStep);
-      break;
-    case 'ddim':
-      images = ddimSampler(D, latents, sigmas, options.onStep);
-      break;
-    case 'dpmpp2m':
-      images = dpmSolver2M(D, latents, sigmas, options.onStep);
-      break;
+  try {
+    if (sampler === 'dpmpp2m') return { images: dpmSolver2M(net.denoise, Float64Array.from(latents.data()), sigmas, options.onStep), shape };
+    const x = sampler === 'heun' ? heunSampler(net, latents, sigmas, { churn: options.churn ?? 0, generator: g }, options.onStep)
+      : sampler === 'euler' ? eulerSampler(net, latents, sigmas, options.onStep)
+      : ddimSampler(net, latents, sigmas, options.onStep);
+    const images = Float64Array.from(x.data());
+    x.dispose();
+    return { images, shape };
+  } finally {
+    latents.dispose();
+    net.dispose();
   }
-  return { images, shape };
 }

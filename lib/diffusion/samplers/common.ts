@@ -1,9 +1,9 @@
 /**
- * What every sampler shares: the state x in float64 (as EDM's generate.py keeps it), a denoiser
- * callback D(x; σ) that already applies classifier-free guidance, and the EDM time steps.
+ * What the samplers share: the EDM time steps, the network wrapper (GuidedNetwork: c_in scaling
+ * and classifier-free guidance in one batch), and a progress callback.
  */
 
-/** D(x; σ) on the whole batch, float64 in and out. */
+/** D(x; σ) on the whole batch, float64 in and out (for samplers that keep float64 state). */
 export type Denoise = (x: Float64Array, sigma: number) => Float64Array;
 
 /** Optional per-step hook (progress bars, step pictures). */
@@ -20,18 +20,4 @@ export function edmSigmas(steps: number, sigmaMin = 0.002, sigmaMax = 80, rho = 
   for (let i = 0; i < steps; i++) t[i] = (a + (steps === 1 ? 0 : i / (steps - 1)) * (b - a)) ** rho;
   t[steps] = 0;
   return t;
-}
-
-/** x + h·d elementwise (float64). */
-export function axpy(x: Float64Array, h: number, d: Float64Array): Float64Array {
-  const out = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = x[i] + h * d[i];
-  return out;
-}
-
-/** The ODE direction d = (x − D(x; σ))/σ. */
-export function direction(x: Float64Array, denoised: Float64Array, sigma: number): Float64Array {
-  const d = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) d[i] = (x[i] - denoised[i]) / sigma;
-  return d;
 }

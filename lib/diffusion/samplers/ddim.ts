@@ -1,9 +1,13 @@
 /**
  * Deterministic DDIM (Song et al. 2021, η = 0) on its own time grid: uniformly spaced timesteps of
  * the 1000-step linear-β DDPM schedule (β 1e-4 … 0.02), as σ_t = sqrt(1/ᾱ_t − 1) (EDM Table 1,
- * "VP" column), clipped to [σ_min, σ_max]. In σ-space the update is x' = D + (σ'/σ)(x − D).
+ * "VP" column), clipped to [σ_min, σ_max]. In σ-space its update x' = D + (σ'/σ)(x − D) is exactly
+ * an Euler step, so it runs on the fused Euler kernel.
  */
-import type { Denoise, StepCallback } from './common.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import type { GuidedNetwork } from '../guidance.js';
+import type { StepCallback } from './common.js';
+import { eulerSampler } from './euler.js';
 
 export function ddimSigmas(steps: number, sigmaMin = 0.002, sigmaMax = 80): Float64Array {
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`diffvit.ddimSigmas: argument 'steps' expected an integer >= 1, received ${steps}`);
@@ -23,15 +27,6 @@ export function ddimSigmas(steps: number, sigmaMin = 0.002, sigmaMax = 80): Floa
   return out;
 }
 
-export function ddimSampler(D: Denoise, latents: Float64Array, sigmas: Float64Array = ddimSigmas(50), onStep?: StepCallback): Float64Array {
-  let x: Float64Array = latents.map((v) => v * sigmas[0]);
-  for (let i = 0; i + 1 < sigmas.length; i++) {
-    const denoised = D(x, sigmas[i]);
-    const ratio = sigmas[i + 1] / sigmas[i];
-    const next = new Float64Array(x.length);
-    for (let k = 0; k < x.length; k++) next[k] = denoised[k] + ratio * (x[k] - denoised[k]);
-    x = next;
-    onStep?.(i + 1, sigmas.length - 1, sigmas[i + 1]);
-  }
-  return x;
+export function ddimSampler(net: GuidedNetwork, latents: Tensor, sigmas: Float64Array = ddimSigmas(50), onStep?: StepCallback): Tensor {
+  return eulerSampler(net, latents, sigmas, onStep);
 }

@@ -2,7 +2,7 @@
  * DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2) for x-prediction with α = 1, σ(t) = t:
  * λ = −ln σ, h_i = λ_{i+1} − λ_i, x_{i+1} = (σ_{i+1}/σ_i)·x_i − (e^{−h_i} − 1)·D̂_i, where
  * D̂_i = (1 + 1/(2r_i))·D_i − 1/(2r_i)·D_{i−1}, r_i = h_{i−1}/h_i (first order on the first step
- * and on the final step to σ = 0, where the update is x = D).
+ * and on the final step to σ = 0, where the update is x = D). State kept in float64.
  */
 import { type Denoise, edmSigmas, type StepCallback } from './common.js';
 

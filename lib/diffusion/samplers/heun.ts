@@ -1,8 +1,16 @@
 /**
  * EDM's stochastic Heun sampler (Algorithm 2). With churn = 0 (the default) it is the deterministic
- * 2nd-order sampler: 18 steps = 35 evaluations of D.
+ * 2nd-order sampler: 18 steps = 35 evaluations of D. Each Euler step and each 2nd-order correction
+ * is one fused kernel (D from F, guidance mix, update).
  */
-import { axpy, type Denoise, direction, edmSigmas, type StepCallback } from './common.js';
+import { randn } from '../../ops/creation.js';
+import { add, mulScalar } from '../../ops/elementwise.js';
+import { edmSamplerUpdate } from '../../ops/edm.js';
+import type { Generator } from '../../tensor/random.js';
+import { keep, scope } from '../../tensor/scope.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import type { GuidedNetwork } from '../guidance.js';
+import { edmSigmas, type StepCallback } from './common.js';
 
 export interface HeunOptions {
   /** S_churn: total noise added back (0 = deterministic). */
@@ -10,31 +18,30 @@ export interface HeunOptions {
   sMin?: number;
   sMax?: number;
   sNoise?: number;
-  /** Standard-normal draws of the latents' size, for churn noise. */
-  noise?: () => Float64Array;
+  /** Source of the churn noise. */
+  generator?: Generator;
 }
 
-export function heunSampler(D: Denoise, latents: Float64Array, sigmas: Float64Array = edmSigmas(18), options: HeunOptions = {}, onStep?: StepCallback): Float64Array {
+export function heunSampler(net: GuidedNetwork, latents: Tensor, sigmas: Float64Array = edmSigmas(18), options: HeunOptions = {}, onStep?: StepCallback): Tensor {
   const churn = options.churn ?? 0, sMin = options.sMin ?? 0, sMax = options.sMax ?? Infinity, sNoise = options.sNoise ?? 1;
   const N = sigmas.length - 1;
-  if (churn > 0 && !options.noise) throw new Error("diffvit.heunSampler: argument 'noise' expected a noise source when churn > 0, received none");
-  let x: Float64Array = latents.map((v) => v * sigmas[0]);
+  if (churn > 0 && !options.generator) throw new Error("diffvit.heunSampler: argument 'generator' expected a noise source when churn > 0, received none");
+  let x = keep(mulScalar(latents, sigmas[0]));
   for (let i = 0; i < N; i++) {
     const tCur = sigmas[i], tNext = sigmas[i + 1];
-    // Alg. 2 lines 4-6: raise the noise level temporarily to t_hat.
-    const gamma = churn > 0 && tCur >= sMin && tCur <= sMax ? Math.min(churn / N, Math.SQRT2 - 1) : 0;
-    const tHat = tCur + gamma * tCur;
-    let xHat: Float64Array = x;
-    if (gamma > 0) xHat = axpy(x, Math.sqrt(tHat * tHat - tCur * tCur) * sNoise, options.noise!());
-    // Euler step (line 8), then the 2nd-order correction unless stepping to σ = 0 (lines 9-11).
-    const d = direction(xHat, D(xHat, tHat), tHat);
-    let xNext: Float64Array = axpy(xHat, tNext - tHat, d);
-    if (i < N - 1) {
-      const d2 = direction(xNext, D(xNext, tNext), tNext);
-      for (let k = 0; k < d.length; k++) d[k] = 0.5 * d[k] + 0.5 * d2[k];
-      xNext = axpy(xHat, tNext - tHat, d);
-    }
-    x = xNext;
+    const next = scope(() => {
+      // Alg. 2 lines 4-6: raise the noise level temporarily to t_hat.
+      const gamma = churn > 0 && tCur >= sMin && tCur <= sMax ? Math.min(churn / N, Math.SQRT2 - 1) : 0;
+      const tHat = tCur + gamma * tCur;
+      const xHat = gamma > 0 ? add(x, mulScalar(randn(x.shape, { generator: options.generator }), Math.sqrt(tHat * tHat - tCur * tCur) * sNoise)) : x;
+      // Euler step (line 8), then the 2nd-order correction unless stepping to σ = 0 (lines 9-11).
+      const euler = edmSamplerUpdate({ F: net.evaluate(xHat, tHat), x: xHat, sigma: tHat, guidance: net.guidance, base: xHat, h: tNext - tHat });
+      if (i === N - 1) return euler.xNext;
+      const F2 = net.evaluate(euler.xNext, tNext);
+      return edmSamplerUpdate({ F: F2, x: euler.xNext, sigma: tNext, guidance: net.guidance, base: xHat, h: tNext - tHat, dPrev: euler.d, a: 0.5, b: 0.5 }).xNext;
+    });
+    x.dispose();
+    x = keep(next);
     onStep?.(i + 1, N, tNext);
   }
   return x;

@@ -1,0 +1,95 @@
+/**
+ * Samplers: a known answer (F ≡ 0 makes D the exact denoiser of N(0, σ_data²) data, whose ODE
+ * solution is x(σ) = x(σ_max)·sqrt(σ²+σ_d²)/sqrt(σ_max²+σ_d²)), and the fused float32 Heun sampler
+ * against the twin's float64 edm_heun_sampler run on the same network.
+ */
+import { describe, expect, test } from 'vitest';
+
+import * as dv from '../lib/index.js';
+import { GuidedNetwork } from '../lib/diffusion/guidance.js';
+import { generate, SAMPLERS } from '../lib/diffusion/sample.js';
+import { edmSigmas } from '../lib/diffusion/samplers/common.js';
+import { ddimSigmas } from '../lib/diffusion/samplers/ddim.js';
+import { DiffusionViT } from '../lib/models/diffusion_vit.js';
+import { randomValues } from './helpers.js';
+
+const CONFIG = { arch: 'iuvit', img_size: 8, in_chans: 3, patch: 2, dim: 32, depth: 3, heads: 2, num_classes: 3 } as const;
+
+describe('samplers on the Gaussian ODE (F ≡ 0: D(x; σ) = x·σ_d²/(σ²+σ_d²))', () => {
+  // adaLN-Zero initialises the final Linear to zero; without final_conv the network output is 0,
+  // so every sampler multiplies the latents by a factor that a scalar float64 run of its update
+  // rule gives independently; the exact ODE factor is σ_d/sqrt(σ_max²+σ_d²) per unit latent.
+  const model = new DiffusionViT({ ...CONFIG, final_conv: false }, { seed: 1 });
+  const D = (x: number, s: number) => (x * 0.25) / (s * s + 0.25);
+  const scalarRun: Record<string, (t: Float64Array) => number> = {
+    euler: (t) => t.slice(0, -1).reduce((x, tc, k) => x + (t[k + 1] - tc) * (x - D(x, tc)) / tc, t[0]),
+    ddim: (t) => t.slice(0, -1).reduce((x, tc, k) => x + (t[k + 1] - tc) * (x - D(x, tc)) / tc, t[0]),
+    heun: (t) => t.slice(0, -1).reduce((x, tc, k) => {
+      const tn = t[k + 1], d = (x - D(x, tc)) / tc, xn = x + (tn - tc) * d;
+      return k === t.length - 2 ? xn : x + (tn - tc) * (0.5 * d + 0.5 * (xn - D(xn, tn)) / tn);
+    }, t[0]),
+    dpmpp2m: (t) => {
+      let x = t[0], prev = 0, hPrev = 0;
+      for (let k = 0; k + 1 < t.length; k++) {
+        const den = D(x, t[k]);
+        if (t[k + 1] === 0) x = den;
+        else {
+          const h = Math.log(t[k] / t[k + 1]), r = hPrev / h;
+          const dHat = k === 0 ? den : (1 + 1 / (2 * r)) * den - prev / (2 * r);
+          x = (t[k + 1] / t[k]) * x - Math.expm1(-h) * dHat;
+          hPrev = h;
+        }
+        prev = den;
+      }
+      return x;
+    },
+  };
+  test.each([...SAMPLERS])('%s multiplies the latents by its scalar update factor', (sampler) => {
+    const labels = Int32Array.from([0, 1, 2, 3]);
+    const { images } = generate(model, { sampler, labels, guidance: 3, seed: 5 });
+    const latents = dv.scope(() => dv.randn([4, 3, 8, 8], { generator: new dv.Generator(5) }).data());
+    const factor = scalarRun[sampler](sampler === 'ddim' ? ddimSigmas(50) : edmSigmas(18));
+    for (let i = 0; i < images.length; i++) expect(Math.abs(images[i] - latents[i] * factor)).toBeLessThan(1e-5 * (1 + Math.abs(latents[i])));
+  });
+  test('Heun converges to the exact ODE solution as steps grow', () => {
+    const exact = (80 * 0.5) / Math.sqrt(80 * 80 + 0.25);
+    const { images } = generate(model, { count: 2, steps: 200, seed: 6 });
+    const latents = dv.scope(() => dv.randn([2, 3, 8, 8], { generator: new dv.Generator(6) }).data());
+    for (let i = 0; i < images.length; i++) expect(Math.abs(images[i] - latents[i] * exact)).toBeLessThan(2e-3 * Math.abs(latents[i] * exact) + 1e-5);
+  });
+});
+
+/** The twin's edm_heun_sampler in float64 on a Denoise callback. */
+function heunReference(D: (x: Float64Array, s: number) => Float64Array, latents: Float64Array, steps: number): Float64Array {
+  const t = edmSigmas(steps);
+  let x = latents.map((v) => v * t[0]);
+  for (let k = 0; k < steps; k++) {
+    const tc = t[k], tn = t[k + 1];
+    const dc = D(x, tc);
+    const d = x.map((v, i) => (v - dc[i]) / tc);
+    let xn = x.map((v, i) => v + (tn - tc) * d[i]);
+    if (k < steps - 1) {
+      const dn = D(xn, tn);
+      const d2 = xn.map((v, i) => (v - dn[i]) / tn);
+      xn = x.map((v, i) => v + (tn - tc) * (0.5 * d[i] + 0.5 * d2[i]));
+    }
+    x = xn;
+  }
+  return x;
+}
+
+test('fused Heun with guidance equals the float64 reference sampler', () => {
+  const model = new DiffusionViT(CONFIG, { seed: 2 });
+  for (const p of model.parameters()) p.buffer.write(p.offset, Float32Array.from(randomValues(p.size, p.size + 1, 0.05)));
+  const labels = Int32Array.from([2, 0, 1]);
+  const { images } = generate(model, { labels, guidance: 2.5, steps: 10, seed: 9 });
+  const net = new GuidedNetwork(model, [3, 3, 8, 8], { labels, guidance: 2.5 });
+  const latents = dv.scope(() => Float64Array.from(dv.randn([3, 3, 8, 8], { generator: new dv.Generator(9) }).data()));
+  const reference = heunReference(net.denoise, latents, 10);
+  net.dispose();
+  const scale = reference.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  let worst = 0;
+  for (let i = 0; i < images.length; i++) worst = Math.max(worst, Math.abs(images[i] - reference[i]));
+  expect(worst / scale).toBeLessThan(1e-4);
+  model.dispose();
+});
