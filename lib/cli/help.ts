@@ -13,7 +13,11 @@ class-conditional, on the built-in 'shapes' data.
 Options:
   --preset NAME            model preset (${Object.keys(PRESETS).join(', ')})
   --config FILE            JSON file with { model?, data?, ...training options } (flags override it)
-  --data shapes            dataset (shapes: generated in code)
+  --data SPEC              shapes (generated in code; the default), folder:PATH (class per
+                           sub-folder, PNG/JPEG; centre crop + resize), cifar10:DIR (binary
+                           batches), mnist:DIR (idx files)
+  --image-size N           resize folder images to N (default: the preset's size)
+  --unconditional          ignore the data's labels
   --steps N                optimiser steps (default ${DEFAULT_TRAIN_CONFIG.steps})
   --batch N                batch size (default ${DEFAULT_TRAIN_CONFIG.batchSize})
   --lr X                   learning rate (default ${DEFAULT_TRAIN_CONFIG.lr})

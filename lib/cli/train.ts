@@ -12,16 +12,29 @@ import { PrefetchLoader } from '../data/prefetch.js';
 import { generate } from '../diffusion/sample.js';
 import { imageGridPNG } from '../image/grid.js';
 import { lineChartSVG, smooth } from '../image/plot.js';
-import { PRESETS } from '../models/configs.js';
+import { createDataset, type DatasetSpec } from '../data/dataset.js';
+import { type ModelConfig, PRESETS } from '../models/configs.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../train/trainer.js';
 import { DEFAULT_PRESET, TRAIN_HELP } from './help.js';
 import { ProgressBar } from './progress.js';
+
+/** --data shapes | folder:PATH | cifar10:DIR | mnist:DIR */
+export function parseDataSpec(spec: string, imageSize: number): DatasetSpec {
+  const [kind, ...rest] = spec.split(':');
+  const path = rest.join(':');
+  if (kind === 'shapes' && !path) return { kind: 'shapes' };
+  if (path && kind === 'folder') return { kind: 'folder', root: path, imageSize };
+  if (path && kind === 'cifar10') return { kind: 'cifar10', root: path };
+  if (path && kind === 'mnist') return { kind: 'mnist', root: path, imageSize };
+  throw new Error(`diffvit train: --data expected shapes, folder:PATH, cifar10:DIR or mnist:DIR, received '${spec}'`);
+}
 
 export async function trainCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      preset: { type: 'string' }, config: { type: 'string' }, data: { type: 'string' }, steps: { type: 'string' },
+      preset: { type: 'string' }, config: { type: 'string' }, data: { type: 'string' }, 'image-size': { type: 'string' },
+      unconditional: { type: 'boolean' }, steps: { type: 'string' },
       batch: { type: 'string' }, lr: { type: 'string' }, warmup: { type: 'string' }, 'ema-halflife': { type: 'string' },
       'label-dropout': { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
       'checkpoint-every': { type: 'string' }, 'sample-every': { type: 'string' }, guidance: { type: 'string' },
@@ -42,15 +55,21 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const fromFile = values.config ? (JSON.parse(readFileSync(values.config, 'utf8')) as Partial<TrainConfig>) : {};
   const preset = values.preset ?? (typeof fromFile.model === 'string' ? fromFile.model : undefined) ?? DEFAULT_PRESET;
   if (!fromFile.model && !PRESETS[preset]) throw new Error(`diffvit train: unknown preset '${preset}'; presets: ${Object.keys(PRESETS).join(', ')}`);
-  if (values.data && values.data !== 'shapes') throw new Error(`diffvit train: --data expected 'shapes', received '${values.data}'`);
+
   const overrides: Partial<TrainConfig> = Object.fromEntries(Object.entries({
     steps: num('steps', values.steps), batchSize: num('batch', values.batch), lr: num('lr', values.lr),
     warmupSteps: num('warmup', values.warmup), emaHalfLifeImages: num('ema-halflife', values['ema-halflife']),
     labelDropout: num('label-dropout', values['label-dropout']), seed: num('seed', values.seed),
   }).filter(([, v]) => v !== undefined));
-  const modelConfig = values.preset ? { ...PRESETS[preset], num_classes: 4 } : (fromFile.model ?? { ...PRESETS[preset], num_classes: 4 });
-  const config: TrainConfig = { ...DEFAULT_TRAIN_CONFIG, data: { kind: 'shapes' }, ...fromFile, model: modelConfig, ...overrides };
-  const out = values.out ?? join('runs', `${preset.replace('/', '_')}-shapes`);
+  const base = PRESETS[preset] ?? (fromFile.model as ModelConfig);
+  const data = values.data ? parseDataSpec(values.data, num('image-size', values['image-size']) ?? base.img_size) : (fromFile.data ?? { kind: 'shapes' as const });
+  // The model follows the data: its image size and channels, and its classes unless --unconditional.
+  const dataset = createDataset(data);
+  const modelConfig: ModelConfig = values.preset || !fromFile.model
+    ? { ...base, img_size: dataset.imageSize, in_chans: dataset.channels, num_classes: values.unconditional ? 0 : dataset.numClasses }
+    : fromFile.model as ModelConfig;
+  const config: TrainConfig = { ...DEFAULT_TRAIN_CONFIG, ...fromFile, data, model: modelConfig, ...overrides };
+  const out = values.out ?? join('runs', `${preset.replace('/', '_')}-${data.kind}`);
   mkdirSync(join(out, 'samples'), { recursive: true });
   const checkpointEvery = num('checkpoint-every', values['checkpoint-every']) ?? 500;
   const sampleEvery = num('sample-every', values['sample-every']) ?? 500;
@@ -77,7 +96,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const startStep = trainer.step;
   const numClasses = trainer.model.config.num_classes;
   const sampleGrid = (name: string) => {
-    const labels = numClasses ? Int32Array.from({ length: 4 * numClasses }, (_, i) => i % numClasses) : null;
+    const labels = numClasses ? Int32Array.from({ length: Math.max(16, 2 * numClasses) }, (_, i) => i % numClasses) : null;
     const { images, shape } = trainer.withEmaWeights((model) => generate(model, { labels, count: 16, guidance: numClasses ? guidance : 1, seed: 1 }));
     writeFileSync(join(out, 'samples', name), imageGridPNG(images, shape[0], shape[1], shape[2], shape[3], { columns: numClasses || 4, scale: 2 }));
   };
