@@ -3,17 +3,22 @@
 //
 // Loop nest for one work item (a rectangle of one batch item's C), as in BLIS:
 //   jc over N in NC columns
-//     pc over K in KC rows         pack B[pc:, jc:] into NR-wide panels   (stays in L3)
-//       ic over M in MC rows       pack A[ic:, pc:] into MR-tall panels   (stays in L2)
-//         jr over NR columns       one KC x NR panel of B                 (stays in L1)
+//     pc over K in KC rows         pack B[pc:, jc:] into NR-wide panels   (L3)
+//       ic over M in MC rows       pack A[ic:, pc:] into MR-tall panels   (L2)
+//         jr over NR columns       one KC x NR panel of B                 (L1/L2)
 //           ir over MR rows        micro-kernel: MR x NR tile of C += A panel * B panel
 //
-// Micro-tiles, per level (measured on a Zen 5 EPYC, 1 MB L2, 48 KB L1d):
+// Micro-tiles and blocking, per level, measured on a 2-core Zen 5 EPYC (1 MB L2, 48 KB L1d; single
+// thread, best of 3; a hand-written FMA loop peaks at 210 GFLOP/s with zmm, 105 with ymm):
 //   avx512  14 x 32  28 zmm accumulators; per k: 2 loads of B, 14 broadcasts of A, 28 FMAs.
-//                    (12x32, 8x48 and 6x64 measured slower: fewer accumulators hide less FMA
-//                    latency, or the KC x 64 B panel no longer fits L1.)
-//   avx2      6 x 16  12 ymm accumulators (BLIS haswell shape).
-//   scalar    4 x 8   plain float arrays; the compiler vectorises the 8-wide rows.
+//                    12x32, 8x48 and 6x64 ran within ~5% of it on square sizes (8x48 slightly
+//                    ahead at 1024-2048) but 8x48 was 14% slower on the 65 x 64 attention batches,
+//                    and 32 divides the model widths 256 and 1024 where 48 does not.
+//                    KC 512 / MC 336 beat KC 256 / MC 280 by 3-7% at 1024^3-2048^3: the KC x 32 B
+//                    panel (64 KB) then streams from L2, but C is read and written half as often.
+//   avx2      6 x 16  12 ymm accumulators (BLIS haswell shape); 90-103 GFLOP/s of 105.
+//   scalar    4 x 8   plain float arrays the compiler vectorises (28 GFLOP/s with SSE2); 4x16,
+//                    6x8 and 8x8 ran 4-5x slower.
 // Edge tiles use the same kernel instantiated for fewer rows (MRr < MR) and fewer vectors of
 // columns, with masked (avx512) or staged (avx2, scalar) stores of the last partial vector.
 //
@@ -292,9 +297,10 @@ constexpr auto kKernels = kernel_table(std::make_integer_sequence<int, kMR>{});
 
 // ---- driver ----
 
-// Starts fetching a C tile the kernel reads or writes only after its k loop: the tile was last
-// touched a whole K block ago (or never) and is rarely in L1, so loading it at the end would stall
-// on every row. (Inside the kernel the row pointers would cost registers the accumulators need.)
+// Starts fetching a C tile that the kernel reads or writes only after its k loop: the tile was
+// last touched a whole K block ago (or never). Best of 4: 196 vs 187 GFLOP/s at 1024^3, equal at
+// 512^3 and 2048^3. (Prefetching inside the kernel made GCC keep the row pointers live across the
+// k loop and spill an accumulator: 30% slower.)
 inline void prefetch_tile(const float* c, int64_t ldc, int mr, int nr) {
 #if defined(DV_ISA_AVX512) || defined(DV_ISA_AVX2)
   for (int i = 0; i < mr; ++i) {
