@@ -371,9 +371,11 @@ int64_t gcd(int64_t a, int64_t b) { return b == 0 ? a : gcd(b, a % b); }
 // Below this many multiply-adds a GEMM (or one work item) is not worth a thread hand-off.
 constexpr double kMinParallelMacs = 1 << 20;
 
-// How each batch item's C is cut into pm x pn rectangles of whole micro-tiles (work items).
+// How the GEMM is cut into work items: each batch item's C into pm x pn rectangles of whole
+// micro-tiles (mt x nt of them per item).
 struct Split {
-  int64_t pm = 1, pn = 1;
+  const GemmArgs* g;
+  int64_t mt, nt, pm = 1, pn = 1;
 };
 
 // Few batch items: cut each so that batch * parts is a multiple of the thread count (equal shares)
@@ -384,10 +386,10 @@ struct Split {
 // GFLOP/s with 1, 2 and 4 items per thread, best of 5.)
 // Among the pm x pn = parts factorings pick the one that packs least.
 Split plan(const GemmArgs& g, int64_t threads) {
-  Split s;
+  const int64_t mt = (g.m + kMR - 1) / kMR, nt = (g.n + kNR - 1) / kNR;
+  Split s{&g, mt, nt};
   const double macs = static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
   if (threads <= 1 || static_cast<double>(g.batch) * macs < kMinParallelMacs || g.batch >= 4 * threads) return s;
-  const int64_t mt = (g.m + kMR - 1) / kMR, nt = (g.n + kNR - 1) / kNR;
   const int64_t base = threads / gcd(g.batch, threads);
   int64_t parts = base;
   while (g.batch * parts < 2 * threads && static_cast<double>(parts + base) * kMinParallelMacs <= macs) parts += base;
@@ -409,15 +411,16 @@ void gemm(const GemmArgs& g) {
   if (g.batch <= 0 || g.m <= 0 || g.n <= 0) return;
   if (g.k == 0 || g.alpha == 0.0f) return scale_c(g);
   const Split s = plan(g, num_threads());
-  const int64_t mt = (g.m + kMR - 1) / kMR, nt = (g.n + kNR - 1) / kNR, per_batch = s.pm * s.pn;
+  const int64_t items = g.batch * s.pm * s.pn;
   const double macs = static_cast<double>(g.batch) * static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
-  const int64_t grain = macs < kMinParallelMacs ? g.batch * per_batch : 1;  // small: run inline
-  parallel_for(g.batch * per_batch, grain, [&](int64_t t0, int64_t t1) {
+  // One captured reference keeps the std::function in its small buffer: no allocation per call.
+  parallel_for(items, macs < kMinParallelMacs ? items : 1, [&s](int64_t t0, int64_t t1) {
+    const GemmArgs& g = *s.g;
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t bi = t / per_batch, im = t % per_batch / s.pn, jn = t % s.pn;
+      const int64_t bi = t / (s.pm * s.pn), im = t % (s.pm * s.pn) / s.pn, jn = t % s.pn;
       // Item rows [i0, i1) and columns [j0, j1): nearly equal runs of whole micro-tiles.
-      const int64_t i0 = std::min(g.m, mt * im / s.pm * kMR), i1 = std::min(g.m, mt * (im + 1) / s.pm * kMR);
-      const int64_t j0 = std::min(g.n, nt * jn / s.pn * kNR), j1 = std::min(g.n, nt * (jn + 1) / s.pn * kNR);
+      const int64_t i0 = std::min(g.m, s.mt * im / s.pm * kMR), i1 = std::min(g.m, s.mt * (im + 1) / s.pm * kMR);
+      const int64_t j0 = std::min(g.n, s.nt * jn / s.pn * kNR), j1 = std::min(g.n, s.nt * (jn + 1) / s.pn * kNR);
       if (i0 >= i1 || j0 >= j1) continue;
       gemm_tile(g, g.a + bi * g.stride_a, g.b + bi * g.stride_b, g.c + bi * g.stride_c, i0, i1, j0, j1);
     }
