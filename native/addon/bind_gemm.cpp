@@ -47,6 +47,11 @@ DV_BINDING(gemm) {
   a.require_extent(0, A, ao, matrix_extent(g.batch, g.stride_a, a_rows, a_cols, g.lda));
   a.require_extent(2, B, bo, matrix_extent(g.batch, g.stride_b, b_rows, b_cols, g.ldb));
   a.require_extent(4, C, co, matrix_extent(g.batch, g.stride_c, g.m, g.n, g.ldc));
+  // Batch items of C are written in parallel, so they must not share elements. (After the extent
+  // check, which bounds (m - 1) * ldc by the buffer size, so this cannot overflow.)
+  if (g.batch > 1 && g.m > 0 && g.n > 0 && g.stride_c < (g.m - 1) * g.ldc + g.n)
+    a.fail(16, "at least " + std::to_string((g.m - 1) * g.ldc + g.n) + " when batch > 1 (items of C must not overlap)",
+           std::to_string(g.stride_c));
   if (g.batch == 0 || g.m == 0 || g.n == 0) return info.Env().Undefined();
   g.a = A.as<float>() + ao;
   g.b = B.as<float>() + bo;

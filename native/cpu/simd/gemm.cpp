@@ -3,17 +3,22 @@
 //
 // Loop nest for one work item (a rectangle of one batch item's C), as in BLIS:
 //   jc over N in NC columns
-//     pc over K in KC rows         pack B[pc:, jc:] into NR-wide panels   (stays in L3)
-//       ic over M in MC rows       pack A[ic:, pc:] into MR-tall panels   (stays in L2)
-//         jr over NR columns       one KC x NR panel of B                 (stays in L1)
+//     pc over K in KC rows         pack B[pc:, jc:] into NR-wide panels   (L3)
+//       ic over M in MC rows       pack A[ic:, pc:] into MR-tall panels   (L2)
+//         jr over NR columns       one KC x NR panel of B                 (L1/L2)
 //           ir over MR rows        micro-kernel: MR x NR tile of C += A panel * B panel
 //
-// Micro-tiles, per level (measured on a Zen 5 EPYC, 1 MB L2, 48 KB L1d):
+// Micro-tiles and blocking, per level, measured on a 2-core Zen 5 EPYC (1 MB L2, 48 KB L1d; single
+// thread, best of 3; a hand-written FMA loop peaks at 210 GFLOP/s with zmm, 105 with ymm):
 //   avx512  14 x 32  28 zmm accumulators; per k: 2 loads of B, 14 broadcasts of A, 28 FMAs.
-//                    (12x32, 8x48 and 6x64 measured slower: fewer accumulators hide less FMA
-//                    latency, or the KC x 64 B panel no longer fits L1.)
-//   avx2      6 x 16  12 ymm accumulators (BLIS haswell shape).
-//   scalar    4 x 8   plain float arrays; the compiler vectorises the 8-wide rows.
+//                    12x32, 8x48 and 6x64 ran within ~5% of it on square sizes (8x48 slightly
+//                    ahead at 1024-2048) but 8x48 was 14% slower on the 65 x 64 attention batches,
+//                    and 32 divides the model widths 256 and 1024 where 48 does not.
+//                    KC 512 / MC 336 beat KC 256 / MC 280 by 3-7% at 1024^3-2048^3: the KC x 32 B
+//                    panel (64 KB) then streams from L2, but C is read and written half as often.
+//   avx2      6 x 16  12 ymm accumulators (BLIS haswell shape); 90-103 GFLOP/s of 105.
+//   scalar    4 x 8   plain float arrays the compiler vectorises (28 GFLOP/s with SSE2); 4x16,
+//                    6x8 and 8x8 ran 4-5x slower.
 // Edge tiles use the same kernel instantiated for fewer rows (MRr < MR) and fewer vectors of
 // columns, with masked (avx512) or staged (avx2, scalar) stores of the last partial vector.
 //
@@ -292,9 +297,10 @@ constexpr auto kKernels = kernel_table(std::make_integer_sequence<int, kMR>{});
 
 // ---- driver ----
 
-// Starts fetching a C tile the kernel reads or writes only after its k loop: the tile was last
-// touched a whole K block ago (or never) and is rarely in L1, so loading it at the end would stall
-// on every row. (Inside the kernel the row pointers would cost registers the accumulators need.)
+// Starts fetching a C tile that the kernel reads or writes only after its k loop: the tile was
+// last touched a whole K block ago (or never). Best of 4: 196 vs 187 GFLOP/s at 1024^3, equal at
+// 512^3 and 2048^3. (Prefetching inside the kernel made GCC keep the row pointers live across the
+// k loop and spill an accumulator: 30% slower.)
 inline void prefetch_tile(const float* c, int64_t ldc, int mr, int nr) {
 #if defined(DV_ISA_AVX512) || defined(DV_ISA_AVX2)
   for (int i = 0; i < mr; ++i) {
@@ -365,23 +371,28 @@ int64_t gcd(int64_t a, int64_t b) { return b == 0 ? a : gcd(b, a % b); }
 // Below this many multiply-adds a GEMM (or one work item) is not worth a thread hand-off.
 constexpr double kMinParallelMacs = 1 << 20;
 
-// How each batch item's C is cut into pm x pn rectangles of whole micro-tiles (work items).
+// How the GEMM is cut into work items: each batch item's C into pm x pn rectangles of whole
+// micro-tiles (mt x nt of them per item).
 struct Split {
-  int64_t pm = 1, pn = 1;
+  const GemmArgs* g;
+  int64_t mt, nt, pm = 1, pn = 1;
 };
 
 // Few batch items: cut each so that batch * parts is a multiple of the thread count (equal shares)
-// and, work permitting, at least 4 items per thread, so a thread that gets descheduled or starts
-// late does not hold up the rest. Among the pm x pn = parts factorings pick the one that packs
-// least redundantly: each M part packs all of its B columns, each N part all of its A rows.
+// and, work permitting, 2 items per thread, so a thread that is descheduled or starts late holds
+// up the others by half a share at most. (Finer cuts cost more redundant packing: each M part packs
+// all of its B columns, each N part all of its A rows, i.e. pm/m + pn/n packed elements per
+// multiply-add: with 2 threads, the 256 x 1024 x 2048 weight gradient ran at 304, 300 and 255
+// GFLOP/s with 1, 2 and 4 items per thread, best of 5.)
+// Among the pm x pn = parts factorings pick the one that packs least.
 Split plan(const GemmArgs& g, int64_t threads) {
-  Split s;
+  const int64_t mt = (g.m + kMR - 1) / kMR, nt = (g.n + kNR - 1) / kNR;
+  Split s{&g, mt, nt};
   const double macs = static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
   if (threads <= 1 || static_cast<double>(g.batch) * macs < kMinParallelMacs || g.batch >= 4 * threads) return s;
-  const int64_t mt = (g.m + kMR - 1) / kMR, nt = (g.n + kNR - 1) / kNR;
   const int64_t base = threads / gcd(g.batch, threads);
   int64_t parts = base;
-  while (g.batch * parts < 4 * threads && static_cast<double>(parts + base) * kMinParallelMacs <= macs) parts += base;
+  while (g.batch * parts < 2 * threads && static_cast<double>(parts + base) * kMinParallelMacs <= macs) parts += base;
   parts = std::min(parts, mt * nt);
   double best = -1;
   for (int64_t pm = 1; pm <= parts; ++pm) {
@@ -400,15 +411,16 @@ void gemm(const GemmArgs& g) {
   if (g.batch <= 0 || g.m <= 0 || g.n <= 0) return;
   if (g.k == 0 || g.alpha == 0.0f) return scale_c(g);
   const Split s = plan(g, num_threads());
-  const int64_t mt = (g.m + kMR - 1) / kMR, nt = (g.n + kNR - 1) / kNR, per_batch = s.pm * s.pn;
+  const int64_t items = g.batch * s.pm * s.pn;
   const double macs = static_cast<double>(g.batch) * static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
-  const int64_t grain = macs < kMinParallelMacs ? g.batch * per_batch : 1;  // small: run inline
-  parallel_for(g.batch * per_batch, grain, [&](int64_t t0, int64_t t1) {
+  // One captured reference keeps the std::function in its small buffer: no allocation per call.
+  parallel_for(items, macs < kMinParallelMacs ? items : 1, [&s](int64_t t0, int64_t t1) {
+    const GemmArgs& g = *s.g;
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t bi = t / per_batch, im = t % per_batch / s.pn, jn = t % s.pn;
+      const int64_t bi = t / (s.pm * s.pn), im = t % (s.pm * s.pn) / s.pn, jn = t % s.pn;
       // Item rows [i0, i1) and columns [j0, j1): nearly equal runs of whole micro-tiles.
-      const int64_t i0 = std::min(g.m, mt * im / s.pm * kMR), i1 = std::min(g.m, mt * (im + 1) / s.pm * kMR);
-      const int64_t j0 = std::min(g.n, nt * jn / s.pn * kNR), j1 = std::min(g.n, nt * (jn + 1) / s.pn * kNR);
+      const int64_t i0 = std::min(g.m, s.mt * im / s.pm * kMR), i1 = std::min(g.m, s.mt * (im + 1) / s.pm * kMR);
+      const int64_t j0 = std::min(g.n, s.nt * jn / s.pn * kNR), j1 = std::min(g.n, s.nt * (jn + 1) / s.pn * kNR);
       if (i0 >= i1 || j0 >= j1) continue;
       gemm_tile(g, g.a + bi * g.stride_a, g.b + bi * g.stride_b, g.c + bi * g.stride_c, i0, i1, j0, j1);
     }
