@@ -19,6 +19,7 @@ const FIXTURES = join(import.meta.dirname, 'fixtures', 'parity');
 const TWIN = join(import.meta.dirname, '..', '..', 'shared', 'reference', 'diffvit_torch.py');
 const PYTHON = '/usr/bin/python3';
 const hasTorch = existsSync(PYTHON) && spawnSync(PYTHON, ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0;
+const liveSkip = !existsSync(TWIN) ? `the twin is not at ${TWIN}` : !hasTorch ? '/usr/bin/python3 has no torch (apt-get install -y python3-torch)' : '';
 
 function f32(path: string): Float32Array {
   const b = readFileSync(path);
@@ -67,7 +68,7 @@ describe('parity with the PyTorch twin (committed fixtures)', () => {
   }
 });
 
-describe.skipIf(!hasTorch)('parity with the PyTorch twin (live; skipped: /usr/bin/python3 has no torch)', () => {
+describe.skipIf(liveSkip !== '')(`parity with the PyTorch twin (live${liveSkip ? `; skipped: ${liveSkip}` : ''})`, () => {
   test.each([
     ['iuvit-t/4 with labels', { arch: 'iuvit', img_size: 32, in_chans: 3, patch: 4, dim: 256, depth: 7, heads: 4, num_classes: 10 }],
     ['ascend token', { arch: 'ascend', img_size: 16, in_chans: 3, patch: 2, dim: 64, enc_depth: 3, dec_depth: 1, heads: 2, time_cond: 'token', num_classes: 3 }],
