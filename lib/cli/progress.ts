@@ -5,9 +5,11 @@ export class ProgressBar {
   private lastDraw = 0;
   private readonly tty: boolean;
 
+  /** `start`: work already done when the bar starts (a resumed run), excluded from the rate. */
   constructor(
     readonly total: number,
     readonly label: string,
+    private readonly start_ = 0,
     private readonly stream: NodeJS.WriteStream = process.stderr,
   ) {
     this.tty = Boolean(stream.isTTY);
@@ -20,7 +22,7 @@ export class ProgressBar {
     if (!final && now - this.lastDraw < (this.tty ? 100 : 10_000)) return;
     this.lastDraw = now;
     const elapsed = (now - this.start) / 1000;
-    const rate = done / Math.max(elapsed, 1e-9);
+    const rate = (done - this.start_) / Math.max(elapsed, 1e-9);
     const eta = rate > 0 ? (this.total - done) / rate : Infinity;
     const width = 24, filled = Math.round((width * done) / this.total);
     const bar = '█'.repeat(filled) + '░'.repeat(width - filled);

@@ -90,7 +90,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     console.error('\ndiffvit train: interrupted — saving a checkpoint after this step (Ctrl-C again to quit now)');
   };
   process.on('SIGINT', onSigint);
-  const bar = new ProgressBar(cfg.steps, 'train');
+  const bar = new ProgressBar(cfg.steps, 'train', trainer.step);
   const losses: [number, number][] = [];
   const t0 = Date.now();
   const startStep = trainer.step;
