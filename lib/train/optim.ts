@@ -1,16 +1,11 @@
 /** AdamW (decoupled weight decay, torch.optim.AdamW semantics) on the fused native update. */
 import { zeros } from '../ops/creation.js';
-import { adamwUpdate } from '../ops/optim.js';
+import { type AdamWOptions as UpdateOptions, adamwUpdate } from '../ops/optim.js';
 import { keep } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 
-export interface AdamWOptions {
-  lr: number;
-  beta1?: number;
-  beta2?: number;
-  eps?: number;
-  weightDecay?: number;
-}
+/** The update's hyper-parameters (defaults as torch.optim.AdamW); the step count is kept here. */
+export type AdamWOptions = Omit<UpdateOptions, 'step'>;
 
 export class AdamW {
   readonly expAvg: Tensor[];
@@ -33,14 +28,7 @@ export class AdamW {
     this.step++;
     this.params.forEach((p, i) => {
       if (!p.grad) return;
-      adamwUpdate(p, p.grad, this.expAvg[i], this.expAvgSq[i], {
-        lr: this.lr,
-        beta1: this.options.beta1 ?? 0.9,
-        beta2: this.options.beta2 ?? 0.999,
-        eps: this.options.eps ?? 1e-8,
-        weightDecay: this.options.weightDecay ?? 0.01,
-        step: this.step,
-      });
+      adamwUpdate(p, p.grad, this.expAvg[i], this.expAvgSq[i], { ...this.options, lr: this.lr, step: this.step });
     });
   }
 
