@@ -72,7 +72,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const out = values.out ?? join('runs', `${preset.replace('/', '_')}-${data.kind}`);
   mkdirSync(join(out, 'samples'), { recursive: true });
   const checkpointEvery = num('checkpoint-every', values['checkpoint-every']) ?? 500;
-  const sampleEvery = num('sample-every', values['sample-every']) ?? 500;
+  const sampleEvery = num('sample-every', values['sample-every']) ?? 800;
   const guidance = num('guidance', values.guidance) ?? 2;
 
   const trainer = values.resume ? Trainer.resume(values.resume, overrides) : new Trainer(config);

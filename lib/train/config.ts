@@ -26,7 +26,7 @@ export interface TrainConfig {
 
 export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'model' | 'data'> = {
   batchSize: 32,
-  steps: 2000,
+  steps: 2400,
   lr: 1e-3,
   warmupSteps: 200,
   weightDecay: 0,
