@@ -70,7 +70,7 @@ interface GemmCase {
   alpha: number; beta: number;
   /** Extra elements per row beyond the minimum leading dimension (lda, ldb, ldc). */
   pad?: [number, number, number];
-  /** 0 broadcasts that operand over the batch. */
+  /** Batch stride 0: one A (or B) shared by every batch item. */
   broadcastA?: boolean; broadcastB?: boolean;
   seed: number;
 }
