@@ -88,6 +88,7 @@ void pool_rows(const PoolGeometry& g, const float* x, float* y, float init, Op o
   const int64_t j_hi = std::min(g.kernel_w, g.width + g.pad_w);
   std::vector<Span> spans(std::max<int64_t>(0, j_hi - j_lo));
   for (int64_t j = j_lo; j < j_hi; ++j) spans[j - j_lo] = valid_span(j, g.pad_w, g.stride_w, g.width, g.out_w);
+  const Span* span = spans.data();  // raw pointers in the hot loops: no reloads through the vector
   const double work = double(g.out_w) * double(std::min(g.kernel_h, g.height)) * double(spans.size() + 1);
   const int64_t grain = std::max<int64_t>(1, static_cast<int64_t>(kGrainElems / work));
   parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
@@ -103,7 +104,7 @@ void pool_rows(const PoolGeometry& g, const float* x, float* y, float init, Op o
       std::fill(out, out + g.out_w, init);
       for (int64_t ih = w.h_lo; ih < w.h_hi; ++ih) {
         for (int64_t j = j_lo; j < j_hi; ++j) {
-          const Span s = spans[j - j_lo];
+          const Span s = span[j - j_lo];
           if (s.hi == s.lo) continue;
           accumulate_tap(src + ih * g.width, out, s, s.lo * g.stride_w - g.pad_w + j, g.stride_w, op);
         }
@@ -127,9 +128,10 @@ void avg_pool2d(const PoolGeometry& g, bool count_include_pad, const float* x, f
     const int64_t start = ow * g.stride_w - g.pad_w, end = std::min(start + g.kernel_w, g.width + g.pad_w);
     cols[ow] = count_include_pad ? end - start : std::min(end, g.width) - std::max<int64_t>(start, 0);
   }
+  const int64_t* col = cols.data();
   pool_rows(g, x, y, 0.0f, SumOp{}, [&](float* out, const RowWindow& w) {
     const int64_t rows = count_include_pad ? w.h_end - w.h_start : w.h_hi - w.h_lo;
-    for (int64_t ow = 0; ow < g.out_w; ++ow) out[ow] /= static_cast<float>(rows * cols[ow]);
+    for (int64_t ow = 0; ow < g.out_w; ++ow) out[ow] /= static_cast<float>(rows * col[ow]);
   });
 }
 
@@ -168,11 +170,13 @@ void resize_bilinear(const ResizeGeometry& g, const float* x, float* y) {
       const float* bottom = x + p * plane + h.i1[oh] * g.in_w;
       const float hw0 = h.w0[oh], hw1 = h.w1[oh];
       float* out = y + r * g.out_w;
+      const int64_t *i0 = w.i0.data(), *i1 = w.i1.data();
+      const float *w0 = w.w0.data(), *w1 = w.w1.data();
       // Interpolate along the width in each source row, then between the rows (PyTorch's order).
       for (int64_t ow = 0; ow < g.out_w; ++ow) {
-        const int64_t c0 = w.i0[ow], c1 = w.i1[ow];
-        const float t0 = top[c0] * w.w0[ow] + top[c1] * w.w1[ow];
-        const float t1 = bottom[c0] * w.w0[ow] + bottom[c1] * w.w1[ow];
+        const int64_t c0 = i0[ow], c1 = i1[ow];
+        const float t0 = top[c0] * w0[ow] + top[c1] * w1[ow];
+        const float t1 = bottom[c0] * w0[ow] + bottom[c1] * w1[ow];
         out[ow] = t0 * hw0 + t1 * hw1;
       }
     }
