@@ -28,6 +28,7 @@ import { expectClose, randomValues, recordError } from './helpers.js';
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = join(import.meta.dirname, '..', 'scripts', 'convert_inception.py');
 const torchMissing = spawnSync(PYTHON, ['-c', 'import torch'], { timeout: 60_000 }).status !== 0;
+const numpyMissing = spawnSync(PYTHON, ['-c', 'import numpy'], { timeout: 60_000 }).status !== 0;
 
 /** Deterministic images in [-1, 1] (uniform noise: every pixel differs from its neighbours). */
 function images(count: number, size: number, seed: number): Float32Array {
@@ -254,6 +255,43 @@ describe('FID statistics and distances', () => {
       writeFileSync(bad, readFileSync(path).subarray(0, 200));
       expect(() => loadStats(bad)).toThrow(/truncated or corrupt|does not fit/);
       expect(() => loadStats(join(dir, 'missing'))).toThrow(/cannot read the file \(ENOENT\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test.skipIf(numpyMissing)(`loadStats reads pytorch-fid/EDM .npz statistics (savez, savez_compressed, Fortran order, float32)${numpyMissing ? ' (skipped: /usr/bin/python3 cannot import numpy)' : ''}`, () => {
+    const dir = mkdtempSync(join(tmpdir(), 'diffvit-npz-'));
+    try {
+      const script = `
+import numpy as np, sys
+d = sys.argv[1]
+mu = np.arange(5.0) / 3
+sigma = np.arange(25.0).reshape(5, 5) / 7
+sigma = sigma + sigma.T
+np.savez(d + '/plain.npz', mu=mu, sigma=sigma)
+np.savez_compressed(d + '/compressed.npz', mu=mu, sigma=sigma)
+np.savez(d + '/fortran.npz', mu=mu.astype(np.float32), sigma=np.asfortranarray(np.arange(25.0).reshape(5, 5)))
+np.savez(d + '/nosigma.npz', mu=mu)
+np.savez(d + '/ints.npz', mu=np.arange(5), sigma=sigma)
+`;
+      execFileSync(PYTHON, ['-c', script, dir], { stdio: 'pipe', timeout: 60_000 });
+      const mu = Float64Array.from({ length: 5 }, (_, i) => i / 3);
+      const sigma = new Float64Array(25); // (A + Aᵀ) / 7 with A = arange(25) as 5×5: exact in float64 as numpy's
+      for (let i = 0; i < 5; i++) for (let j = 0; j < 5; j++) sigma[i * 5 + j] = (i * 5 + j) / 7 + (j * 5 + i) / 7;
+      for (const name of ['plain', 'compressed']) {
+        const s = loadStats(join(dir, `${name}.npz`));
+        expect(s.mu).toEqual(mu);
+        expect(s.sigma).toEqual(sigma);
+        expect(s).toMatchObject({ dim: 5, count: 0, kidFeatures: null, kidCount: 0 });
+      }
+      const f = loadStats(join(dir, 'fortran.npz'));
+      expect(f.mu).toEqual(Float64Array.from(mu, (v) => Math.fround(v)));
+      expect(f.sigma).toEqual(Float64Array.from({ length: 25 }, (_, k) => k));
+      expect(() => loadStats(join(dir, 'nosigma.npz'))).toThrow(/nosigma\.npz: no array 'sigma' in the archive \(holds mu\.npy\)/);
+      expect(() => loadStats(join(dir, 'ints.npz'))).toThrow(/array 'mu' has dtype <i8 \(float64 '<f8' or float32 '<f4' are read\)/);
+      writeFileSync(join(dir, 'cut.npz'), readFileSync(join(dir, 'plain.npz')).subarray(0, 300));
+      expect(() => loadStats(join(dir, 'cut.npz'))).toThrow(/cut\.npz: (not a zip archive|truncated or corrupt)/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

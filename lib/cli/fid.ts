@@ -32,6 +32,7 @@ pt_inception-2015-12-05-6726825d.pth with scripts/convert_inception.py). Images 
 Options:
   --weights FILE        Inception weights (safetensors, pytorch-fid names; default $DIFFVIT_INCEPTION)
   --ref-stats FILE      reference statistics: written with --data, compared against otherwise
+                        (also a pytorch-fid/EDM .npz with mu and sigma, e.g. EDM's cifar10-32x32.npz)
   --data SRC            'shapes', a CIFAR-10 binary directory (data_batch_*.bin, test_batch.bin)
                         or a folder of PNG/JPEG images (sub-folders are read too)
   --split train|test    CIFAR-10 split (default train)
@@ -138,7 +139,7 @@ export async function fidCommand(argv: string[]): Promise<number> {
   if (mode === 'stats') {
     if (!existsSync(values.stats!)) throw new Error(`diffvit eval fid: --stats ${values.stats}: no such file`);
     const stats = fidLib.loadStats(values.stats!);
-    report(fidLib, stats, refPath!, `the statistics in ${values.stats} (${stats.metadata.source ?? `${stats.count} images`})`, values.stats!, kidOptions, values.json);
+    report(fidLib, stats, refPath!, `the statistics in ${values.stats} (${stats.metadata.source ?? (stats.count ? `${stats.count} images` : 'image count not recorded')})`, values.stats!, kidOptions, values.json);
     return 0;
   }
   const weights = values.weights ?? process.env.DIFFVIT_INCEPTION;
@@ -267,7 +268,7 @@ function report(fidLib: typeof import('../eval/fid.js'), stats: import('../eval/
   if (json) {
     console.log(JSON.stringify({ fid: distance, kid, count: stats.count, refCount: ref.count, source: describeSource, refStats: refPath }, null, 2));
   } else {
-    console.log(`FID  ${distance.toFixed(4)}   (${describeSource} vs ${ref.count} reference images in ${refPath})`);
+    console.log(`FID  ${distance.toFixed(4)}   (${describeSource} vs ${ref.count ? `${ref.count} reference images in ` : ''}${refPath})`);
     console.log(kid ? `KID  ${kid.mean.toFixed(6)} ± ${kid.std.toFixed(6)}   (${kid.subsets} subsets of ${kid.subsetSize})` : kidNote);
   }
 }

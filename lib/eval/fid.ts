@@ -14,6 +14,7 @@
  * the covariance unbiased (n − 1) as numpy.cov in pytorch-fid.
  */
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { inflateRawSync } from 'node:zlib';
 
 import type { ImageDataset } from '../data/dataset.js';
 import { tensor } from '../ops/creation.js';
@@ -326,7 +327,12 @@ export function saveStats(path: string, stats: FidStats, metadata: Record<string
   renameSync(tmp, path);
 }
 
-/** Reads statistics written by saveStats (mu/sigma may also be F32; count I64 or I32). */
+/**
+ * Reads statistics written by saveStats (mu/sigma may also be F32; count I64 or I32), or a NumPy
+ * .npz with arrays mu and sigma — the reference statistics pytorch-fid and EDM publish (e.g. EDM's
+ * fid-refs/cifar10-32x32.npz), so FIDs compare with published numbers. Those hold no image count
+ * (count 0: unknown) and no feature rows (no KID).
+ */
 export function loadStats(path: string): FidStats & { metadata: Record<string, string> } {
   const fail = (what: string): never => {
     throw new Error(`diffvit.loadStats: ${path}: ${what}`);
@@ -337,6 +343,7 @@ export function loadStats(path: string): FidStats & { metadata: Record<string, s
   } catch (e) {
     return fail(`cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
+  if (bytes.length >= 4 && bytes.readUInt32LE(0) === 0x04034b50) return loadNpzStats(bytes, fail);
   if (bytes.length < 8) fail(`truncated: ${bytes.length} bytes`);
   const headerLen = Number(bytes.readBigUInt64LE(0));
   if (headerLen > 100 * 1024 * 1024 || 8 + headerLen > bytes.length) fail(`header length ${headerLen} does not fit the ${bytes.length}-byte file (not safetensors?)`);
@@ -382,4 +389,106 @@ export function loadStats(path: string): FidStats & { metadata: Record<string, s
     dim: d, count, mu: mu.values, sigma: sigma.values,
     kidFeatures: kid ? Float32Array.from(kid.values) : null, kidCount: kid ? kid.shape[0] : 0, metadata,
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// NumPy .npz (a zip of .npy arrays, stored or deflated, zip64 sizes as numpy writes them)
+
+function loadNpzStats(bytes: Buffer, fail: (what: string) => never): FidStats & { metadata: Record<string, string> } {
+  let members: Map<string, Buffer>;
+  try {
+    members = readZip(bytes, fail);
+  } catch (e) {
+    if (e instanceof RangeError) fail('truncated or corrupt zip archive');
+    throw e;
+  }
+  const array = (name: string) => {
+    const b = members.get(`${name}.npy`);
+    return b ? readNpy(b, name, fail) : fail(`no array '${name}' in the archive (holds ${[...members.keys()].join(', ') || 'nothing'})`);
+  };
+  const mu = array('mu');
+  if (mu.shape.length !== 1) fail(`array 'mu' expected shape (d,), received (${mu.shape.join(', ')})`);
+  const d = mu.shape[0];
+  const sigma = array('sigma');
+  if (sigma.shape.length !== 2 || sigma.shape[0] !== d || sigma.shape[1] !== d) fail(`array 'sigma' expected shape (${d}, ${d}), received (${sigma.shape.join(', ')})`);
+  for (let i = 0; i < d; i++) if (!Number.isFinite(mu.values[i])) fail(`mu[${i}] is ${mu.values[i]}`);
+  for (let i = 0; i < d * d; i++) if (!Number.isFinite(sigma.values[i])) fail(`sigma[${Math.floor(i / d)}, ${i % d}] is ${sigma.values[i]}`);
+  return { dim: d, count: 0, mu: mu.values, sigma: sigma.values, kidFeatures: null, kidCount: 0, metadata: { format: 'npz' } };
+}
+
+/** Members of a zip archive by name, read through its central directory. */
+function readZip(b: Buffer, fail: (what: string) => never): Map<string, Buffer> {
+  let eocd = -1;
+  for (let i = b.length - 22; i >= Math.max(0, b.length - 22 - 65535); i--) {
+    if (b.readUInt32LE(i) === 0x06054b50) {
+      eocd = i;
+      break;
+    }
+  }
+  if (eocd < 0) fail('not a zip archive (no end of central directory)');
+  let entries = b.readUInt16LE(eocd + 10), directory = b.readUInt32LE(eocd + 16);
+  if ((entries === 0xffff || directory === 0xffffffff) && eocd >= 20 && b.readUInt32LE(eocd - 20) === 0x07064b50) {
+    const zip64 = Number(b.readBigUInt64LE(eocd - 20 + 8));
+    if (b.readUInt32LE(zip64) !== 0x06064b50) fail('corrupt zip64 end of central directory');
+    entries = Number(b.readBigUInt64LE(zip64 + 32));
+    directory = Number(b.readBigUInt64LE(zip64 + 48));
+  }
+  const out = new Map<string, Buffer>();
+  let p = directory;
+  for (let e = 0; e < entries; e++) {
+    if (b.readUInt32LE(p) !== 0x02014b50) fail('corrupt zip central directory');
+    const method = b.readUInt16LE(p + 10);
+    let packed = b.readUInt32LE(p + 20), size = b.readUInt32LE(p + 24), local = b.readUInt32LE(p + 42);
+    const nameLen = b.readUInt16LE(p + 28), extraLen = b.readUInt16LE(p + 30), commentLen = b.readUInt16LE(p + 32);
+    const name = b.toString('utf8', p + 46, p + 46 + nameLen);
+    // zip64 extended information (extra id 1) holds the fields that read 0xffffffff, in this order
+    for (let x = p + 46 + nameLen; x + 4 <= p + 46 + nameLen + extraLen; x += 4 + b.readUInt16LE(x + 2)) {
+      if (b.readUInt16LE(x) !== 1) continue;
+      let q = x + 4;
+      if (size === 0xffffffff) (size = Number(b.readBigUInt64LE(q))), (q += 8);
+      if (packed === 0xffffffff) (packed = Number(b.readBigUInt64LE(q))), (q += 8);
+      if (local === 0xffffffff) local = Number(b.readBigUInt64LE(q));
+    }
+    if (b.readUInt32LE(local) !== 0x04034b50) fail(`corrupt zip entry '${name}'`);
+    const start = local + 30 + b.readUInt16LE(local + 26) + b.readUInt16LE(local + 28);
+    if (start + packed > b.length) fail(`zip entry '${name}' is truncated`);
+    const raw = b.subarray(start, start + packed);
+    let data: Buffer;
+    if (method === 0) data = raw;
+    else if (method === 8) {
+      try {
+        data = inflateRawSync(raw);
+      } catch (err) {
+        return fail(`zip entry '${name}' does not inflate (${(err as Error).message})`);
+      }
+    } else return fail(`zip entry '${name}' uses compression method ${method} (stored and deflate are read)`);
+    if (data.length !== size) fail(`zip entry '${name}' has ${data.length} bytes, its header says ${size}`);
+    out.set(name, data);
+    p += 46 + nameLen + extraLen + commentLen;
+  }
+  return out;
+}
+
+/** A float64/float32 .npy array (little-endian, C or Fortran order) as float64 in C order. */
+function readNpy(b: Buffer, name: string, fail: (what: string) => never): { values: Float64Array; shape: number[] } {
+  if (b.length < 10 || b.toString('latin1', 0, 6) !== '\x93NUMPY') fail(`'${name}.npy' is not a NumPy array file`);
+  const start = b[6] === 1 ? 10 : 12;
+  const headerLen = b[6] === 1 ? b.readUInt16LE(8) : b.readUInt32LE(8);
+  const header = b.toString('latin1', start, start + headerLen);
+  const descr = /'descr':\s*'([^']*)'/.exec(header)?.[1];
+  const fortran = /'fortran_order':\s*True/.test(header);
+  const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
+  if (descr !== '<f8' && descr !== '<f4') fail(`array '${name}' has dtype ${descr} (float64 '<f8' or float32 '<f4' are read)`);
+  if (shapeText === undefined) fail(`array '${name}' has no shape in its header`);
+  const shape = shapeText!.split(',').map((t) => t.trim()).filter((t) => t !== '').map(Number);
+  if (!shape.every((v) => Number.isInteger(v) && v >= 0)) fail(`array '${name}' has shape (${shapeText})`);
+  const n = shape.reduce((a, v) => a * v, 1), width = descr === '<f8' ? 8 : 4, offset = start + headerLen;
+  if (b.length - offset !== n * width) fail(`array '${name}' holds ${b.length - offset} data bytes, shape (${shape.join(', ')}) needs ${n * width}`);
+  const raw = new Float64Array(n);
+  for (let i = 0; i < n; i++) raw[i] = width === 8 ? b.readDoubleLE(offset + 8 * i) : b.readFloatLE(offset + 4 * i);
+  if (!fortran || shape.length < 2) return { values: raw, shape };
+  if (shape.length !== 2) fail(`array '${name}' is Fortran-ordered with ${shape.length} dimensions (2 at most are read)`);
+  const [rows, cols] = shape, values = new Float64Array(n);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) values[i * cols + j] = raw[j * rows + i];
+  return { values, shape };
 }
