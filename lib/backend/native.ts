@@ -15,8 +15,9 @@ import type { NormKernels } from './kernels/norm.js';
 import type { ConvKernels } from './kernels/conv.js';
 import type { OptimKernels } from './kernels/optim.js';
 import type { EdmKernels } from './kernels/edm.js';
+import type { PoolKernels } from './kernels/pool.js';
 
-export interface NativeAddon extends CoreKernels, GemmKernels, AttentionKernels, NormKernels, ConvKernels, OptimKernels, EdmKernels {}
+export interface NativeAddon extends CoreKernels, GemmKernels, AttentionKernels, NormKernels, ConvKernels, OptimKernels, EdmKernels, PoolKernels {}
 
 /** The package root: the nearest directory above this file holding diffvit's package.json. */
 export function packageRoot(): string {
