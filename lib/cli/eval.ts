@@ -64,7 +64,11 @@ export async function evalCommand(argv: string[]): Promise<number> {
     console.log(EVAL_HELP);
     return what === undefined ? 2 : 0;
   }
-  if (what !== 'shapes') throw new Error(`diffvit eval: unknown evaluation '${what}' (available: shapes)`);
+  if (what === 'fid') {
+    const { fidCommand } = await import('./fid.js');
+    return fidCommand(rest);
+  }
+  if (what !== 'shapes') throw new Error(`diffvit eval: unknown evaluation '${what}' (available: shapes, fid)`);
   const { values } = parseArgs({
     args: rest,
     options: {

@@ -50,6 +50,7 @@ Options:
   -h, --help            this text`;
 
 export const EVAL_HELP = `diffvit eval shapes --checkpoint FILE [options]
+diffvit eval fid ...        (FID and KID with the FID Inception-v3: diffvit eval fid --help)
 
 Scores class-conditional samples of a model trained on the built-in shapes data.
 Options:

@@ -26,6 +26,8 @@ class UsageError extends Error {
 interface Command {
   summary: string;
   usage: string;
+  /** The command prints its own (sub-command) help. */
+  ownHelp?: boolean;
   run(args: string[]): Promise<void>;
 }
 
@@ -61,6 +63,7 @@ const COMMANDS: Record<string, Command> = {
   eval: {
     summary: "score a checkpoint's samples ('eval shapes': class accuracy, Fréchet distance)",
     usage: EVAL_HELP,
+    ownHelp: true,
     async run(args) {
       const { evalCommand } = await import('./eval.js');
       await withUsage('eval', () => evalCommand(args));
@@ -199,7 +202,7 @@ async function main(argv: string[]): Promise<number> {
   if (first.startsWith('-')) throw new UsageError(`unknown option '${first}'`);
   const command = Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
   if (!command) throw new UsageError(`unknown command '${first}'`);
-  if (rest.includes('-h') || rest.includes('--help')) {
+  if (!command.ownHelp && (rest.includes('-h') || rest.includes('--help'))) {
     console.log(command.usage);
     return 0;
   }
