@@ -63,7 +63,7 @@ export class ConvBN extends Module {
     const folded = new Float32Array(w.length), shift = new Float32Array(outChannels);
     for (let o = 0; o < outChannels; o++) {
       if (!(runningVar[o] + BN_EPS > 0)) {
-        throw new Error(`diffvit.loadInception: '${prefix}.bn.running_var' has ${runningVar[o]} at channel ${o} (a variance must be >= 0)`);
+        throw new Error(`diffvit.loadInception: '${prefix}.bn.running_var' has ${runningVar[o]} at channel ${o} (a variance, >= 0)`);
       }
       const scale = gamma[o] / Math.sqrt(runningVar[o] + BN_EPS);
       for (let i = 0; i < perOut; i++) folded[o * perOut + i] = w[o * perOut + i] * scale;
@@ -95,7 +95,10 @@ function take(weights: InceptionWeights, name: string, shape: number[]): Float64
   if (t.rank !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
     throw new Error(`diffvit.loadInception: tensor '${name}' expected shape ${formatShape(shape)}, received ${formatShape(t.shape)}`);
   }
-  return Float64Array.from(t.data());
+  const values = Float64Array.from(t.data());
+  const bad = values.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new Error(`diffvit.loadInception: tensor '${name}' has ${values[bad]} at element ${bad} (corrupt weights)`);
+  return values;
 }
 
 /** A block: a module with a forward. */
@@ -321,9 +324,10 @@ export class InceptionV3 extends Module {
 
   /**
    * Pool3 features of one batch, x (B, 3, H, W) in [-1, 1] -> (B, 2048). Inputs not already
-   * 299×299 are resized bilinearly (align_corners=False), as pytorch-fid does; pytorch-fid's
-   * [0, 1] -> [-1, 1] scaling is the identity here, images being in [-1, 1] already (the resize is
-   * affine-invariant). Runs without the tape; every intermediate is freed as soon as it is used.
+   * 299×299 are resized bilinearly (align_corners=False) as pytorch-fid does. pytorch-fid resizes
+   * [0, 1] images and then maps them to [-1, 1]; bilinear weights sum to one, so resizing the
+   * [-1, 1] image directly is the same. Runs without the tape; every intermediate is freed as soon
+   * as the next stage has used it.
    */
   forward(x: Tensor): Tensor {
     checkImages('InceptionV3.forward', x);
