@@ -8,22 +8,31 @@ export function symmetricEigen(a: Float64Array, n: number): { values: Float64Arr
   if (a.length !== n * n) throw new Error(`diffvit.symmetricEigen: argument 'a' expected ${n * n} values, received ${a.length}`);
   const V = Float64Array.from(a);
   const d = new Float64Array(n), e = new Float64Array(n);
+  // tred2/tql2 run on Vᵀ (row-major storage of the column-major JAMA layout), so their inner
+  // loops walk contiguous memory; V is transposed back at the end.
   tred2(V, d, e, n);
   tql2(V, d, e, n);
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      const t = V[i * n + j];
+      V[i * n + j] = V[j * n + i];
+      V[j * n + i] = t;
+    }
+  }
   return { values: d, vectors: V };
 }
 
 function tred2(V: Float64Array, d: Float64Array, e: Float64Array, n: number): void {
-  for (let j = 0; j < n; j++) d[j] = V[(n - 1) * n + j];
+  for (let j = 0; j < n; j++) d[j] = V[(j) * n + (n - 1)];
   for (let i = n - 1; i > 0; i--) {
     let scale = 0, h = 0;
     for (let k = 0; k < i; k++) scale += Math.abs(d[k]);
     if (scale === 0) {
       e[i] = d[i - 1];
       for (let j = 0; j < i; j++) {
-        d[j] = V[(i - 1) * n + j];
-        V[i * n + j] = 0;
-        V[j * n + i] = 0;
+        d[j] = V[(j) * n + (i - 1)];
+        V[(j) * n + i] = 0;
+        V[(i) * n + j] = 0;
       }
     } else {
       for (let k = 0; k < i; k++) {
@@ -39,11 +48,11 @@ function tred2(V: Float64Array, d: Float64Array, e: Float64Array, n: number): vo
       for (let j = 0; j < i; j++) e[j] = 0;
       for (let j = 0; j < i; j++) {
         f = d[j];
-        V[j * n + i] = f;
-        g = e[j] + V[j * n + j] * f;
+        V[(i) * n + j] = f;
+        g = e[j] + V[(j) * n + j] * f;
         for (let k = j + 1; k <= i - 1; k++) {
-          g += V[k * n + j] * d[k];
-          e[k] += V[k * n + j] * f;
+          g += V[(j) * n + k] * d[k];
+          e[k] += V[(j) * n + k] * f;
         }
         e[j] = g;
       }
@@ -57,32 +66,32 @@ function tred2(V: Float64Array, d: Float64Array, e: Float64Array, n: number): vo
       for (let j = 0; j < i; j++) {
         f = d[j];
         g = e[j];
-        for (let k = j; k <= i - 1; k++) V[k * n + j] -= f * e[k] + g * d[k];
-        d[j] = V[(i - 1) * n + j];
-        V[i * n + j] = 0;
+        for (let k = j; k <= i - 1; k++) V[(j) * n + k] -= f * e[k] + g * d[k];
+        d[j] = V[(j) * n + (i - 1)];
+        V[(j) * n + i] = 0;
       }
     }
     d[i] = h;
   }
   for (let i = 0; i < n - 1; i++) {
-    V[(n - 1) * n + i] = V[i * n + i];
-    V[i * n + i] = 1;
+    V[(i) * n + (n - 1)] = V[(i) * n + i];
+    V[(i) * n + i] = 1;
     const h = d[i + 1];
     if (h !== 0) {
-      for (let k = 0; k <= i; k++) d[k] = V[k * n + i + 1] / h;
+      for (let k = 0; k <= i; k++) d[k] = V[(i + 1) * n + k] / h;
       for (let j = 0; j <= i; j++) {
         let g = 0;
-        for (let k = 0; k <= i; k++) g += V[k * n + i + 1] * V[k * n + j];
-        for (let k = 0; k <= i; k++) V[k * n + j] -= g * d[k];
+        for (let k = 0; k <= i; k++) g += V[(i + 1) * n + k] * V[(j) * n + k];
+        for (let k = 0; k <= i; k++) V[(j) * n + k] -= g * d[k];
       }
     }
-    for (let k = 0; k <= i; k++) V[k * n + i + 1] = 0;
+    for (let k = 0; k <= i; k++) V[(i + 1) * n + k] = 0;
   }
   for (let j = 0; j < n; j++) {
-    d[j] = V[(n - 1) * n + j];
-    V[(n - 1) * n + j] = 0;
+    d[j] = V[(j) * n + (n - 1)];
+    V[(j) * n + (n - 1)] = 0;
   }
-  V[(n - 1) * n + n - 1] = 1;
+  V[(n - 1) * n + (n - 1)] = 1;
   e[0] = 0;
 }
 
@@ -123,9 +132,9 @@ function tql2(V: Float64Array, d: Float64Array, e: Float64Array, n: number): voi
           p = c * d[i] - s * g;
           d[i + 1] = h + s * (c * g + s * d[i]);
           for (let k = 0; k < n; k++) {
-            h = V[k * n + i + 1];
-            V[k * n + i + 1] = s * V[k * n + i] + c * h;
-            V[k * n + i] = c * V[k * n + i] - s * h;
+            h = V[(i + 1) * n + k];
+            V[(i + 1) * n + k] = s * V[(i) * n + k] + c * h;
+            V[(i) * n + k] = c * V[(i) * n + k] - s * h;
           }
         }
         p = (-s * s2 * c3 * el1 * e[l]) / dl1;
@@ -145,9 +154,9 @@ function tql2(V: Float64Array, d: Float64Array, e: Float64Array, n: number): voi
       d[k] = d[i];
       d[i] = p;
       for (let j = 0; j < n; j++) {
-        const t = V[j * n + i];
-        V[j * n + i] = V[j * n + k];
-        V[j * n + k] = t;
+        const t = V[(i) * n + j];
+        V[(i) * n + j] = V[(k) * n + j];
+        V[(k) * n + j] = t;
       }
     }
   }
