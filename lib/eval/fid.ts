@@ -13,7 +13,7 @@
  * accumulated batch by batch with Chan et al.'s pairwise update (no E[xxᵀ] − μμᵀ cancellation),
  * the covariance unbiased (n − 1) as numpy.cov in pytorch-fid.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
 
 import type { ImageDataset } from '../data/dataset.js';
@@ -22,8 +22,9 @@ import { matmul } from '../ops/matmul.js';
 import { transpose } from '../ops/shape.js';
 import { noGrad } from '../tensor/autograd.js';
 import { scope } from '../tensor/scope.js';
-import { type FeatureStats, frechetDistance } from './frechet.js';
+import { type FeatureStats, frechetDistance, subsetPicker } from './frechet.js';
 import { INCEPTION_FEATURES, type InceptionV3 } from './inception.js';
+import { type RawEntry, writeSafetensorsRaw } from '../models/safetensors.js';
 
 /** Feature statistics plus, for KID, a uniform random subset of the feature rows. */
 export interface FidStats extends FeatureStats {
@@ -245,17 +246,7 @@ export function kid(a: FidStats, b: FidStats, options: KidOptions = {}): { mean:
   const d = a.dim, subsets = options.subsets ?? 100;
   const m = Math.min(options.subsetSize ?? 1000, a.kidCount, b.kidCount);
   if (m < 2) throw new Error(`diffvit.kid: subsets need at least 2 rows, received ${m}`);
-  // the subset draws of kernelDistance: an LCG and a full Fisher–Yates shuffle per draw
-  let seed = (options.seed ?? 0) >>> 0;
-  const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 4294967296);
-  const pick = (count: number) => {
-    const idx = Array.from({ length: count }, (_, i) => i);
-    for (let i = count - 1; i > 0; i--) {
-      const j = Math.floor(rand() * (i + 1));
-      [idx[i], idx[j]] = [idx[j], idx[i]];
-    }
-    return idx.slice(0, m);
-  };
+  const pick = subsetPicker(options.seed ?? 0, m); // the same subset draws as kernelDistance
   const gather = (f: Float32Array, rows: number[]) => {
     const out = new Float32Array(m * d);
     rows.forEach((r, i) => out.set(f.subarray(r * d, (r + 1) * d), i * d));
@@ -291,7 +282,7 @@ const STATS_FORMAT = 'diffvit-fid-stats';
 /** Writes statistics atomically (temp file + rename). */
 export function saveStats(path: string, stats: FidStats, metadata: Record<string, string> = {}): void {
   const d = stats.dim;
-  const entries: [string, string, number[], Uint8Array][] = [
+  const entries: RawEntry[] = [
     ['mu', 'F64', [d], new Uint8Array(stats.mu.buffer, stats.mu.byteOffset, stats.mu.byteLength)],
     ['sigma', 'F64', [d, d], new Uint8Array(stats.sigma.buffer, stats.sigma.byteOffset, stats.sigma.byteLength)],
     ['count', 'I64', [], new Uint8Array(new BigInt64Array([BigInt(stats.count)]).buffer)],
@@ -300,31 +291,7 @@ export function saveStats(path: string, stats: FidStats, metadata: Record<string
     const f = stats.kidFeatures;
     entries.push(['kid_features', 'F32', [stats.kidCount, d], new Uint8Array(f.buffer, f.byteOffset, stats.kidCount * d * 4)]);
   }
-  const header: Record<string, unknown> = {};
-  let offset = 0;
-  for (const [name, dtype, shape, bytes] of entries) {
-    header[name] = { dtype, shape, data_offsets: [offset, offset + bytes.length] };
-    offset += bytes.length;
-  }
-  header.__metadata__ = { format: STATS_FORMAT, features: `inception-v3-pool3 (${d})`, count: String(stats.count), ...metadata };
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
-  const head = Buffer.alloc(8);
-  head.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeSync(fd, head);
-    writeSync(fd, Buffer.from(json, 'utf8'));
-    for (const [, , , bytes] of entries) writeSync(fd, bytes);
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    unlinkSync(tmp);
-    throw e;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
+  writeSafetensorsRaw(path, entries, { format: STATS_FORMAT, features: `inception-v3-pool3 (${d})`, count: String(stats.count), ...metadata });
 }
 
 /**

@@ -57,15 +57,11 @@ export function frechetDistance(s1: FeatureStats, s2: FeatureStats): number {
   return meanTerm + trace - 2 * traceSqrt;
 }
 
-/**
- * Kernel inception distance: unbiased MMD² with the cubic polynomial kernel k(x,y) = (x·y/d + 1)³,
- * averaged over `subsets` random subsets of `subsetSize` (as in Bińkowski et al. 2018).
- */
-export function kernelDistance(a: ArrayLike<number>, countA: number, b: ArrayLike<number>, countB: number, dim: number, options: { subsets?: number; subsetSize?: number; seed?: number } = {}): { mean: number; std: number } {
-  const subsets = options.subsets ?? 100, m = Math.min(options.subsetSize ?? 1000, countA, countB);
-  let seed = (options.seed ?? 0) >>> 0;
-  const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 4294967296);
-  const pick = (count: number) => {
+/** Draws of m distinct row indices out of `count` (an LCG driving a Fisher–Yates shuffle), reproducible from `seed`. */
+export function subsetPicker(seed: number, m: number): (count: number) => number[] {
+  let state = seed >>> 0;
+  const rand = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 4294967296);
+  return (count) => {
     const idx = Array.from({ length: count }, (_, i) => i);
     for (let i = count - 1; i > 0; i--) {
       const j = Math.floor(rand() * (i + 1));
@@ -73,6 +69,15 @@ export function kernelDistance(a: ArrayLike<number>, countA: number, b: ArrayLik
     }
     return idx.slice(0, m);
   };
+}
+
+/**
+ * Kernel inception distance: unbiased MMD² with the cubic polynomial kernel k(x,y) = (x·y/d + 1)³,
+ * averaged over `subsets` random subsets of `subsetSize` (as in Bińkowski et al. 2018).
+ */
+export function kernelDistance(a: ArrayLike<number>, countA: number, b: ArrayLike<number>, countB: number, dim: number, options: { subsets?: number; subsetSize?: number; seed?: number } = {}): { mean: number; std: number } {
+  const subsets = options.subsets ?? 100, m = Math.min(options.subsetSize ?? 1000, countA, countB);
+  const pick = subsetPicker(options.seed ?? 0, m);
   const k = (x: ArrayLike<number>, i: number, y: ArrayLike<number>, j: number) => {
     let s = 0;
     for (let t = 0; t < dim; t++) s += x[i * dim + t] * y[j * dim + t];

@@ -93,20 +93,16 @@ export function readSafetensors(path: string): SafetensorsFile {
   return { tensors, metadata };
 }
 
-/** Writes tensors (float32 -> F32, int32 -> I32) and string metadata to `path` atomically. */
-export function writeSafetensors(path: string, tensors: Map<string, Tensor> | [string, Tensor][], metadata: Record<string, string> = {}): void {
-  const entries = tensors instanceof Map ? [...tensors] : tensors;
+/** One raw entry of a safetensors file: name, dtype ('F32', 'F64', 'I32', 'I64', ...), shape, bytes. */
+export type RawEntry = [name: string, dtype: string, shape: readonly number[], bytes: Uint8Array];
+
+/** Writes raw entries and string metadata to `path` atomically (temp file + rename). */
+export function writeSafetensorsRaw(path: string, entries: readonly RawEntry[], metadata: Record<string, string> = {}): void {
   const header: Record<string, unknown> = {};
-  const blobs: Uint8Array[] = [];
   let offset = 0;
-  for (const [name, t] of entries) {
-    const c = contiguous(t);
-    const values = c.toArray();
-    if (c !== t) c.dispose();
-    const blob = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-    header[name] = { dtype: t.dtype === 'int32' ? 'I32' : 'F32', shape: [...t.shape], data_offsets: [offset, offset + blob.length] };
-    blobs.push(blob);
-    offset += blob.length;
+  for (const [name, dtype, shape, bytes] of entries) {
+    header[name] = { dtype, shape: [...shape], data_offsets: [offset, offset + bytes.length] };
+    offset += bytes.length;
   }
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let json = JSON.stringify(header);
@@ -118,7 +114,7 @@ export function writeSafetensors(path: string, tensors: Map<string, Tensor> | [s
   try {
     writeSync(fd, head);
     writeSync(fd, Buffer.from(json, 'utf8'));
-    for (const b of blobs) writeSync(fd, b);
+    for (const [, , , bytes] of entries) writeSync(fd, bytes);
     fsyncSync(fd);
   } catch (e) {
     closeSync(fd);
@@ -127,4 +123,15 @@ export function writeSafetensors(path: string, tensors: Map<string, Tensor> | [s
   }
   closeSync(fd);
   renameSync(tmp, path);
+}
+
+/** Writes tensors (float32 -> F32, int32 -> I32) and string metadata to `path` atomically. */
+export function writeSafetensors(path: string, tensors: Map<string, Tensor> | [string, Tensor][], metadata: Record<string, string> = {}): void {
+  const entries: RawEntry[] = (tensors instanceof Map ? [...tensors] : tensors).map(([name, t]) => {
+    const c = contiguous(t);
+    const values = c.toArray();
+    if (c !== t) c.dispose();
+    return [name, t.dtype === 'int32' ? 'I32' : 'F32', t.shape, new Uint8Array(values.buffer, values.byteOffset, values.byteLength)];
+  });
+  writeSafetensorsRaw(path, entries, metadata);
 }
