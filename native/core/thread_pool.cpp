@@ -51,7 +51,11 @@ class ThreadPool {
  private:
   void start(int n) {
     quit_ = false;
-    for (int i = 1; i < n; ++i) workers_.emplace_back([this] { loop(); });
+    // New workers wait for the NEXT generation: the current one (and the one stop() used to wake
+    // their predecessors) must not be taken for work, or they would decrement pending_ for a run
+    // they never joined and the caller would wait forever.
+    const uint64_t current = generation_.load();
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this, current] { loop(current); });
   }
   void stop() {
     {
@@ -77,8 +81,7 @@ class ThreadPool {
     t_inside_pool = false;
   }
 
-  void loop() {
-    uint64_t seen = 0;
+  void loop(uint64_t seen) {
     for (;;) {
       // Spin a little before sleeping so back-to-back kernels do not pay a futex wake-up each.
       for (int spin = 0; spin < 20000 && generation_.load(std::memory_order_acquire) == seen; ++spin) {
