@@ -39,6 +39,9 @@ function loadAddon(): NativeAddon {
   for (const path of candidates) {
     if (existsSync(path)) return require(path) as NativeAddon;
   }
+  if (process.env.DIFFVIT_ADDON) {
+    throw new Error(`diffvit: DIFFVIT_ADDON=${process.env.DIFFVIT_ADDON} does not exist (unset it to load the addon built by npm install)`);
+  }
   throw new Error(
     `diffvit: the native addon is not built (looked for ${candidates.join(', ')}). ` +
       'Run `npm install` (or `npm run build:native`) with a C++ compiler and CMake installed.',
