@@ -589,7 +589,6 @@ function templates(): Template[] {
     { name: 'reduceSum', args: [X, 3, OUT, 2, 3, 7, 11], out: 2, writes: (a) => range(n(a[3]), n(a[4]) * n(a[6])) },
     { name: 'reduceSum', args: [X, 1, OUT, 4, 5, 33, 1], out: 2, writes: (a) => range(n(a[3]), n(a[4]) * n(a[6])) },
     { name: 'sumSquares', args: [X, 3, 101] },
-    { name: 'allFinite', args: [X, 0, 300] },
     // C (2 batches of 5 x 7, ldc 9, batch stride 50) = A (5 x 6, lda 8) · Bᵀ (B stored 7 x 6, ldb 6).
     { name: 'gemm', args: [X, 1, Y, 2, OUT, 3, 2, 5, 7, 6, false, true, 1, 0.5, 40, 0, 50, 8, 6, 9], out: 4,
       writes: (a) => (function* () {

@@ -76,7 +76,12 @@ export class GuidedNetwork {
       const out = new Float64Array(n);
       for (let i = 0; i < n; i++) {
         const Dc = c_skip * x[i] + c_out * F[i];
-        out[i] = this.guided ? c_skip * x[i] + c_out * F[n + i] + w * (Dc - (c_skip * x[i] + c_out * F[n + i])) : Dc;
+        if (!this.guided) {
+          out[i] = Dc;
+          continue;
+        }
+        const Du = c_skip * x[i] + c_out * F[n + i];
+        out[i] = Du + w * (Dc - Du);
       }
       return out;
     });

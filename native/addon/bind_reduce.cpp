@@ -31,13 +31,4 @@ DV_BINDING(sumSquares) {
   return Napi::Number::New(info.Env(), cpu::sum_squares(x.as<float>() + xo, n));
 }
 
-// allFinite(x, xOffset, n) -> boolean
-DV_BINDING(allFinite) {
-  Args a(info, "allFinite", {"x", "xOffset", "n"});
-  Buffer& x = a.buffer(0, DType::f32);
-  int64_t xo = a.integer(1), n = a.integer(2, 0, kMaxSize);
-  a.require_extent(0, x, xo, n);
-  return Napi::Boolean::New(info.Env(), cpu::all_finite(x.as<float>() + xo, n));
-}
-
 }  // namespace dv::addon

@@ -1,5 +1,5 @@
-// Reductions: sums over the middle axis of (outer, r, inner), and whole-tensor checks used by
-// gradient clipping and the NaN guard.
+// Reductions: sums over the middle axis of (outer, r, inner), and the sum of squares behind
+// gradient clipping and the NaN guard (a NaN/Inf anywhere makes it non-finite).
 #pragma once
 #include <cstdint>
 
@@ -8,13 +8,11 @@
 DV_ISA_DECLARE(
     // out[o*inner + i] = sum_r x[(o*r_len + r)*inner + i]
     void reduce_sum(const float* x, float* out, int64_t outer, int64_t r_len, int64_t inner);
-    double sum_squares(const float* x, int64_t n);
-    bool all_finite(const float* x, int64_t n);)
+    double sum_squares(const float* x, int64_t n);)
 
 namespace dv::cpu {
 inline void reduce_sum(const float* x, float* out, int64_t outer, int64_t r_len, int64_t inner) {
   DV_DISPATCH(reduce_sum, x, out, outer, r_len, inner);
 }
 inline double sum_squares(const float* x, int64_t n) { DV_DISPATCH(sum_squares, x, n); }
-inline bool all_finite(const float* x, int64_t n) { DV_DISPATCH(all_finite, x, n); }
 }  // namespace dv::cpu

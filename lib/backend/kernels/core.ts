@@ -65,6 +65,4 @@ export interface CoreKernels {
     inner: number): void;
   /** Sum of squares of n elements, accumulated in float64 (gradient norms). */
   sumSquares(x: NativeBuffer, xOffset: number, n: number): number;
-  /** True when none of the n elements is NaN or infinite. */
-  allFinite(x: NativeBuffer, xOffset: number, n: number): boolean;
 }

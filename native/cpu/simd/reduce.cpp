@@ -71,21 +71,4 @@ double sum_squares(const float* x, int64_t n) {
   return total;
 }
 
-bool all_finite(const float* x, int64_t n) {
-  // x*0 is 0 for finite x and NaN for NaN/inf; one NaN anywhere makes the sum NaN.
-  const int64_t grain = 65536;
-  std::vector<char> ok(num_chunks(n, grain), 1);
-  parallel_for_chunks(n, grain, [&](int64_t c, int64_t a, int64_t b) {
-    VF acc = VF::zero();
-    int64_t i = a;
-    for (; i + VF::W <= b; i += VF::W) acc = fmadd(VF::load(x + i), VF::zero(), acc);
-    float s = reduce_add(acc);
-    for (; i < b; ++i) s += x[i] * 0.0f;
-    ok[c] = s == s;
-  });
-  for (char c : ok)
-    if (!c) return false;
-  return true;
-}
-
 }  // namespace dv::cpu::DV_ISA
