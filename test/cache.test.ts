@@ -32,7 +32,7 @@ class ArrayDataset implements ImageDataset {
     readonly examples: Example[],
     readonly numClasses: number,
   ) {
-    this.classNames = Array.from({ length: numClasses }, (_, k) => `class ${k}`);
+    this.classNames = Array.from({ length: numClasses }, (_, k) => `classe n°${k} — ✓`); // UTF-8 in the header
   }
   get size(): number {
     return this.examples.length;
@@ -123,6 +123,7 @@ describe('cache files', () => {
     writeDatasetCache(new ArrayDataset(1, 5, examples, 3), path);
     const d = new CachedDataset(path);
     expect([d.size, d.channels, d.imageSize, d.numClasses]).toEqual([5, 1, 5, 3]);
+    expect(d.classNames).toEqual(['classe n°0 — ✓', 'classe n°1 — ✓', 'classe n°2 — ✓']);
     for (let i = 0; i < 5; i++) {
       expect(d.get(i).label).toBe(i % 3);
       expect(bits(d.get(i).pixels)).toBe(bits(dequantise(quantise(examples[i].pixels))));

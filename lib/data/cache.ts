@@ -116,7 +116,10 @@ function makeHeader(dataset: ImageDataset, options: WriteCacheOptions): { header
     const pixels = align(PREAMBLE + length);
     const labels = align(pixels + header.pixels.bytes);
     if (pixels === header.pixels.offset && labels === header.labels.offset) {
-      return { header, json: Buffer.from(JSON.stringify(header).padEnd(pixels - PREAMBLE, ' '), 'utf8') };
+      // Pad in bytes, not characters: class names may be any UTF-8.
+      const json = Buffer.alloc(pixels - PREAMBLE, ' ');
+      json.write(JSON.stringify(header), 0, 'utf8');
+      return { header, json };
     }
     header.pixels.offset = pixels;
     header.labels.offset = labels;
@@ -143,9 +146,14 @@ export function writeDatasetCache(dataset: ImageDataset, path: string, options: 
 
   const tmp = `${path}.tmp-${process.pid}-${Date.now().toString(36)}`;
   const fd = openSync(tmp, 'w');
+  // write(2) may write less than asked (a full disk): loop until done, so the error surfaces here.
+  const writeAll = (data: Uint8Array) => {
+    for (let done = 0; done < data.length;) done += writeSync(fd, data, done, data.length - done);
+  };
+  let complete = false;
   try {
-    writeSync(fd, preamble);
-    writeSync(fd, json);
+    writeAll(preamble);
+    writeAll(json);
     // ~4 MiB of pixels per write; labels are kept (4·N bytes) and written after the pixels.
     const chunk = Math.max(1, Math.floor((4 << 20) / per));
     const bytes = new Uint8Array(chunk * per);
@@ -165,18 +173,16 @@ export function writeDatasetCache(dataset: ImageDataset, path: string, options: 
           labels[i] = ex.label;
         }
       }
-      writeSync(fd, bytes, 0, (end - start) * per);
+      writeAll(bytes.subarray(0, (end - start) * per));
       options.onProgress?.(end, N);
     }
-    const gap = header.labels.offset - (header.pixels.offset + header.pixels.bytes);
-    writeSync(fd, new Uint8Array(gap));
-    writeSync(fd, new Uint8Array(labels.buffer));
+    writeAll(new Uint8Array(header.labels.offset - (header.pixels.offset + header.pixels.bytes))); // alignment gap
+    writeAll(new Uint8Array(labels.buffer));
     fsyncSync(fd);
+    complete = true;
+  } finally {
     closeSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    unlinkSync(tmp);
-    throw e;
+    if (!complete) unlinkSync(tmp);
   }
   renameSync(tmp, path);
   return header;
