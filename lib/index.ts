@@ -26,6 +26,7 @@ export { ShapesDataset, createDataset, type ImageDataset, type DatasetSpec, type
 export { ImageFolderDataset } from './data/image_folder.js';
 export { Cifar10Dataset } from './data/cifar10.js';
 export { MnistDataset } from './data/mnist.js';
+export { CachedDataset, writeDatasetCache, quantise, dequantise, type CacheHeader, type WriteCacheOptions } from './data/cache.js';
 export { BatchSampler, type Batch, type LoaderOptions } from './data/loader.js';
 export { PrefetchLoader } from './data/prefetch.js';
 export { featureStats, frechetDistance, kernelDistance, type FeatureStats } from './eval/frechet.js';

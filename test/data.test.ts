@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -145,6 +145,89 @@ describe('datasets from files', () => {
     writeFileSync(join(root, 'train-labels-idx1-ubyte'), lab.subarray(0, 9));
     expect(() => new MnistDataset(root)).toThrow(/train-labels-idx1-ubyte: 1 data bytes, header says 2/);
     void readFileSync;
+  });
+});
+
+describe('image folder layouts as distributed', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'diffvit-layouts-'));
+  /** A w×h PNG filled with `rgb`, with rows [y0, y1) (or columns, `vertical`) in `band`. */
+  const png = (path: string, w: number, h: number, rgb: number[], band?: { from: number; to: number; rgb: number[]; columns?: boolean }) => {
+    const data = new Uint8Array(w * h * 3);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const t = band?.columns ? x : y;
+        const c = band && (t < band.from || t >= band.to) ? band.rgb : rgb;
+        data.set(c, (y * w + x) * 3);
+      }
+    }
+    mkdirSync(join(path, '..'), { recursive: true });
+    writeFileSync(path, encodePNG(data, w, h));
+  };
+
+  test('CelebA: a flat folder is unlabelled, and the extraction directory around it is looked through', () => {
+    const root = join(dir, 'celeba');
+    for (let i = 1; i <= 3; i++) png(join(root, 'img_align_celeba', `00000${i}.png`), 18, 22, [10 * i, 20, 30]);
+    writeFileSync(join(root, 'img_align_celeba', '._000001.jpg'), 'macOS resource fork, not an image');
+    for (const d of [new ImageFolderDataset(root, 8), new ImageFolderDataset(join(root, 'img_align_celeba'), 8)]) {
+      expect([d.size, d.numClasses, d.classNames.length]).toEqual([3, 0, 0]);
+      expect(d.get(2).label).toBe(0);
+      expect(d.get(2).pixels[0]).toBeCloseTo(30 / 127.5 - 1, 5);
+      expect(d.file(0).endsWith('000001.png')).toBe(true);
+    }
+  });
+
+  test('CUB: a class per sub-folder, files nested inside classes, hidden entries skipped, links followed', () => {
+    const images = join(dir, 'CUB_200_2011', 'images');
+    png(join(images, '001.Black_footed_Albatross', 'a_0001.png'), 40, 30, [0, 0, 255]);
+    png(join(images, '001.Black_footed_Albatross', 'more', 'a_0002.png'), 40, 30, [0, 0, 255]);
+    png(join(images, '002.Laysan_Albatross', 'b_0001.png'), 30, 40, [255, 0, 0]);
+    png(join(images, '.thumbnails', 'x.png'), 4, 4, [0, 0, 0]);
+    writeFileSync(join(images, '002.Laysan_Albatross', '.DS_Store'), 'x');
+    const elsewhere = join(dir, 'elsewhere', '003.Sooty_Albatross');
+    png(join(elsewhere, 'c_0001.png'), 30, 30, [0, 255, 0]);
+    symlinkSync(elsewhere, join(images, '003.Sooty_Albatross'));
+    symlinkSync(images, join(images, '002.Laysan_Albatross', 'loop')); // a link back up is not followed forever
+    const d = new ImageFolderDataset(images, 16);
+    expect(d.classNames).toEqual(['001.Black_footed_Albatross', '002.Laysan_Albatross', '003.Sooty_Albatross']);
+    expect(d.size).toBe(4);
+    expect([0, 1, 2, 3].map((i) => d.get(i).label)).toEqual([0, 0, 1, 2]);
+    expect(d.file(1).endsWith(join('more', 'a_0002.png'))).toBe(true);
+    expect(d.get(3).pixels[16 * 16]).toBeCloseTo(1, 5); // green plane of the linked class
+  });
+
+  test('centre crop of tall and wide photos, resized to 64×64 and up', () => {
+    // 96×160 portrait: the centre 96×96 square is green, the 32-row bands above and below are red.
+    png(join(dir, 'crop', 'tall.png'), 96, 160, [0, 255, 0], { from: 32, to: 128, rgb: [255, 0, 0] });
+    // 200×120 landscape: the centre 120 columns are green, the side bands blue.
+    png(join(dir, 'crop', 'wide.png'), 200, 120, [0, 255, 0], { from: 40, to: 160, rgb: [0, 0, 255], columns: true });
+    for (const size of [64, 96]) {
+      const d = new ImageFolderDataset(join(dir, 'crop'), size);
+      for (const i of [0, 1]) {
+        const px = d.get(i).pixels;
+        expect(px.length).toBe(3 * size * size);
+        // Inside a 2-pixel border the output is the green square exactly; the border's filter taps
+        // reach just past the crop (as resizing the whole photo and then cropping would), so it
+        // is mostly green. Squashing the whole photo instead would give red/blue edge rows.
+        for (let y = 0; y < size; y++) {
+          for (let x = 0; x < size; x++) {
+            const [r, g, b] = [0, 1, 2].map((c) => px[(c * size + y) * size + x]);
+            const interior = Math.min(x, y, size - 1 - x, size - 1 - y) >= 2;
+            if (interior ? Math.abs(r + 1) + Math.abs(g - 1) + Math.abs(b + 1) > 1e-5 : g < 0.5) {
+              expect.fail(`${d.file(i)} at ${size}: pixel (${x}, ${y}) is (${r}, ${g}, ${b}), expected green`);
+            }
+          }
+        }
+      }
+    }
+  });
+
+  test('an LSUN export of WebP files says how to convert it; an empty folder says what it found', () => {
+    mkdirSync(join(dir, 'lsun', 'a'), { recursive: true });
+    mkdirSync(join(dir, 'lsun', 'b'), { recursive: true });
+    writeFileSync(join(dir, 'lsun', 'a', '0001.webp'), 'RIFF');
+    writeFileSync(join(dir, 'lsun', 'b', '0002.webp'), 'RIFF');
+    writeFileSync(join(dir, 'lsun', 'b', 'notes.txt'), '');
+    expect(() => new ImageFolderDataset(join(dir, 'lsun'), 64)).toThrow(/lsun: no \.png\/\.jpg\/\.jpeg images found \(found 2 \.webp, 1 \.txt files\); WebP .* convert to PNG or JPEG/);
   });
 });
 

@@ -16,7 +16,8 @@ Options:
   --config FILE            JSON file with { model?, data?, ...training options } (flags override it)
   --data SPEC              shapes (generated in code; the default), folder:PATH (class per
                            sub-folder, PNG/JPEG; centre crop + resize), cifar10:DIR (binary
-                           batches), mnist:DIR (idx files)
+                           batches), mnist:DIR (idx files), cache:FILE (made by diffvit prepare;
+                           memory-mapped, no decoding per epoch)
   --image-size N           resize folder images to N (default: the preset's size)
   --unconditional          ignore the data's labels
   --steps N                optimiser steps (default ${DEFAULT_TRAIN_CONFIG.steps})
@@ -62,4 +63,24 @@ Options:
   --classifier FILE     classifier weights (trained and saved there if missing;
                         default ~/.cache/diffvit/shapes-classifier-v1.safetensors)
   --json                print the result as JSON
+  -h, --help            this text`;
+
+export const PREPARE_HELP = `diffvit prepare --data SPEC --out FILE [options]
+
+Preprocesses a dataset once into a cache file: every image decoded, centre-cropped and resized,
+stored as uint8 pixels (N, C, H, W) with int32 labels behind a small JSON header. Training
+memory-maps it (diffvit train --data cache:FILE), so epochs do not decode images again and the
+loader reads only the pages it needs. Pixels x in [-1, 1] are stored as round((x + 1) * 127.5):
+data from 8-bit images comes back exactly. The file is written under a temporary name and
+renamed when complete.
+
+Options:
+  --data SPEC           folder:PATH (class per sub-folder, or images at the top level =
+                        unlabelled; e.g. the CIFAR-10 JPEG tar's test/, CUB's images/,
+                        CelebA's img_align_celeba/), cifar10:DIR (binary batches), mnist:DIR,
+                        shapes
+  --out FILE            the cache file to write (e.g. cifar10-32.dvcache)
+  --image-size N        folder: centre crop resized to N (required); mnist: pad to N (default 32)
+  --split train|test    cifar10: and mnist: split (default train)
+  --unlabelled          store no labels (numClasses 0), e.g. for an LSUN export's hashed folders
   -h, --help            this text`;

@@ -3,6 +3,7 @@
  * The `diffvit` command.
  *
  *   diffvit train [options]                          EDM training (default: shapes, class-conditional)
+ *   diffvit prepare --data SPEC --out FILE           dataset -> memory-mapped cache file
  *   diffvit sample --checkpoint f [options]          checkpoint -> PNG grid or folder
  *   diffvit eval shapes --checkpoint f               class accuracy + Fréchet distance of samples
  *   diffvit info [--json]                            what the addon was built with and is doing
@@ -13,7 +14,7 @@
  */
 import { parseArgs } from 'node:util';
 
-import { EVAL_HELP, SAMPLE_HELP, TRAIN_HELP } from './help.js';
+import { EVAL_HELP, PREPARE_HELP, SAMPLE_HELP, TRAIN_HELP } from './help.js';
 import { cpuModel, logicalCores, packageJson } from './machine.js';
 
 /** A mistake in the command line: printed with a pointer to the help, exit code 2. */
@@ -50,6 +51,14 @@ const COMMANDS: Record<string, Command> = {
     async run(args) {
       const { trainCommand } = await import('./train.js');
       await withUsage('train', () => trainCommand(args));
+    },
+  },
+  prepare: {
+    summary: 'preprocess a dataset into a memory-mapped cache file (train with --data cache:FILE)',
+    usage: PREPARE_HELP,
+    async run(args) {
+      const { prepareCommand } = await import('./prepare.js');
+      await withUsage('prepare', () => prepareCommand(args));
     },
   },
   sample: {

@@ -18,15 +18,16 @@ import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../train/traine
 import { DEFAULT_PRESET, TRAIN_HELP } from './help.js';
 import { ProgressBar } from './progress.js';
 
-/** --data shapes | folder:PATH | cifar10:DIR | mnist:DIR */
-export function parseDataSpec(spec: string, imageSize: number): DatasetSpec {
+/** --data shapes | folder:PATH | cifar10:DIR | mnist:DIR | cache:FILE; `command` prefixes the error. */
+export function parseDataSpec(spec: string, imageSize: number, command = 'diffvit train'): DatasetSpec {
   const [kind, ...rest] = spec.split(':');
   const path = rest.join(':');
   if (kind === 'shapes' && !path) return { kind: 'shapes' };
   if (path && kind === 'folder') return { kind: 'folder', root: path, imageSize };
   if (path && kind === 'cifar10') return { kind: 'cifar10', root: path };
   if (path && kind === 'mnist') return { kind: 'mnist', root: path, imageSize };
-  throw new Error(`diffvit train: --data expected shapes, folder:PATH, cifar10:DIR or mnist:DIR, received '${spec}'`);
+  if (path && kind === 'cache') return { kind: 'cache', path };
+  throw new Error(`${command}: --data expected shapes, folder:PATH, cifar10:DIR, mnist:DIR or cache:FILE, received '${spec}'`);
 }
 
 export async function trainCommand(argv: string[]): Promise<number> {
@@ -65,6 +66,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const data = values.data ? parseDataSpec(values.data, num('image-size', values['image-size']) ?? base.img_size) : (fromFile.data ?? { kind: 'shapes' as const });
   // The model follows the data: its image size and channels, and its classes unless --unconditional.
   const dataset = createDataset(data);
+  if (values['image-size'] !== undefined && data.kind === 'cache' && dataset.imageSize !== Number(values['image-size'])) {
+    throw new Error(`diffvit train: --image-size ${values['image-size']}, but ${data.path} holds ${dataset.imageSize}×${dataset.imageSize} images (prepare another cache for that size)`);
+  }
   const modelConfig: ModelConfig = values.preset || !fromFile.model
     ? { ...base, img_size: dataset.imageSize, in_chans: dataset.channels, num_classes: values.unconditional ? 0 : dataset.numClasses }
     : fromFile.model as ModelConfig;

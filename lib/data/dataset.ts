@@ -1,4 +1,5 @@
 /** The dataset interface every source implements, and the built-in `shapes` source. */
+import { CachedDataset } from './cache.js';
 import { Cifar10Dataset } from './cifar10.js';
 import { ImageFolderDataset } from './image_folder.js';
 import { MnistDataset } from './mnist.js';
@@ -26,7 +27,8 @@ export type DatasetSpec =
   | { kind: 'shapes'; seed?: number; size?: number }
   | { kind: 'folder'; root: string; imageSize: number }
   | { kind: 'cifar10'; root: string; split?: 'train' | 'test' }
-  | { kind: 'mnist'; root: string; split?: 'train' | 'test'; imageSize?: number };
+  | { kind: 'mnist'; root: string; split?: 'train' | 'test'; imageSize?: number }
+  | { kind: 'cache'; path: string }; // a file written by writeDatasetCache / `diffvit prepare`
 
 export class ShapesDataset implements ImageDataset {
   readonly name = 'shapes';
@@ -53,5 +55,7 @@ export function createDataset(spec: DatasetSpec): ImageDataset {
       return new Cifar10Dataset(spec.root, spec.split ?? 'train');
     case 'mnist':
       return new MnistDataset(spec.root, spec.split ?? 'train', spec.imageSize ?? 32);
+    case 'cache':
+      return new CachedDataset(spec.path);
   }
 }

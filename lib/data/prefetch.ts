@@ -52,6 +52,9 @@ export class PrefetchLoader {
         resolve = res;
         reject = rej;
       });
+      // Batches queued ahead may never be awaited (the run stops, or fails on an earlier batch):
+      // their failure must not surface as an unhandled rejection. get() awaits the promise itself.
+      promise.catch(() => {});
       p = { resolve, reject, promise };
       this.pending.set(k, p);
       if (this.failure) reject(this.failure);
