@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 
 import { native, packageRoot } from '../lib/backend/native.js';
-import type { FileKernels } from '../lib/backend/kernels/file.js';
 import { CachedDataset, dequantise, quantise, writeDatasetCache } from '../lib/data/cache.js';
 import { Cifar10Dataset } from '../lib/data/cifar10.js';
 import { createDataset, type Example, type ImageDataset, ShapesDataset } from '../lib/data/dataset.js';
@@ -20,7 +19,7 @@ import { randomValues } from './helpers.js';
 
 const CIFAR_TAR = join(import.meta.dirname, '..', '..', 'shared', 'data', 'cifar10-test-jpg.tar');
 const dir = mkdtempSync(join(tmpdir(), 'diffvit-cache-'));
-const mapFile = (native as unknown as FileKernels).mapFile;
+const mapFile = native.mapFile;
 
 /** A small in-memory dataset with awkward sizes (odd pixel count, one channel) and given values. */
 class ArrayDataset implements ImageDataset {

@@ -25,7 +25,6 @@ import { closeSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, write
 import { endianness } from 'node:os';
 import { basename } from 'node:path';
 
-import type { FileKernels } from '../backend/kernels/file.js';
 import { native } from '../backend/native.js';
 import type { Example, ImageDataset } from './dataset.js';
 
@@ -260,7 +259,7 @@ export class CachedDataset implements ImageDataset {
       throw new Error(`diffvit.CachedDataset: ${path}: no such file (make one with 'diffvit prepare --data SPEC --out ${basename(path)}')`);
     }
     if (!isFile) throw new Error(`diffvit.CachedDataset: ${path}: not a regular file (expected a .dvcache file from 'diffvit prepare')`);
-    const mapped = (native as unknown as FileKernels).mapFile(path);
+    const mapped = native.mapFile(path);
     const file = new Uint8Array(mapped);
     const h = parseHeader(file, path);
     this.header = h;
