@@ -16,8 +16,10 @@ import type { ConvKernels } from './kernels/conv.js';
 import type { OptimKernels } from './kernels/optim.js';
 import type { EdmKernels } from './kernels/edm.js';
 import type { PoolKernels } from './kernels/pool.js';
+import type { FusedKernels } from './kernels/fused.js';
 
-export interface NativeAddon extends CoreKernels, GemmKernels, AttentionKernels, NormKernels, ConvKernels, OptimKernels, EdmKernels, PoolKernels {}
+export interface NativeAddon extends CoreKernels, GemmKernels, AttentionKernels, NormKernels, ConvKernels, OptimKernels, EdmKernels, PoolKernels,
+  FusedKernels {}
 
 /** The package root: the nearest directory above this file holding diffvit's package.json. */
 export function packageRoot(): string {
