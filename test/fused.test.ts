@@ -217,7 +217,8 @@ describeEachLevel('layerNormModulate', () => {
 
 describeEachLevel('addGated', () => {
   for (const N of [1, 17, 65]) {
-    test.each(FD_DIMS)(`B 2, N ${N}, D %i`, (D) => {
+    // (N = 65 with D = 33 would cost 1.5 s per level; the analytic cases cover N = 65 at D = 256.)
+    test.each(FD_DIMS.filter((d) => N * d <= 65 * 17))(`B 2, N ${N}, D %i`, (D) => {
       const B = 2;
       checkOp('addGated', dv.addGated, refAddGated(B, N, D), [
         { values: randomValues(B * N * D, N * 100 + D), shape: [B, N, D] },
