@@ -3,8 +3,8 @@
  * baseline, ratio) and writes the rows with a description of the machine as JSON, to
  * bench/results/<name>-<date>.json or to --out.
  *
- *   node dist/bench/run.js [gemm|attention|model|all ...] [--out file.json]     (npm run bench -- ...)
- *   diffvit bench [gemm|attention|model|all] [--out file.json]
+ *   node dist/bench/run.js [gemm|attention|fused|model|all ...] [--out file.json]     (npm run bench -- ...)
+ *   diffvit bench [gemm|attention|fused|model|all] [--out file.json]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -16,6 +16,7 @@ import { cpuModel, logicalCores } from '../lib/cli/machine.js';
 import { runtimeInfo, type RuntimeInfo } from '../lib/runtime.js';
 import { benchAttention } from './attention.js';
 import type { BenchRow } from './common.js';
+import { benchFused } from './fused.js';
 import { benchGemm } from './gemm.js';
 import { benchModel } from './model.js';
 
@@ -23,6 +24,7 @@ import { benchModel } from './model.js';
 export const BENCHMARKS: Readonly<Record<string, () => BenchRow[] | Promise<BenchRow[]>>> = {
   gemm: () => benchGemm(),
   attention: () => benchAttention(),
+  fused: () => benchFused(),
   model: () => benchModel(),
 };
 

@@ -17,8 +17,10 @@ import type { OptimKernels } from './kernels/optim.js';
 import type { EdmKernels } from './kernels/edm.js';
 import type { PoolKernels } from './kernels/pool.js';
 import type { FileKernels } from './kernels/file.js';
+import type { FusedKernels } from './kernels/fused.js';
 
-export interface NativeAddon extends CoreKernels, GemmKernels, AttentionKernels, NormKernels, ConvKernels, OptimKernels, EdmKernels, PoolKernels, FileKernels {}
+export interface NativeAddon extends CoreKernels, GemmKernels, AttentionKernels, NormKernels, ConvKernels, OptimKernels, EdmKernels, PoolKernels,
+  FusedKernels, FileKernels {}
 
 /** The package root: the nearest directory above this file holding diffvit's package.json. */
 export function packageRoot(): string {

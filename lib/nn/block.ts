@@ -2,8 +2,9 @@
  * The pre-norm transformer block of IU-ViT/ASCEND, with adaLN-Zero modulation when conditioned by a
  * vector (time_cond "adaln") and an optional long-skip input (decoder blocks), and the final layer.
  */
-import { add, addScalar, mul, silu } from '../ops/elementwise.js';
-import { chunk, concat, unsqueeze } from '../ops/shape.js';
+import { add, silu } from '../ops/elementwise.js';
+import { addGated, layerNormModulate } from '../ops/fused.js';
+import { chunk, concat } from '../ops/shape.js';
 import type { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Attention } from './attention.js';
@@ -22,11 +23,6 @@ export interface BlockOptions {
   skipDim: number;
   /** Width of the conditioning vector c. */
   condDim: number;
-}
-
-/** x * (1 + scale) + shift with scale, shift: (B, 1, D) broadcast over tokens. */
-function modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
-  return add(mul(x, addScalar(scale, 1)), shift);
 }
 
 export class Block extends Module {
@@ -55,10 +51,12 @@ export class Block extends Module {
       x = add(x, this.attn.forward(this.norm1.forward(x)));
       return add(x, this.mlp.forward(this.norm2.forward(x)));
     }
-    // (B, 6D) -> six (B, 1, D) views: shift/scale/gate for attention, then for the MLP
-    const [sh1, sc1, g1, sh2, sc2, g2] = chunk(unsqueeze(this.ada.forward(silu(c!)), 1), 6, -1);
-    x = add(x, mul(g1, this.attn.forward(modulate(this.norm1.forward(x), sh1, sc1))));
-    return add(x, mul(g2, this.mlp.forward(modulate(this.norm2.forward(x), sh2, sc2))));
+    // (B, 6D) -> six (B, D) column views: shift/scale/gate for attention, then for the MLP. The fused
+    // ops read them in place and broadcast them over the tokens: x + g * f(LN(x) * (1 + sc) + sh).
+    // norm1/norm2 have no parameters here (adaLN); only their eps is used.
+    const [sh1, sc1, g1, sh2, sc2, g2] = chunk(this.ada.forward(silu(c!)), 6, -1);
+    x = addGated(x, g1, this.attn.forward(layerNormModulate(x, sh1, sc1, this.norm1.eps)));
+    return addGated(x, g2, this.mlp.forward(layerNormModulate(x, sh2, sc2, this.norm2.eps)));
   }
 }
 
@@ -74,11 +72,8 @@ export class FinalLayer extends Module {
     this.linear = this.child('linear', new Linear(dim, out, g));
   }
   forward(x: Tensor, c: Tensor | null): Tensor {
-    let h = this.norm.forward(x);
-    if (this.ada) {
-      const [sh, sc] = chunk(unsqueeze(this.ada.forward(silu(c!)), 1), 2, -1);
-      h = modulate(h, sh, sc);
-    }
-    return this.linear.forward(h);
+    if (!this.ada) return this.linear.forward(this.norm.forward(x));
+    const [sh, sc] = chunk(this.ada.forward(silu(c!)), 2, -1); // two (B, D) column views
+    return this.linear.forward(layerNormModulate(x, sh, sc, this.norm.eps));
   }
 }

@@ -1,5 +1,5 @@
 /** Transformer MLP: fc1 -> GELU (tanh) -> fc2. */
-import { gelu } from '../ops/elementwise.js';
+import { linearGelu } from '../ops/matmul.js';
 import type { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Linear } from './layers.js';
@@ -15,6 +15,7 @@ export class Mlp extends Module {
     this.fc2 = this.child('fc2', new Linear(hidden, dim, g));
   }
   forward(x: Tensor): Tensor {
-    return this.fc2.forward(gelu(this.fc1.forward(x)));
+    // fc1's bias and the GELU run in its GEMM's epilogue (one pass over the hidden activations).
+    return this.fc2.forward(linearGelu(x, this.fc1.weight, this.fc1.bias));
   }
 }

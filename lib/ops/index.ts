@@ -3,6 +3,7 @@ export * from './creation.js';
 export * from './elementwise.js';
 export * from './matmul.js';
 export * from './norm.js';
+export * from './fused.js';
 export * from './conv.js';
 export * from './embedding.js';
 export * from './optim.js';

@@ -1,10 +1,12 @@
 /**
  * Matrix products on the native GEMM: `matmul` (batched, broadcasting batch dims, transposed
- * views read without copies) and `linear` (x Wᵀ + b, the PyTorch nn.Linear layout).
+ * views read without copies), `linear` (x Wᵀ + b, the PyTorch nn.Linear layout) and `linearGelu`
+ * (gelu_tanh(x Wᵀ + b), the transformer MLP's first half, fused into the GEMM).
  */
+import type { EpilogueAct } from '../backend/kernels/fused.js';
 import { native } from '../backend/native.js';
-import { record } from '../tensor/autograd.js';
-import { copyInto, formatShape, Tensor } from '../tensor/tensor.js';
+import { needsGrad, record } from '../tensor/autograd.js';
+import { copyInto, formatShape, shapeSize, Tensor } from '../tensor/tensor.js';
 import { sumToShape } from './reduce.js';
 import { argError, broadcastShapes, checkRank, checkTensor } from './util.js';
 
@@ -120,63 +122,114 @@ function rowsOf(x: Tensor): { t: Tensor; owned: boolean } {
   return { t: c, owned: true };
 }
 
-/**
- * y = x Wᵀ + b with x: (..., in), weight: (out, in), bias: (out) — PyTorch's nn.Linear layout.
- */
-export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
-  checkTensor('linear', 'x', x);
-  checkTensor('linear', 'weight', weight);
-  checkRank('linear', 'weight', weight, 2);
+/** Validates the arguments of a Linear-shaped op (`linear`, `linearGelu`): x (..., in), weight (out, in), bias (out) or null. */
+function checkLinear(op: string, x: Tensor, weight: Tensor, bias: Tensor | null): void {
+  checkTensor(op, 'x', x);
+  checkTensor(op, 'weight', weight);
+  checkRank(op, 'weight', weight, 2);
   const [outF, inF] = weight.shape;
   if (x.rank < 1 || x.shape[x.rank - 1] !== inF) {
-    throw argError('linear', 'x', `last dim ${inF} (weight is ${formatShape(weight.shape)})`, `shape ${formatShape(x.shape)}`);
+    throw argError(op, 'x', `last dim ${inF} (weight is ${formatShape(weight.shape)})`, `shape ${formatShape(x.shape)}`);
   }
   if (bias !== null) {
-    checkTensor('linear', 'bias', bias);
-    if (bias.rank !== 1 || bias.shape[0] !== outF) throw argError('linear', 'bias', `shape [${outF}]`, formatShape(bias.shape));
+    checkTensor(op, 'bias', bias);
+    if (bias.rank !== 1 || bias.shape[0] !== outF) throw argError(op, 'bias', `shape [${outF}]`, formatShape(bias.shape));
   }
-  const rows = x.size / inF;
+}
+
+/**
+ * act(x Wᵀ + b) on raw tensors (no autograd): the bias and the activation are the GEMM's epilogue,
+ * applied to each output tile while it is in cache. `pre` (x's rows x out, contiguous), when given,
+ * receives x Wᵀ + b before the activation. Arguments as checked by checkLinear.
+ */
+function linearKernel(x: Tensor, weight: Tensor, bias: Tensor | null, act: EpilogueAct, pre: Tensor | null = null): Tensor {
+  const [outF, inF] = weight.shape;
+  const rows = shapeSize(x.shape.slice(0, -1));
   const out = Tensor.empty([...x.shape.slice(0, -1), outF]);
-  const X = rowsOf(x);
-  const W = operand(weight, []);
-  if (bias) native.copyStrided(bias.buffer, bias.offset, [0, bias.strides[0]], out.buffer, 0, [outF, 1], [rows, outF]);
-  if (inF === 0) {
-    if (!bias) native.fill(out.buffer, 0, out.size, 0);
-  } else {
-    // out (rows x out) = X (rows x in) · Wᵀ : W stored (out x in) is op(B) with transB.
-    native.gemm(X.t.buffer, X.t.offset, W.t.buffer, W.t.offset, out.buffer, 0, 1, rows, outF, inF, false, !W.trans, 1,
-      bias ? 1 : 0, 0, 0, 0, inF, W.ld, outF);
-  }
-  if (W.owned) W.t.dispose();
+  const X = rowsOf(x), W = operand(weight, []), B = bias && rowsOf(bias);
+  // W (out x in) stored row-major is read as is; a transposed view (W.trans) as its (in x out) storage.
+  native.linearAct(X.t.buffer, X.t.offset, W.t.buffer, W.t.offset, W.trans, W.ld, B?.t.buffer ?? null, B?.t.offset ?? 0,
+    out.buffer, 0, pre?.buffer ?? null, pre?.offset ?? 0, rows, outF, inF, act);
   if (X.owned) X.t.dispose();
+  if (W.owned) W.t.dispose();
+  if (B?.owned) B.t.dispose();
+  return out;
+}
+
+/**
+ * The input and weight gradients of y = x Wᵀ (+ b) from dy as contiguous (rows, out) rows `g`:
+ * [dx, dW], each null when that input does not require grad.
+ */
+function linearGrads(x: Tensor, weight: Tensor, g: Tensor): [Tensor | null, Tensor | null] {
+  const [outF, inF] = weight.shape;
+  const rows = shapeSize(x.shape.slice(0, -1));
+  let dx: Tensor | null = null, dw: Tensor | null = null;
+  if (x.requiresGrad) {
+    // dx (rows x in) = dy (rows x out) · W (out x in)
+    dx = Tensor.empty(x.shape);
+    const Wb = operand(weight, []);
+    native.gemm(g.buffer, g.offset, Wb.t.buffer, Wb.t.offset, dx.buffer, 0, 1, rows, inF, outF, false, Wb.trans, 1, 0,
+      0, 0, 0, outF, Wb.ld, inF);
+    if (Wb.owned) Wb.t.dispose();
+  }
+  if (weight.requiresGrad) {
+    // dW (out x in) = dyᵀ (out x rows) · x (rows x in)
+    dw = Tensor.empty(weight.shape);
+    const Xb = rowsOf(x);
+    native.gemm(g.buffer, g.offset, Xb.t.buffer, Xb.t.offset, dw.buffer, 0, 1, outF, inF, rows, true, false, 1, 0,
+      0, 0, 0, outF, inF, inF);
+    if (Xb.owned) Xb.t.dispose();
+  }
+  return [dx, dw];
+}
+
+/**
+ * y = x Wᵀ + b with x: (..., in), weight: (out, in), bias: (out) — PyTorch's nn.Linear layout.
+ * The bias is added by the GEMM's epilogue (no separate pass over y).
+ */
+export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  checkLinear('linear', x, weight, bias);
+  const outF = weight.shape[0];
+  const out = linearKernel(x, weight, bias, 'none');
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record('linear', out, inputs, (dy) => {
     const G = rowsOf(dy);
-    const grads: (Tensor | null)[] = [null, null, null];
-    if (x.requiresGrad) {
-      // dx (rows x in) = dy (rows x out) · W (out x in)
-      const dx = Tensor.empty(x.shape);
-      const Wb = operand(weight, []);
-      native.gemm(G.t.buffer, G.t.offset, Wb.t.buffer, Wb.t.offset, dx.buffer, 0, 1, rows, inF, outF, false, Wb.trans, 1, 0,
-        0, 0, 0, outF, Wb.ld, inF);
-      if (Wb.owned) Wb.t.dispose();
-      grads[0] = dx;
-    }
-    if (weight.requiresGrad) {
-      // dW (out x in) = dyᵀ (out x rows) · x (rows x in)
-      const dw = Tensor.empty(weight.shape);
-      const Xb = rowsOf(x);
-      native.gemm(G.t.buffer, G.t.offset, Xb.t.buffer, Xb.t.offset, dw.buffer, 0, 1, outF, inF, rows, true, false, 1, 0,
-        0, 0, 0, outF, inF, inF);
-      if (Xb.owned) Xb.t.dispose();
-      grads[1] = dw;
-    }
+    const [dx, dw] = linearGrads(x, weight, G.t);
+    let db: Tensor | null = null;
     if (bias?.requiresGrad) {
-      const db = Tensor.empty([outF]);
-      native.reduceSum(G.t.buffer, G.t.offset, db.buffer, 0, 1, rows, outF);
-      grads[2] = db;
+      db = Tensor.empty([outF]);
+      native.reduceSum(G.t.buffer, G.t.offset, db.buffer, 0, 1, shapeSize(x.shape.slice(0, -1)), outF);
     }
     if (G.owned) G.t.dispose();
-    return bias ? grads : grads.slice(0, 2);
+    return bias ? [dx, dw, db] : [dx, dw];
+  });
+}
+
+/**
+ * The transformer MLP's first half in one GEMM: gelu_tanh(x Wᵀ + b) (`gelu(linear(x, weight, bias))`),
+ * with the bias and the GELU applied by the GEMM's epilogue to each output tile while it is in cache.
+ * With autograd the pre-activation x Wᵀ + b is written by the same epilogue and kept for the backward,
+ * which computes dh = dout * gelu'(h) and the bias gradient in one pass, then the usual two GEMMs.
+ *
+ *   const a = linearGelu(x, fc1.weight, fc1.bias);   // x: (..., in), weight: (out, in), bias: (out)
+ */
+export function linearGelu(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
+  const op = 'linearGelu';
+  checkLinear(op, x, weight, bias);
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  const outShape = [...x.shape.slice(0, -1), weight.shape[0]];
+  const pre = needsGrad(...inputs) ? Tensor.empty(outShape) : null;
+  const out = linearKernel(x, weight, bias, 'gelu_tanh', pre);
+  if (!pre) return out;
+  return record(op, out, inputs, (dout) => {
+    const outF = weight.shape[0], rows = shapeSize(x.shape.slice(0, -1));
+    const G = rowsOf(dout);
+    const dh = Tensor.empty(outShape);
+    const db = bias?.requiresGrad ? Tensor.empty([outF]) : null;
+    native.geluBackwardBias(pre.buffer, pre.offset, G.t.buffer, G.t.offset, dh.buffer, 0, db?.buffer ?? null, 0, rows, outF);
+    if (G.owned) G.t.dispose();
+    const [dx, dw] = linearGrads(x, weight, dh);
+    dh.dispose();
+    return bias ? [dx, dw, db] : [dx, dw];
   });
 }

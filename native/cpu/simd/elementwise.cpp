@@ -4,21 +4,12 @@
 
 #include "core/thread_pool.h"
 #include "cpu/elementwise.h"
-#include "cpu/simd/simd.h"
+#include "cpu/simd/activation.h"
 
 namespace dv::cpu::DV_ISA {
 namespace {
 
 constexpr int64_t kGrain = 16384;
-constexpr float kSqrt2OverPi = 0.7978845608028654f, kGeluCubic = 0.044715f;
-
-inline VF vsigmoid(VF x) { return VF::set1(1.0f) / (VF::set1(1.0f) + vexp(VF::set1(0.0f) - x)); }
-// tanh(x) = 2 sigmoid(2x) - 1; absolute error ~1e-7, enough for GELU and activations.
-inline VF vtanh(VF x) { return VF::set1(2.0f) * vsigmoid(x + x) - VF::set1(1.0f); }
-inline VF vgelu(VF x) {
-  VF inner = VF::set1(kSqrt2OverPi) * fmadd(VF::set1(kGeluCubic) * x, x * x, x);
-  return VF::set1(0.5f) * x * (VF::set1(1.0f) + vtanh(inner));
-}
 
 // Applies `vec` to full vectors and `vec` on a zero-padded partial vector for the tail.
 template <typename F>
@@ -92,13 +83,7 @@ void unary_grad(UnaryOp op, const float* x, const float* dy, float* dx, int64_t 
         VF s = vsigmoid(v);
         return g * s * fmadd(v, one - s, one);
       });
-    case UnaryOp::gelu_tanh:  // 0.5(1+t) + 0.5 x (1-t^2) sqrt(2/pi) (1 + 3 c x^2)
-      return map2(x, dy, dx, n, [&](VF v, VF g) {
-        VF v2 = v * v;
-        VF t = vtanh(VF::set1(kSqrt2OverPi) * fmadd(VF::set1(kGeluCubic) * v, v2, v));
-        VF dinner = VF::set1(kSqrt2OverPi) * fmadd(VF::set1(3.0f * kGeluCubic), v2, one);
-        return g * (half * (one + t) + half * v * (one - t * t) * dinner);
-      });
+    case UnaryOp::gelu_tanh: return map2(x, dy, dx, n, [](VF v, VF g) { return g * vgelu_grad(v); });
     case UnaryOp::affine: {
       VF a = VF::set1(alpha);
       return map2(x, dy, dx, n, [&](VF, VF g) { return a * g; });

@@ -28,6 +28,10 @@
 //
 // alpha is folded into the packed A; beta is applied when the first K block is stored
 // (beta == 0 never reads C, so C may hold garbage); later K blocks accumulate into C.
+//
+// Epilogue (GemmArgs bias/act/pre): after the last K block's micro-kernel has stored a tile, the
+// tile (at most MR x NR floats, still in L1) gets + bias and the activation, and the
+// pre-activation copy is written. A Linear + GELU then costs no pass over C beyond the GEMM's own.
 #include <algorithm>
 #include <array>
 #include <cstdlib>
@@ -36,7 +40,7 @@
 
 #include "core/thread_pool.h"
 #include "cpu/gemm.h"
-#include "cpu/simd/simd.h"
+#include "cpu/simd/activation.h"
 
 namespace dv::cpu::DV_ISA {
 namespace {
@@ -312,6 +316,25 @@ inline void prefetch_tile(const float* c, int64_t ldc, int mr, int nr) {
 #endif
 }
 
+inline bool has_epilogue(const GemmArgs& g) { return g.bias || g.act != GemmAct::none || g.pre; }
+
+// The epilogue on rows [0, mr) x columns [0, nr) of C at c (and of pre at p, or null), whose
+// first column is column `col` of the whole C.
+void epilogue(const GemmArgs& g, float* c, float* p, int64_t mr, int64_t nr, int64_t col) {
+  for (int64_t i = 0; i < mr; ++i) {
+    float* row = c + i * g.ldc;
+    float* prow = p ? p + i * g.ldc : nullptr;
+    for (int64_t j = 0; j < nr; j += W) {
+      const int n = static_cast<int>(std::min<int64_t>(W, nr - j));
+      VF v = n == W ? VF::load(row + j) : VF::load_partial(row + j, n);
+      if (g.bias) v = v + (n == W ? VF::load(g.bias + col + j) : VF::load_partial(g.bias + col + j, n));
+      if (prow) store_n(prow + j, v, n);
+      if (g.act == GemmAct::gelu_tanh) v = vgelu(v);
+      store_n(row + j, v, n);
+    }
+  }
+}
+
 // Splits [0, n) into ceil(n / max_block) nearly equal blocks, each rounded up to a multiple of
 // `align`. Depends on n only, which keeps the K blocking (and so every result) thread-independent.
 int64_t block_size(int64_t n, int64_t max_block, int64_t align) {
@@ -320,9 +343,10 @@ int64_t block_size(int64_t n, int64_t max_block, int64_t align) {
   return (size + align - 1) / align * align;
 }
 
-// C[i0:i1, j0:j1] of one batch item.
-void gemm_tile(const GemmArgs& g, const float* A, const float* B, float* C, int64_t i0, int64_t i1, int64_t j0,
-               int64_t j1) {
+// C[i0:i1, j0:j1] of one batch item (P: the item's pre-activation output, or null).
+void gemm_tile(const GemmArgs& g, const float* A, const float* B, float* C, float* P, int64_t i0, int64_t i1,
+               int64_t j0, int64_t j1) {
+  const bool epi = has_epilogue(g);
   const int64_t kc_max = block_size(g.k, kKC, 1);
   const int64_t mc_max = block_size(i1 - i0, kMC, kMR);
   const int64_t nc_max = block_size(j1 - j0, kNC, kNR);
@@ -333,6 +357,7 @@ void gemm_tile(const GemmArgs& g, const float* A, const float* B, float* C, int6
     for (int64_t pc = 0; pc < g.k; pc += kc_max) {
       const int64_t kc = std::min(kc_max, g.k - pc);
       const float beta = pc == 0 ? g.beta : 1.0f;
+      const bool last = pc + kc == g.k;
       pack_b(g, B, pc, kc, jc, nc, pb);
       for (int64_t ic = i0; ic < i1; ic += mc_max) {
         const int64_t mc = std::min(mc_max, i1 - ic);
@@ -345,6 +370,7 @@ void gemm_tile(const GemmArgs& g, const float* A, const float* B, float* C, int6
             float* c = C + (ic + ir) * g.ldc + jc + jr;
             prefetch_tile(c, g.ldc, mr, nr);
             kKernels[mr - 1][nv - 1](kc, pa + ir * kc, pb + jr * kc, c, g.ldc, nr, beta);
+            if (epi && last) epilogue(g, c, P ? P + (c - C) : nullptr, mr, nr, jc + jr);
           }
         }
       }
@@ -352,16 +378,19 @@ void gemm_tile(const GemmArgs& g, const float* A, const float* B, float* C, int6
   }
 }
 
-// C = beta * C (k == 0 or alpha == 0: BLAS semantics, A and B are not read).
+// C = beta * C (k == 0 or alpha == 0: BLAS semantics, A and B are not read), then the epilogue.
 void scale_c(const GemmArgs& g) {
+  const bool epi = has_epilogue(g);
   parallel_for(g.batch * g.m, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, g.n)), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      float* row = g.c + (r / g.m) * g.stride_c + (r % g.m) * g.ldc;
+      const int64_t at = (r / g.m) * g.stride_c + (r % g.m) * g.ldc;
+      float* row = g.c + at;
       if (g.beta == 0.0f) {
         std::fill(row, row + g.n, 0.0f);
       } else {
         for (int64_t j = 0; j < g.n; ++j) row[j] *= g.beta;
       }
+      if (epi) epilogue(g, row, g.pre ? g.pre + at : nullptr, 1, g.n, 0);
     }
   });
 }
@@ -422,7 +451,8 @@ void gemm(const GemmArgs& g) {
       const int64_t i0 = std::min(g.m, s.mt * im / s.pm * kMR), i1 = std::min(g.m, s.mt * (im + 1) / s.pm * kMR);
       const int64_t j0 = std::min(g.n, s.nt * jn / s.pn * kNR), j1 = std::min(g.n, s.nt * (jn + 1) / s.pn * kNR);
       if (i0 >= i1 || j0 >= j1) continue;
-      gemm_tile(g, g.a + bi * g.stride_a, g.b + bi * g.stride_b, g.c + bi * g.stride_c, i0, i1, j0, j1);
+      gemm_tile(g, g.a + bi * g.stride_a, g.b + bi * g.stride_b, g.c + bi * g.stride_c,
+                g.pre ? g.pre + bi * g.stride_c : nullptr, i0, i1, j0, j1);
     }
   });
 }

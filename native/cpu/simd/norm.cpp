@@ -9,24 +9,12 @@
 
 #include "core/thread_pool.h"
 #include "cpu/norm.h"
-#include "cpu/simd/simd.h"
+#include "cpu/simd/rows.h"
 
 namespace dv::cpu::DV_ISA {
 namespace {
 
-constexpr int64_t kGrain = 16384;  // about this many elements per parallel chunk
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-
-// Rows per chunk so that one chunk holds about kGrain elements.
-inline int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, kGrain / std::max<int64_t>(1, cols)); }
-
-// Loads len < W floats and fills the other lanes with `pad`: a row tail then goes through the
-// same vector code as the body, with the padding chosen to be neutral (x - mean = 0, exp(-inf) = 0).
-inline VF load_pad(const float* p, int len, float pad) {
-  float tmp[VF::W];
-  for (int k = 0; k < VF::W; ++k) tmp[k] = k < len ? p[k] : pad;
-  return VF::load(tmp);
-}
 
 // ================================ softmax ================================
 
@@ -101,7 +89,7 @@ template <typename F>
 void for_column_blocks(int64_t outer, int64_t n, int64_t inner, F fn) {
   const int64_t blocks = (inner + kColBlock - 1) / kColBlock;
   const int64_t work = std::max<int64_t>(1, n * std::min(inner, kColBlock));
-  parallel_for(outer * blocks, std::max<int64_t>(1, kGrain / work), [&](int64_t t0, int64_t t1) {
+  parallel_for(outer * blocks, std::max<int64_t>(1, kRowGrain / work), [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t o = t / blocks, i0 = (t % blocks) * kColBlock;
       fn(o * n * inner + i0, std::min(kColBlock, inner - i0));
@@ -113,12 +101,6 @@ void for_column_blocks(int64_t outer, int64_t n, int64_t inner, F fn) {
 template <typename F>
 inline void for_vectors(int64_t len, F fn) {
   for (int64_t j = 0; j < len; j += VF::W) fn(j, int(std::min<int64_t>(VF::W, len - j)));
-}
-
-inline VF load_lanes(const float* p, int lanes) { return lanes == VF::W ? VF::load(p) : VF::load_partial(p, lanes); }
-inline void store_lanes(VF v, float* p, int lanes) {
-  if (lanes == VF::W) v.store(p);
-  else v.store_partial(p, lanes);
 }
 
 }  // namespace
@@ -192,70 +174,6 @@ void softmax_backward(const float* y, const float* dy, float* dx, int64_t outer,
 
 namespace {
 
-// Sum of (x[i] - c) over n floats, four accumulators.
-inline float sum_minus(const float* x, int64_t n, float c) {
-  const VF vc = VF::set1(c);
-  VF a0 = VF::zero(), a1 = VF::zero(), a2 = VF::zero(), a3 = VF::zero();
-  int64_t i = 0;
-  for (; i + 4 * VF::W <= n; i += 4 * VF::W) {
-    a0 = a0 + (VF::load(x + i) - vc);
-    a1 = a1 + (VF::load(x + i + VF::W) - vc);
-    a2 = a2 + (VF::load(x + i + 2 * VF::W) - vc);
-    a3 = a3 + (VF::load(x + i + 3 * VF::W) - vc);
-  }
-  for (; i + VF::W <= n; i += VF::W) a0 = a0 + (VF::load(x + i) - vc);
-  if (i < n) a1 = a1 + (load_pad(x + i, int(n - i), c) - vc);  // padding lanes contribute 0
-  return reduce_add((a0 + a1) + (a2 + a3));
-}
-
-// Sums of d and d^2 for d = x[i] - c over n floats.
-inline void sum_dev(const float* x, int64_t n, float c, float& s1, float& s2) {
-  const VF vc = VF::set1(c);
-  VF a0 = VF::zero(), a1 = VF::zero(), q0 = VF::zero(), q1 = VF::zero();
-  int64_t i = 0;
-  for (; i + 2 * VF::W <= n; i += 2 * VF::W) {
-    VF d0 = VF::load(x + i) - vc, d1 = VF::load(x + i + VF::W) - vc;
-    a0 = a0 + d0;
-    a1 = a1 + d1;
-    q0 = fmadd(d0, d0, q0);
-    q1 = fmadd(d1, d1, q1);
-  }
-  for (; i + VF::W <= n; i += VF::W) {
-    VF d = VF::load(x + i) - vc;
-    a0 = a0 + d;
-    q0 = fmadd(d, d, q0);
-  }
-  if (i < n) {
-    VF d = load_pad(x + i, int(n - i), c) - vc;
-    a1 = a1 + d;
-    q1 = fmadd(d, d, q1);
-  }
-  s1 = reduce_add(a0 + a1);
-  s2 = reduce_add(q0 + q1);
-}
-
-// Mean and 1/sqrt(var + eps) of one row (biased variance), in float32 without cancellation:
-//  - the mean is x[0] + mean(x - x[0]): with a large common offset (1000 ± 1) the differences are
-//    small (and exact for values within a factor 2 of x[0]), so the offset costs no precision in
-//    the sum; only the final float32 mean is rounded, to half an ulp of the offset;
-//  - the variance is the corrected two-pass formula (Chan, Golub & LeVeque 1983),
-//    (sum d^2 - (sum d)^2 / n) / n with d = x - mean: never the difference of two large squares,
-//    and the (sum d)^2 term removes the first-order effect of rounding in the mean.
-inline void row_stats(const float* x, int64_t n, float eps, float& mean, float& rstd) {
-  if (n == 0) {  // an empty row: define mean 0, variance 0
-    mean = 0.0f;
-    rstd = 1.0f / std::sqrt(eps);
-    return;
-  }
-  const float inv_n = 1.0f / float(n);
-  const float mu = x[0] + sum_minus(x, n, x[0]) * inv_n;
-  float s1, s2;
-  sum_dev(x, n, mu, s1, s2);
-  const float var = std::max(0.0f, (s2 - s1 * s1 * inv_n) * inv_n);
-  mean = mu;
-  rstd = 1.0f / std::sqrt(var + eps);
-}
-
 template <bool HasW, bool HasB>
 void layer_norm_rows(const float* x, const float* w, const float* b, float* y, float* mean, float* rstd, int64_t rows,
                      int64_t cols, float eps) {
@@ -281,19 +199,6 @@ void layer_norm_rows(const float* x, const float* w, const float* b, float* y, f
         const int tail = int(cols - i);
         norm(VF::load_partial(xr + i, tail), i, tail).store_partial(yr + i, tail);
       }
-    }
-  });
-}
-
-// dweight/dbias partials: rows of `cols` floats, one per chunk; out[j] = sum over chunks in order.
-void combine_partials(const float* partial, int64_t chunks, int64_t cols, float* out) {
-  parallel_for(cols, std::max<int64_t>(VF::W, kGrain / std::max<int64_t>(1, chunks)), [&](int64_t j0, int64_t j1) {
-    int64_t j = j0;
-    for (; j < j1; j += VF::W) {
-      const int lanes = int(std::min<int64_t>(VF::W, j1 - j));
-      VF s = VF::zero();
-      for (int64_t c = 0; c < chunks; ++c) s = s + load_lanes(partial + c * cols + j, lanes);
-      store_lanes(s, out + j, lanes);
     }
   });
 }
@@ -347,8 +252,8 @@ void layer_norm_backward_rows(const float* x, const float* w, const float* mean,
       }
     }
   });
-  if (dw) combine_partials(pw.get(), chunks, cols, dw);
-  if (db) combine_partials(pb.get(), chunks, cols, db);
+  if (dw) combine_partials(pw.get(), 1, chunks, cols, dw);
+  if (db) combine_partials(pb.get(), 1, chunks, cols, db);
 }
 
 }  // namespace
