@@ -7,7 +7,7 @@
  *   diffvit sample --checkpoint f [options]          checkpoint -> PNG grid or folder
  *   diffvit eval shapes --checkpoint f               class accuracy + Fréchet distance of samples
  *   diffvit info [--json]                            what the addon was built with and is doing
- *   diffvit bench [gemm|attention|model|all] [--out f]     microbenchmarks, table + JSON report
+ *   diffvit bench [gemm|attention|fused|model|all] [--out f]     microbenchmarks, table + JSON report
  *
  * Exit codes: 0 success, 1 failure while running, 2 usage error (unknown command or option).
  * Node built-ins only; the native addon is loaded only by commands that need it.
@@ -105,8 +105,8 @@ Environment:
     },
   },
   bench: {
-    summary: 'run benchmarks (gemm, attention, model vs the PyTorch twin) and write a JSON report',
-    usage: `Usage: diffvit bench [gemm|attention|model|all ...] [--out file.json]
+    summary: 'run benchmarks (gemm, attention, fused ops, model vs the PyTorch twin) and write a JSON report',
+    usage: `Usage: diffvit bench [gemm|attention|fused|model|all ...] [--out file.json]
 
 Runs the named benchmarks (default: all), prints one table (bench, case, value, baseline, ratio)
 and writes the rows with a description of the machine to bench/results/<name>-<date>.json.
