@@ -94,6 +94,15 @@ double Args::number(int i, bool allow_nonfinite) {
   return d;
 }
 
+float Args::positive_float32(int i) {
+  double d = number(i);
+  float f = static_cast<float>(d);
+  if (!(d > 0) || !(f > 0) || !std::isfinite(f)) {
+    fail(i, "a finite number > 0 (as float32: in [1.4e-45, 3.4e38])", describe(at(i)));
+  }
+  return f;
+}
+
 bool Args::boolean(int i) {
   Napi::Value v = at(i);
   if (!v.IsBoolean()) fail(i, "a boolean", describe(v));

@@ -30,6 +30,8 @@ class Args {
   int64_t integer(int i, int64_t lo = 0, int64_t hi = (int64_t(1) << 50));
   // A finite number (NaN and infinities rejected unless allow_nonfinite).
   double number(int i, bool allow_nonfinite = false);
+  // A number that stays positive and finite once rounded to float32 (an epsilon added in float32).
+  float positive_float32(int i);
   bool boolean(int i);
   // One of `choices`; returns its index.
   int choice(int i, std::initializer_list<const char*> choices);

@@ -12,16 +12,6 @@ namespace dv::addon {
 namespace {
 constexpr int64_t kMaxSize = int64_t(1) << 40;
 
-// eps is added to a float32 variance: it must be a positive, finite float32 after rounding.
-float positive_eps(Args& a, int i) {
-  double eps = a.number(i);
-  float f = static_cast<float>(eps);
-  if (!(eps > 0) || !(f > 0) || !std::isfinite(f)) {
-    a.fail(i, "a finite number > 0 (as float32: in [1.4e-45, 3.4e38])", describe(Napi::Number::New(a.env(), eps)));
-  }
-  return f;
-}
-
 // Elements spanned by `batch` rows of `cols` floats, `stride` apart.
 int64_t rows_extent(int64_t batch, int64_t stride, int64_t cols) { return strided_extent({batch, cols}, {stride, 1}); }
 
@@ -46,7 +36,7 @@ DV_BINDING(layerNormModulate) {
   int64_t xo = a.integer(1), sho = a.integer(3), shs = a.integer(4, 0, kMaxSize), sco = a.integer(6),
           scs = a.integer(7, 0, kMaxSize), yo = a.integer(9), mo = a.integer(11), ro = a.integer(13);
   int64_t batch = a.integer(14, 0, kMaxSize), tokens = a.integer(15, 0, kMaxSize), cols = a.integer(16, 0, kMaxSize);
-  float eps = positive_eps(a, 17);
+  float eps = a.positive_float32(17);
   int64_t rows = checked_numel({batch, tokens}), numel = checked_numel({batch, tokens, cols});
   a.require_extent(0, x, xo, numel);
   a.require_same_device(0, x, 2, shift);

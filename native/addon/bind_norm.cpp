@@ -8,17 +8,6 @@
 namespace dv::addon {
 namespace {
 constexpr int64_t kMaxSize = int64_t(1) << 40;
-
-// eps is added to a float32 variance: it must be a positive, finite float32 after rounding
-// (1e-50 would round to 0 and 1e300 to infinity).
-float positive_eps(Args& a, int i) {
-  double eps = a.number(i);
-  float f = static_cast<float>(eps);
-  if (!(eps > 0) || !(f > 0) || !std::isfinite(f)) {
-    a.fail(i, "a finite number > 0 (as float32: in [1.4e-45, 3.4e38])", describe(Napi::Number::New(a.env(), eps)));
-  }
-  return f;
-}
 }  // namespace
 
 // softmax(x, xOffset, y, yOffset, outer, n, inner): y = softmax over the n axis of (outer, n, inner).
@@ -70,7 +59,7 @@ DV_BINDING(layerNorm) {
   int64_t xo = a.integer(1), wo = a.integer(3), bo = a.integer(5), yo = a.integer(7), mo = a.integer(9),
           ro = a.integer(11);
   int64_t rows = a.integer(12, 0, kMaxSize), cols = a.integer(13, 0, kMaxSize);
-  float eps = positive_eps(a, 14);
+  float eps = a.positive_float32(14);
   int64_t numel = checked_numel({rows, cols});
   a.require_extent(0, x, xo, numel);
   a.require_extent(6, y, yo, numel);
