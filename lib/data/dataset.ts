@@ -1,4 +1,5 @@
 /** The dataset interface every source implements, and the built-in `shapes` source. */
+import { CaptionDataset } from './captions.js';
 import { Cifar10Dataset } from './cifar10.js';
 import { ImageFolderDataset } from './image_folder.js';
 import { MnistDataset } from './mnist.js';
@@ -7,6 +8,8 @@ import { SHAPE_CLASSES, shapeImage } from './shapes.js';
 export interface Example {
   pixels: Float32Array; // (C, H, W) in [-1, 1]
   label: number; // class index, or 0 for unlabelled data
+  /** (L, C) context embedding (text conditioning), row-major; only datasets with contextLen/contextDim. */
+  context?: Float32Array;
 }
 
 export interface ImageDataset {
@@ -18,6 +21,9 @@ export interface ImageDataset {
   /** 0 for unlabelled data. */
   readonly numClasses: number;
   readonly classNames: readonly string[];
+  /** Context tokens L and features C per example, for datasets whose examples carry a context. */
+  readonly contextLen?: number;
+  readonly contextDim?: number;
   get(index: number): Example;
 }
 
@@ -26,7 +32,8 @@ export type DatasetSpec =
   | { kind: 'shapes'; seed?: number; size?: number }
   | { kind: 'folder'; root: string; imageSize: number }
   | { kind: 'cifar10'; root: string; split?: 'train' | 'test' }
-  | { kind: 'mnist'; root: string; split?: 'train' | 'test'; imageSize?: number };
+  | { kind: 'mnist'; root: string; split?: 'train' | 'test'; imageSize?: number }
+  | { kind: 'captions'; index: string; imageSize: number };
 
 export class ShapesDataset implements ImageDataset {
   readonly name = 'shapes';
@@ -53,5 +60,7 @@ export function createDataset(spec: DatasetSpec): ImageDataset {
       return new Cifar10Dataset(spec.root, spec.split ?? 'train');
     case 'mnist':
       return new MnistDataset(spec.root, spec.split ?? 'train', spec.imageSize ?? 32);
+    case 'captions':
+      return new CaptionDataset(spec.index, spec.imageSize);
   }
 }

@@ -23,11 +23,11 @@ export class PrefetchLoader {
     if (existsSync(script)) {
       this.worker = new Worker(script, { workerData: { spec, options } });
       this.local = null;
-      this.worker.on('message', (m: { k: number; images?: Float32Array; labels?: Int32Array; error?: string }) => {
+      this.worker.on('message', (m: { k: number; images?: Float32Array; labels?: Int32Array; context?: Float32Array; error?: string }) => {
         const p = this.pending.get(m.k);
         if (!p) return;
         if (m.error) p.reject(new Error(m.error));
-        else p.resolve({ images: m.images!, labels: m.labels! });
+        else p.resolve(m.context ? { images: m.images!, labels: m.labels!, context: m.context } : { images: m.images!, labels: m.labels! });
       });
       this.worker.on('error', (e) => {
         this.failure = e;

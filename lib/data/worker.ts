@@ -13,7 +13,9 @@ const sampler = new BatchSampler(createDataset(spec), options);
 parentPort!.on('message', (k: number) => {
   try {
     const b = sampler.batch(k);
-    parentPort!.postMessage({ k, images: b.images, labels: b.labels }, [b.images.buffer as ArrayBuffer, b.labels.buffer as ArrayBuffer]);
+    const transfer = [b.images.buffer as ArrayBuffer, b.labels.buffer as ArrayBuffer];
+    if (b.context) transfer.push(b.context.buffer as ArrayBuffer);
+    parentPort!.postMessage({ k, images: b.images, labels: b.labels, context: b.context }, transfer);
   } catch (e) {
     parentPort!.postMessage({ k, error: (e as Error).message });
   }
