@@ -12,13 +12,16 @@ import { PrefetchLoader } from '../data/prefetch.js';
 import { generate } from '../diffusion/sample.js';
 import { imageGridPNG } from '../image/grid.js';
 import { lineChartSVG, smooth } from '../image/plot.js';
+import { CaptionDataset } from '../data/captions.js';
 import { createDataset, type DatasetSpec } from '../data/dataset.js';
+import { tensor } from '../ops/creation.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { type ModelConfig, PRESETS } from '../models/configs.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../train/trainer.js';
 import { DEFAULT_PRESET, TRAIN_HELP } from './help.js';
 import { ProgressBar } from './progress.js';
 
-/** --data shapes | folder:PATH | cifar10:DIR | mnist:DIR */
+/** --data shapes | folder:PATH | cifar10:DIR | mnist:DIR | captions:INDEX.jsonl */
 export function parseDataSpec(spec: string, imageSize: number): DatasetSpec {
   const [kind, ...rest] = spec.split(':');
   const path = rest.join(':');
@@ -26,7 +29,8 @@ export function parseDataSpec(spec: string, imageSize: number): DatasetSpec {
   if (path && kind === 'folder') return { kind: 'folder', root: path, imageSize };
   if (path && kind === 'cifar10') return { kind: 'cifar10', root: path };
   if (path && kind === 'mnist') return { kind: 'mnist', root: path, imageSize };
-  throw new Error(`diffvit train: --data expected shapes, folder:PATH, cifar10:DIR or mnist:DIR, received '${spec}'`);
+  if (path && kind === 'captions') return { kind: 'captions', index: path, imageSize };
+  throw new Error(`diffvit train: --data expected shapes, folder:PATH, cifar10:DIR, mnist:DIR or captions:INDEX.jsonl, received '${spec}'`);
 }
 
 export async function trainCommand(argv: string[]): Promise<number> {
@@ -63,10 +67,12 @@ export async function trainCommand(argv: string[]): Promise<number> {
   }).filter(([, v]) => v !== undefined));
   const base = PRESETS[preset] ?? (fromFile.model as ModelConfig);
   const data = values.data ? parseDataSpec(values.data, num('image-size', values['image-size']) ?? base.img_size) : (fromFile.data ?? { kind: 'shapes' as const });
-  // The model follows the data: its image size and channels, and its classes unless --unconditional.
+  // The model follows the data: its image size and channels, and unless --unconditional its
+  // conditioning — the context shape of caption data (text-to-image), else the data's classes.
   const dataset = createDataset(data);
+  const text = !values.unconditional && dataset.contextDim ? { context_dim: dataset.contextDim, context_len: dataset.contextLen! } : null;
   const modelConfig: ModelConfig = values.preset || !fromFile.model
-    ? { ...base, img_size: dataset.imageSize, in_chans: dataset.channels, num_classes: values.unconditional ? 0 : dataset.numClasses }
+    ? { ...base, img_size: dataset.imageSize, in_chans: dataset.channels, num_classes: values.unconditional || text ? 0 : dataset.numClasses, ...text }
     : fromFile.model as ModelConfig;
   const config: TrainConfig = { ...DEFAULT_TRAIN_CONFIG, ...fromFile, data, model: modelConfig, ...overrides };
   const out = values.out ?? join('runs', `${preset.replace('/', '_')}-${data.kind}`);
@@ -94,11 +100,27 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const losses: [number, number][] = [];
   const t0 = Date.now();
   const startStep = trainer.step;
-  const numClasses = trainer.model.config.num_classes;
+  const mc = trainer.model.config;
+  const numClasses = mc.num_classes;
+  // Text models: the grids use the contexts (and labels) of the data's first 16 examples, listed in samples/captions.txt.
+  const gridExamples = mc.context_dim ? Array.from({ length: Math.min(16, trainer.sampler.dataset.size) }, (_, i) => trainer.sampler.dataset.get(i)) : [];
+  if (gridExamples.length && trainer.sampler.dataset instanceof CaptionDataset) {
+    const d = trainer.sampler.dataset;
+    writeFileSync(join(out, 'samples', 'captions.txt'), gridExamples.map((_, i) => d.caption(i) ?? `(example ${i}: no caption)`).join('\n') + '\n');
+  }
   const sampleGrid = (name: string) => {
-    const labels = numClasses ? Int32Array.from({ length: Math.max(16, 2 * numClasses) }, (_, i) => i % numClasses) : null;
-    const { images, shape } = trainer.withEmaWeights((model) => generate(model, { labels, count: 16, guidance: numClasses ? guidance : 1, seed: 1 }));
-    writeFileSync(join(out, 'samples', name), imageGridPNG(images, shape[0], shape[1], shape[2], shape[3], { columns: numClasses || 4, scale: 2 }));
+    let labels = numClasses ? Int32Array.from({ length: Math.max(16, 2 * numClasses) }, (_, i) => i % numClasses) : null;
+    let context: Tensor | null = null;
+    if (gridExamples.length) {
+      const n = gridExamples.length, size = mc.context_len * mc.context_dim, values = new Float32Array(n * size);
+      gridExamples.forEach((ex, i) => values.set(ex.context!, i * size));
+      context = tensor(values, [n, mc.context_len, mc.context_dim]); // (B, L, C)
+      labels = numClasses ? Int32Array.from(gridExamples, (ex) => ex.label) : null;
+    }
+    const conditioned = Boolean(labels || context);
+    const { images, shape } = trainer.withEmaWeights((model) => generate(model, { labels, context, count: 16, guidance: conditioned ? guidance : 1, seed: 1 }));
+    context?.dispose();
+    writeFileSync(join(out, 'samples', name), imageGridPNG(images, shape[0], shape[1], shape[2], shape[3], { columns: context ? 4 : numClasses || 4, scale: 2 }));
   };
   const loader = new PrefetchLoader(cfg.data, trainer.sampler.options);
   try {
