@@ -15,6 +15,7 @@ export { DiffusionViT } from './models/diffusion_vit.js';
 export { PRESETS, fullConfig, type ModelConfig, type FullModelConfig } from './models/configs.js';
 export { loadCheckpoint, saveCheckpoint, type LoadedCheckpoint } from './models/checkpoint.js';
 export { readSafetensors, writeSafetensors, type SafetensorsFile } from './models/safetensors.js';
+export { readSafetensorsHeader, readSafetensorsFloats, type SafetensorsHeader, type SafetensorsEntry } from './models/safetensors_header.js';
 export { EDMDenoiser, edmLoss, preconditioning, sampleTrainingSigmas, SIGMA_DATA } from './diffusion/edm.js';
 export { generate, SAMPLERS, type SamplerName, type GenerateOptions } from './diffusion/sample.js';
 export { GuidedNetwork, type Conditioning } from './diffusion/guidance.js';
@@ -26,6 +27,9 @@ export { ShapesDataset, createDataset, type ImageDataset, type DatasetSpec, type
 export { ImageFolderDataset } from './data/image_folder.js';
 export { Cifar10Dataset } from './data/cifar10.js';
 export { MnistDataset } from './data/mnist.js';
+export { CaptionDataset, type CaptionRecord } from './data/captions.js';
+export { writeShapeCaptions, shapeCaptionExample, sampleShapeCaptions, CAPTION_COLOURS, type ShapeCaptionOptions } from './data/caption_shapes.js';
+export { HashTextEmbedder, tokenizeCaption, HASH_EMBEDDER_ID } from './text/embedder.js';
 export { BatchSampler, type Batch, type LoaderOptions } from './data/loader.js';
 export { PrefetchLoader } from './data/prefetch.js';
 export { featureStats, frechetDistance, kernelDistance, type FeatureStats } from './eval/frechet.js';

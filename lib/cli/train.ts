@@ -86,7 +86,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const ckptPath = join(out, 'checkpoint.safetensors');
   const metricsPath = join(out, 'metrics.jsonl');
   if (!values.resume && existsSync(metricsPath)) writeFileSync(metricsPath, '');
-  console.error(`diffvit train: ${typeof cfg.model === 'string' ? cfg.model : preset} (${(trainer.model.numParameters() / 1e6).toFixed(2)} M parameters), ` +
+  const modelName = typeof cfg.model === 'string' ? cfg.model : values.preset || !fromFile.model ? preset : `${cfg.model.arch} model of ${values.config}`;
+  console.error(`diffvit train: ${modelName} (${(trainer.model.numParameters() / 1e6).toFixed(2)} M parameters), ` +
     `${cfg.steps} steps of batch ${cfg.batchSize} on ${cfg.data.kind}, output in ${out}${values.resume ? `, resumed at step ${trainer.step}` : ''}`);
 
   let interrupted = false;
