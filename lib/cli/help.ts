@@ -31,6 +31,7 @@ Options:
   --out DIR                output directory (default runs/<preset>-shapes)
   --checkpoint-every N     steps between checkpoints (default 500)
   --sample-every N         steps between sample grids (default 800; 0 = only at the end)
+  --no-samples             no sample grids at all (large models on a CPU)
   --guidance W             guidance scale of the sample grids (default 2)
   --resume FILE            continue the run saved in FILE (same data order and RNG)
   -h, --help               this text`;

@@ -41,7 +41,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       unconditional: { type: 'boolean' }, steps: { type: 'string' },
       batch: { type: 'string' }, lr: { type: 'string' }, warmup: { type: 'string' }, 'ema-halflife': { type: 'string' },
       'label-dropout': { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
-      'checkpoint-every': { type: 'string' }, 'sample-every': { type: 'string' }, guidance: { type: 'string' },
+      'checkpoint-every': { type: 'string' }, 'sample-every': { type: 'string' }, 'no-samples': { type: 'boolean' }, guidance: { type: 'string' },
       resume: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -133,7 +133,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       appendFileSync(metricsPath, JSON.stringify({ step: r.step, loss: r.loss, grad_norm: r.gradNorm, lr: r.lr, skipped: r.skipped, img_per_s: imgPerSec, time: (Date.now() - t0) / 1000 }) + '\n');
       bar.update(r.step, { loss: r.loss.toFixed(4), 'img/s': imgPerSec.toFixed(1) });
       if (r.step % checkpointEvery === 0) trainer.save(ckptPath);
-      if (sampleEvery > 0 && r.step % sampleEvery === 0 && r.step < cfg.steps) sampleGrid(`step-${String(r.step).padStart(6, '0')}.png`);
+      if (!values['no-samples'] && sampleEvery > 0 && r.step % sampleEvery === 0 && r.step < cfg.steps) sampleGrid(`step-${String(r.step).padStart(6, '0')}.png`);
     }
   } finally {
     await loader.close();
@@ -146,7 +146,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       ], { title: 'EDM training loss', xLabel: 'step', yLabel: 'loss', logY: true }));
     }
   }
-  if (!interrupted) sampleGrid('final.png');
+  if (!interrupted && !values['no-samples']) sampleGrid('final.png');
   console.error(`diffvit train: ${interrupted ? 'stopped' : 'done'} at step ${trainer.step}; checkpoint ${ckptPath}, samples in ${join(out, 'samples')}, loss curve ${join(out, 'loss.svg')}`);
   trainer.dispose();
   return 0;
