@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 
+import { loadSampleContext } from '../lib/cli/sample.js';
+import { parseDataSpec } from '../lib/cli/train.js';
 import { CaptionDataset } from '../lib/data/captions.js';
 import { CAPTION_COLOURS, shapeCaptionExample, writeShapeCaptions } from '../lib/data/caption_shapes.js';
 import { BatchSampler } from '../lib/data/loader.js';
@@ -17,7 +19,7 @@ import { generate } from '../lib/diffusion/sample.js';
 import { decodePNG } from '../lib/image/decode.js';
 import { encodePNG } from '../lib/image/png.js';
 import { centreCropResize } from '../lib/image/resize.js';
-import type { ModelConfig } from '../lib/models/configs.js';
+import { fullConfig, type ModelConfig } from '../lib/models/configs.js';
 import { DiffusionViT } from '../lib/models/diffusion_vit.js';
 import { writeSafetensorsRaw } from '../lib/models/safetensors.js';
 import { normal } from '../lib/nn/init.js';
@@ -272,5 +274,29 @@ describe('training and sampling with a context', () => {
     expect(() => generate(model, { context: tensor(new Float32Array(3 * 4 * 5), [3, 4, 5]), steps: 1 })).toThrow(/argument 'context' expected shape \[B, 4, 6\], received \[3, 4, 5\]/);
     context.dispose();
     model.dispose();
+  });
+});
+
+describe('command line', () => {
+  test('sample --captions / --context build the (B·n, L, C) context; train --data captions:INDEX', () => {
+    const c = fullConfig(MODEL);
+    const captionsFile = join(dir, 'prompts.txt');
+    writeFileSync(captionsFile, 'a red circle\n\n  a blue square  \n');
+    const a = loadSampleContext(c, captionsFile, undefined, 2);
+    expect(a.captions).toEqual(['a red circle', 'a blue square']);
+    expect(a.context.shape).toEqual([4, 4, 6]);
+    const e = new HashTextEmbedder(4, 6);
+    expect(Array.from(a.context.data())).toEqual([...e.embed('a red circle'), ...e.embed('a red circle'), ...e.embed('a blue square'), ...e.embed('a blue square')]);
+    a.context.dispose();
+    const file = join(dir, 'prompts.safetensors');
+    writeSafetensorsRaw(file, [['context', 'F32', [3, 4, 6], f32(values(72, 7))]]);
+    const b = loadSampleContext(c, undefined, file, 1);
+    expect([b.rows, b.captions]).toEqual([3, null]);
+    expect(Array.from(b.context.data())).toEqual(Array.from(values(72, 7)));
+    b.context.dispose();
+    writeSafetensorsRaw(file, [['context', 'F32', [3, 4, 5], f32(values(60, 7))]]);
+    expect(() => loadSampleContext(c, undefined, file, 1)).toThrow(/--context .*prompts\.safetensors: tensor 'context' expected shape \(B, 4, 6\) or \(4, 6\) for this model, received \[3, 4, 5\]/);
+    expect(() => loadSampleContext(fullConfig({ ...MODEL, context_dim: 0, context_len: 0 }), captionsFile, undefined, 1)).toThrow(/the model has no context/);
+    expect(parseDataSpec('captions:data/x/index.jsonl', 64)).toEqual({ kind: 'captions', index: 'data/x/index.jsonl', imageSize: 64 });
   });
 });

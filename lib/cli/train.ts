@@ -58,14 +58,16 @@ export async function trainCommand(argv: string[]): Promise<number> {
   };
   const fromFile = values.config ? (JSON.parse(readFileSync(values.config, 'utf8')) as Partial<TrainConfig>) : {};
   const preset = values.preset ?? (typeof fromFile.model === 'string' ? fromFile.model : undefined) ?? DEFAULT_PRESET;
-  if (!fromFile.model && !PRESETS[preset]) throw new Error(`diffvit train: unknown preset '${preset}'; presets: ${Object.keys(PRESETS).join(', ')}`);
+  // A model object in the config file is the base unless --preset replaces it.
+  const fileModel = fromFile.model && typeof fromFile.model === 'object' && !values.preset ? fromFile.model : null;
+  if (!fileModel && !PRESETS[preset]) throw new Error(`diffvit train: unknown preset '${preset}'; presets: ${Object.keys(PRESETS).join(', ')}`);
 
   const overrides: Partial<TrainConfig> = Object.fromEntries(Object.entries({
     steps: num('steps', values.steps), batchSize: num('batch', values.batch), lr: num('lr', values.lr),
     warmupSteps: num('warmup', values.warmup), emaHalfLifeImages: num('ema-halflife', values['ema-halflife']),
     labelDropout: num('label-dropout', values['label-dropout']), seed: num('seed', values.seed),
   }).filter(([, v]) => v !== undefined));
-  const base = PRESETS[preset] ?? (fromFile.model as ModelConfig);
+  const base = fileModel ?? PRESETS[preset];
   const data = values.data ? parseDataSpec(values.data, num('image-size', values['image-size']) ?? base.img_size) : (fromFile.data ?? { kind: 'shapes' as const });
   // The model follows the data: its image size and channels, and unless --unconditional its
   // conditioning — the context shape of caption data (text-to-image), else the data's classes.
