@@ -149,7 +149,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     }
   }
   if (!interrupted && !values['no-samples']) sampleGrid('final.png');
-  console.error(`diffvit train: ${interrupted ? 'stopped' : 'done'} at step ${trainer.step}; checkpoint ${ckptPath}, samples in ${join(out, 'samples')}, loss curve ${join(out, 'loss.svg')}`);
+  console.error(`diffvit train: ${interrupted ? 'stopped' : 'done'} at step ${trainer.step}; checkpoint ${ckptPath}, ${values['no-samples'] ? 'no samples' : `samples in ${join(out, 'samples')}`}, loss curve ${join(out, 'loss.svg')}`);
   trainer.dispose();
   return 0;
 }
