@@ -47,7 +47,7 @@ Options:
   --labels L            class labels, e.g. 0,1,2,3 or 'all' (every class, --count per class)
   --captions FILE       text-to-image: one caption per line (blank lines skipped), embedded by
                         the built-in hash text embedder (for models trained on data written by
-                        diffvit make-captions); one grid row per caption
+                        diffvit make-captions); with -n > 1 one grid row per caption
   --context FILE        text-to-image: your own embeddings, a safetensors file with a float
                         tensor 'context' (or its only tensor) of shape (B, L, C) or (L, C)
   --sampler NAME        ${SAMPLERS.join(' | ')} (default heun)
