@@ -115,9 +115,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
     let labels = numClasses ? Int32Array.from({ length: Math.max(16, 2 * numClasses) }, (_, i) => i % numClasses) : null;
     let context: Tensor | null = null;
     if (gridExamples.length) {
-      const n = gridExamples.length, size = mc.context_len * mc.context_dim, values = new Float32Array(n * size);
-      gridExamples.forEach((ex, i) => values.set(ex.context!, i * size));
-      context = tensor(values, [n, mc.context_len, mc.context_dim]); // (B, L, C)
+      const n = gridExamples.length, size = mc.context_len * mc.context_dim, rows = new Float32Array(n * size);
+      gridExamples.forEach((ex, i) => rows.set(ex.context!, i * size));
+      context = tensor(rows, [n, mc.context_len, mc.context_dim]); // (B, L, C)
       labels = numClasses ? Int32Array.from(gridExamples, (ex) => ex.label) : null;
     }
     const conditioned = Boolean(labels || context);
