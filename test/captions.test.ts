@@ -211,6 +211,18 @@ describe('context batches', () => {
       expect(Array.from(a.labels)).toEqual(Array.from(b.labels));
     }
     await loader.close();
+    await expect(loader.get(0)).rejects.toThrow(/get\(0\) after close\(\)/);
+  });
+
+  test('close() stops the worker between batches, also while prefetches are queued', async () => {
+    const spec = { kind: 'captions' as const, index: dataIndex(), imageSize: IMG };
+    for (let i = 0; i < 2; i++) {
+      const loader = new PrefetchLoader(spec, { batchSize: 8, seed: i }, 6);
+      await loader.get(0);
+      const t0 = Date.now();
+      await loader.close();
+      expect(Date.now() - t0).toBeLessThan(5000);
+    }
   });
 });
 
