@@ -155,6 +155,8 @@ describe('cache files', () => {
     expect(() => writeDatasetCache(badLabel, path)).toThrow(/example 0 has label 2 \(expected a class in \[0, 2\)\)/);
     const badShape = new ArrayDataset(1, 2, [{ pixels: Float32Array.of(0, 0, 0), label: 0 }], 2);
     expect(() => writeDatasetCache(badShape, path)).toThrow(/example 0 has 3 pixel values \(expected C·H·W = 1·2·2 = 4\)/);
+    const captioned = Object.assign(new ArrayDataset(1, 2, good.examples, 2), { contextLen: 3, contextDim: 4 });
+    expect(() => writeDatasetCache(captioned, path)).toThrow(/carries text embeddings \(context 3×4\), which a cache file does not store/);
     expect(readFileSync(path).equals(before)).toBe(true);
     expect(readdirSync(sub)).toEqual(['data.dvcache']);
   });
@@ -293,6 +295,6 @@ describe('training from a cache', () => {
     await expect(prepareCommand(['--data', `folder:${src}`, '--out', out])).rejects.toThrow(/folder data needs --image-size N/);
     await expect(prepareCommand(['--data', `cifar10:${src}`, '--image-size', '64', '--out', out])).rejects.toThrow(/--image-size applies to folder: and mnist: data/);
     await expect(prepareCommand(['--data', `cache:${out}`, '--out', out])).rejects.toThrow(/already a cache/);
-    expect(() => parseDataSpec('cache:', 32)).toThrow(/--data expected shapes, folder:PATH, cifar10:DIR, mnist:DIR or cache:FILE, received 'cache:'/);
+    expect(() => parseDataSpec('cache:', 32)).toThrow(/--data expected shapes, folder:PATH, cifar10:DIR, mnist:DIR, cache:FILE or captions:INDEX.jsonl, received 'cache:'/);
   });
 });

@@ -17,19 +17,22 @@ Options:
   --data SPEC              shapes (generated in code; the default), folder:PATH (class per
                            sub-folder, PNG/JPEG; centre crop + resize), cifar10:DIR (binary
                            batches), mnist:DIR (idx files), cache:FILE (made by diffvit prepare;
-                           memory-mapped, no decoding per epoch)
+                           memory-mapped, no decoding per epoch), captions:INDEX.jsonl (images +
+                           text embeddings: a text-to-image model; see diffvit make-captions)
   --image-size N           resize folder images to N (default: the preset's size)
-  --unconditional          ignore the data's labels
+  --unconditional          ignore the data's labels (and captions)
   --steps N                optimiser steps (default ${DEFAULT_TRAIN_CONFIG.steps})
   --batch N                batch size (default ${DEFAULT_TRAIN_CONFIG.batchSize})
   --lr X                   learning rate (default ${DEFAULT_TRAIN_CONFIG.lr})
   --warmup N               warm-up steps (default ${DEFAULT_TRAIN_CONFIG.warmupSteps})
   --ema-halflife N         EMA half-life in images (default ${DEFAULT_TRAIN_CONFIG.emaHalfLifeImages})
-  --label-dropout P        label dropout for guidance (default ${DEFAULT_TRAIN_CONFIG.labelDropout})
+  --label-dropout P        label/caption dropout for guidance: the null label and the empty
+                           (all-zero) context (default ${DEFAULT_TRAIN_CONFIG.labelDropout})
   --seed N                 run seed (default 0)
   --out DIR                output directory (default runs/<preset>-shapes)
   --checkpoint-every N     steps between checkpoints (default 500)
   --sample-every N         steps between sample grids (default 800; 0 = only at the end)
+  --no-samples             no sample grids at all (large models on a CPU)
   --guidance W             guidance scale of the sample grids (default 2)
   --resume FILE            continue the run saved in FILE (same data order and RNG)
   -h, --help               this text`;
@@ -40,14 +43,39 @@ Options:
   --checkpoint FILE     a diffvit (or twin-exported) checkpoint
   --out PATH            a .png grid (default samples.png) or, with --folder, a directory of PNGs
   --folder              write one PNG per image into --out
-  -n, --count N         images (default 16; with --labels: one per label)
+  -n, --count N         images (default 16; with --labels: one per label; with --captions or
+                        --context: images per caption, default 1)
   --labels L            class labels, e.g. 0,1,2,3 or 'all' (every class, --count per class)
+  --captions FILE       text-to-image: one caption per line (blank lines skipped), embedded by
+                        the built-in hash text embedder (for models trained on data written by
+                        diffvit make-captions); with -n > 1 one grid row per caption
+  --context FILE        text-to-image: your own embeddings, a safetensors file with a float
+                        tensor 'context' (or its only tensor) of shape (B, L, C) or (L, C)
   --sampler NAME        ${SAMPLERS.join(' | ')} (default heun)
   --steps N             sampler steps (default 18; ddim 50)
-  --guidance W          classifier-free guidance scale (default 1 = none)
+  --guidance W          classifier-free guidance scale (default 1 = none); the unconditional
+                        half uses the null label and the empty (all-zero) context
   --churn S             Heun's S_churn (default 0)
   --seed N              latent seed (default 0)
   --columns N           grid columns
+  -h, --help            this text`;
+
+export const MAKE_CAPTIONS_HELP = `diffvit make-captions --out DIR [options]
+
+Writes a synthetic text-to-image dataset: coloured shapes (circle, square, triangle, cross in
+red, green, blue, yellow, white, black) with template captions ("a red circle on a blue
+background") embedded by the built-in deterministic hash text embedder — a stand-in for a real
+text encoder, so the text-to-image path runs without downloading one. Layout:
+DIR/images/NNNNNN.png, DIR/embeddings.safetensors (tensor 'context', (N, L, C) float32),
+DIR/index.jsonl (train with --data captions:DIR/index.jsonl), DIR/sample-captions.txt.
+
+Options:
+  --out DIR             output folder (required)
+  -n, --count N         images (default 2000)
+  --size S              image side in pixels (default 32)
+  --context-len L       tokens per caption (default 8)
+  --context-dim C       features per token (default 32)
+  --seed N              data seed (default 0)
   -h, --help            this text`;
 
 export const EVAL_HELP = `diffvit eval shapes --checkpoint FILE [options]

@@ -6,6 +6,7 @@
  *   diffvit prepare --data SPEC --out FILE           dataset -> memory-mapped cache file
  *   diffvit sample --checkpoint f [options]          checkpoint -> PNG grid or folder
  *   diffvit eval shapes --checkpoint f               class accuracy + Fréchet distance of samples
+ *   diffvit make-captions --out dir                  synthetic text-to-image data (shapes + captions)
  *   diffvit info [--json]                            what the addon was built with and is doing
  *   diffvit bench [gemm|attention|fused|model|all] [--out f]     microbenchmarks, table + JSON report
  *
@@ -14,7 +15,7 @@
  */
 import { parseArgs } from 'node:util';
 
-import { EVAL_HELP, PREPARE_HELP, SAMPLE_HELP, TRAIN_HELP } from './help.js';
+import { EVAL_HELP, MAKE_CAPTIONS_HELP, PREPARE_HELP, SAMPLE_HELP, TRAIN_HELP } from './help.js';
 import { cpuModel, logicalCores, packageJson } from './machine.js';
 
 /** A mistake in the command line: printed with a pointer to the help, exit code 2. */
@@ -78,6 +79,14 @@ const COMMANDS: Record<string, Command> = {
       await withUsage('eval', () => evalCommand(args));
     },
   },
+  'make-captions': {
+    summary: 'write a synthetic text-to-image dataset (coloured shapes, template captions, embeddings)',
+    usage: MAKE_CAPTIONS_HELP,
+    async run(args) {
+      const { makeCaptionsCommand } = await import('./make_captions.js');
+      await withUsage('make-captions', () => makeCaptionsCommand(args));
+    },
+  },
   info: {
     summary: 'print version, CPU features and kernel level, threads, CUDA status, build flags',
     usage: `Usage: diffvit info [--json]
@@ -132,7 +141,7 @@ const HELP = `diffvit — vision-transformer diffusion models for Node.js
 Usage: diffvit <command> [options]
 
 Commands:
-${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)}${c.summary}`).join('\n')}
+${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(15)}${c.summary}`).join('\n')}
 
 Options:
   -h, --help     show this help (or a command's: diffvit <command> --help)

@@ -1,5 +1,5 @@
 /** `diffvit sample`: checkpoint -> PNG grid or a folder of PNGs. */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -7,6 +7,11 @@ import { generate, SAMPLERS, type SamplerName } from '../diffusion/sample.js';
 import { imageGridPNG } from '../image/grid.js';
 import { encodePNG } from '../image/png.js';
 import { loadCheckpoint } from '../models/checkpoint.js';
+import type { FullModelConfig } from '../models/configs.js';
+import { readSafetensorsFloats, readSafetensorsHeader } from '../models/safetensors_header.js';
+import { tensor } from '../ops/creation.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { HashTextEmbedder } from '../text/embedder.js';
 import { SAMPLE_HELP } from './help.js';
 import { ProgressBar } from './progress.js';
 
@@ -21,12 +26,49 @@ export function parseLabels(spec: string | undefined, numClasses: number, count:
   return Int32Array.from(labels);
 }
 
+/**
+ * The (B·perCaption, L, C) context of --captions (hash-embedded lines) or --context (a safetensors
+ * (B, L, C) or (L, C) tensor), each row repeated perCaption times; with the captions (or null).
+ */
+export function loadSampleContext(c: FullModelConfig, captionsFile: string | undefined, contextFile: string | undefined, perCaption: number): { context: Tensor; rows: number; captions: string[] | null } {
+  if (captionsFile && contextFile) throw new Error('diffvit sample: give --captions or --context, not both');
+  if (!c.context_dim) throw new Error(`diffvit sample: --${captionsFile ? 'captions' : 'context'} given but the model has no context (context_dim 0: not a text-to-image model)`);
+  const L = c.context_len, C = c.context_dim, size = L * C;
+  let rowsData: Float32Array, captions: string[] | null = null;
+  if (captionsFile) {
+    let text: string;
+    try {
+      text = readFileSync(captionsFile, 'utf8');
+    } catch (e) {
+      throw new Error(`diffvit sample: --captions ${captionsFile}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    captions = text.split('\n').map((l) => l.trim()).filter((l) => l);
+    if (!captions.length) throw new Error(`diffvit sample: --captions ${captionsFile}: no captions (one per line)`);
+    rowsData = new HashTextEmbedder(L, C).embedBatch(captions);
+  } else {
+    const header = readSafetensorsHeader(contextFile!);
+    const names = [...header.entries.keys()];
+    const key = header.entries.has('context') ? 'context' : names.length === 1 ? names[0] : null;
+    if (!key) throw new Error(`diffvit sample: --context ${contextFile}: expected a tensor 'context' (or a single tensor), found ${names.join(', ') || 'none'}`);
+    const shape = header.entries.get(key)!.shape;
+    const ok = (shape.length === 3 && shape[1] === L && shape[2] === C) || (shape.length === 2 && shape[0] === L && shape[1] === C);
+    if (!ok || shape[0] === 0) throw new Error(`diffvit sample: --context ${contextFile}: tensor '${key}' expected shape (B, ${L}, ${C}) or (${L}, ${C}) for this model, received [${shape.join(', ')}]`);
+    rowsData = readSafetensorsFloats(header, key);
+  }
+  const rows = rowsData.length / size;
+  const values = new Float32Array(rows * perCaption * size);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < perCaption; j++) values.set(rowsData.subarray(r * size, (r + 1) * size), (r * perCaption + j) * size);
+  }
+  return { context: tensor(values, [rows * perCaption, L, C]), rows, captions };
+}
+
 export async function sampleCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
       checkpoint: { type: 'string' }, out: { type: 'string' }, folder: { type: 'boolean' }, count: { type: 'string', short: 'n' },
-      labels: { type: 'string' }, sampler: { type: 'string' }, steps: { type: 'string' }, guidance: { type: 'string' },
+      labels: { type: 'string' }, captions: { type: 'string' }, context: { type: 'string' }, sampler: { type: 'string' }, steps: { type: 'string' }, guidance: { type: 'string' },
       churn: { type: 'string' }, seed: { type: 'string' }, columns: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -47,15 +89,36 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   const { model, extra } = loadCheckpoint(values.checkpoint);
   for (const t of extra.values()) t.dispose();
   const c = model.config;
-  const count = int('count', values.count, values.labels === 'all' ? 4 : 16);
-  const labels = parseLabels(values.labels, c.num_classes, count);
+  const text = values.captions !== undefined || values.context !== undefined;
+  const count = int('count', values.count, text ? 1 : values.labels === 'all' ? 4 : 16);
+  let labels: Int32Array | null;
+  let context: Tensor | null = null;
+  let captions: string[] | null = null;
+  if (text) {
+    if (!Number.isInteger(count) || count < 1) throw new Error(`diffvit sample: --count expected images per caption >= 1, received ${count}`);
+    const loaded = loadSampleContext(c, values.captions, values.context, count);
+    context = loaded.context;
+    captions = loaded.captions;
+    // a text model with classes too: --labels gives one class per caption (default: all the null class)
+    const perCaption = values.labels === undefined ? null : parseLabels(values.labels, c.num_classes, loaded.rows);
+    if (perCaption && perCaption.length !== loaded.rows) throw new Error(`diffvit sample: --labels expected one label per caption (${loaded.rows}), received ${perCaption.length}`);
+    labels = c.num_classes ? Int32Array.from({ length: loaded.rows * count }, (_, i) => (perCaption ? perCaption[Math.floor(i / count)] : c.num_classes)) : null;
+  } else {
+    labels = parseLabels(values.labels, c.num_classes, count);
+  }
   const steps = int('steps', values.steps, sampler === 'ddim' ? 50 : 18);
   const evals = sampler === 'heun' ? 2 * steps - 1 : steps;
   const bar = new ProgressBar(steps, `sample (${sampler}, ${evals} evaluations)`);
-  const { images, shape } = generate(model, {
-    labels, count, sampler, steps, guidance: int('guidance', values.guidance, 1), churn: int('churn', values.churn, 0),
-    seed: int('seed', values.seed, 0), onStep: (i) => bar.update(i),
-  });
+  let generated: ReturnType<typeof generate>;
+  try {
+    generated = generate(model, {
+      labels, context, count, sampler, steps, guidance: int('guidance', values.guidance, 1), churn: int('churn', values.churn, 0),
+      seed: int('seed', values.seed, 0), onStep: (i) => bar.update(i),
+    });
+  } finally {
+    context?.dispose();
+  }
+  const { images, shape } = generated;
   const [B, C, H, W] = shape;
   const out = values.out ?? (values.folder ? 'samples' : 'samples.png');
   if (values.folder) {
@@ -65,14 +128,18 @@ export async function sampleCommand(argv: string[]): Promise<number> {
       for (let p = 0; p < H * W; p++) {
         for (let ch = 0; ch < 3; ch++) rgb[p * 3 + ch] = Math.max(0, Math.min(255, Math.round((images[(b * C + (C === 1 ? 0 : ch)) * H * W + p] + 1) * 127.5)));
       }
-      writeFileSync(join(out, `${String(b).padStart(5, '0')}${labels ? `-class${labels[b]}` : ''}.png`), encodePNG(rgb, W, H));
+      const tag = text ? `-caption${Math.floor(b / count)}` : labels ? `-class${labels[b]}` : '';
+      writeFileSync(join(out, `${String(b).padStart(5, '0')}${tag}.png`), encodePNG(rgb, W, H));
     }
   } else {
     mkdirSync(dirname(out) || '.', { recursive: true });
-    const columns = values.columns ? int('columns', values.columns, 0) : labels && values.labels === 'all' ? count : undefined;
+    // one row per caption when there are several images per caption
+    const columns = values.columns ? int('columns', values.columns, 0) : (labels && values.labels === 'all') || (text && count > 1) ? count : undefined;
     writeFileSync(out, imageGridPNG(images, B, C, H, W, { columns, scale: H <= 32 ? 2 : 1 }));
   }
   console.error(`diffvit sample: wrote ${B} images to ${out}`);
+  // each caption's images are consecutive (a grid row each when --count > 1; files tagged -captionN)
+  if (captions) console.error(captions.map((cap, i) => `  caption ${i}: ${cap}`).join('\n'));
   model.dispose();
   return 0;
 }

@@ -12,13 +12,16 @@ import { PrefetchLoader } from '../data/prefetch.js';
 import { generate } from '../diffusion/sample.js';
 import { imageGridPNG } from '../image/grid.js';
 import { lineChartSVG, smooth } from '../image/plot.js';
+import { CaptionDataset } from '../data/captions.js';
 import { createDataset, type DatasetSpec } from '../data/dataset.js';
+import { tensor } from '../ops/creation.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { type ModelConfig, PRESETS } from '../models/configs.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../train/trainer.js';
 import { DEFAULT_PRESET, TRAIN_HELP } from './help.js';
 import { ProgressBar } from './progress.js';
 
-/** --data shapes | folder:PATH | cifar10:DIR | mnist:DIR | cache:FILE; `command` prefixes the error. */
+/** --data shapes | folder:PATH | cifar10:DIR | mnist:DIR | cache:FILE | captions:INDEX.jsonl; `command` prefixes the error. */
 export function parseDataSpec(spec: string, imageSize: number, command = 'diffvit train'): DatasetSpec {
   const [kind, ...rest] = spec.split(':');
   const path = rest.join(':');
@@ -27,7 +30,8 @@ export function parseDataSpec(spec: string, imageSize: number, command = 'diffvi
   if (path && kind === 'cifar10') return { kind: 'cifar10', root: path };
   if (path && kind === 'mnist') return { kind: 'mnist', root: path, imageSize };
   if (path && kind === 'cache') return { kind: 'cache', path };
-  throw new Error(`${command}: --data expected shapes, folder:PATH, cifar10:DIR, mnist:DIR or cache:FILE, received '${spec}'`);
+  if (path && kind === 'captions') return { kind: 'captions', index: path, imageSize };
+  throw new Error(`${command}: --data expected shapes, folder:PATH, cifar10:DIR, mnist:DIR, cache:FILE or captions:INDEX.jsonl, received '${spec}'`);
 }
 
 export async function trainCommand(argv: string[]): Promise<number> {
@@ -38,7 +42,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       unconditional: { type: 'boolean' }, steps: { type: 'string' },
       batch: { type: 'string' }, lr: { type: 'string' }, warmup: { type: 'string' }, 'ema-halflife': { type: 'string' },
       'label-dropout': { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
-      'checkpoint-every': { type: 'string' }, 'sample-every': { type: 'string' }, guidance: { type: 'string' },
+      'checkpoint-every': { type: 'string' }, 'sample-every': { type: 'string' }, 'no-samples': { type: 'boolean' }, guidance: { type: 'string' },
       resume: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -55,22 +59,26 @@ export async function trainCommand(argv: string[]): Promise<number> {
   };
   const fromFile = values.config ? (JSON.parse(readFileSync(values.config, 'utf8')) as Partial<TrainConfig>) : {};
   const preset = values.preset ?? (typeof fromFile.model === 'string' ? fromFile.model : undefined) ?? DEFAULT_PRESET;
-  if (!fromFile.model && !PRESETS[preset]) throw new Error(`diffvit train: unknown preset '${preset}'; presets: ${Object.keys(PRESETS).join(', ')}`);
+  // A model object in the config file is the base unless --preset replaces it.
+  const fileModel = fromFile.model && typeof fromFile.model === 'object' && !values.preset ? fromFile.model : null;
+  if (!fileModel && !PRESETS[preset]) throw new Error(`diffvit train: unknown preset '${preset}'; presets: ${Object.keys(PRESETS).join(', ')}`);
 
   const overrides: Partial<TrainConfig> = Object.fromEntries(Object.entries({
     steps: num('steps', values.steps), batchSize: num('batch', values.batch), lr: num('lr', values.lr),
     warmupSteps: num('warmup', values.warmup), emaHalfLifeImages: num('ema-halflife', values['ema-halflife']),
     labelDropout: num('label-dropout', values['label-dropout']), seed: num('seed', values.seed),
   }).filter(([, v]) => v !== undefined));
-  const base = PRESETS[preset] ?? (fromFile.model as ModelConfig);
+  const base = fileModel ?? PRESETS[preset];
   const data = values.data ? parseDataSpec(values.data, num('image-size', values['image-size']) ?? base.img_size) : (fromFile.data ?? { kind: 'shapes' as const });
-  // The model follows the data: its image size and channels, and its classes unless --unconditional.
+  // The model follows the data: its image size and channels, and unless --unconditional its
+  // conditioning — the context shape of caption data (text-to-image), else the data's classes.
   const dataset = createDataset(data);
   if (values['image-size'] !== undefined && data.kind === 'cache' && dataset.imageSize !== Number(values['image-size'])) {
     throw new Error(`diffvit train: --image-size ${values['image-size']}, but ${data.path} holds ${dataset.imageSize}×${dataset.imageSize} images (prepare another cache for that size)`);
   }
+  const text = !values.unconditional && dataset.contextDim ? { context_dim: dataset.contextDim, context_len: dataset.contextLen! } : null;
   const modelConfig: ModelConfig = values.preset || !fromFile.model
-    ? { ...base, img_size: dataset.imageSize, in_chans: dataset.channels, num_classes: values.unconditional ? 0 : dataset.numClasses }
+    ? { ...base, img_size: dataset.imageSize, in_chans: dataset.channels, num_classes: values.unconditional || text ? 0 : dataset.numClasses, ...text }
     : fromFile.model as ModelConfig;
   const config: TrainConfig = { ...DEFAULT_TRAIN_CONFIG, ...fromFile, data, model: modelConfig, ...overrides };
   const out = values.out ?? join('runs', `${preset.replace('/', '_')}-${data.kind}`);
@@ -84,7 +92,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const ckptPath = join(out, 'checkpoint.safetensors');
   const metricsPath = join(out, 'metrics.jsonl');
   if (!values.resume && existsSync(metricsPath)) writeFileSync(metricsPath, '');
-  console.error(`diffvit train: ${typeof cfg.model === 'string' ? cfg.model : preset} (${(trainer.model.numParameters() / 1e6).toFixed(2)} M parameters), ` +
+  const modelName = typeof cfg.model === 'string' ? cfg.model : values.preset || !fromFile.model ? preset : `${cfg.model.arch} model of ${values.config}`;
+  console.error(`diffvit train: ${modelName} (${(trainer.model.numParameters() / 1e6).toFixed(2)} M parameters), ` +
     `${cfg.steps} steps of batch ${cfg.batchSize} on ${cfg.data.kind}, output in ${out}${values.resume ? `, resumed at step ${trainer.step}` : ''}`);
 
   let interrupted = false;
@@ -98,11 +107,27 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const losses: [number, number][] = [];
   const t0 = Date.now();
   const startStep = trainer.step;
-  const numClasses = trainer.model.config.num_classes;
+  const mc = trainer.model.config;
+  const numClasses = mc.num_classes;
+  // Text models: the grids use the contexts (and labels) of the data's first 16 examples, listed in samples/captions.txt.
+  const gridExamples = mc.context_dim ? Array.from({ length: Math.min(16, trainer.sampler.dataset.size) }, (_, i) => trainer.sampler.dataset.get(i)) : [];
+  if (gridExamples.length && trainer.sampler.dataset instanceof CaptionDataset) {
+    const d = trainer.sampler.dataset;
+    writeFileSync(join(out, 'samples', 'captions.txt'), gridExamples.map((_, i) => d.caption(i) ?? `(example ${i}: no caption)`).join('\n') + '\n');
+  }
   const sampleGrid = (name: string) => {
-    const labels = numClasses ? Int32Array.from({ length: Math.max(16, 2 * numClasses) }, (_, i) => i % numClasses) : null;
-    const { images, shape } = trainer.withEmaWeights((model) => generate(model, { labels, count: 16, guidance: numClasses ? guidance : 1, seed: 1 }));
-    writeFileSync(join(out, 'samples', name), imageGridPNG(images, shape[0], shape[1], shape[2], shape[3], { columns: numClasses || 4, scale: 2 }));
+    let labels = numClasses ? Int32Array.from({ length: Math.max(16, 2 * numClasses) }, (_, i) => i % numClasses) : null;
+    let context: Tensor | null = null;
+    if (gridExamples.length) {
+      const n = gridExamples.length, size = mc.context_len * mc.context_dim, rows = new Float32Array(n * size);
+      gridExamples.forEach((ex, i) => rows.set(ex.context!, i * size));
+      context = tensor(rows, [n, mc.context_len, mc.context_dim]); // (B, L, C)
+      labels = numClasses ? Int32Array.from(gridExamples, (ex) => ex.label) : null;
+    }
+    const conditioned = Boolean(labels || context);
+    const { images, shape } = trainer.withEmaWeights((model) => generate(model, { labels, context, count: 16, guidance: conditioned ? guidance : 1, seed: 1 }));
+    context?.dispose();
+    writeFileSync(join(out, 'samples', name), imageGridPNG(images, shape[0], shape[1], shape[2], shape[3], { columns: context ? 4 : numClasses || 4, scale: 2 }));
   };
   const loader = new PrefetchLoader(cfg.data, trainer.sampler.options);
   try {
@@ -114,7 +139,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       appendFileSync(metricsPath, JSON.stringify({ step: r.step, loss: r.loss, grad_norm: r.gradNorm, lr: r.lr, skipped: r.skipped, img_per_s: imgPerSec, time: (Date.now() - t0) / 1000 }) + '\n');
       bar.update(r.step, { loss: r.loss.toFixed(4), 'img/s': imgPerSec.toFixed(1) });
       if (r.step % checkpointEvery === 0) trainer.save(ckptPath);
-      if (sampleEvery > 0 && r.step % sampleEvery === 0 && r.step < cfg.steps) sampleGrid(`step-${String(r.step).padStart(6, '0')}.png`);
+      if (!values['no-samples'] && sampleEvery > 0 && r.step % sampleEvery === 0 && r.step < cfg.steps) sampleGrid(`step-${String(r.step).padStart(6, '0')}.png`);
     }
   } finally {
     await loader.close();
@@ -127,8 +152,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
       ], { title: 'EDM training loss', xLabel: 'step', yLabel: 'loss', logY: true }));
     }
   }
-  if (!interrupted) sampleGrid('final.png');
-  console.error(`diffvit train: ${interrupted ? 'stopped' : 'done'} at step ${trainer.step}; checkpoint ${ckptPath}, samples in ${join(out, 'samples')}, loss curve ${join(out, 'loss.svg')}`);
+  if (!interrupted && !values['no-samples']) sampleGrid('final.png');
+  console.error(`diffvit train: ${interrupted ? 'stopped' : 'done'} at step ${trainer.step}; checkpoint ${ckptPath}, ${values['no-samples'] ? 'no samples' : `samples in ${join(out, 'samples')}`}, loss curve ${join(out, 'loss.svg')}`);
   trainer.dispose();
   return 0;
 }

@@ -135,6 +135,9 @@ export function writeDatasetCache(dataset: ImageDataset, path: string, options: 
   for (const [key, v] of [['size', N], ['channels', C], ['imageSize', S]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`diffvit.writeDatasetCache: dataset ${dataset.name}: ${key} expected a positive integer, received ${v}`);
   }
+  if (dataset.contextDim) {
+    throw new Error(`diffvit.writeDatasetCache: dataset ${dataset.name} carries text embeddings (context ${dataset.contextLen}×${dataset.contextDim}), which a cache file does not store; train from the captions index directly`);
+  }
   const { header, json } = makeHeader(dataset, options);
   const labelled = header.numClasses > 0;
   const per = C * S * S;

@@ -1,5 +1,6 @@
 /** The dataset interface every source implements, and the built-in `shapes` source. */
 import { CachedDataset } from './cache.js';
+import { CaptionDataset } from './captions.js';
 import { Cifar10Dataset } from './cifar10.js';
 import { ImageFolderDataset } from './image_folder.js';
 import { MnistDataset } from './mnist.js';
@@ -8,6 +9,8 @@ import { SHAPE_CLASSES, shapeImage } from './shapes.js';
 export interface Example {
   pixels: Float32Array; // (C, H, W) in [-1, 1]
   label: number; // class index, or 0 for unlabelled data
+  /** (L, C) context embedding (text conditioning), row-major; only datasets with contextLen/contextDim. */
+  context?: Float32Array;
 }
 
 export interface ImageDataset {
@@ -19,6 +22,9 @@ export interface ImageDataset {
   /** 0 for unlabelled data. */
   readonly numClasses: number;
   readonly classNames: readonly string[];
+  /** Context tokens L and features C per example, for datasets whose examples carry a context. */
+  readonly contextLen?: number;
+  readonly contextDim?: number;
   get(index: number): Example;
 }
 
@@ -28,7 +34,8 @@ export type DatasetSpec =
   | { kind: 'folder'; root: string; imageSize: number }
   | { kind: 'cifar10'; root: string; split?: 'train' | 'test' }
   | { kind: 'mnist'; root: string; split?: 'train' | 'test'; imageSize?: number }
-  | { kind: 'cache'; path: string }; // a file written by writeDatasetCache / `diffvit prepare`
+  | { kind: 'cache'; path: string } // a file written by writeDatasetCache / `diffvit prepare`
+  | { kind: 'captions'; index: string; imageSize: number };
 
 export class ShapesDataset implements ImageDataset {
   readonly name = 'shapes';
@@ -57,5 +64,7 @@ export function createDataset(spec: DatasetSpec): ImageDataset {
       return new MnistDataset(spec.root, spec.split ?? 'train', spec.imageSize ?? 32);
     case 'cache':
       return new CachedDataset(spec.path);
+    case 'captions':
+      return new CaptionDataset(spec.index, spec.imageSize);
   }
 }

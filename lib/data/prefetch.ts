@@ -2,7 +2,9 @@
  * Runs the BatchSampler ahead of training on a worker thread: while step k trains, batches
  * k+1 … k+depth are decoded. Batch k is the same as BatchSampler.batch(k) (a pure function of k),
  * so prefetching never changes a run. Without the compiled worker (running from TypeScript
- * sources) it falls back to loading on the calling thread.
+ * sources) it falls back to loading on the calling thread. close() stops the worker between
+ * batches rather than terminating it mid-batch: Node aborts the whole process when a worker is
+ * terminated inside zlib (a PNG being decoded).
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,17 +19,22 @@ export class PrefetchLoader {
   private readonly local: BatchSampler | null;
   private readonly pending = new Map<number, { resolve: (b: Batch) => void; reject: (e: Error) => void; promise: Promise<Batch> }>();
   private failure: Error | null = null;
+  /** Set to 1 by close(): the worker skips the requests still queued. */
+  private readonly stopFlag = new Int32Array(new SharedArrayBuffer(4));
+  private exited: Promise<void> | null = null;
+  private closed = false;
 
   constructor(spec: DatasetSpec, options: LoaderOptions, readonly depth = 2) {
     const script = join(packageRoot(), 'dist', 'lib', 'data', 'worker.js');
     if (existsSync(script)) {
-      this.worker = new Worker(script, { workerData: { spec, options } });
+      this.worker = new Worker(script, { workerData: { spec, options, stop: this.stopFlag.buffer } });
       this.local = null;
-      this.worker.on('message', (m: { k: number; images?: Float32Array; labels?: Int32Array; error?: string }) => {
+      this.exited = new Promise((resolve) => this.worker!.once('exit', () => resolve()));
+      this.worker.on('message', (m: { k: number; images?: Float32Array; labels?: Int32Array; context?: Float32Array; error?: string }) => {
         const p = this.pending.get(m.k);
         if (!p) return;
         if (m.error) p.reject(new Error(m.error));
-        else p.resolve({ images: m.images!, labels: m.labels! });
+        else p.resolve(m.context ? { images: m.images!, labels: m.labels!, context: m.context } : { images: m.images!, labels: m.labels! });
       });
       this.worker.on('error', (e) => {
         this.failure = e;
@@ -65,6 +72,7 @@ export class PrefetchLoader {
 
   /** Batch k; queues k+1 … k+depth behind it. */
   async get(k: number): Promise<Batch> {
+    if (this.closed) throw new Error(`diffvit.PrefetchLoader: get(${k}) after close()`);
     if (this.local) return this.local.batch(k);
     for (let i = 0; i <= this.depth; i++) this.request(k + i);
     const batch = await this.request(k);
@@ -72,7 +80,18 @@ export class PrefetchLoader {
     return batch;
   }
 
+  /** Stops the worker after the batch it is working on (at most a minute, then it is terminated). */
   async close(): Promise<void> {
-    await this.worker?.terminate();
+    if (!this.worker || this.closed) return;
+    this.closed = true;
+    Atomics.store(this.stopFlag, 0, 1);
+    this.worker.postMessage('close');
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), 60_000)));
+    if ((await Promise.race([this.exited!, timeout])) === 'timeout') await this.worker.terminate();
+    clearTimeout(timer);
+    const closed = new Error('diffvit.PrefetchLoader: closed');
+    for (const p of this.pending.values()) p.reject(closed);
+    this.pending.clear();
   }
 }

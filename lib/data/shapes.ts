@@ -40,13 +40,28 @@ function inside(label: number, u: number, v: number): boolean {
   }
 }
 
-export function shapeImage(seed: number, index: number, size = 32): ShapeImage {
-  const rng = new DataRng(seed, index);
-  const label = rng.int(SHAPE_CLASSES.length);
-  const [fg, bg] = colourPair(rng);
+/** A shape of class `label` (radius, centre in pixels; rotation in radians) in fg on bg (RGB in [0, 1]). */
+export interface ShapeSpec {
+  label: number;
+  fg: readonly number[];
+  bg: readonly number[];
+  radius: number;
+  cx: number;
+  cy: number;
+  angle: number;
+}
+
+/** Size (0.22–0.4 of the image), position (fully inside) and rotation of a class-`label` shape, drawn from rng. */
+export function shapeGeometry(rng: DataRng, label: number, size: number): Pick<ShapeSpec, 'radius' | 'cx' | 'cy' | 'angle'> {
   const radius = rng.uniform(0.22, 0.4) * size;
   const cx = rng.uniform(radius, size - radius), cy = rng.uniform(radius, size - radius);
   const angle = label === 0 ? 0 : rng.uniform(0, Math.PI / 2);
+  return { radius, cx, cy, angle };
+}
+
+/** Renders a shape as (3, size, size) values in [-1, 1], anti-aliased by 4×4 supersampling. */
+export function drawShape(spec: ShapeSpec, size: number): Float32Array {
+  const { label, fg, bg, radius, cx, cy, angle } = spec;
   const cos = Math.cos(angle), sin = Math.sin(angle);
   const pixels = new Float32Array(3 * size * size);
   const S = 4; // supersampling per axis
@@ -63,5 +78,12 @@ export function shapeImage(seed: number, index: number, size = 32): ShapeImage {
       for (let c = 0; c < 3; c++) pixels[c * size * size + y * size + x] = 2 * (a * fg[c] + (1 - a) * bg[c]) - 1;
     }
   }
-  return { pixels, label };
+  return pixels;
+}
+
+export function shapeImage(seed: number, index: number, size = 32): ShapeImage {
+  const rng = new DataRng(seed, index);
+  const label = rng.int(SHAPE_CLASSES.length);
+  const [fg, bg] = colourPair(rng);
+  return { pixels: drawShape({ label, fg, bg, ...shapeGeometry(rng, label, size) }, size), label };
 }

@@ -1,8 +1,8 @@
 /** Image generation from a model: latents from a seed, a sampler, optional guidance. */
-import { randn } from '../ops/creation.js';
+import { randn, zeros } from '../ops/creation.js';
 import type { DiffusionViT } from '../models/diffusion_vit.js';
 import { Generator } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { formatShape, type Tensor } from '../tensor/tensor.js';
 import { GuidedNetwork } from './guidance.js';
 import { edmSigmas, type StepCallback } from './samplers/common.js';
 import { ddimSampler, ddimSigmas } from './samplers/ddim.js';
@@ -14,9 +14,13 @@ import { SAMPLERS, type SamplerName } from './samplers/names.js';
 export { SAMPLERS, type SamplerName };
 
 export interface GenerateOptions {
-  /** Number of images (ignored when labels are given: one image per label). */
+  /** Number of images (ignored when labels or a context are given: one image per label / context row). */
   count?: number;
   labels?: Int32Array | null;
+  /**
+   * (B, context_len, context_dim) text embeddings, one row per image, for models with a context.
+   * Without it such a model samples unconditionally (the all-zero empty context).
+   */
   context?: Tensor | null;
   sampler?: SamplerName;
   /** Sampler steps (Heun: 18 → 35 evaluations). */
@@ -34,12 +38,29 @@ export interface GenerateOptions {
 /** Generates images (B, C, H, W) in [-1, 1] (not clipped). */
 export function generate(model: DiffusionViT, options: GenerateOptions = {}): { images: Float64Array; shape: number[] } {
   const c = model.config;
-  const count = options.labels ? options.labels.length : (options.count ?? 16);
+  const given = options.context ?? null;
+  if (given && !c.context_dim) throw new Error(`diffvit.generate: argument 'context' given but the model has no context (context_dim 0)`);
+  if (given && (given.rank !== 3 || given.shape[1] !== c.context_len || given.shape[2] !== c.context_dim)) {
+    throw new Error(`diffvit.generate: argument 'context' expected shape [B, ${c.context_len}, ${c.context_dim}], received ${formatShape(given.shape)}`);
+  }
+  if (given && options.labels && options.labels.length !== given.shape[0]) {
+    throw new Error(`diffvit.generate: arguments 'labels' and 'context' expected one entry per image, received ${options.labels.length} labels and ${given.shape[0]} contexts`);
+  }
+  const count = options.labels ? options.labels.length : given ? given.shape[0] : (options.count ?? 16);
   const shape = [count, c.in_chans, c.img_size, c.img_size];
   const sampler = options.sampler ?? 'heun';
   if (!SAMPLERS.includes(sampler)) throw new Error(`diffvit.generate: argument 'sampler' expected one of ${SAMPLERS.join(', ')}, received '${sampler}'`);
   const g = new Generator(options.seed ?? 0);
-  const net = new GuidedNetwork(model, shape, { labels: options.labels, context: options.context, guidance: options.guidance });
+  // A context model sampled without a context: the empty (all-zero) context, i.e. unconditional.
+  const empty = c.context_dim && !given ? zeros([count, c.context_len, c.context_dim]) : null;
+  const guidance = options.labels || given ? options.guidance : 1; // nothing to guide towards
+  let net: GuidedNetwork;
+  try {
+    net = new GuidedNetwork(model, shape, { labels: options.labels, context: given ?? empty, guidance });
+  } catch (e) {
+    empty?.dispose();
+    throw e;
+  }
   const latents = randn(shape, { generator: g });
   const steps = options.steps ?? (sampler === 'ddim' ? 50 : 18);
   const sigmas = sampler === 'ddim' ? ddimSigmas(steps, options.sigmaMin, options.sigmaMax) : edmSigmas(steps, options.sigmaMin, options.sigmaMax, options.rho);
@@ -54,5 +75,6 @@ export function generate(model: DiffusionViT, options: GenerateOptions = {}): { 
   } finally {
     latents.dispose();
     net.dispose();
+    empty?.dispose();
   }
 }

@@ -1,6 +1,6 @@
 /**
  * The EDM training loop: AdamW with warm-up, gradient clipping, a NaN/Inf guard, EMA weights,
- * label dropout for classifier-free guidance, horizontal flips, and checkpoints that resume the
+ * label and context dropout for classifier-free guidance, horizontal flips, and checkpoints that resume the
  * same run bit for bit (weights, optimiser moments, EMA, RNG stream position, data position).
  */
 import { native } from '../backend/native.js';
@@ -65,7 +65,13 @@ export class Trainer {
     if (mc.num_classes && dataset.numClasses !== mc.num_classes) {
       throw new Error(`diffvit.train: the model has num_classes ${mc.num_classes} but the data has ${dataset.numClasses} classes`);
     }
-    this.sampler = new BatchSampler(dataset, { batchSize: config.batchSize, seed: config.seed, hflip: config.hflip, labelDropout: mc.num_classes ? config.labelDropout : 0 });
+    if (mc.context_dim && (dataset.contextDim !== mc.context_dim || dataset.contextLen !== mc.context_len)) {
+      const has = dataset.contextDim ? `contexts of ${dataset.contextLen} tokens x ${dataset.contextDim} features` : 'no context (use a captions dataset)';
+      throw new Error(`diffvit.train: the model has context_len ${mc.context_len}, context_dim ${mc.context_dim} but the data has ${has}`);
+    }
+    // Conditioning dropout (a pure function of (seed, position) in the sampler) trains the unconditional mode for guidance.
+    const conditioned = mc.num_classes > 0 || mc.context_dim > 0;
+    this.sampler = new BatchSampler(dataset, { batchSize: config.batchSize, seed: config.seed, hflip: config.hflip, labelDropout: conditioned ? config.labelDropout : 0 });
     this.generator = new Generator(config.seed + 1);
   }
 
@@ -80,7 +86,13 @@ export class Trainer {
       const mc = this.model.config;
       const y = tensor(batch.images, [c.batchSize, mc.in_chans, mc.img_size, mc.img_size]);
       const labels = mc.num_classes ? tensor(batch.labels, [c.batchSize], 'int32') : null;
-      const loss = edmLoss(this.denoiser, y, labels, { generator: this.generator, P_mean: c.P_mean, P_std: c.P_std });
+      let context: Tensor | null = null;
+      if (mc.context_dim) {
+        const n = c.batchSize * mc.context_len * mc.context_dim;
+        if (batch.context?.length !== n) throw new Error(`diffvit.train: the model needs a batch context of ${c.batchSize}x${mc.context_len}x${mc.context_dim} = ${n} values, the batch has ${batch.context?.length ?? 'none'}`);
+        context = tensor(batch.context, [c.batchSize, mc.context_len, mc.context_dim]); // (B, L, C)
+      }
+      const loss = edmLoss(this.denoiser, y, labels, { generator: this.generator, P_mean: c.P_mean, P_std: c.P_std, context });
       const lossValue = loss.item();
       backward(loss);
       const grads = this.model.parameters().map((p) => p.grad).filter((g): g is Tensor => g !== null);
