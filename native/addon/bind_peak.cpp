@@ -29,12 +29,17 @@ double measure(Loop loop, int64_t flops_per_iter, bool all_threads) {
     }
     return std::chrono::duration<double>(Clock::now() - t0).count();
   };
-  // Calibrate to ~20 ms per chunk, then keep the best of 5 (the least disturbed run).
-  int64_t iters = 1 << 14;
-  while (run(iters) * static_cast<double>(num_threads()) / static_cast<double>(chunks) < 0.02 && iters < (int64_t(1) << 34))
+  // Calibrate to ~10 ms per chunk, then keep the best run over 0.4 s (at least 5 runs): on a
+  // shared machine short runs are the likeliest to find the cores undisturbed.
+  int64_t iters = 1 << 12;
+  while (run(iters) * static_cast<double>(num_threads()) / static_cast<double>(chunks) < 0.01 && iters < (int64_t(1) << 34))
     iters *= 2;
-  double best = 1e300;
-  for (int r = 0; r < 5; ++r) best = std::min(best, run(iters));
+  double best = 1e300, total = 0;
+  for (int r = 0; r < 5 || total < 0.4; ++r) {
+    const double t = run(iters);
+    best = std::min(best, t);
+    total += t;
+  }
   return static_cast<double>(chunks) * static_cast<double>(iters) * static_cast<double>(flops_per_iter) / best / 1e9;
 }
 }  // namespace
