@@ -468,6 +468,9 @@ void gemm(const GemmArgs& g) {
 
 namespace {
 
+// Twice fp32's KC in k: the same bytes per packed panel (a 64 KB B micro-panel streamed from L2,
+// a 688 KB A block), so one K block covers k = 1024 (fc2's forward). KC 512 and 2048 (MC 168)
+// measured within noise of it on a shared 2-core Zen 5 (1024^3, 2048^3, the model's dW shapes).
 constexpr int64_t kKC16 = 1024, kMC16 = 336;
 thread_local PackBuffer t_pack_stage;
 
