@@ -18,9 +18,10 @@
  *   npx tsc -p . && node dist/bench/gemm.js
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 import { native, packageRoot } from '../lib/backend/native.js';
 import type { NativeBuffer } from '../lib/backend/kernels/core.js';
@@ -121,9 +122,10 @@ type OpenBlas = { run(coretype: string | null, threads: number, s: Shape, minSec
 
 /** Compiles bench/openblas/sgemm_bench.c into a temporary directory; missing tools say which. */
 function openBlas(): OpenBlas {
+  const source = join(packageRoot(), 'bench', 'openblas', 'sgemm_bench.c');
+  if (!existsSync(source)) return { missing: `${source} is not in this installation (run the benchmark from a source checkout)` };
   const dir = mkdtempSync(join(tmpdir(), 'diffvit-openblas-'));
   const exe = join(dir, 'sgemm_bench');
-  const source = join(packageRoot(), 'bench', 'openblas', 'sgemm_bench.c');
   const cc = process.env.CC ?? 'cc';
   try {
     execFileSync(cc, ['-O2', '-o', exe, source, '-lopenblas'], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -299,9 +301,15 @@ export function benchGemm(options: GemmBenchOptions = {}): BenchRow[] {
   return rows;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const { formatTable } = await import('./run.js');
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  // (Not run.ts's formatTable: importing run.js from here would wait on this module's own evaluation.)
   const info = dv.runtimeInfo();
   console.log(`gemm, best cpu level ${info.cpuBestLevel}, ${info.threads} threads, bf16 path ${info.bf16Path.path}`);
-  console.log(formatTable(benchGemm()));
+  const rows = benchGemm();
+  const width = Math.max(...rows.map((r) => r.case.length));
+  const num = (v: number) => (Math.abs(v) < 1e-2 ? v.toExponential(2) : v.toFixed(1));
+  for (const r of rows) {
+    const base = !r.baseline ? '' : 'value' in r.baseline ? `${r.baseline.name} ${num(r.baseline.value)}` : `${r.baseline.name}: ${r.baseline.missing}`;
+    console.log(`${r.case.padEnd(width)} ${num(r.value).padStart(9)} ${r.unit}  ${base}${r.ratio === undefined ? '' : `  ${r.ratio.toFixed(2)}x`}`);
+  }
 }
