@@ -3,12 +3,32 @@
  * iuvit-t/4 linear layers at batch 32 (2048 tokens) forward and backward, and the attention-sized
  * batched products; at each CPU kernel level (avx512, avx2) with 1 thread and with all threads.
  *
+ * Next to each number, measured in the same run:
+ *   - OpenBLAS sgemm (bench/openblas/sgemm_bench.c, compiled here against the system's
+ *     libopenblas) on kernels for the same instruction set: OPENBLAS_CORETYPE=SkylakeX (its
+ *     AVX-512 sgemm) for the avx512 rows, Haswell (AVX2) for the avx2 rows, whatever the
+ *     environment sets. Missing compiler or library: the rows say so, with the command that
+ *     installs them.
+ *   - the measured peak (fmaPeak: independent FMA chains), and each level's square GEMMs as a
+ *     fraction of it;
+ *   - bf16 precision (setMatmulPrecision('bf16'): vdpbf16ps at avx512 on AVX512_BF16 CPUs,
+ *     emulated elsewhere) against diffvit's own fp32, its peak, and the error of both precisions
+ *     against float64 at 1024^3.
+ *
  *   npx tsc -p . && node dist/bench/gemm.js
  */
-import { native } from '../lib/backend/native.js';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+import { native, packageRoot } from '../lib/backend/native.js';
 import type { NativeBuffer } from '../lib/backend/kernels/core.js';
 import * as dv from '../lib/index.js';
 import { type BenchRow, timeIt } from './common.js';
+
+type Level = 'avx512' | 'avx2' | 'scalar';
 
 interface Shape {
   name: string;
@@ -56,66 +76,240 @@ function describeShape(s: Shape): string {
   return `${s.name} ${s.batch > 1 ? `${s.batch}x ` : ''}${s.m}x${s.n}x${s.k} ${layout}`;
 }
 
-/** Seconds per call of C = op(A) op(B) for one shape on random operands. */
-function timeShape(s: Shape, minSeconds: number): number {
-  const aSize = s.batch * s.m * s.k, bSize = s.batch * s.k * s.n, cSize = s.batch * s.m * s.n;
-  const bufs: NativeBuffer[] = [aSize, bSize, cSize].map((n) => new native.NativeBuffer('cpu', 'float32', n));
-  const [A, B, C] = bufs;
-  try {
-    native.randomFill(A, 0, aSize, 'normal', 1, 0, 0, 1);
-    native.randomFill(B, 0, bSize, 'normal', 2, 0, 0, 1);
-    const lda = s.transA ? s.m : s.k, ldb = s.transB ? s.k : s.n;
-    return timeIt(() => native.gemm(A, 0, B, 0, C, 0, s.batch, s.m, s.n, s.k, s.transA, s.transB, 1, 0,
-      s.m * s.k, s.k * s.n, s.m * s.n, lda, ldb, s.n), { minSeconds });
-  } finally {
-    for (const b of bufs) b.dispose();
+const gflops = (s: Shape, seconds: number) => (2 * s.batch * s.m * s.n * s.k) / seconds / 1e9;
+
+/** Random operands for one shape, laid out as the OpenBLAS harness lays out its own. */
+class Operands {
+  readonly a: NativeBuffer;
+  readonly b: NativeBuffer;
+  readonly c: NativeBuffer;
+  constructor(readonly s: Shape) {
+    const aSize = s.batch * s.m * s.k, bSize = s.batch * s.k * s.n;
+    this.a = new native.NativeBuffer('cpu', 'float32', aSize);
+    this.b = new native.NativeBuffer('cpu', 'float32', bSize);
+    this.c = new native.NativeBuffer('cpu', 'float32', s.batch * s.m * s.n);
+    native.randomFill(this.a, 0, aSize, 'normal', 1, 0, 0, 1);
+    native.randomFill(this.b, 0, bSize, 'normal', 2, 0, 0, 1);
+  }
+  gemm(): void {
+    const s = this.s;
+    native.gemm(this.a, 0, this.b, 0, this.c, 0, s.batch, s.m, s.n, s.k, s.transA, s.transB, 1, 0,
+      s.m * s.k, s.k * s.n, s.m * s.n, s.transA ? s.m : s.k, s.transB ? s.k : s.n, s.n);
+  }
+  dispose(): void {
+    this.a.dispose();
+    this.b.dispose();
+    this.c.dispose();
   }
 }
 
+/** Seconds per call at the given precision (restoring the previous one). */
+function timeShape(ops: Operands, precision: dv.MatmulPrecision, minSeconds: number): number {
+  const previous = dv.getMatmulPrecision();
+  dv.setMatmulPrecision(precision);
+  try {
+    return timeIt(() => ops.gemm(), { minSeconds });
+  } finally {
+    dv.setMatmulPrecision(previous);
+  }
+}
+
+// ---- OpenBLAS ----
+
+const OPENBLAS_INSTALL = 'apt-get install -y libopenblas-dev';
+
+type OpenBlas = { run(coretype: string | null, threads: number, s: Shape, minSeconds: number): { name: string; seconds: number }; close(): void } | { missing: string };
+
+/** Compiles bench/openblas/sgemm_bench.c into a temporary directory; missing tools say which. */
+function openBlas(): OpenBlas {
+  const source = join(packageRoot(), 'bench', 'openblas', 'sgemm_bench.c');
+  if (!existsSync(source)) return { missing: `${source} is not in this installation (run the benchmark from a source checkout)` };
+  const dir = mkdtempSync(join(tmpdir(), 'diffvit-openblas-'));
+  const exe = join(dir, 'sgemm_bench');
+  const cc = process.env.CC ?? 'cc';
+  try {
+    execFileSync(cc, ['-O2', '-o', exe, source, '-lopenblas'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    const err = e as NodeJS.ErrnoException & { stderr?: Buffer };
+    if (err.code === 'ENOENT') return { missing: `no C compiler '${cc}' (apt-get install -y gcc libopenblas-dev)` };
+    const first = (err.stderr?.toString() ?? err.message).split('\n').find((l) => /error|cannot find/.test(l)) ?? 'compile failed';
+    return { missing: `not installed (${OPENBLAS_INSTALL}): ${first.trim()}` };
+  }
+  return {
+    run(coretype, threads, s, minSeconds) {
+      const env = { ...process.env };
+      if (coretype) env.OPENBLAS_CORETYPE = coretype;
+      const out = execFileSync(exe, [String(minSeconds), String(threads), String(s.batch), String(s.m), String(s.n), String(s.k),
+        s.transA ? '1' : '0', s.transB ? '1' : '0'], { env, encoding: 'utf8' });
+      const r = JSON.parse(out) as { corename: string; config: string; seconds: number[] };
+      return { name: `OpenBLAS ${r.config.split(' ')[1]} ${r.corename}`, seconds: r.seconds[0] };
+    },
+    close() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// ---- accuracy ----
+
+/**
+ * max |C − C64| / max |C64| of A (m x k) · B (k x n) on unit normals at the given precision,
+ * against the float64 product of the same float32 operands.
+ */
+function relativeError(size: number, precision: dv.MatmulPrecision): number {
+  const s = square(size), ops = new Operands(s);
+  try {
+    const previous = dv.getMatmulPrecision();
+    dv.setMatmulPrecision(precision);
+    try {
+      ops.gemm();
+    } finally {
+      dv.setMatmulPrecision(previous);
+    }
+    const a = Float64Array.from(ops.a.read(0, size * size)), b = Float64Array.from(ops.b.read(0, size * size));
+    const c = ops.c.read(0, size * size);
+    let maxErr = 0, maxRef = 0;
+    const row = new Float64Array(size);
+    for (let i = 0; i < size; i++) {
+      row.fill(0);
+      for (let p = 0; p < size; p++) {
+        const x = a[i * size + p], bo = p * size;
+        for (let j = 0; j < size; j++) row[j] += x * b[bo + j];
+      }
+      for (let j = 0; j < size; j++) {
+        maxErr = Math.max(maxErr, Math.abs(c[i * size + j] - row[j]));
+        maxRef = Math.max(maxRef, Math.abs(row[j]));
+      }
+    }
+    return maxErr / maxRef;
+  } finally {
+    ops.dispose();
+  }
+}
+
+// ---- the benchmark ----
+
 export interface GemmBenchOptions {
   /** CPU kernel levels to run (default: avx512 and avx2, those this CPU has). */
-  levels?: ('avx512' | 'avx2' | 'scalar')[];
+  levels?: Level[];
   /** Thread counts (default: 1 and all). */
   threads?: number[];
   shapes?: readonly Shape[];
+  /** Precisions to time (default: both). */
+  precisions?: dv.MatmulPrecision[];
   /** Minimum timing per case (default 0.5 s). */
   minSeconds?: number;
+  /** Compare against OpenBLAS (default true). */
+  openblas?: boolean;
+  /** Size of the error report's square GEMM (default 1024; 0 skips it). */
+  errorSize?: number;
 }
 
 export function benchGemm(options: GemmBenchOptions = {}): BenchRow[] {
   const info = dv.runtimeInfo();
-  const order = ['avx512', 'avx2', 'scalar'] as const;
+  const order: Level[] = ['avx512', 'avx2', 'scalar'];
   const available = order.slice(order.indexOf(info.cpuBestLevel));
   const levels = (options.levels ?? ['avx512', 'avx2']).filter((l) => available.includes(l));
   const threads = options.threads ?? [...new Set([1, info.threads])];
+  const precisions = options.precisions ?? ['float32', 'bf16'];
+  const minSeconds = options.minSeconds ?? 0.5;
+  const shapes = options.shapes ?? GEMM_SHAPES;
+  const blas = options.openblas === false ? null : openBlas();
   const rows: BenchRow[] = [];
+  const previousPrecision = dv.getMatmulPrecision();
   try {
     for (const level of levels) {
       dv.setCpuLevel(level);
+      const bf16Path = dv.runtimeInfo().bf16Path.path;
+      const vdp = bf16Path === 'avx512bf16';
       for (const t of threads) {
         dv.setThreads(t);
-        for (const s of options.shapes ?? GEMM_SHAPES) {
-          const seconds = timeShape(s, options.minSeconds ?? 0.5);
-          rows.push({
-            bench: 'gemm',
-            case: `${describeShape(s)}, ${level}, ${t} thread${t > 1 ? 's' : ''}`,
-            unit: 'GFLOP/s',
-            value: (2 * s.batch * s.m * s.n * s.k) / seconds / 1e9,
-          });
+        const where = `${level}, ${t} thread${t > 1 ? 's' : ''}`;
+        const peak = native.fmaPeak('float32', t > 1);
+        rows.push({ bench: 'gemm', case: `FMA peak (independent fp32 FMA chains), ${where}`, unit: 'GFLOP/s', value: peak });
+        const bf16Peak = vdp ? native.fmaPeak('bf16', t > 1) : null;
+        if (bf16Peak !== null) {
+          rows.push({ bench: 'gemm', case: `vdpbf16ps peak (independent chains), ${where}`, unit: 'GFLOP/s', value: bf16Peak,
+            baseline: { name: 'FMA peak', value: peak }, ratio: bf16Peak / peak });
+        }
+        const best: Record<string, Record<string, number>> = { float32: {}, bf16: {} };
+        for (const s of shapes) {
+          const ops = new Operands(s);
+          try {
+            let fp32: number | null = null;
+            if (precisions.includes('float32')) {
+              fp32 = gflops(s, timeShape(ops, 'float32', minSeconds));
+              best.float32[s.name] = fp32;
+              const row: BenchRow = { bench: 'gemm', case: `${describeShape(s)}, ${where}`, unit: 'GFLOP/s', value: fp32 };
+              if (blas && 'missing' in blas) {
+                row.baseline = { name: 'OpenBLAS', missing: blas.missing };
+              } else if (blas) {
+                const r = blas.run(level === 'avx512' ? 'SkylakeX' : level === 'avx2' ? 'Haswell' : null, t, s, minSeconds);
+                const value = gflops(s, r.seconds);
+                row.baseline = { name: r.name, value };
+                row.ratio = fp32 / value;
+              }
+              rows.push(row);
+            }
+            if (precisions.includes('bf16')) {
+              const bf = gflops(s, timeShape(ops, 'bf16', minSeconds));
+              best.bf16[s.name] = bf;
+              rows.push({
+                bench: 'gemm', case: `${describeShape(s)}, bf16 (${vdp ? 'vdpbf16ps' : 'emulated'}), ${where}`, unit: 'GFLOP/s', value: bf,
+                ...(fp32 === null ? {} : { baseline: { name: 'diffvit fp32', value: fp32 }, ratio: bf / fp32 }),
+              });
+            }
+          } finally {
+            ops.dispose();
+          }
+        }
+        // The large square products as a fraction of the measured roof.
+        for (const size of [1024, 2048]) {
+          const name = `${size}^3`;
+          if (best.float32[name] !== undefined) {
+            rows.push({ bench: 'gemm', case: `${name} NN vs FMA peak, ${where}`, unit: 'GFLOP/s', value: best.float32[name],
+              baseline: { name: 'FMA peak', value: peak }, ratio: best.float32[name] / peak });
+          }
+          if (best.bf16[name] !== undefined && bf16Peak !== null) {
+            rows.push({ bench: 'gemm', case: `${name} NN bf16 vs vdpbf16ps peak, ${where}`, unit: 'GFLOP/s', value: best.bf16[name],
+              baseline: { name: 'vdpbf16ps peak', value: bf16Peak }, ratio: best.bf16[name] / bf16Peak });
+          }
         }
       }
     }
+    const errorSize = options.errorSize ?? 1024;
+    if (errorSize > 0) {
+      dv.setCpuLevel(info.cpuLevel);
+      dv.setThreads(info.threads);
+      const path = dv.runtimeInfo().bf16Path.path === 'avx512bf16' ? 'vdpbf16ps' : 'emulated';
+      for (const precision of precisions) {
+        rows.push({
+          bench: 'gemm',
+          case: `${errorSize}^3 NN ${precision === 'bf16' ? `bf16 (${path})` : 'fp32'} error: max |C − C64| / max |C64|, ${info.cpuLevel}`,
+          unit: 'rel. error',
+          value: relativeError(errorSize, precision),
+        });
+      }
+    }
   } finally {
+    if (blas && !('missing' in blas)) blas.close();
+    dv.setMatmulPrecision(previousPrecision);
     dv.setCpuLevel(info.cpuLevel);
     dv.setThreads(info.threads);
   }
   return rows;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  // (Not run.ts's formatTable: importing run.js from here would wait on this module's own evaluation.)
   const info = dv.runtimeInfo();
-  console.log(`gemm, best cpu level ${info.cpuBestLevel}, ${info.threads} threads`);
+  console.log(`gemm, best cpu level ${info.cpuBestLevel}, ${info.threads} threads, bf16 path ${info.bf16Path.path}`);
   const rows = benchGemm();
   const width = Math.max(...rows.map((r) => r.case.length));
-  for (const r of rows) console.log(`${r.case.padEnd(width)} ${r.value.toFixed(1).padStart(8)} ${r.unit}`);
+  const num = (v: number) => (Math.abs(v) < 1e-2 ? v.toExponential(2) : v.toFixed(1));
+  for (const r of rows) {
+    const base = !r.baseline ? '' : 'value' in r.baseline ? `${r.baseline.name} ${num(r.baseline.value)}` : `${r.baseline.name}: ${r.baseline.missing}`;
+    console.log(`${r.case.padEnd(width)} ${num(r.value).padStart(9)} ${r.unit}  ${base}${r.ratio === undefined ? '' : `  ${r.ratio.toFixed(2)}x`}`);
+  }
 }

@@ -5,6 +5,7 @@ export { backward, noGrad, isGradEnabled, type BackwardOptions } from './tensor/
 export { Generator, defaultGenerator, manualSeed } from './tensor/random.js';
 export * from './ops/index.js';
 export { runtimeInfo, memory, emptyCache, setThreads, setCpuLevel, type RuntimeInfo } from './runtime.js';
+export { setMatmulPrecision, getMatmulPrecision, type MatmulPrecision } from './runtime.js';
 export { Module, ModuleList } from './nn/module.js';
 export { Linear, LayerNorm, Conv2d, Embedding } from './nn/layers.js';
 export { Attention } from './nn/attention.js';

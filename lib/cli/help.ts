@@ -29,6 +29,9 @@ Options:
   --label-dropout P        label/caption dropout for guidance: the null label and the empty
                            (all-zero) context (default ${DEFAULT_TRAIN_CONFIG.labelDropout})
   --seed N                 run seed (default 0)
+  --precision P            matmul precision: float32, or bf16 (bfloat16 operands, fp32
+                           accumulation; attention stays fp32). Default: DIFFVIT_MATMUL_PRECISION,
+                           else float32; a resumed run keeps its own unless given
   --out DIR                output directory (default runs/<preset>-shapes)
   --checkpoint-every N     steps between checkpoints (default 500)
   --sample-every N         steps between sample grids (default 800; 0 = only at the end)

@@ -175,6 +175,7 @@ async function loadInfo() {
       DIFFVIT_THREADS: process.env.DIFFVIT_THREADS ?? null,
       DIFFVIT_CPU: process.env.DIFFVIT_CPU ?? null,
       DIFFVIT_ADDON: process.env.DIFFVIT_ADDON ?? null,
+      DIFFVIT_MATMUL_PRECISION: process.env.DIFFVIT_MATMUL_PRECISION ?? null,
     },
   };
 }
@@ -194,6 +195,9 @@ function formatInfo(info: Info): string {
     ['kernels', `${info.cpuLevel}${info.cpuLevel === info.cpuBestLevel ? ' (the best this CPU supports)' : ` (this CPU supports up to ${info.cpuBestLevel})`}` +
       (info.cpuLevelNote ? ` — ${info.cpuLevelNote}` : '')],
     ['threads', `${info.threads} (${threadsNote})`],
+    ['matmul', `${info.matmulPrecision} precision (${info.env.DIFFVIT_MATMUL_PRECISION ? 'from DIFFVIT_MATMUL_PRECISION' : 'DIFFVIT_MATMUL_PRECISION or --precision sets bf16'}; attention stays fp32)`],
+    ['bf16 gemm', info.bf16Path.description + (info.bf16Path.path === 'avx512bf16' ? ''
+      : info.cpuFeatures.avx512bf16 ? ` — vdpbf16ps needs the avx512 level, not ${info.cpuLevel}` : ' — this CPU lacks AVX512_BF16')],
     ['cuda', info.cudaBuilt ? `built — ${info.cudaStatus}` : info.cudaStatus],
     ['build', info.buildFlags],
   ];

@@ -17,6 +17,7 @@ import { createDataset, type DatasetSpec } from '../data/dataset.js';
 import { tensor } from '../ops/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { type ModelConfig, PRESETS } from '../models/configs.js';
+import { getMatmulPrecision, type MatmulPrecision, setMatmulPrecision } from '../runtime.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../train/trainer.js';
 import { DEFAULT_PRESET, TRAIN_HELP } from './help.js';
 import { ProgressBar } from './progress.js';
@@ -34,6 +35,12 @@ export function parseDataSpec(spec: string, imageSize: number, command = 'diffvi
   throw new Error(`${command}: --data expected shapes, folder:PATH, cifar10:DIR, mnist:DIR, cache:FILE or captions:INDEX.jsonl, received '${spec}'`);
 }
 
+/** --precision float32 | bf16 */
+function precisionOption(v: string | undefined): MatmulPrecision | undefined {
+  if (v === undefined || v === 'float32' || v === 'bf16') return v;
+  throw new Error(`diffvit train: --precision expected float32 or bf16, received '${v}'`);
+}
+
 export async function trainCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -44,6 +51,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       'label-dropout': { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
       'checkpoint-every': { type: 'string' }, 'sample-every': { type: 'string' }, 'no-samples': { type: 'boolean' }, guidance: { type: 'string' },
       resume: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      precision: { type: 'string' },
     },
     strict: true,
   });
@@ -67,6 +75,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     steps: num('steps', values.steps), batchSize: num('batch', values.batch), lr: num('lr', values.lr),
     warmupSteps: num('warmup', values.warmup), emaHalfLifeImages: num('ema-halflife', values['ema-halflife']),
     labelDropout: num('label-dropout', values['label-dropout']), seed: num('seed', values.seed),
+    matmulPrecision: precisionOption(values.precision),
   }).filter(([, v]) => v !== undefined));
   const base = fileModel ?? PRESETS[preset];
   const data = values.data ? parseDataSpec(values.data, num('image-size', values['image-size']) ?? base.img_size) : (fromFile.data ?? { kind: 'shapes' as const });
@@ -80,7 +89,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const modelConfig: ModelConfig = values.preset || !fromFile.model
     ? { ...base, img_size: dataset.imageSize, in_chans: dataset.channels, num_classes: values.unconditional || text ? 0 : dataset.numClasses, ...text }
     : fromFile.model as ModelConfig;
-  const config: TrainConfig = { ...DEFAULT_TRAIN_CONFIG, ...fromFile, data, model: modelConfig, ...overrides };
+  const config: TrainConfig = { ...DEFAULT_TRAIN_CONFIG, matmulPrecision: getMatmulPrecision(), ...fromFile, data, model: modelConfig, ...overrides };
   const out = values.out ?? join('runs', `${preset.replace('/', '_')}-${data.kind}`);
   mkdirSync(join(out, 'samples'), { recursive: true });
   const checkpointEvery = num('checkpoint-every', values['checkpoint-every']) ?? 500;
@@ -89,6 +98,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
 
   const trainer = values.resume ? Trainer.resume(values.resume, overrides) : new Trainer(config);
   const cfg = trainer.config;
+  // Checkpoints written before the option existed have none: they ran at the process default.
+  setMatmulPrecision(cfg.matmulPrecision ?? getMatmulPrecision());
   const ckptPath = join(out, 'checkpoint.safetensors');
   const metricsPath = join(out, 'metrics.jsonl');
   if (!values.resume && existsSync(metricsPath)) writeFileSync(metricsPath, '');

@@ -1,4 +1,5 @@
 /** Training options and their defaults (no native code: the CLI's help reads them). */
+import type { MatmulPrecision } from '../backend/kernels/gemm.js';
 import type { DatasetSpec } from '../data/dataset.js';
 import type { ModelConfig } from '../models/configs.js';
 
@@ -22,6 +23,11 @@ export interface TrainConfig {
   maxNonFinite: number;
   P_mean: number;
   P_std: number;
+  /**
+   * Precision of the run's GEMMs (setMatmulPrecision): 'bf16' rounds matmul operands to bfloat16
+   * with fp32 accumulation. `diffvit train` applies it for the whole run; a resumed run keeps it.
+   */
+  matmulPrecision: MatmulPrecision;
 }
 
 export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'model' | 'data'> = {
@@ -38,4 +44,5 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'model' | 'data'> = {
   maxNonFinite: 20,
   P_mean: -1.2,
   P_std: 1.2,
+  matmulPrecision: 'float32',
 };

@@ -224,6 +224,7 @@ DV_BINDING(linearAct) {
   g.bias = ptr(bias, bo);
   g.act = act == 1 ? cpu::GemmAct::gelu_tanh : cpu::GemmAct::none;
   g.pre = mut(pre, po);
+  g.precision = cpu::matmul_precision();
   cpu::gemm(g);
   return info.Env().Undefined();
 }

@@ -56,8 +56,32 @@ DV_BINDING(gemm) {
   g.a = A.as<float>() + ao;
   g.b = B.as<float>() + bo;
   g.c = C.as<float>() + co;
+  g.precision = cpu::matmul_precision();
   cpu::gemm(g);
   return info.Env().Undefined();
+}
+
+// setMatmulPrecision(precision): 'float32' | 'bf16' for every later gemm call (cpu/gemm.h).
+DV_BINDING(setMatmulPrecision) {
+  Args a(info, "setMatmulPrecision", {"precision"});
+  static const cpu::MatmulPrecision values[] = {cpu::MatmulPrecision::float32, cpu::MatmulPrecision::bf16};
+  cpu::set_matmul_precision(values[a.choice(0, {"float32", "bf16"})]);
+  return info.Env().Undefined();
+}
+
+DV_BINDING(getMatmulPrecision) {
+  Args a(info, "getMatmulPrecision", {});
+  return Napi::String::New(info.Env(), cpu::matmul_precision_name(cpu::matmul_precision()));
+}
+
+// bf16GemmPath(): { path: 'avx512bf16' | 'emulated', description } at the active kernel level.
+DV_BINDING(bf16GemmPath) {
+  Args a(info, "bf16GemmPath", {});
+  const cpu::Bf16Path path = cpu::bf16_path();
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("path", path == cpu::Bf16Path::avx512bf16 ? "avx512bf16" : "emulated");
+  out.Set("description", cpu::bf16_path_name(path));
+  return out;
 }
 
 }  // namespace dv::addon

@@ -3,12 +3,23 @@
 // previous contents (which may be uninitialised).
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "cpu/isa.h"
 
 namespace dv::cpu {
 // Activation applied by the GEMM epilogue.
 enum class GemmAct : int { none, gelu_tanh };
+
+// How the products are computed (torch.set_float32_matmul_precision's role):
+//   float32  fp32 operands, fp32 FMA accumulation.
+//   bf16     alpha * op(A) and op(B) rounded to bfloat16 (round to nearest even; zero and
+//            subnormal inputs become signed zero, NaN stays NaN, as VCVTNEPS2BF16 does), their
+//            exact products accumulated in fp32, fp32 C. Either on AVX512_BF16 (vdpbf16ps: two
+//            k-steps per instruction) or, on every other CPU and kernel level, by rounding the
+//            packed panels and running the fp32 kernel: the same numerics up to the order of
+//            each k pair's two additions (and vdpbf16ps flushing subnormal sums to zero).
+enum class MatmulPrecision : int { float32 = 0, bf16 = 1 };
 
 struct GemmArgs {
   const float* a;
@@ -26,11 +37,38 @@ struct GemmArgs {
   const float* bias = nullptr;
   GemmAct act = GemmAct::none;
   float* pre = nullptr;
+  MatmulPrecision precision = MatmulPrecision::float32;
 };
+
+// The process-wide precision of GEMMs started from JS (linear, matmul, conv); the fused attention
+// kernel always computes in fp32. Initially DIFFVIT_MATMUL_PRECISION (float32 or bf16; unset:
+// float32); an invalid value makes matmul_precision() throw dv::Error until set_matmul_precision.
+MatmulPrecision matmul_precision();
+void set_matmul_precision(MatmulPrecision precision);
+const char* matmul_precision_name(MatmulPrecision precision);
+bool parse_matmul_precision(const std::string& name, MatmulPrecision* out);
+
+// Which kernel bf16 GEMMs run on at the active kernel level.
+enum class Bf16Path : int { avx512bf16, emulated };
+Bf16Path bf16_path();
+const char* bf16_path_name(Bf16Path path);  // one line for `diffvit info`
+
 }  // namespace dv::cpu
 
 DV_ISA_DECLARE(void gemm(const dv::cpu::GemmArgs& args);)
 
+#if DV_X86
+namespace dv::cpu::avx512 {
+// args.precision == bf16 on vdpbf16ps; only where cpu_features().avx512bf16.
+void gemm_bf16(const dv::cpu::GemmArgs& args);
+}  // namespace dv::cpu::avx512
+#endif
+
 namespace dv::cpu {
-inline void gemm(const GemmArgs& args) { DV_DISPATCH(gemm, args); }
+inline void gemm(const GemmArgs& args) {
+#if DV_X86
+  if (args.precision == MatmulPrecision::bf16 && bf16_path() == Bf16Path::avx512bf16) return avx512::gemm_bf16(args);
+#endif
+  DV_DISPATCH(gemm, args);
+}
 }  // namespace dv::cpu

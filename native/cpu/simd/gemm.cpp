@@ -35,6 +35,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 #include <utility>
 
@@ -225,6 +226,28 @@ void pack_b(const GemmArgs& g, const float* B, int64_t p0, int64_t kc, int64_t j
   }
 }
 
+// ---- bf16 precision, emulated: the packed panels are rounded, then the fp32 kernel runs ----
+
+// x rounded to bfloat16 and widened back to fp32 bits, exactly as VCVTNEPS2BF16 rounds: to
+// nearest even, zero and subnormal inputs to signed zero, NaN to a quiet NaN.
+inline uint32_t bf16_round_bits(uint32_t x) {
+  const uint32_t mag = x & 0x7fffffffu;
+  const uint32_t rounded = (x + 0x7fffu + ((x >> 16) & 1u)) & 0xffff0000u;
+  const uint32_t nan = (x | 0x00400000u) & 0xffff0000u;
+  return mag > 0x7f800000u ? nan : mag < 0x00800000u ? x & 0x80000000u : rounded;
+}
+
+// Rounds n packed floats in place (branch-free, so the compiler vectorises it). A product of two
+// bf16 values is exact in fp32, so the fp32 kernel then computes what vdpbf16ps computes.
+void round_to_bf16(float* p, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t x;
+    std::memcpy(&x, p + i, sizeof x);
+    x = bf16_round_bits(x);
+    std::memcpy(p + i, &x, sizeof x);
+  }
+}
+
 // ---- micro-kernels ----
 
 // C[0:MRr, 0:nr] = A panel (kc x MRr) * B panel (kc x NV*W) + beta * C  (beta == 0: C not read).
@@ -359,9 +382,11 @@ void gemm_tile(const GemmArgs& g, const float* A, const float* B, float* C, floa
       const float beta = pc == 0 ? g.beta : 1.0f;
       const bool last = pc + kc == g.k;
       pack_b(g, B, pc, kc, jc, nc, pb);
+      if (g.precision == MatmulPrecision::bf16) round_to_bf16(pb, kc * ((nc + W - 1) / W * W));
       for (int64_t ic = i0; ic < i1; ic += mc_max) {
         const int64_t mc = std::min(mc_max, i1 - ic);
         pack_a(g, A, ic, mc, pc, kc, pa);
+        if (g.precision == MatmulPrecision::bf16) round_to_bf16(pa, mc * kc);
         for (int64_t jr = 0; jr < nc; jr += kNR) {
           const int nr = static_cast<int>(std::min<int64_t>(kNR, nc - jr));
           const int nv = (nr + W - 1) / W;
@@ -436,25 +461,185 @@ Split plan(const GemmArgs& g, int64_t threads) {
 
 }  // namespace
 
-void gemm(const GemmArgs& g) {
+// Runs tile(g, A, B, C, P, i0, i1, j0, j1) over the work split of plan(): every batch item's
+// nearly equal runs of whole micro-tiles, so results do not depend on the thread count.
+template <typename Tile>
+void run_tiles(const GemmArgs& g, Tile tile) {
   if (g.batch <= 0 || g.m <= 0 || g.n <= 0) return;
   if (g.k == 0 || g.alpha == 0.0f) return scale_c(g);
   const Split s = plan(g, num_threads());
   const int64_t items = g.batch * s.pm * s.pn;
   const double macs = static_cast<double>(g.batch) * static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
   // One captured reference keeps the std::function in its small buffer: no allocation per call.
-  parallel_for(items, macs < kMinParallelMacs ? items : 1, [&s](int64_t t0, int64_t t1) {
+  parallel_for(items, macs < kMinParallelMacs ? items : 1, [&s, tile](int64_t t0, int64_t t1) {
     const GemmArgs& g = *s.g;
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t bi = t / (s.pm * s.pn), im = t % (s.pm * s.pn) / s.pn, jn = t % s.pn;
-      // Item rows [i0, i1) and columns [j0, j1): nearly equal runs of whole micro-tiles.
       const int64_t i0 = std::min(g.m, s.mt * im / s.pm * kMR), i1 = std::min(g.m, s.mt * (im + 1) / s.pm * kMR);
       const int64_t j0 = std::min(g.n, s.nt * jn / s.pn * kNR), j1 = std::min(g.n, s.nt * (jn + 1) / s.pn * kNR);
       if (i0 >= i1 || j0 >= j1) continue;
-      gemm_tile(g, g.a + bi * g.stride_a, g.b + bi * g.stride_b, g.c + bi * g.stride_c,
-                g.pre ? g.pre + bi * g.stride_c : nullptr, i0, i1, j0, j1);
+      tile(g, g.a + bi * g.stride_a, g.b + bi * g.stride_b, g.c + bi * g.stride_c,
+           g.pre ? g.pre + bi * g.stride_c : nullptr, i0, i1, j0, j1);
     }
   });
 }
+
+void gemm(const GemmArgs& g) { run_tiles(g, gemm_tile); }
+
+#if defined(DV_ISA_AVX512)
+// ---- bf16 precision on AVX512_BF16 (cpu/gemm.h; dispatched only where the CPU has it) ----
+//
+// vdpbf16ps adds, in each of 16 fp32 lanes, the products of one pair of bf16 values from each
+// operand, so the packed panels hold k in pairs, each pair one 32-bit word (low half: even k):
+//   A panel r, pair q: dst[r*kMR*kq + q*mr + i] = (a[i][2q], a[i][2q+1])   (kq = ceil(kc / 2))
+//   B panel c, pair q: dst[c*kNR*kq + q*s + j]  = (b[2q][j], b[2q+1][j])
+// and an odd kc's missing k is zero in both. pack_a / pack_b (every layout, alpha folded into A)
+// pack one micro-panel at a time in fp32 into an L1-sized stage, converted from there.
+// The micro-tile is fp32's 14 x 32 (28 zmm accumulators, so plan() splits work identically); each
+// step is two k per instruction: 2 loads of B pairs, 14 broadcasts of A pairs, 28 vdpbf16ps.
+// KC counts k and is even (whole pairs) in every K block but the last.
+#define DV_TARGET_BF16 __attribute__((target("avx512bf16")))
+
+namespace {
+
+// Twice fp32's KC in k: the same bytes per packed panel (a 64 KB B micro-panel streamed from L2,
+// a 688 KB A block), so one K block covers k = 1024 (fc2's forward). KC 512 and 2048 (MC 168)
+// measured within noise of it on a shared 2-core Zen 5 (1024^3, 2048^3, the model's dW shapes).
+constexpr int64_t kKC16 = 1024, kMC16 = 336;
+thread_local PackBuffer t_pack_stage;
+
+// dst[q*w + j] = bf16 pair (src[2q*w + j], src[(2q+1)*w + j]) for q < ceil(kc / 2), j < w.
+DV_TARGET_BF16 void to_bf16_pairs(const float* src, int64_t kc, int w, float* dst) {
+  // vcvtne2ps2bf16 puts the even row's 16 values in the low half and the odd row's in the high
+  // half; word 2t of a pair vector takes element t, word 2t+1 element 16 + t.
+  alignas(64) static const uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                                      8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i interleave = _mm512_load_si512(kInterleave);
+  for (int64_t q = 0; 2 * q < kc; ++q) {
+    const float* even = src + 2 * q * w;
+    const bool has_odd = 2 * q + 1 < kc;
+    for (int j = 0; j < w; j += W) {
+      const __mmask16 m = lanes(std::min(W, w - j));
+      const __m512 lo = _mm512_maskz_loadu_ps(m, even + j);
+      const __m512 hi = has_odd ? _mm512_maskz_loadu_ps(m, even + w + j) : _mm512_setzero_ps();
+      const __m512i words = _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+      _mm512_mask_storeu_epi32(dst + q * w + j, m, words);
+    }
+  }
+}
+
+// Packs op(A)[i0:i0+mc, p0:p0+kc] * alpha as bf16 pairs, panel by panel through `stage`.
+DV_TARGET_BF16 void pack_a_bf16(const GemmArgs& g, const float* A, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
+                                float* stage, float* dst) {
+  const int64_t kq = (kc + 1) / 2;
+  for (int64_t ir = 0; ir < mc; ir += kMR) {
+    const int mr = static_cast<int>(std::min<int64_t>(kMR, mc - ir));
+    pack_a(g, A, i0 + ir, mr, p0, kc, stage);
+    to_bf16_pairs(stage, kc, mr, dst + ir * kq);
+  }
+}
+
+// Packs op(B)[p0:p0+kc, j0:j0+nc] as bf16 pairs, panel by panel through `stage`.
+DV_TARGET_BF16 void pack_b_bf16(const GemmArgs& g, const float* B, int64_t p0, int64_t kc, int64_t j0, int64_t nc,
+                                float* stage, float* dst) {
+  const int64_t kq = (kc + 1) / 2;
+  for (int64_t jr = 0; jr < nc; jr += kNR) {
+    const int nr = static_cast<int>(std::min<int64_t>(kNR, nc - jr));
+    pack_b(g, B, p0, kc, j0 + jr, nr, stage);
+    to_bf16_pairs(stage, kc, (nr + W - 1) / W * W, dst + jr * kq);
+  }
+}
+
+// As micro_kernel, over kq pairs of k.
+template <int MRr, int NV>
+DV_TARGET_BF16 void micro_kernel_bf16(int64_t kq, const float* __restrict a, const float* __restrict b, float* c,
+                                      int64_t ldc, int nr, float beta) {
+  __m512 acc[MRr][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MRr; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  for (int64_t q = 0; q < kq; ++q) {
+    __m512bh bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) bv[v] = (__m512bh)_mm512_loadu_ps(b + q * NV * W + v * W);
+#pragma GCC unroll 16
+    for (int i = 0; i < MRr; ++i) {
+      const __m512bh av = (__m512bh)_mm512_set1_ps(a[q * MRr + i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], av, bv[v]);
+    }
+  }
+  const int last = nr - (NV - 1) * W;  // lanes of the last vector to store, 1..W
+  const VF vbeta = VF::set1(beta);
+#pragma GCC unroll 16
+  for (int i = 0; i < MRr; ++i) {
+    float* row = c + i * ldc;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      const int n = v == NV - 1 ? last : W;
+      VF r = acc[i][v];
+      if (beta != 0.0f) r = fmadd(n == W ? VF::load(row + v * W) : VF::load_partial(row + v * W, n), vbeta, r);
+      if (n == W) {
+        r.store(row + v * W);
+      } else {
+        store_n(row + v * W, r, n);
+      }
+    }
+  }
+}
+
+template <int MRr, int... NVs>
+constexpr std::array<Kernel, kNV> kernel_row_bf16(std::integer_sequence<int, NVs...>) {
+  return {&micro_kernel_bf16<MRr, NVs + 1>...};
+}
+template <int... MRs>
+constexpr std::array<std::array<Kernel, kNV>, kMR> kernel_table_bf16(std::integer_sequence<int, MRs...>) {
+  return {kernel_row_bf16<MRs + 1>(std::make_integer_sequence<int, kNV>{})...};
+}
+// kKernelsBf16[mr - 1][nv - 1], called with the number of k pairs.
+constexpr auto kKernelsBf16 = kernel_table_bf16(std::make_integer_sequence<int, kMR>{});
+
+// As gemm_tile, on bf16 pairs.
+DV_TARGET_BF16 void gemm_tile_bf16(const GemmArgs& g, const float* A, const float* B, float* C, float* P, int64_t i0,
+                                   int64_t i1, int64_t j0, int64_t j1) {
+  const bool epi = has_epilogue(g);
+  const int64_t kc_max = block_size(g.k, kKC16, 2);
+  const int64_t mc_max = block_size(i1 - i0, kMC16, kMR);
+  const int64_t nc_max = block_size(j1 - j0, kNC, kNR);
+  const int64_t kq_max = (kc_max + 1) / 2;
+  float* pa = t_pack_a.get(mc_max * kq_max);
+  float* pb = t_pack_b.get(nc_max * kq_max);
+  float* stage = t_pack_stage.get(std::max(kMR, kNR) * kc_max);
+  for (int64_t jc = j0; jc < j1; jc += nc_max) {
+    const int64_t nc = std::min(nc_max, j1 - jc);
+    for (int64_t pc = 0; pc < g.k; pc += kc_max) {
+      const int64_t kc = std::min(kc_max, g.k - pc), kq = (kc + 1) / 2;
+      const float beta = pc == 0 ? g.beta : 1.0f;
+      const bool last = pc + kc == g.k;
+      pack_b_bf16(g, B, pc, kc, jc, nc, stage, pb);
+      for (int64_t ic = i0; ic < i1; ic += mc_max) {
+        const int64_t mc = std::min(mc_max, i1 - ic);
+        pack_a_bf16(g, A, ic, mc, pc, kc, stage, pa);
+        for (int64_t jr = 0; jr < nc; jr += kNR) {
+          const int nr = static_cast<int>(std::min<int64_t>(kNR, nc - jr));
+          const int nv = (nr + W - 1) / W;
+          for (int64_t ir = 0; ir < mc; ir += kMR) {
+            const int mr = static_cast<int>(std::min<int64_t>(kMR, mc - ir));
+            float* c = C + (ic + ir) * g.ldc + jc + jr;
+            prefetch_tile(c, g.ldc, mr, nr);
+            kKernelsBf16[mr - 1][nv - 1](kq, pa + ir * kq, pb + jr * kq, c, g.ldc, nr, beta);
+            if (epi && last) epilogue(g, c, P ? P + (c - C) : nullptr, mr, nr, jc + jr);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_bf16(const GemmArgs& g) { run_tiles(g, gemm_tile_bf16); }
+#endif  // DV_ISA_AVX512
 
 }  // namespace dv::cpu::DV_ISA

@@ -1,0 +1,383 @@
+/**
+ * bf16 matmul precision (setMatmulPrecision('bf16'), native/cpu/gemm.h): operands rounded to
+ * bfloat16 as VCVTNEPS2BF16 rounds, exact products accumulated in fp32. At every CPU level —
+ * vdpbf16ps at avx512 on CPUs with AVX512_BF16, bf16-rounded packing with the fp32 kernel
+ * elsewhere — against a float64 reference on the rounded operands (tight: fp32 accumulation) and
+ * against the exact float64 product (bf16 accuracy); the ops (linear, matmul, conv2d) in both
+ * directions; the flag, its environment variable and `diffvit train --precision`.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+
+import type { NativeBuffer } from '../lib/backend/kernels/core.js';
+import { native, packageRoot } from '../lib/backend/native.js';
+import { trainCommand } from '../lib/cli/train.js';
+import * as dv from '../lib/index.js';
+import { describeEachLevel, fromValues, ODD_SIZES, randomValues, recordError, toF32 } from './helpers.js';
+
+/** x (a float32 value) rounded to bfloat16 exactly as VCVTNEPS2BF16 does, as a float64. */
+const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
+function bf16(x: number): number {
+  f32[0] = x;
+  const v = u32[0], mag = v & 0x7fffffff;
+  if (mag > 0x7f800000) u32[0] = (v | 0x00400000) & 0xffff0000; // NaN: quiet, payload truncated
+  else if (mag < 0x00800000) u32[0] = v & 0x80000000; // zero and subnormals: signed zero
+  else u32[0] = (v + 0x7fff + ((v >>> 16) & 1)) & 0xffff0000; // round to nearest, ties to even
+  return f32[0];
+}
+const roundAll = (v: Float64Array) => v.map(bf16);
+
+const U32 = 2 ** -24, UBF16 = 2 ** -8, LAMBDA = 4;
+const envPrecision = process.env.DIFFVIT_MATMUL_PRECISION || 'float32';
+const defaultThreads = dv.runtimeInfo().threads;
+const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
+
+function makeBuffer(values: ArrayLike<number>): NativeBuffer {
+  const buf = new native.NativeBuffer('cpu', 'float32', values.length);
+  buf.write(0, Float32Array.from(values));
+  return buf;
+}
+
+interface Case {
+  batch: number; m: number; n: number; k: number;
+  transA: boolean; transB: boolean; alpha: number; beta: number;
+  pad?: [number, number, number]; // extra elements per row of A, B, C
+  broadcastA?: boolean; broadcastB?: boolean;
+  seed: number;
+}
+
+interface Run {
+  c: Float32Array; c0: Float64Array; a: Float64Array; b: Float64Array;
+  lda: number; ldb: number; ldc: number; strideA: number; strideB: number; strideC: number;
+}
+
+const OFF_A = 1, OFF_B = 2, OFF_C = 3;
+
+/** native.gemm on seeded operands at offsets, padded rows and gapped (or broadcast) batch items. */
+function runGemm(t: Case): Run {
+  const [pa, pb, pc] = t.pad ?? [0, 0, 0];
+  const aRows = t.transA ? t.k : t.m, aCols = (t.transA ? t.m : t.k) + pa;
+  const bRows = t.transB ? t.n : t.k, bCols = (t.transB ? t.k : t.n) + pb;
+  const lda = aCols, ldb = bCols, ldc = t.n + pc;
+  const strideA = t.broadcastA ? 0 : aRows * lda + 3, strideB = t.broadcastB ? 0 : bRows * ldb + 5;
+  const strideC = t.m * ldc + 7;
+  const a = toF32(randomValues(OFF_A + (t.broadcastA ? 1 : t.batch) * Math.max(strideA, aRows * lda), t.seed));
+  const b = toF32(randomValues(OFF_B + (t.broadcastB ? 1 : t.batch) * Math.max(strideB, bRows * ldb), t.seed + 1));
+  // beta == 0 must not read C: NaN there would poison the result.
+  const c0 = t.beta === 0 ? new Float64Array(OFF_C + t.batch * strideC).fill(NaN) : toF32(randomValues(OFF_C + t.batch * strideC, t.seed + 2));
+  const A = makeBuffer(a), B = makeBuffer(b), C = makeBuffer(c0);
+  try {
+    native.gemm(A, OFF_A, B, OFF_B, C, OFF_C, t.batch, t.m, t.n, t.k, t.transA, t.transB, t.alpha, t.beta,
+      strideA, strideB, strideC, lda, ldb, ldc);
+    return { c: C.read(0, C.numel) as Float32Array, c0, a, b, lda, ldb, ldc, strideA, strideB, strideC };
+  } finally {
+    A.dispose();
+    B.dispose();
+    C.dispose();
+  }
+}
+
+/**
+ * Checks a bf16 run element by element against two float64 references and returns the worst
+ * errors (relative to Σ|a·b| of the reference; vs exact also relative to 2^-8·‖α·a∘b‖₂, which
+ * for unit-scale operands grows as sqrt(k)):
+ *   rounded: Σ bf16(α·a)·bf16(b) + β·c (alpha is folded into A in fp32 before rounding), within
+ *            the fp32 accumulation bound λ·sqrt(k)·2^-24·(Σ|products| + |β·c|): the kernel's
+ *            only rounding once the operands are bf16;
+ *   exact:   α·Σ a·b + β·c, within bf16's worst case (2·2^-8 + 2·2^-24 per product) plus that.
+ * Everything outside the C items must be untouched.
+ */
+function checkBf16(t: Case, r: Run, label: string): { rounded: number; exact: number; exactNorm: number } {
+  const inside = new Uint8Array(r.c.length);
+  // The kernel folds alpha into A in fp32 before rounding.
+  const ar = r.a.map((x) => bf16(Math.fround(t.alpha * x))), br = r.b.map(bf16);
+  let rounded = 0, exact = 0, exactNorm = 0;
+  for (let bi = 0; bi < t.batch; bi++) {
+    const ao = OFF_A + bi * r.strideA, bo = OFF_B + bi * r.strideB;
+    for (let i = 0; i < t.m; i++) {
+      for (let j = 0; j < t.n; j++) {
+        let sr = 0, magR = 0, se = 0, magE = 0, sq = 0;
+        for (let p = 0; p < t.k; p++) {
+          const ai = ao + (t.transA ? p * r.lda + i : i * r.lda + p), bi2 = bo + (t.transB ? j * r.ldb + p : p * r.ldb + j);
+          const x = r.a[ai], y = r.b[bi2], xr = ar[ai], yr = br[bi2];
+          sr += xr * yr;
+          magR += Math.abs(xr * yr);
+          se += x * y;
+          magE += Math.abs(x * y);
+          sq += (t.alpha * x * y) ** 2;
+        }
+        const at = OFF_C + bi * r.strideC + i * r.ldc + j;
+        inside[at] = 1;
+        const prior = t.beta === 0 ? 0 : t.beta * r.c0[at];
+        const got = r.c[at];
+        const tight = LAMBDA * Math.sqrt(Math.max(t.k, 1)) * U32 * (magR + Math.abs(prior)) + 1e-30;
+        const errR = Math.abs(got - (sr + prior));
+        if (!(errR <= tight)) {
+          expect.fail(`${label}: batch ${bi} C[${i}, ${j}] = ${got}, expected ${sr + prior} from bf16-rounded operands (bound ${tight.toExponential(2)})`);
+        }
+        const scale = Math.abs(t.alpha) * magE;
+        const loose = (2 * UBF16 + 2 * U32) * scale + tight;
+        const errE = Math.abs(got - (t.alpha * se + prior));
+        if (!(errE <= loose)) {
+          expect.fail(`${label}: batch ${bi} C[${i}, ${j}] = ${got}, expected ${t.alpha * se + prior} within bf16 accuracy (bound ${loose.toExponential(2)})`);
+        }
+        rounded = Math.max(rounded, errR / Math.max(magR + Math.abs(prior), 1e-30));
+        exact = Math.max(exact, errE / Math.max(scale, 1e-30));
+        exactNorm = Math.max(exactNorm, errE / Math.max(UBF16 * Math.sqrt(sq), 1e-30));
+      }
+    }
+  }
+  for (let i = 0; i < r.c.length; i++) {
+    if (!inside[i] && !Object.is(r.c[i], Math.fround(r.c0[i]))) {
+      expect.fail(`${label}: element ${i} outside C changed from ${r.c0[i]} to ${r.c[i]}`);
+    }
+  }
+  return { rounded, exact, exactNorm };
+}
+
+function record(e: { rounded: number; exact: number; exactNorm: number }, what: string): void {
+  recordError(`gemm bf16 ${what} vs rounded (err/Σ|ab|)`, e.rounded);
+  recordError(`gemm bf16 ${what} vs exact (err/Σ|ab|)`, e.exact);
+  recordError(`gemm bf16 ${what} vs exact (err/2^-8‖ab‖₂)`, e.exactNorm);
+}
+
+describe('matmul precision flag', () => {
+  afterEach(() => dv.setMatmulPrecision(envPrecision as dv.MatmulPrecision));
+
+  test('defaults to float32 (or DIFFVIT_MATMUL_PRECISION), round-trips, reported by runtimeInfo', () => {
+    expect(dv.getMatmulPrecision()).toBe(envPrecision);
+    dv.setMatmulPrecision('bf16');
+    expect(dv.getMatmulPrecision()).toBe('bf16');
+    expect(dv.runtimeInfo().matmulPrecision).toBe('bf16');
+    dv.setMatmulPrecision('float32');
+    expect(dv.getMatmulPrecision()).toBe('float32');
+    expect(dv.runtimeInfo().matmulPrecision).toBe('float32');
+  });
+
+  test('bad values throw naming the argument and the choices, and change nothing', () => {
+    dv.setMatmulPrecision('bf16');
+    const set = dv.setMatmulPrecision as (p: unknown) => void;
+    const expected = "diffvit.setMatmulPrecision: argument 'precision' expected one of 'float32', 'bf16', received";
+    expect(() => set('fp16')).toThrow(`${expected} 'fp16'`);
+    expect(() => set('BF16')).toThrow(`${expected} 'BF16'`);
+    expect(() => set('highest')).toThrow(`${expected} 'highest'`);
+    expect(() => set(16)).toThrow(`${expected} 16`);
+    expect(() => set(undefined)).toThrow(expected);
+    expect(() => (native.setMatmulPrecision as (...a: unknown[]) => void)()).toThrow("diffvit.setMatmulPrecision: argument '(arguments)' expected 1 arguments (precision), received 0");
+    expect(dv.getMatmulPrecision()).toBe('bf16');
+  });
+
+  test('DIFFVIT_MATMUL_PRECISION sets the initial precision; an invalid value errors until one is set', () => {
+    const addon = [process.env.DIFFVIT_ADDON, join(packageRoot(), 'build', 'Release', 'diffvit.node'), join(packageRoot(), 'build', 'diffvit.node')]
+      .find((p) => p && existsSync(p))!;
+    const script = `const n = require(${JSON.stringify(addon)});
+      const get = () => { try { return n.getMatmulPrecision(); } catch (e) { return 'error: ' + e.message; } };
+      const before = get(); n.setMatmulPrecision('float32'); console.log(JSON.stringify([before, get()]));`;
+    const run = (value: string) => JSON.parse(execFileSync(process.execPath, ['-e', script],
+      { env: { ...process.env, DIFFVIT_MATMUL_PRECISION: value }, encoding: 'utf8' })) as [string, string];
+    expect(run('bf16')).toEqual(['bf16', 'float32']);
+    expect(run('float32')).toEqual(['float32', 'float32']);
+    expect(run('')).toEqual(['float32', 'float32']);
+    expect(run('bfloat16')).toEqual([
+      "error: diffvit.matmulPrecision: DIFFVIT_MATMUL_PRECISION expected 'float32' or 'bf16', received 'bfloat16'", 'float32']);
+  });
+});
+
+describeEachLevel('gemm at bf16 precision', (level) => {
+  beforeAll(() => dv.setMatmulPrecision('bf16'));
+  afterAll(() => dv.setMatmulPrecision(envPrecision as dv.MatmulPrecision));
+  afterEach(() => dv.setThreads(defaultThreads));
+
+  test('runs on vdpbf16ps exactly where the level and the CPU allow it', () => {
+    const info = dv.runtimeInfo();
+    const expected = level === 'avx512' && info.cpuFeatures.avx512bf16 ? 'avx512bf16' : 'emulated';
+    expect(info.bf16Path.path).toBe(expected);
+    expect(native.bf16GemmPath().path).toBe(expected);
+  });
+
+  // Every (m, n, k) over the odd sizes for each transpose pair; alpha, beta, padding and a second
+  // batch item cycle through the cases.
+  const ALPHAS = [1, -0.75, 2.5], BETAS = [0, 1, -0.5, 0];
+  test.each([[false, false], [false, true], [true, false], [true, true]])('transA %s transB %s, odd sizes', (transA, transB) => {
+    let worst = { rounded: 0, exact: 0, exactNorm: 0 }, n = 0;
+    for (const m of ODD_SIZES) for (const nn of ODD_SIZES) for (const k of ODD_SIZES) {
+      const t: Case = {
+        batch: 1 + (n % 5 === 0 ? 1 : 0), m, n: nn, k, transA, transB, alpha: ALPHAS[n % 3], beta: BETAS[n % 4],
+        pad: [n % 3, (n * 7) % 5, n % 2 === 0 ? 0 : 19], seed: 300 + n,
+      };
+      const e = checkBf16(t, runGemm(t), `${level} ${JSON.stringify(t)}`);
+      worst = { rounded: Math.max(worst.rounded, e.rounded), exact: Math.max(worst.exact, e.exact), exactNorm: Math.max(worst.exactNorm, e.exactNorm) };
+      n++;
+    }
+    record(worst, 'odd sizes');
+  });
+
+  // Several K blocks, odd and even (a K block that ends mid-pair), partial tiles, thread splits.
+  test.each([
+    [1, 65, 47, 2051, false, true, 1, 0],
+    [2, 40, 70, 1100, true, false, -1, 0.5],
+    [1, 100, 33, 1537, true, true, 0.5, 1],
+    [1, 64, 64, 1024, false, false, 1, 0],
+  ])('batch %i, %i x %i x k %i, transA %s transB %s, alpha %f beta %f', (batch, m, n, k, transA, transB, alpha, beta) => {
+    const t: Case = { batch, m, n, k, transA, transB, alpha, beta, pad: [5, 0, 3], seed: 17 };
+    record(checkBf16(t, runGemm(t), `${level} ${JSON.stringify(t)}`), 'large k');
+  });
+
+  test('batch broadcast of A or B (stride 0)', () => {
+    for (const [broadcastA, broadcastB] of [[true, false], [false, true], [true, true]]) {
+      const t: Case = { batch: 3, m: 17, n: 33, k: 65, transA: broadcastA, transB: !broadcastB, alpha: 1.5, beta: 0.25,
+        pad: [1, 2, 3], broadcastA, broadcastB, seed: 19 };
+      checkBf16(t, runGemm(t), `${level} ${JSON.stringify(t)}`);
+    }
+  });
+
+  // k = 1 against B = 1 returns bf16(A) itself: the rounding rule, value by value.
+  test('operands are rounded as VCVTNEPS2BF16 rounds: ties to even, subnormals to zero, NaN, infinities', () => {
+    const one = 1 + 2 ** -7; // 1 ulp above 1 in bf16
+    const values = [
+      1 + 2 ** -8, one + 2 ** -8, -(1 + 2 ** -8), 1 + 2 ** -8 + 2 ** -20, 1 + 2 ** -9, 3.0000002, Math.fround(1 / 3),
+      65504.5, 3.4028234663852886e38, -3.4028234663852886e38, 1e-39, -1e-40, 1.1754943508222875e-38, Infinity, -Infinity, NaN, 0, -0,
+    ];
+    const A = makeBuffer(values), B = makeBuffer([1]), C = makeBuffer(new Float32Array(values.length));
+    try {
+      native.gemm(A, 0, B, 0, C, 0, 1, values.length, 1, 1, false, false, 1, 0, 0, 0, 0, 1, 1, 1);
+      const got = Array.from(C.read(0, values.length));
+      const want = values.map(bf16);
+      expect(want.slice(0, 4)).toEqual([1, 1 + 2 ** -6, -1, one]); // the rule itself, spelled out
+      // (A sum that starts at +0 cannot show -0: compared by value, NaN as NaN.)
+      got.forEach((g, i) => expect(g === want[i] || (Number.isNaN(g) && Number.isNaN(want[i])), `bf16(${values[i]}) = ${g}, expected ${want[i]}`).toBe(true));
+    } finally {
+      A.dispose();
+      B.dispose();
+      C.dispose();
+    }
+  });
+
+  test('bf16 results differ from float32 ones (the flag takes effect) and float32 ones are unchanged by it', () => {
+    const t: Case = { batch: 1, m: 33, n: 40, k: 300, transA: false, transB: true, alpha: 1, beta: 0, seed: 23 };
+    dv.setMatmulPrecision('float32');
+    const before = runGemm(t).c;
+    dv.setMatmulPrecision('bf16');
+    const low = runGemm(t).c;
+    dv.setMatmulPrecision('float32');
+    const after = runGemm(t).c;
+    dv.setMatmulPrecision('bf16');
+    expect(bits(after)).toEqual(bits(before));
+    let differ = 0;
+    for (let i = 0; i < low.length; i++) if (low[i] !== before[i]) differ++;
+    // bf16 rounding moves almost every dot product of 300 random terms.
+    expect(differ).toBeGreaterThan(0.9 * t.m * t.n);
+  });
+
+  test('results do not depend on the thread count', () => {
+    const cases: Case[] = [
+      { batch: 1, m: 130, n: 100, k: 1101, transA: false, transB: true, alpha: 1, beta: 0, seed: 29 },
+      { batch: 3, m: 65, n: 64, k: 65, transA: false, transB: false, alpha: 0.5, beta: 1, pad: [0, 3, 1], seed: 31 },
+      { batch: 1, m: 64, n: 1000, k: 300, transA: true, transB: false, alpha: 1, beta: 0, seed: 37 },
+    ];
+    for (const t of cases) {
+      dv.setThreads(1);
+      const run = runGemm(t), one = bits(run.c);
+      checkBf16(t, run, `${level} ${JSON.stringify(t)} with 1 thread`);
+      for (const threads of [2, 3]) {
+        dv.setThreads(threads);
+        const many = bits(runGemm(t).c);
+        expect(many.findIndex((v, i) => v !== one[i]), `${JSON.stringify(t)}: first element that differs with ${threads} threads`).toBe(-1);
+      }
+    }
+  });
+
+  // Every GEMM of these ops, forward and backward, sees bf16 operands: with bf16-exact inputs and
+  // output gradient the float32 run computes the same products. The emulated path is then
+  // bit-identical (same fp32 kernel on the same panels); vdpbf16ps adds each k pair in its own
+  // order, so only close.
+  test('linear, linearGelu (GEMM epilogue), matmul and conv2d honour the precision in both directions', () => {
+    const exactSame = dv.runtimeInfo().bf16Path.path === 'emulated';
+    const cases: [string, number[][], (...xs: dv.Tensor[]) => dv.Tensor][] = [
+      ['linear', [[17, 65], [33, 65], [33]], (x, w, b) => dv.linear(x, w, b)],
+      ['linearGelu', [[17, 65], [33, 65], [33]], (x, w, b) => dv.linearGelu(x, w, b)],
+      ['matmul', [[2, 17, 65], [2, 65, 3]], (a, b) => dv.matmul(a, b)],
+      ['conv2d', [[2, 3, 9, 9], [5, 3, 3, 3], [5]], (x, w, b) => dv.conv2d(x, w, b, { padding: 1 })],
+    ];
+    cases.forEach(([name, shapes, op], ci) => {
+      const inputs = shapes.map((s, i) => toF32(randomValues(s.reduce((p, d) => p * d, 1), 50 + 10 * ci + i)));
+      const run = (precision: dv.MatmulPrecision, xs: Float64Array[], grad: (n: number) => Float64Array) => {
+        dv.setMatmulPrecision(precision);
+        return dv.scope(() => {
+          const ts = xs.map((v, i) => fromValues(v, shapes[i], true));
+          const y = op(...ts);
+          y.backward({ grad: fromValues(grad(y.size), y.shape) });
+          return [y.data(), ...ts.map((t) => t.grad!.data())];
+        });
+      };
+      const g = (n: number) => roundAll(toF32(randomValues(n, 99)));
+      const low = run('bf16', inputs, g);
+      // The first two inputs are the GEMM operands; a bias is added in fp32 at either precision.
+      const ref = run('float32', inputs.map((v, i) => (i < 2 ? roundAll(v) : v)), g);
+      const plain = run('float32', inputs, g);
+      low.forEach((v, i) => {
+        const what = `${name} ${i === 0 ? 'forward' : `d/dinput${i - 1}`}`;
+        if (name === 'linearGelu' && i > 0) {
+          // Its backward GEMMs read dh = dout·gelu'(h), computed inside the op, which bf16 rounds
+          // and the pre-rounded float32 reference does not: close at bf16 accuracy only.
+          const scale = ref[i].reduce((m, r) => Math.max(m, Math.abs(r)), 0);
+          for (let e = 0; e < v.length; e++) expect(Math.abs(v[e] - ref[i][e]), `${what} [${e}]`).toBeLessThanOrEqual(2 ** -6 * scale);
+        } else if (exactSame) {
+          expect(bits(Float32Array.from(v)), what).toEqual(bits(Float32Array.from(ref[i])));
+        } else {
+          for (let e = 0; e < v.length; e++) expect(Math.abs(v[e] - ref[i][e]), `${what} [${e}]`).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(ref[i][e])));
+        }
+        // The bias gradient is a sum, not a GEMM: it may equal float32's; GEMM outputs may not.
+        const biasGrad = shapes.length === 3 && i === 3;
+        if (!biasGrad) expect(bits(Float32Array.from(v)), `${what} differs from float32`).not.toEqual(bits(Float32Array.from(plain[i])));
+      });
+    });
+    dv.setMatmulPrecision('bf16');
+  });
+});
+
+describe('diffvit train --precision', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'diffvit-bf16-'));
+  });
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+    dv.setMatmulPrecision(envPrecision as dv.MatmulPrecision);
+  });
+
+  test('rejects unknown precisions', async () => {
+    await expect(trainCommand(['--precision', 'fp16'])).rejects.toThrow("diffvit train: --precision expected float32 or bf16, received 'fp16'");
+  });
+
+  test('applies the precision, stores it in the train config, and a resumed run keeps it', async () => {
+    const config = join(dir, 'tiny.json');
+    writeFileSync(config, JSON.stringify({ model: { arch: 'iuvit', img_size: 32, in_chans: 3, patch: 8, dim: 32, depth: 1, heads: 1, num_classes: 4 } }));
+    const out = join(dir, 'run');
+    const common = ['--batch', '2', '--out', out, '--sample-every', '0', '--checkpoint-every', '1'];
+    dv.setMatmulPrecision('float32');
+    expect(await trainCommand(['--config', config, '--precision', 'bf16', '--steps', '1', ...common])).toBe(0);
+    expect(dv.getMatmulPrecision()).toBe('bf16');
+    const ckpt = join(out, 'checkpoint.safetensors');
+    // The safetensors header: 8-byte little-endian length, then JSON with the __metadata__ strings.
+    const stored = () => {
+      const bytes = readFileSync(ckpt), len = Number(bytes.readBigUInt64LE(0));
+      const meta = (JSON.parse(bytes.subarray(8, 8 + len).toString('utf8')) as { __metadata__: { train_config: string } }).__metadata__;
+      return (JSON.parse(meta.train_config) as dv.TrainConfig).matmulPrecision;
+    };
+    expect(stored()).toBe('bf16');
+
+    dv.setMatmulPrecision('float32');
+    expect(await trainCommand(['--resume', ckpt, ...common, '--steps', '2'])).toBe(0);
+    expect(dv.getMatmulPrecision()).toBe('bf16');
+    expect(stored()).toBe('bf16');
+
+    expect(await trainCommand(['--resume', ckpt, ...common, '--steps', '3', '--precision', 'float32'])).toBe(0);
+    expect(dv.getMatmulPrecision()).toBe('float32');
+    expect(stored()).toBe('float32');
+  });
+});
