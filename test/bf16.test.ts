@@ -380,4 +380,25 @@ describe('diffvit train --precision', () => {
     expect(dv.getMatmulPrecision()).toBe('float32');
     expect(stored()).toBe('float32');
   });
+
+  test('a library Trainer steps at its config\'s precision and leaves the process precision alone', () => {
+    const model = { arch: 'iuvit', img_size: 32, in_chans: 3, patch: 8, dim: 32, depth: 1, heads: 1, num_classes: 4 } as const;
+    const loss = (matmulPrecision: dv.MatmulPrecision) => {
+      const trainer = new dv.Trainer({ ...dv.DEFAULT_TRAIN_CONFIG, model, data: { kind: 'shapes' }, batchSize: 2, matmulPrecision });
+      try {
+        return trainer.trainStep().gradNorm; // (the loss of step 0 is GEMM-free: adaLN-Zero outputs 0)
+      } finally {
+        trainer.dispose();
+      }
+    };
+    dv.setMatmulPrecision('float32');
+    const low = loss('bf16');
+    expect(dv.getMatmulPrecision()).toBe('float32');
+    const full = loss('float32');
+    expect(low).not.toBe(full);
+    expect(Math.abs(low - full)).toBeLessThan(1e-2 * full);
+    dv.setMatmulPrecision('bf16');
+    expect(loss('float32')).toBe(full);
+    expect(dv.getMatmulPrecision()).toBe('bf16');
+  });
 });

@@ -25,7 +25,8 @@ export interface TrainConfig {
   P_std: number;
   /**
    * Precision of the run's GEMMs (setMatmulPrecision): 'bf16' rounds matmul operands to bfloat16
-   * with fp32 accumulation. `diffvit train` applies it for the whole run; a resumed run keeps it.
+   * with fp32 accumulation. The Trainer runs its steps at it (restoring the process's precision after
+   * each); `diffvit train` also samples at it; a resumed run keeps it.
    */
   matmulPrecision: MatmulPrecision;
 }

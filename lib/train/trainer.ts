@@ -15,6 +15,7 @@ import { writeSafetensors } from '../models/safetensors.js';
 import { DiffusionViT } from '../models/diffusion_vit.js';
 import { backward } from '../tensor/autograd.js';
 import { Generator } from '../tensor/random.js';
+import { getMatmulPrecision, type MatmulPrecision, setMatmulPrecision } from '../runtime.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { EMA } from './ema.js';
@@ -38,6 +39,17 @@ interface TrainerState {
   nonFinite: number;
   generator: { seed: number; counter: number };
   adamStep: number;
+}
+
+/** Runs fn with every GEMM at `precision`, restoring the process's precision afterwards. */
+function withPrecision<T>(precision: MatmulPrecision, fn: () => T): T {
+  const previous = getMatmulPrecision();
+  setMatmulPrecision(precision);
+  try {
+    return fn();
+  } finally {
+    setMatmulPrecision(previous);
+  }
 }
 
 export class Trainer {
@@ -82,7 +94,9 @@ export class Trainer {
   trainStep(batch: Batch = this.sampler.batch(this.step)): StepResult {
     const c = this.config;
     const lr = learningRate(this.step, c.lr, c.warmupSteps);
-    const result = scope(() => {
+    // The run's GEMM precision (checkpoints from before the option: the process's).
+    const processPrecision = getMatmulPrecision();
+    const result = withPrecision(c.matmulPrecision ?? processPrecision, () => scope(() => {
       const mc = this.model.config;
       const y = tensor(batch.images, [c.batchSize, mc.in_chans, mc.img_size, mc.img_size]);
       const labels = mc.num_classes ? tensor(batch.labels, [c.batchSize], 'int32') : null;
@@ -101,7 +115,7 @@ export class Trainer {
       const gradNorm = Math.sqrt(sq);
       const finite = Number.isFinite(lossValue) && Number.isFinite(gradNorm);
       return { lossValue, gradNorm, finite, grads };
-    });
+    }));
     let skipped = false;
     if (!result.finite) {
       skipped = true;
