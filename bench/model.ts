@@ -13,6 +13,7 @@ import { packageRoot } from '../lib/backend/native.js';
 import { EDMDenoiser } from '../lib/diffusion/edm.js';
 import { PRESETS } from '../lib/models/configs.js';
 import { randn } from '../lib/ops/creation.js';
+import { runtimeInfo, type MatmulPrecision } from '../lib/runtime.js';
 import { noGrad } from '../lib/tensor/autograd.js';
 import { scope } from '../lib/tensor/scope.js';
 import { DEFAULT_TRAIN_CONFIG, Trainer } from '../lib/train/trainer.js';
@@ -53,9 +54,20 @@ print(json.dumps({"forward_ms": times[len(times)//2] * 1e3}))`;
   return { stepMs: step.step_ms, forwardMs: fwd.forward_ms };
 }
 
+/** Seconds per training step of `preset` at the given GEMM precision. */
+function timeTrainStep(preset: string, batch: number, matmulPrecision: MatmulPrecision): number {
+  const trainer = new Trainer({ ...DEFAULT_TRAIN_CONFIG, model: PRESETS[preset], data: { kind: 'shapes' }, batchSize: batch, matmulPrecision });
+  try {
+    return timeIt(() => trainer.trainStep(), { warmup: 2, minRuns: 5, minSeconds: 3 });
+  } finally {
+    trainer.dispose();
+  }
+}
+
 export function benchModel(preset = 'iuvit-t/4', batch = 32, samples = 64): BenchRow[] {
+  const stepS = timeTrainStep(preset, batch, 'float32');
+  const stepBf16S = timeTrainStep(preset, batch, 'bf16');
   const trainer = new Trainer({ ...DEFAULT_TRAIN_CONFIG, model: PRESETS[preset], data: { kind: 'shapes' }, batchSize: batch });
-  const stepS = timeIt(() => trainer.trainStep(), { warmup: 2, minRuns: 5, minSeconds: 3 });
   const D = new EDMDenoiser(trainer.model);
   const c = trainer.model.config;
   const x = randn([samples, c.in_chans, c.img_size, c.img_size]);
@@ -74,6 +86,7 @@ export function benchModel(preset = 'iuvit-t/4', batch = 32, samples = 64): Benc
   });
   return [
     row(`${preset} train step, batch ${batch}`, batch / stepS, 'missing' in base ? null : (batch * 1000) / base.stepMs),
+    row(`${preset} train step bf16 GEMMs (${runtimeInfo().bf16Path.path}), batch ${batch}`, batch / stepBf16S, 'missing' in base ? null : (batch * 1000) / base.stepMs),
     row(`${preset} sampling forward, ${samples} images`, samples / forwardS, 'missing' in base ? null : (samples * 1000) / base.forwardMs),
   ];
 }
