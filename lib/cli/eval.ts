@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 
 import { ShapesDataset } from '../data/dataset.js';
 import { generate } from '../diffusion/sample.js';
-import { CLASSIFIER_FEATURES, classify, loadOrTrainClassifier } from '../eval/shapes_classifier.js';
+import { CLASSIFIER_FEATURES, CLASSIFIER_STEPS, CLASSIFIER_VERSION, classify, loadOrTrainClassifier } from '../eval/shapes_classifier.js';
 import { featureStats, frechetDistance } from '../eval/frechet.js';
 import { loadCheckpoint } from '../models/checkpoint.js';
 import type { DiffusionViT } from '../models/diffusion_vit.js';
@@ -19,6 +19,8 @@ import { ProgressBar } from './progress.js';
 export interface ShapesEvaluation {
   accuracy: number;
   perClassAccuracy: number[];
+  /** The classifier's accuracy on the real reference shapes: the ceiling of `accuracy`. */
+  realAccuracy: number;
   frechet: number;
   frechetRealVsReal: number;
   samples: number;
@@ -27,8 +29,8 @@ export interface ShapesEvaluation {
 
 export function evaluateShapes(model: DiffusionViT, options: { perClass?: number; guidance?: number; steps?: number; real?: number; classifierPath?: string; seed?: number } = {}): ShapesEvaluation {
   const perClass = options.perClass ?? 64, guidance = options.guidance ?? 2, realCount = options.real ?? 1000;
-  const classifierPath = options.classifierPath ?? join(homedir(), '.cache', 'diffvit', 'shapes-classifier-v1.safetensors');
-  const classifierBar = new ProgressBar(300, 'classifier (first run only)');
+  const classifierPath = options.classifierPath ?? join(homedir(), '.cache', 'diffvit', `shapes-classifier-v${CLASSIFIER_VERSION}.safetensors`);
+  const classifierBar = new ProgressBar(CLASSIFIER_STEPS, 'classifier (first run only)');
   const classifier = loadOrTrainClassifier(classifierPath, (step, loss) => classifierBar.update(step, { loss: loss.toFixed(3) }));
   const numClasses = model.config.num_classes;
   if (numClasses !== 4) throw new Error(`diffvit eval shapes: expected a class-conditional model with 4 classes, the checkpoint has num_classes ${numClasses}`);
@@ -42,8 +44,19 @@ export function evaluateShapes(model: DiffusionViT, options: { perClass?: number
   // real references: two disjoint sets of held-out shapes (seed 2000), one for the baseline
   const real = new ShapesDataset(2000, 2 * realCount);
   const pixels = new Float32Array(2 * realCount * 3072);
-  for (let i = 0; i < 2 * realCount; i++) pixels.set(real.get(i).pixels, i * 3072);
-  const realFeatures = classify(classifier, pixels, 2 * realCount).features;
+  const realLabels = new Int32Array(2 * realCount);
+  for (let i = 0; i < 2 * realCount; i++) {
+    const example = real.get(i);
+    pixels.set(example.pixels, i * 3072);
+    realLabels[i] = example.label;
+  }
+  const realClassified = classify(classifier, pixels, 2 * realCount);
+  const realFeatures = realClassified.features;
+  const realAccuracy = realLabels.reduce((n, l, i) => n + (realClassified.predictions[i] === l ? 1 : 0), 0) / realLabels.length;
+  if (realAccuracy < 0.9) {
+    classifier.dispose();
+    throw new Error(`diffvit eval shapes: the classifier in ${classifierPath} recognises only ${(100 * realAccuracy).toFixed(1)}% of real shapes (expected >= 90%); delete the file to train a new one`);
+  }
   const refStats = featureStats(realFeatures.subarray(0, realCount * CLASSIFIER_FEATURES), realCount, CLASSIFIER_FEATURES);
   const baseline = featureStats(realFeatures.subarray(realCount * CLASSIFIER_FEATURES, realCount * CLASSIFIER_FEATURES + labels.length * CLASSIFIER_FEATURES), labels.length, CLASSIFIER_FEATURES);
   const sampleStats = featureStats(samples.features, labels.length, CLASSIFIER_FEATURES);
@@ -51,6 +64,7 @@ export function evaluateShapes(model: DiffusionViT, options: { perClass?: number
   return {
     accuracy: correct.reduce((a, b) => a + b, 0) / labels.length,
     perClassAccuracy: correct.map((c) => c / perClass),
+    realAccuracy,
     frechet: frechetDistance(sampleStats, refStats),
     frechetRealVsReal: frechetDistance(baseline, refStats),
     samples: labels.length,
@@ -90,7 +104,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
   if (values.json) {
     console.log(JSON.stringify(r, null, 2));
   } else {
-    console.log(`class accuracy   ${(100 * r.accuracy).toFixed(1)}%  (per class: ${r.perClassAccuracy.map((a) => (100 * a).toFixed(0) + '%').join(', ')}; ${r.samples} samples, guidance ${r.guidance})`);
+    console.log(`class accuracy   ${(100 * r.accuracy).toFixed(1)}%  (per class: ${r.perClassAccuracy.map((a) => (100 * a).toFixed(0) + '%').join(', ')}; ${r.samples} samples, guidance ${r.guidance}; the classifier on real shapes: ${(100 * r.realAccuracy).toFixed(1)}%)`);
     console.log(`Fréchet distance ${r.frechet.toFixed(3)}  (classifier features; real vs real: ${r.frechetRealVsReal.toFixed(3)})`);
   }
   return 0;

@@ -4,7 +4,7 @@ import { PRESETS } from '../models/configs.js';
 import { DEFAULT_TRAIN_CONFIG } from '../train/config.js';
 
 // The 15-minute CPU default: iuvit-t/4's widths with 8x8 patches (16 tokens), ~2.5x the img/s.
-export const DEFAULT_PRESET = 'iuvit-t/8';
+export const DEFAULT_PRESET = 'iuvit-xs/4';
 
 export const TRAIN_HELP = `diffvit train [options]
 
@@ -92,7 +92,7 @@ Options:
   --steps N             Heun steps (default 18)
   --real N              real images for the reference statistics (default 1000)
   --classifier FILE     classifier weights (trained and saved there if missing;
-                        default ~/.cache/diffvit/shapes-classifier-v1.safetensors)
+                        default ~/.cache/diffvit/shapes-classifier-v2.safetensors)
   --json                print the result as JSON
   -h, --help            this text`;
 

@@ -8,10 +8,11 @@ import { dirname } from 'node:path';
 
 import { ShapesDataset } from '../data/dataset.js';
 import { BatchSampler } from '../data/loader.js';
-import { tensor } from '../ops/creation.js';
-import { log, mul, relu } from '../ops/elementwise.js';
+import { DataRng } from '../data/rng.js';
+import { randn, tensor } from '../ops/creation.js';
+import { add, exp, log, mul, relu, sub } from '../ops/elementwise.js';
 import { mean, sum } from '../ops/reduce.js';
-import { softmax } from '../ops/norm.js';
+import { fillConstant, normal } from '../nn/init.js';
 import { Conv2d, Linear } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { readSafetensors, writeSafetensors } from '../models/safetensors.js';
@@ -22,6 +23,9 @@ import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export const CLASSIFIER_FEATURES = 64;
+/** Bumped when the classifier's definition or training changes (it names the cached weights file). */
+export const CLASSIFIER_VERSION = 2;
+export const CLASSIFIER_STEPS = 2500;
 
 export class ShapesClassifier extends Module {
   readonly convs: Conv2d[];
@@ -32,6 +36,13 @@ export class ShapesClassifier extends Module {
     const widths = [3, 16, 32, 64, CLASSIFIER_FEATURES];
     this.convs = widths.slice(1).map((w, i) => this.child(`conv${i}`, new Conv2d(widths[i], w, 3, g, i === 0 ? 1 : 2, 1)));
     this.head = this.child('head', new Linear(CLASSIFIER_FEATURES, numClasses, g));
+    // He initialisation for the ReLU stack: torch's default shrinks activations ~2.5× per layer,
+    // and the classifier then sat at chance for hundreds of steps.
+    for (const c of this.convs) {
+      const [, cin, kh, kw] = c.weight.shape;
+      normal(c.weight, 0, Math.sqrt(2 / (cin * kh * kw)), g);
+      if (c.bias) fillConstant(c.bias, 0);
+    }
   }
 
   /** x: (B, 3, 32, 32) -> pooled features (B, 64). */
@@ -47,24 +58,39 @@ export class ShapesClassifier extends Module {
   }
 }
 
+/**
+ * mean_i (logsumexp(logits_i) − logits_i[label_i]) for logits (B, K), shifted by each row's max
+ * (a constant: the value and gradient do not depend on it) so a confident row cannot overflow.
+ */
+function crossEntropy(logits: Tensor, labels: Int32Array): Tensor {
+  const [B, K] = logits.shape;
+  const values = logits.data();
+  const rowMax = Float32Array.from({ length: B }, (_, i) => Math.max(...values.subarray(i * K, (i + 1) * K)));
+  const onehot = new Float32Array(B * K);
+  labels.forEach((l, i) => (onehot[i * K + l] = 1));
+  const z = sub(logits, tensor(rowMax, [B, 1]));
+  return mean(sub(log(sum(exp(z), -1)), sum(mul(z, tensor(onehot, [B, K])), -1)));
+}
+
 /** Trains on real shapes drawn from `seed` (disjoint from the diffusion model's default stream). */
 export function trainShapesClassifier(options: { steps?: number; batch?: number; seed?: number; onStep?: (step: number, loss: number) => void } = {}): ShapesClassifier {
-  const steps = options.steps ?? 300, B = options.batch ?? 64, seed = options.seed ?? 1000;
+  const steps = options.steps ?? CLASSIFIER_STEPS, B = options.batch ?? 64, seed = options.seed ?? 1000;
   const model = new ShapesClassifier(seed);
   const data = new BatchSampler(new ShapesDataset(seed, 1_000_000), { batchSize: B, seed, hflip: true });
   const opt = new AdamW(model.parameters(), { lr: 3e-3, weightDecay: 1e-4 });
+  const noise = new Generator(seed + 1), noiseRng = new DataRng(seed + 2, 0);
   for (let step = 0; step < steps; step++) {
     const batch = data.batch(step);
     const loss = scope(() => {
-      const x = tensor(batch.images, [B, 3, 32, 32]);
-      const onehot = new Float32Array(B * 4);
-      batch.labels.forEach((l, i) => (onehot[i * 4 + l] = 1));
-      // cross-entropy: −mean_i log softmax(logits_i)[label_i]
-      const ce = mul(sum(mul(log(softmax(model.forward(x), -1)), tensor(onehot, [B, 4])), -1), -1);
-      const l = mean(ce);
+      // Pixel noise of a random strength per image (std up to 0.3): samples carry grain and
+      // small artefacts, and the shape, not the texture, is what the classifier should read.
+      const strength = tensor(Float32Array.from({ length: B }, () => noiseRng.uniform(0, 0.3)), [B, 1, 1, 1]);
+      const x = add(tensor(batch.images, [B, 3, 32, 32]), mul(randn([B, 3, 32, 32], { generator: noise }), strength));
+      const l = crossEntropy(model.forward(x), batch.labels);
       backward(l);
       return l.item();
     });
+    opt.lr = 0.5 * 3e-3 * (1 + Math.cos((Math.PI * step) / steps)); // cosine decay: a settled end point
     opt.update();
     model.zeroGrad();
     options.onStep?.(step + 1, loss);

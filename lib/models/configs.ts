@@ -44,6 +44,7 @@ export const DEFAULTS = {
 
 /** Named presets (DiT-style keys). ASCEND counterparts trade decoder depth for encoder depth. */
 export const PRESETS: Record<string, ModelConfig> = {
+  'iuvit-xs/4': { arch: 'iuvit', img_size: 32, in_chans: 3, patch: 4, dim: 128, depth: 7, heads: 4 },
   'iuvit-t/8': { arch: 'iuvit', img_size: 32, in_chans: 3, patch: 8, dim: 256, depth: 7, heads: 4 },
   'iuvit-t/4': { arch: 'iuvit', img_size: 32, in_chans: 3, patch: 4, dim: 256, depth: 7, heads: 4 },
   'iuvit-s/2': { arch: 'iuvit', img_size: 32, in_chans: 3, patch: 2, dim: 512, depth: 13, heads: 8 },

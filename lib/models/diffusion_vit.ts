@@ -7,7 +7,7 @@ import { add } from '../ops/elementwise.js';
 import { concat, flatten, permute, reshape, slice, transpose, unsqueeze } from '../ops/shape.js';
 import { Conv2d, Embedding, Linear } from '../nn/layers.js';
 import { Block, FinalLayer } from '../nn/block.js';
-import { fillConstant, truncNormal, xavierUniform } from '../nn/init.js';
+import { fillConstant, sinCos2d, truncNormal, xavierUniform } from '../nn/init.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { TimestepEmbed } from '../nn/timestep.js';
 import { Generator } from '../tensor/random.js';
@@ -60,7 +60,7 @@ export class DiffusionViT extends Module {
     this.initializeWeights(g);
   }
 
-  /** The twin's reset_parameters: xavier Linear weights, zero biases, adaLN-Zero. */
+  /** The twin's reset_parameters (xavier Linear weights, zero biases, adaLN-Zero), but sin-cos patch positions. */
   private initializeWeights(g: Generator): void {
     for (const [, m] of this.namedModules()) {
       if (m instanceof Linear) {
@@ -69,6 +69,11 @@ export class DiffusionViT extends Module {
       }
     }
     truncNormal(this.pos_embed, 0.02, g);
+    // Patch tokens start from DiT's 2-D sin-cos features instead (still learned; extra tokens keep
+    // the twin's N(0, 0.02²)): with 0.02-sized positions the tokens barely know where they are, so
+    // short runs learned each patch's colour but not connected shapes (see docs/training-notes.md).
+    const grid = Math.round(Math.sqrt(this.nPatches));
+    this.pos_embed.buffer.write(this.pos_embed.offset + this.nExtra * this.pos_embed.shape[2], sinCos2d(grid, this.pos_embed.shape[2]));
     for (const [, m] of this.namedModules()) {
       // zero-init adaLN modulation: every block starts as the identity
       if ((m instanceof Block || m instanceof FinalLayer) && m.ada) {

@@ -41,6 +41,28 @@ export function truncNormal(t: Tensor, std: number, g: Generator, low = -2, high
   return t;
 }
 
+/**
+ * DiT's fixed 2-D sin-cos position features for a grid × grid patch layout, row-major tokens:
+ * (grid², dim) where, per token at (row, col), the first dim/2 features encode the row and the
+ * rest the column, each half as [sin(pos·ω_i), cos(pos·ω_i)], ω_i = 10000^(-i/(dim/4)). Features
+ * past the largest multiple of 4 stay 0.
+ */
+export function sinCos2d(grid: number, dim: number): Float32Array {
+  const q = Math.floor(dim / 4);
+  const out = new Float32Array(grid * grid * dim);
+  for (let t = 0; t < grid * grid; t++) {
+    const row = Math.floor(t / grid), col = t % grid;
+    for (let i = 0; i < q; i++) {
+      const omega = 10000 ** (-i / q);
+      out[t * dim + i] = Math.sin(row * omega);
+      out[t * dim + q + i] = Math.cos(row * omega);
+      out[t * dim + 2 * q + i] = Math.sin(col * omega);
+      out[t * dim + 3 * q + i] = Math.cos(col * omega);
+    }
+  }
+  return out;
+}
+
 /** Xavier/Glorot uniform for a (fanOut, fanIn) weight. */
 export function xavierUniform(t: Tensor, g: Generator): Tensor {
   const [fanOut, fanIn] = [t.shape[0], t.size / t.shape[0]];
