@@ -3,11 +3,15 @@
  * achieved GFLOP/s (forward 4·B·H·Nq·Nk·D flops: Q Kᵀ and P V; backward 10·B·H·Nq·Nk·D: the
  * recomputed Q Kᵀ plus dV, dP, dQ and dK).
  *
+ * The baseline is the twin's attention on the same shapes and layout (torch's
+ * scaled_dot_product_attention where it exists, else its matmul-softmax-matmul).
+ *
  *   npx tsc -p . && node dist/bench/attention.js
  */
 import * as dv from '../lib/index.js';
 import { attention } from '../lib/ops/attention.js';
 import { type BenchRow, timeIt } from './common.js';
+import { runTwinSnippet, twinMissing, twinThreadCounts } from './twin.js';
 
 const CASES: [number, number, number, number][] = [
   [32, 4, 65, 64],
@@ -15,9 +19,40 @@ const CASES: [number, number, number, number][] = [
   [4, 4, 1025, 64],
 ];
 
+/** The twin's attention forward and forward+backward, median ms per case (q, k, v sliced from one qkv), the faster of its thread counts. */
+function twinTimes(): { fwd_ms: number; both_ms: number }[] | { missing: string } {
+  const missing = twinMissing();
+  if (missing) return { missing };
+  const runs = twinThreadCounts().map((threads) => runTwinSnippet<{ fwd_ms: number; both_ms: number }[]>(`
+def median_ms(fn, runs=7):
+    fn(); fn()
+    ts = []
+    for _ in range(runs):
+        t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
+    return sorted(ts)[runs // 2] * 1e3
+out = []
+for B, H, N, D in ${JSON.stringify(CASES)}:
+    qkv = torch.randn(B, N, 3, H, D).permute(2, 0, 3, 1, 4)
+    q, k, v = (x.detach().requires_grad_() for x in qkv)
+    dy = torch.randn(B, H, N, D)
+    with torch.no_grad():
+        fwd = median_ms(lambda: t.attention(q, k, v))
+    def both():
+        t.attention(q, k, v).backward(dy)
+        for x in (q, k, v): x.grad = None
+    out.append({"fwd_ms": fwd, "both_ms": median_ms(both)})
+print(json.dumps(out))`, threads));
+  return runs[0].map((_, i) => ({ fwd_ms: Math.min(...runs.map((r) => r[i].fwd_ms)), both_ms: Math.min(...runs.map((r) => r[i].both_ms)) }));
+}
+
 export function benchAttention(): BenchRow[] {
   const rows: BenchRow[] = [];
-  for (const [B, H, N, D] of CASES) {
+  const twin = twinTimes();
+  const versus = (i: number, key: 'fwd_ms' | 'both_ms', ms: number): Pick<BenchRow, 'baseline' | 'ratio'> =>
+    'missing' in twin
+      ? { baseline: { name: 'pytorch twin', missing: twin.missing } }
+      : { baseline: { name: 'pytorch twin', value: twin[i][key] }, ratio: twin[i][key] / ms };
+  for (const [i, [B, H, N, D]] of CASES.entries()) {
     dv.scope(() => {
       // Read in place from a (B, N, 3, H, D) tensor, as the model's qkv projection hands them over.
       const qkv = dv.randn([B, N, 3, H, D]);
@@ -27,7 +62,7 @@ export function benchAttention(): BenchRow[] {
       const flops = B * H * N * N * D;
 
       const fwd = timeIt(() => dv.noGrad(() => attention(q, k, v)).dispose());
-      rows.push({ bench: 'attention', case: `${name} fwd`, unit: 'ms', value: fwd * 1e3 });
+      rows.push({ bench: 'attention', case: `${name} fwd`, unit: 'ms', value: fwd * 1e3, ...versus(i, 'fwd_ms', fwd * 1e3) });
       rows.push({ bench: 'attention', case: `${name} fwd`, unit: 'GFLOP/s', value: (4 * flops) / fwd / 1e9 });
 
       for (const t of [q, k, v]) t.requiresGrad = true;
@@ -40,7 +75,7 @@ export function benchAttention(): BenchRow[] {
           t.grad = null;
         }
       });
-      rows.push({ bench: 'attention', case: `${name} fwd+bwd`, unit: 'ms', value: both * 1e3 });
+      rows.push({ bench: 'attention', case: `${name} fwd+bwd`, unit: 'ms', value: both * 1e3, ...versus(i, 'both_ms', both * 1e3) });
       rows.push({ bench: 'attention', case: `${name} fwd+bwd`, unit: 'GFLOP/s', value: (14 * flops) / both / 1e9 });
     });
   }

@@ -5,11 +5,6 @@
  *
  *   diffvit bench model
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-
-import { packageRoot } from '../lib/backend/native.js';
 import { EDMDenoiser } from '../lib/diffusion/edm.js';
 import { PRESETS } from '../lib/models/configs.js';
 import { randn } from '../lib/ops/creation.js';
@@ -18,26 +13,13 @@ import { noGrad } from '../lib/tensor/autograd.js';
 import { scope } from '../lib/tensor/scope.js';
 import { DEFAULT_TRAIN_CONFIG, Trainer } from '../lib/train/trainer.js';
 import { type BenchRow, timeIt } from './common.js';
+import { runTwin, runTwinSnippet, twinMissing, twinThreadCounts } from './twin.js';
 
-const PYTHON = '/usr/bin/python3';
-const INSTALL = 'apt-get install -y python3-torch';
-
-function twinPath(): string {
-  return join(packageRoot(), '..', 'shared', 'reference', 'diffvit_torch.py');
-}
-
-/** Times the twin with a Python snippet (training step via its own `bench`, forward via EDMPrecond). */
+/** Times the twin (the faster of its thread counts): the training step via its own `bench`, the forward via EDMPrecond. */
 function twin(preset: string, batch: number, samples: number): { stepMs: number; forwardMs: number } | { missing: string } {
-  if (!existsSync(PYTHON) || spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status !== 0) {
-    return { missing: `PyTorch not installed (${INSTALL})` };
-  }
-  if (!existsSync(twinPath())) return { missing: `the twin is not at ${twinPath()}` };
-  const step = JSON.parse(execFileSync(PYTHON, [twinPath(), 'bench', '--preset', preset, '--batch', String(batch)], { encoding: 'utf8' }).trim().split('\n').pop()!);
-  const script = `
-import sys, time, json, torch
-sys.path.insert(0, ${JSON.stringify(join(twinPath(), '..'))})
-import diffvit_torch as t
-torch.set_num_threads(${Number(process.env.DIFFVIT_THREADS ?? 0) || 'torch.get_num_threads()'})
+  const missing = twinMissing();
+  if (missing) return { missing };
+  const forward = (threads: number) => runTwinSnippet<{ forward_ms: number }>(`
 net = t.DiffusionViT(**t.PRESETS[${JSON.stringify(preset)}]).eval()
 D = t.EDMPrecond(net)
 c = net.cfg
@@ -49,9 +31,12 @@ with torch.no_grad():
     for _ in range(5):
         t0 = time.perf_counter(); D(x, s); times.append(time.perf_counter() - t0)
 times.sort()
-print(json.dumps({"forward_ms": times[len(times)//2] * 1e3}))`;
-  const fwd = JSON.parse(execFileSync(PYTHON, ['-c', script], { encoding: 'utf8' }).trim().split('\n').pop()!);
-  return { stepMs: step.step_ms, forwardMs: fwd.forward_ms };
+print(json.dumps({"forward_ms": times[len(times)//2] * 1e3}))`, threads).forward_ms;
+  const counts = twinThreadCounts();
+  return {
+    stepMs: Math.min(...counts.map((n) => runTwin<{ step_ms: number }>(['bench', '--preset', preset, '--batch', String(batch)], n).step_ms)),
+    forwardMs: Math.min(...counts.map(forward)),
+  };
 }
 
 /** Seconds per training step of `preset` at the given GEMM precision. */
