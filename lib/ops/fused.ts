@@ -13,20 +13,8 @@
  */
 import { native } from '../backend/native.js';
 import { needsGrad, record } from '../tensor/autograd.js';
-import { copyInto, formatShape, Tensor } from '../tensor/tensor.js';
-import { argError, checkTensor, describe } from './util.js';
-
-/** x's values in contiguous row-major memory without recording autograd: x itself or a copy the caller disposes. */
-function dense(x: Tensor): Tensor {
-  if (x.isContiguous()) return x;
-  const c = Tensor.empty(x.shape);
-  copyInto(x, c);
-  return c;
-}
-
-function release(copy: Tensor | null, original: Tensor | null): void {
-  if (copy && copy !== original) copy.dispose();
-}
+import { formatShape, Tensor } from '../tensor/tensor.js';
+import { argError, checkTensor, dense, describe, release } from './util.js';
 
 /** x: a live float32 (B, N, D) tensor. */
 function checkTokens(op: string, arg: string, x: Tensor): [number, number, number] {

@@ -8,20 +8,8 @@
  */
 import { native } from '../backend/native.js';
 import { needsGrad, record } from '../tensor/autograd.js';
-import { copyInto, formatShape, shapeSize, Tensor } from '../tensor/tensor.js';
-import { argError, checkTensor, describe, normAxis } from './util.js';
-
-/** x's values in contiguous row-major memory without recording autograd: x itself or a copy the caller disposes. */
-function dense(x: Tensor): Tensor {
-  if (x.isContiguous()) return x;
-  const c = Tensor.empty(x.shape);
-  copyInto(x, c);
-  return c;
-}
-
-function release(copy: Tensor | null, original: Tensor | null): void {
-  if (copy && copy !== original) copy.dispose();
-}
+import { formatShape, shapeSize, Tensor } from '../tensor/tensor.js';
+import { argError, checkTensor, dense, describe, normAxis, release } from './util.js';
 
 /**
  * softmax(x) along `axis` (default: the last), computed as exp(x - max) / sum(exp(x - max)) so

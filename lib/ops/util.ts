@@ -1,5 +1,5 @@
 /** Argument checks and shape helpers shared by the op files. */
-import { formatShape, type DType, type Shape, Tensor } from '../tensor/tensor.js';
+import { copyInto, formatShape, type DType, type Shape, Tensor } from '../tensor/tensor.js';
 
 /** Throws the standard error: "diffvit.<op>: argument '<arg>' expected <expected>, received <received>". */
 export function argError(op: string, arg: string, expected: string, received: string): Error {
@@ -81,4 +81,17 @@ export function broadcastStrides(t: Tensor, shape: Shape): number[] {
     if (i < lead) return 0;
     return t.shape[i - lead] === 1 && s !== 1 ? 0 : t.strides[i - lead];
   });
+}
+
+/** x's values in contiguous row-major memory without recording autograd: x itself or a copy the caller disposes. */
+export function dense(x: Tensor): Tensor {
+  if (x.isContiguous()) return x;
+  const c = Tensor.empty(x.shape);
+  copyInto(x, c);
+  return c;
+}
+
+/** Disposes `copy` when it is a copy made by dense(), not the original. */
+export function release(copy: Tensor | null, original: Tensor | null): void {
+  if (copy && copy !== original) copy.dispose();
 }

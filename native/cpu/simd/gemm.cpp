@@ -255,6 +255,29 @@ void round_to_bf16(float* p, int64_t n) {
 using Kernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int nr, float beta);
 
 #if defined(DV_ISA_AVX512) || defined(DV_ISA_AVX2)
+// C[0:MRr, 0:nr] = acc + beta * C (beta == 0: C not read); only the last vector may be partial.
+// Acc: VF, or the raw register type of a kernel written with intrinsics (bf16).
+template <int MRr, int NV, typename Acc>
+inline void store_tile(const Acc (&acc)[MRr][NV], float* c, int64_t ldc, int nr, float beta) {
+  const int last = nr - (NV - 1) * W;  // lanes of the last vector to store, 1..W
+  const VF vbeta = VF::set1(beta);
+#pragma GCC unroll 16
+  for (int i = 0; i < MRr; ++i) {
+    float* row = c + i * ldc;
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; ++v) {
+      const int n = v == NV - 1 ? last : W;
+      VF r = acc[i][v];
+      if (beta != 0.0f) r = fmadd(n == W ? VF::load(row + v * W) : VF::load_partial(row + v * W, n), vbeta, r);
+      if (n == W) {
+        r.store(row + v * W);
+      } else {
+        store_n(row + v * W, r, n);
+      }
+    }
+  }
+}
+
 template <int MRr, int NV>
 void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict b, float* c, int64_t ldc, int nr,
                   float beta) {
@@ -274,23 +297,7 @@ void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict
       for (int v = 0; v < NV; ++v) acc[i][v] = fmadd(av, bv[v], acc[i][v]);
     }
   }
-  const int last = nr - (NV - 1) * W;  // lanes of the last vector to store, 1..W
-  const VF vbeta = VF::set1(beta);
-#pragma GCC unroll 16
-  for (int i = 0; i < MRr; ++i) {
-    float* row = c + i * ldc;
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) {
-      const int n = v == NV - 1 ? last : W;
-      VF r = acc[i][v];
-      if (beta != 0.0f) r = fmadd(n == W ? VF::load(row + v * W) : VF::load_partial(row + v * W, n), vbeta, r);
-      if (n == W) {
-        r.store(row + v * W);
-      } else {
-        store_n(row + v * W, r, n);
-      }
-    }
-  }
+  store_tile(acc, c, ldc, nr, beta);
 }
 #else
 template <int MRr, int NV>
@@ -570,23 +577,7 @@ DV_TARGET_BF16 void micro_kernel_bf16(int64_t kq, const float* __restrict a, con
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], av, bv[v]);
     }
   }
-  const int last = nr - (NV - 1) * W;  // lanes of the last vector to store, 1..W
-  const VF vbeta = VF::set1(beta);
-#pragma GCC unroll 16
-  for (int i = 0; i < MRr; ++i) {
-    float* row = c + i * ldc;
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) {
-      const int n = v == NV - 1 ? last : W;
-      VF r = acc[i][v];
-      if (beta != 0.0f) r = fmadd(n == W ? VF::load(row + v * W) : VF::load_partial(row + v * W, n), vbeta, r);
-      if (n == W) {
-        r.store(row + v * W);
-      } else {
-        store_n(row + v * W, r, n);
-      }
-    }
-  }
+  store_tile(acc, c, ldc, nr, beta);
 }
 
 template <int MRr, int... NVs>
