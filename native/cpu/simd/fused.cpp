@@ -55,12 +55,6 @@ struct Partials {
   }
 };
 
-// Whole and partial vectors over `cols` columns: fn(i, lanes).
-template <typename F>
-inline void for_lanes(int64_t cols, F fn) {
-  for (int64_t i = 0; i < cols; i += VF::W) fn(i, int(std::min<int64_t>(VF::W, cols - i)));
-}
-
 }  // namespace
 
 // ============================ LayerNorm + modulation ============================
@@ -102,34 +96,9 @@ void layer_norm_modulate_backward(const float* x, const float* scale, int64_t sc
     const float* sc = scale + b * scale_stride;
     for (int64_t n = n0; n < n1; ++n) {
       const int64_t r = b * tokens + n;
-      const float* xr = x + r * cols;
-      const float* gr = dy + r * cols;
-      const float mu = mean[r], rs = rstd[r];
-      const VF vm = VF::set1(mu), vr = VF::set1(rs);
-      float* dr = dx ? dx + r * cols : nullptr;
-      // Pass 1: this row's share of dshift/dscale and the row sums for dx. Tail lanes: x padded
-      // with the mean (xh = 0) and dy zero-filled, so they add exact zeros. g = dy * (1 + scale)
-      // is parked in dx so that pass 2 subtracts mean(g) from the very values that were summed.
-      VF sg = VF::zero(), sgx = VF::zero();
-      for_lanes(cols, [&](int64_t i, int lanes) {
-        VF xh = ((lanes == VF::W ? VF::load(xr + i) : load_pad(xr + i, lanes, mu)) - vm) * vr;
-        VF g = load_lanes(gr + i, lanes);
-        if (ps) store_lanes(load_lanes(ps + i, lanes) + g, ps + i, lanes);
-        if (pc) store_lanes(fmadd(g, xh, load_lanes(pc + i, lanes)), pc + i, lanes);
-        if (dr) {
-          g = g * (one + load_lanes(sc + i, lanes));
-          store_lanes(g, dr + i, lanes);
-          sg = sg + g;
-          sgx = fmadd(g, xh, sgx);
-        }
-      });
-      if (!dr) continue;
-      // Pass 2: dx = rstd * (g - a - xh * c).
-      const VF a = VF::set1(reduce_add(sg) * inv_n), c = VF::set1(reduce_add(sgx) * inv_n);
-      for_lanes(cols, [&](int64_t i, int lanes) {
-        VF xh = (load_lanes(xr + i, lanes) - vm) * vr;
-        store_lanes(vr * (load_lanes(dr + i, lanes) - a - xh * c), dr + i, lanes);
-      });
+      layer_norm_backward_row(x + r * cols, dy + r * cols, mean[r], rstd[r], cols, inv_n, ps, pc,
+                              dx ? dx + r * cols : nullptr,
+                              [&](int64_t i, int lanes) { return one + load_lanes(sc + i, lanes); });
     }
   });
   if (dshift) combine_partials(part.a.get(), batch, runs, cols, dshift);

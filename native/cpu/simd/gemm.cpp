@@ -318,16 +318,21 @@ void micro_kernel(int64_t kc, const float* __restrict a, const float* __restrict
 }
 #endif
 
-// kKernels[mr - 1][nv - 1]: the kernel for an mr-row tile of nv vectors of columns.
-template <int MRr, int... NVs>
+// kernel_table<Pick>()[mr - 1][nv - 1] = Pick<mr, nv>::fn, the kernel for an mr-row tile of nv
+// vectors of columns (Pick names one micro-kernel template: fp32 here, bf16 below).
+template <template <int, int> class Pick, int MRr, int... NVs>
 constexpr std::array<Kernel, kNV> kernel_row(std::integer_sequence<int, NVs...>) {
-  return {&micro_kernel<MRr, NVs + 1>...};
+  return {Pick<MRr, NVs + 1>::fn...};
 }
-template <int... MRs>
+template <template <int, int> class Pick, int... MRs>
 constexpr std::array<std::array<Kernel, kNV>, kMR> kernel_table(std::integer_sequence<int, MRs...>) {
-  return {kernel_row<MRs + 1>(std::make_integer_sequence<int, kNV>{})...};
+  return {kernel_row<Pick, MRs + 1>(std::make_integer_sequence<int, kNV>{})...};
 }
-constexpr auto kKernels = kernel_table(std::make_integer_sequence<int, kMR>{});
+template <int MRr, int NV>
+struct Fp32Kernel {
+  static constexpr Kernel fn = &micro_kernel<MRr, NV>;
+};
+constexpr auto kKernels = kernel_table<Fp32Kernel>(std::make_integer_sequence<int, kMR>{});
 
 // ---- driver ----
 
@@ -580,16 +585,12 @@ DV_TARGET_BF16 void micro_kernel_bf16(int64_t kq, const float* __restrict a, con
   store_tile(acc, c, ldc, nr, beta);
 }
 
-template <int MRr, int... NVs>
-constexpr std::array<Kernel, kNV> kernel_row_bf16(std::integer_sequence<int, NVs...>) {
-  return {&micro_kernel_bf16<MRr, NVs + 1>...};
-}
-template <int... MRs>
-constexpr std::array<std::array<Kernel, kNV>, kMR> kernel_table_bf16(std::integer_sequence<int, MRs...>) {
-  return {kernel_row_bf16<MRs + 1>(std::make_integer_sequence<int, kNV>{})...};
-}
+template <int MRr, int NV>
+struct Bf16Kernel {
+  static constexpr Kernel fn = &micro_kernel_bf16<MRr, NV>;
+};
 // kKernelsBf16[mr - 1][nv - 1], called with the number of k pairs.
-constexpr auto kKernelsBf16 = kernel_table_bf16(std::make_integer_sequence<int, kMR>{});
+constexpr auto kKernelsBf16 = kernel_table<Bf16Kernel>(std::make_integer_sequence<int, kMR>{});
 
 // As gemm_tile, on bf16 pairs.
 DV_TARGET_BF16 void gemm_tile_bf16(const GemmArgs& g, const float* A, const float* B, float* C, float* P, int64_t i0,

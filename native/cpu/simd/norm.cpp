@@ -219,36 +219,12 @@ void layer_norm_backward_rows(const float* x, const float* w, const float* mean,
     if (cw) std::fill(cw, cw + cols, 0.0f);
     if (cb) std::fill(cb, cb + cols, 0.0f);
     for (int64_t r = r0; r < r1; ++r) {
-      const float* xr = x + r * cols;
-      const float* gr = dy + r * cols;
-      const float mu = mean[r], rs = rstd[r];
-      const VF vm = VF::set1(mu), vr = VF::set1(rs);
       float* dr = dx ? dx + r * cols : nullptr;
-      // Pass 1: row sums for dx, and this row's share of dweight/dbias. Tail lanes: x padded with
-      // the mean (xh = 0) and dy zero-filled, so they add exact zeros. g = dy * weight is parked
-      // in dx so that pass 2 subtracts mean(g) from the very values that were summed (recomputing
-      // the product could be fused into an FMA there and leave rounding residue times rstd).
-      VF sg = VF::zero(), sgx = VF::zero();
-      for (int64_t i = 0; i < cols; i += VF::W) {
-        const int lanes = int(std::min<int64_t>(VF::W, cols - i));
-        VF xh = ((lanes == VF::W ? VF::load(xr + i) : load_pad(xr + i, lanes, mu)) - vm) * vr;
-        VF g = load_lanes(gr + i, lanes);
-        if (cw) store_lanes(fmadd(g, xh, load_lanes(cw + i, lanes)), cw + i, lanes);
-        if (cb) store_lanes(load_lanes(cb + i, lanes) + g, cb + i, lanes);
-        if (dr) {
-          if constexpr (HasW) g = g * load_lanes(w + i, lanes);
-          store_lanes(g, dr + i, lanes);
-          sg = sg + g;
-          sgx = fmadd(g, xh, sgx);
-        }
-      }
-      if (!dr) continue;
-      // Pass 2: dx = rstd * (g - a - xh * b).
-      const VF a = VF::set1(reduce_add(sg) * inv_n), b = VF::set1(reduce_add(sgx) * inv_n);
-      for (int64_t i = 0; i < cols; i += VF::W) {
-        const int lanes = int(std::min<int64_t>(VF::W, cols - i));
-        VF xh = (load_lanes(xr + i, lanes) - vm) * vr;
-        store_lanes(vr * (load_lanes(dr + i, lanes) - a - xh * b), dr + i, lanes);
+      if constexpr (HasW) {
+        layer_norm_backward_row(x + r * cols, dy + r * cols, mean[r], rstd[r], cols, inv_n, cb, cw, dr,
+                                [&](int64_t i, int lanes) { return load_lanes(w + i, lanes); });
+      } else {
+        layer_norm_backward_row(x + r * cols, dy + r * cols, mean[r], rstd[r], cols, inv_n, cb, cw, dr, nullptr);
       }
     }
   });

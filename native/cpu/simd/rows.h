@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/thread_pool.h"
 #include "cpu/simd/simd.h"
@@ -93,6 +94,46 @@ inline void row_stats(const float* x, int64_t n, float eps, float& mean, float& 
   const float var = std::max(0.0f, (s2 - s1 * s1 * inv_n) * inv_n);
   mean = mu;
   rstd = 1.0f / std::sqrt(var + eps);
+}
+
+// Whole and partial vectors over `cols` columns: fn(i, lanes).
+template <typename F>
+inline void for_lanes(int64_t cols, F fn) {
+  for (int64_t i = 0; i < cols; i += VF::W) fn(i, int(std::min<int64_t>(VF::W, cols - i)));
+}
+
+// One row of the LayerNorm backward, xh = (x - mu) * rs. Adds dy to sum_dy and dy * xh to
+// sum_dy_xh (either may be null: the caller's partial sums for the shift/bias and scale/weight
+// gradients) and, when dx is set, writes dx = rs * (g - mean(g) - xh * mean(g * xh)) with
+// g = dy * mult(i, lanes), the per-column factor on xh (LayerNorm weight, 1 + adaLN scale), or
+// g = dy where mult is nullptr. Tail lanes: x padded with the mean (xh = 0) and dy zero-filled,
+// so they add exact zeros. g is parked in dx so that pass 2 subtracts mean(g) from the very
+// values that were summed (recomputing the product could be fused into an FMA there and leave
+// rounding residue times rstd).
+template <typename Mult>
+inline void layer_norm_backward_row(const float* xr, const float* gr, float mu, float rs, int64_t cols, float inv_n,
+                                    float* sum_dy, float* sum_dy_xh, float* dr, Mult mult) {
+  const VF vm = VF::set1(mu), vr = VF::set1(rs);
+  VF sg = VF::zero(), sgx = VF::zero();
+  for_lanes(cols, [&](int64_t i, int lanes) {
+    VF xh = ((lanes == VF::W ? VF::load(xr + i) : load_pad(xr + i, lanes, mu)) - vm) * vr;
+    VF g = load_lanes(gr + i, lanes);
+    if (sum_dy_xh) store_lanes(fmadd(g, xh, load_lanes(sum_dy_xh + i, lanes)), sum_dy_xh + i, lanes);
+    if (sum_dy) store_lanes(load_lanes(sum_dy + i, lanes) + g, sum_dy + i, lanes);
+    if (dr) {
+      if constexpr (!std::is_same_v<Mult, std::nullptr_t>) g = g * mult(i, lanes);
+      store_lanes(g, dr + i, lanes);
+      sg = sg + g;
+      sgx = fmadd(g, xh, sgx);
+    }
+  });
+  if (!dr) return;
+  // Pass 2: dx = rstd * (g - a - xh * b).
+  const VF a = VF::set1(reduce_add(sg) * inv_n), b = VF::set1(reduce_add(sgx) * inv_n);
+  for_lanes(cols, [&](int64_t i, int lanes) {
+    VF xh = (load_lanes(xr + i, lanes) - vm) * vr;
+    store_lanes(vr * (load_lanes(dr + i, lanes) - a - xh * b), dr + i, lanes);
+  });
 }
 
 // out[g * cols + j] = sum over c < chunks of partial[(g * chunks + c) * cols + j], for g < groups:
