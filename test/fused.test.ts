@@ -3,7 +3,7 @@ import { expect, test } from 'vitest';
 import * as dv from '../lib/index.js';
 import { native } from '../lib/backend/native.js';
 import type { NativeBuffer } from '../lib/backend/kernels/core.js';
-import { checkOp, describeEachLevel, expectClose, fromValues, ODD_SIZES, randomValues, recordError, toF32 } from './helpers.js';
+import { checkOp, describeEachLevel, expectClose, fromValues, ODD_SIZES, randomValues, recordError, refStats, toF32 } from './helpers.js';
 
 // ---------------------------------------------------------------------------------------------
 // float64 references
@@ -12,21 +12,6 @@ import { checkOp, describeEachLevel, expectClose, fromValues, ODD_SIZES, randomV
 const EPS = 1e-6;
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const gelu = (v: number) => 0.5 * v * (1 + Math.tanh(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v)));
-
-/** Row statistics of (rows, cols) x: mean and 1/sqrt(biased var + eps). */
-function refStats(x: Float64Array, rows: number, cols: number, eps: number) {
-  const mean = new Float64Array(rows), rstd = new Float64Array(rows);
-  for (let r = 0; r < rows; r++) {
-    let s = 0;
-    for (let j = 0; j < cols; j++) s += x[r * cols + j];
-    const mu = s / cols;
-    let q = 0;
-    for (let j = 0; j < cols; j++) q += (x[r * cols + j] - mu) ** 2;
-    mean[r] = mu;
-    rstd[r] = 1 / Math.sqrt(q / cols + eps);
-  }
-  return { mean, rstd };
-}
 
 /** LayerNorm(x) * (1 + scale[b]) + shift[b]; shift and scale are (B, D) row-major. */
 function refLnModulate(B: number, N: number, D: number, eps = EPS) {

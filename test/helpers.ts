@@ -153,3 +153,18 @@ export function describeEachLevel(title: string, body: (level: 'avx512' | 'avx2'
 
 /** Awkward sizes every op is tried on. */
 export const ODD_SIZES = [1, 3, 17, 65, 257];
+
+/** Row statistics of (rows, cols) x: mean and 1/sqrt(biased var + eps). */
+export function refStats(x: Float64Array, rows: number, cols: number, eps: number) {
+  const mean = new Float64Array(rows), rstd = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let s = 0;
+    for (let j = 0; j < cols; j++) s += x[r * cols + j];
+    const mu = s / cols;
+    let q = 0;
+    for (let j = 0; j < cols; j++) q += (x[r * cols + j] - mu) ** 2;
+    mean[r] = mu;
+    rstd[r] = 1 / Math.sqrt(q / cols + eps);
+  }
+  return { mean, rstd };
+}

@@ -3,7 +3,7 @@ import { expect, test } from 'vitest';
 import * as dv from '../lib/index.js';
 import { native } from '../lib/backend/native.js';
 import { layerNorm, softmax } from '../lib/ops/norm.js';
-import { checkOp, describeEachLevel, expectClose, fromValues, ODD_SIZES, randomValues, recordError, toF32 } from './helpers.js';
+import { checkOp, describeEachLevel, expectClose, fromValues, ODD_SIZES, randomValues, recordError, refStats, toF32 } from './helpers.js';
 
 const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -37,20 +37,6 @@ function refSoftmaxBackward(y: Float64Array, dy: Float64Array, n: number): Float
     for (let k = 0; k < n; k++) dx[r * n + k] = y[r * n + k] * (dy[r * n + k] - dot);
   }
   return dx;
-}
-
-function refStats(x: Float64Array, rows: number, cols: number, eps: number) {
-  const mean = new Float64Array(rows), rstd = new Float64Array(rows);
-  for (let r = 0; r < rows; r++) {
-    let s = 0;
-    for (let j = 0; j < cols; j++) s += x[r * cols + j];
-    const mu = s / cols;
-    let q = 0;
-    for (let j = 0; j < cols; j++) q += (x[r * cols + j] - mu) ** 2;
-    mean[r] = mu;
-    rstd[r] = 1 / Math.sqrt(q / cols + eps);
-  }
-  return { mean, rstd };
 }
 
 /** layerNorm over rows of `cols`; the inputs are (x, [weight], [bias]) as flagged. */
