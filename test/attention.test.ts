@@ -297,6 +297,68 @@ describeEachLevel('attention', () => {
     expect(after.buffers).toBe(before.buffers);
   });
 
+  // selfAttention: the packed (B, N, 3·H·D) projection in, merged heads (B, N, H·D) out, one packed gradient.
+  const unpack = (B: number, N: number, H: number, D: number, qkv: ArrayLike<number>, which: number) => {
+    const out = new Float64Array(B * H * N * D);
+    for (let b = 0; b < B; b++) for (let n = 0; n < N; n++) for (let h = 0; h < H; h++) for (let c = 0; c < D; c++)
+      out[((b * H + h) * N + n) * D + c] = qkv[(((b * N + n) * 3 + which) * H + h) * D + c];
+    return out;
+  };
+  /** (B, H, N, D) rows as (B, N, H·D): the merged-heads layout selfAttention returns. */
+  const mergeHeads = (B: number, N: number, H: number, D: number, x: Float64Array) => {
+    const out = new Float64Array(x.length);
+    for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let n = 0; n < N; n++) for (let c = 0; c < D; c++)
+      out[((b * N + n) * H + h) * D + c] = x[((b * H + h) * N + n) * D + c];
+    return out;
+  };
+
+  test.each([
+    [2, 65, 3, 64],
+    [1, 257, 2, 32],
+    [3, 17, 5, 24],
+    [1, 1, 1, 8],
+  ])('selfAttention against the float64 reference, B=%i N=%i H=%i D=%i', (B, N, H, D) => {
+    const m = dims(B, H, N, N, D);
+    const qkvValues = toF32(randomValues(B * N * 3 * H * D, 7 + N));
+    const dMerged = toF32(randomValues(B * N * H * D, 8 + N));
+    const [q, k, v] = [0, 1, 2].map((i) => unpack(B, N, H, D, qkvValues, i));
+    // dout in (B, H, N, D) for the reference: the merged gradient un-merged.
+    const dout = unpack(B, N, H, D, Float64Array.from({ length: 3 * dMerged.length }, (_, i) => {
+      const row = Math.floor(i / (3 * H * D)), col = i % (3 * H * D);
+      return col < H * D ? dMerged[row * H * D + col] : 0;
+    }), 0);
+    const ref = mergeHeads(B, N, H, D, refForward(m, q, k, v).out);
+    const g = refBackward(m, q, k, v, dout);
+    dv.scope(() => {
+      const qkv = fromValues(qkvValues, [B, N, 3 * H * D], true);
+      const out = dv.selfAttention(qkv, H);
+      expect(out.shape).toEqual([B, N, H * D]);
+      const fwd = expectClose(out.data(), ref, FWD_TOL, 'selfAttention forward');
+      out.backward({ grad: fromValues(dMerged, out.shape) });
+      const grad = qkv.grad!.data();
+      let bwd = 0;
+      [g.dq, g.dk, g.dv].forEach((want, which) => {
+        bwd = Math.max(bwd, expectClose(unpack(B, N, H, D, grad, which), want, GRAD_TOL, `selfAttention d${'qkv'[which]}`));
+      });
+      recordError('selfAttention', fwd, bwd);
+    });
+  });
+
+  test('selfAttention: finite differences, and a non-contiguous qkv is read through a copy', () => {
+    const B = 2, N = 7, H = 2, D = 8;
+    const m = dims(B, H, N, N, D);
+    checkOp('selfAttention (fd)', (qkv) => dv.selfAttention(qkv, H),
+      (qkv) => mergeHeads(B, N, H, D, refForward(m, unpack(B, N, H, D, qkv, 0), unpack(B, N, H, D, qkv, 1), unpack(B, N, H, D, qkv, 2)).out),
+      [{ values: randomValues(B * N * 3 * H * D, 4), shape: [B, N, 3 * H * D] }], { ...FWD_TOL, gradAtol: 1e-4, gradRtol: 1e-3 });
+    dv.scope(() => {
+      const values = toF32(randomValues(B * N * 3 * H * D, 5));
+      const qkv = fromValues(values, [B, N, 3 * H * D]);
+      const strided = qkv.transpose(0, 1).contiguous().transpose(0, 1);
+      expect(strided.isContiguous()).toBe(false);
+      expect(Array.from(dv.selfAttention(strided, H).data())).toEqual(Array.from(dv.selfAttention(qkv, H).data()));
+    });
+  });
+
   test('backward twice through a retained graph; no lse without grad', () => {
     const m = dims(1, 2, 17, 17, 32);
     const x = inputs(m, 8);
@@ -362,6 +424,14 @@ test('bad arguments are rejected with the op, the argument and what was expected
     const gone = dv.zeros([1, 2, 5, 8]);
     gone.dispose();
     expect(() => attention(q, gone, v)).toThrow(/argument 'k' expected a live tensor/);
+
+    const qkv = dv.zeros([2, 5, 24]);
+    expect(() => dv.selfAttention(qkv.reshape([10, 24]), 2)).toThrow(/diffvit.selfAttention: argument 'qkv' expected rank 3/);
+    expect(() => dv.selfAttention(qkv, 5)).toThrow(/selfAttention: argument 'qkv' expected a last dim divisible by 3 \* heads = 15/);
+    expect(() => dv.selfAttention(qkv, 0)).toThrow(/selfAttention: argument 'heads' expected a positive integer/);
+    expect(() => dv.selfAttention(dv.zeros([1, 2, 3 * 257]), 1)).toThrow(/selfAttention: argument 'qkv' expected a head dim of at most 256/);
+    expect(() => dv.selfAttention(dv.zeros([1, 0, 24]), 2)).toThrow(/selfAttention: argument 'qkv' expected at least one token/);
+    expect(() => dv.selfAttention(qkv, 2, { scale: Infinity })).toThrow(/selfAttention: argument 'options.scale' expected a finite number/);
 
     // The binding checks every argument itself (it is reachable without the TS op).
     const buf = (n: number) => dv.zeros([n]).buffer;

@@ -1,6 +1,5 @@
 /** Multi-head self-attention on the fused attention kernel (names: qkv, proj — as the twin). */
-import { attention } from '../ops/attention.js';
-import { permute, reshape, squeeze, slice, transpose } from '../ops/shape.js';
+import { selfAttention } from '../ops/attention.js';
 import type { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Linear } from './layers.js';
@@ -18,13 +17,7 @@ export class Attention extends Module {
 
   // x: (B, N, D) -> (B, N, D)
   forward(x: Tensor): Tensor {
-    const [B, N, D] = x.shape;
-    const headDim = D / this.heads;
-    const qkv = this.qkv.forward(x); // (B, N, 3D)
-    // (B, N, 3, H, Dh) -> (3, B, H, N, Dh): views the attention kernel reads in place
-    const split = permute(reshape(qkv, [B, N, 3, this.heads, headDim]), [2, 0, 3, 1, 4]);
-    const [q, k, v] = [0, 1, 2].map((i) => squeeze(slice(split, 0, i, i + 1), 0));
-    const o = attention(q, k, v); // (B, H, N, Dh), laid out as (B, N, H, Dh)
-    return this.proj.forward(reshape(transpose(o, 1, 2), [B, N, D]));
+    // q, k, v are read in place from the (B, N, 3, H, Dh) projection; the heads come back merged.
+    return this.proj.forward(selfAttention(this.qkv.forward(x), this.heads));
   }
 }

@@ -13,7 +13,7 @@ import { native } from '../backend/native.js';
 import { needsGrad, record } from '../tensor/autograd.js';
 import { Storage } from '../tensor/storage.js';
 import { copyInto, formatShape, Tensor } from '../tensor/tensor.js';
-import { argError, checkNumber, checkRank, checkTensor, describe } from './util.js';
+import { argError, checkNumber, checkRank, checkTensor, dense, describe, release } from './util.js';
 
 /** The largest head dim the kernels take (native/cpu/attention.h). */
 export const ATTENTION_MAX_HEAD_DIM = 256;
@@ -117,5 +117,63 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
       disposeCopies([qb, kb, vb, g], [...inputs, dy]);
     }
     return [dq, dk, dv];
+  });
+}
+
+/**
+ * Self-attention straight from the qkv projection: qkv (B, N, 3·H·D) as `Linear(dim, 3 * dim)`
+ * writes it (the twin's `qkv(x).reshape(B, N, 3, H, D)`), heads `H`. Returns softmax(q kᵀ · scale) v
+ * with the heads merged, (B, N, H·D), ready for the output projection. Same kernels as `attention`,
+ * which reads q, k and v in place here; the backward writes dq, dk and dv into one (B, N, 3·H·D)
+ * gradient, the qkv projection's output gradient, instead of three views that autograd would zero-pad,
+ * sum and copy back through the slice/permute/reshape chain.
+ *
+ *   const o = selfAttention(attn.qkv.forward(x), heads);   // (B, N, dim)
+ */
+export function selfAttention(qkv: Tensor, heads: number, options: AttentionOptions = {}): Tensor {
+  const op = 'selfAttention';
+  checkTensor(op, 'qkv', qkv);
+  checkRank(op, 'qkv', qkv, 3);
+  if (!Number.isInteger(heads) || heads < 1) throw argError(op, 'heads', 'a positive integer', describe(heads));
+  const [B, N, width] = qkv.shape;
+  if (width % (3 * heads) !== 0) throw argError(op, 'qkv', `a last dim divisible by 3 * heads = ${3 * heads}`, `shape ${formatShape(qkv.shape)}`);
+  const H = heads, D = width / (3 * heads), HD = H * D;
+  if (D > ATTENTION_MAX_HEAD_DIM) throw argError(op, 'qkv', `a head dim of at most ${ATTENTION_MAX_HEAD_DIM}`, `head dim ${D}`);
+  if (N < 1) throw argError(op, 'qkv', 'at least one token', `shape ${formatShape(qkv.shape)}`);
+  if (options === null || typeof options !== 'object') throw argError(op, 'options', 'an object', describe(options));
+  const scale = options.scale === undefined ? 1 / Math.sqrt(D) : checkNumber(op, 'options.scale', options.scale);
+
+  // (batch, head, token) strides of q, k, v inside a contiguous (B, N, 3, H, D) tensor, and of (B, N, H, D) rows.
+  const packed: AttentionStrides = [N * width, D, width];
+  const merged: AttentionStrides = [N * HD, D, HD];
+  const saveLse = needsGrad(qkv);
+  const lseOffset = B * N * HD;
+  const out = new Tensor(new Storage('float32', lseOffset + (saveLse ? B * H * N : 0)), [B, N, HD], [N * HD, HD, 1], 0);
+  const src = dense(qkv);
+  try {
+    native.attentionForward(src.buffer, src.offset, packed, src.buffer, src.offset + HD, packed, src.buffer, src.offset + 2 * HD,
+      packed, out.buffer, 0, merged, saveLse ? out.buffer : null, lseOffset, B, H, N, N, D, scale);
+  } catch (err) {
+    out.dispose();
+    throw err;
+  } finally {
+    release(src, qkv);
+  }
+
+  return record(op, out, [qkv], (dy) => {
+    const g = dense(dy), x = dense(qkv);
+    const dqkv = Tensor.empty([B, N, width]);
+    try {
+      native.attentionBackward(x.buffer, x.offset, packed, x.buffer, x.offset + HD, packed, x.buffer, x.offset + 2 * HD, packed,
+        out.buffer, 0, merged, g.buffer, g.offset, merged, out.buffer, lseOffset,
+        dqkv.buffer, 0, packed, dqkv.buffer, HD, packed, dqkv.buffer, 2 * HD, packed, B, H, N, N, D, scale);
+    } catch (err) {
+      dqkv.dispose();
+      throw err;
+    } finally {
+      release(g, dy);
+      release(x, qkv);
+    }
+    return [dqkv];
   });
 }

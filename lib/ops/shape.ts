@@ -188,7 +188,15 @@ export function squeeze(x: Tensor, dim?: number): Tensor {
   const shape = x.shape.filter((_, i) => !dims.includes(i));
   const strides = x.strides.filter((_, i) => !dims.includes(i));
   const out = x.view(shape, strides, x.offset);
-  return record('squeeze', out, [x], (dy) => [reshape(dy, x.shape)]);
+  // The gradient gets its size-1 axes back as a view (no copy, whatever dy's strides).
+  return record('squeeze', out, [x], (dy) => {
+    const gShape = [...dy.shape], gStrides = [...dy.strides];
+    for (const d of dims) {
+      gStrides.splice(d, 0, d < gShape.length ? gStrides[d] * gShape[d] : 1);
+      gShape.splice(d, 0, 1);
+    }
+    return [dy.view(gShape, gStrides, dy.offset)];
+  });
 }
 
 /** Broadcasts size-1 axes (and new leading axes) to `shape` without copying. */
