@@ -10,6 +10,7 @@ import { ShapesDataset } from '../lib/data/dataset.js';
 import { BatchSampler } from '../lib/data/loader.js';
 import { edmLoss } from '../lib/diffusion/edm.js';
 import { generate } from '../lib/diffusion/sample.js';
+import { learningRate } from '../lib/train/schedule.js';
 
 const TINY: TrainConfig = {
   ...DEFAULT_TRAIN_CONFIG,
@@ -28,6 +29,29 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function snapshot(t: Trainer): Float32Array[] {
   return [...t.optimizer.params, ...t.optimizer.expAvg, ...t.optimizer.expAvgSq, ...t.ema.shadow].map((p) => p.data());
 }
+
+describe('learning-rate schedules', () => {
+  test('constant: linear warm-up, then the base rate', () => {
+    expect([0, 1, 3, 4, 99].map((s) => learningRate(s, 1, 4))).toEqual([0.25, 0.5, 1, 1, 1]);
+    expect(learningRate(0, 0.5, 0)).toBe(0.5);
+  });
+  test('cosine: the same warm-up, then half a cosine from the base rate to 0 at the last step', () => {
+    const lr = (s: number) => learningRate(s, 2, 4, 'cosine', 104);
+    expect([0, 1, 3].map(lr)).toEqual([0.5, 1, 2]);
+    expect(lr(4)).toBe(2);
+    expect(lr(54)).toBeCloseTo(1, 12); // halfway through the decay
+    expect(lr(104)).toBeCloseTo(0, 12);
+    for (let s = 5; s <= 104; s++) expect(lr(s)).toBeLessThan(lr(s - 1));
+  });
+  test('the trainer applies the schedule and rejects an unknown one', () => {
+    const t = new Trainer({ ...TINY, lrSchedule: 'cosine', steps: 6 });
+    const rates = Array.from({ length: 6 }, () => t.trainStep().lr);
+    expect(rates).toEqual(Array.from({ length: 6 }, (_, s) => learningRate(s, TINY.lr, TINY.warmupSteps, 'cosine', 6)));
+    expect(rates[5]).toBeLessThan(rates[2]);
+    t.dispose();
+    expect(() => new Trainer({ ...TINY, lrSchedule: 'linear' as never })).toThrow(/diffvit.train: lrSchedule expected 'constant' or 'cosine', received "linear"/);
+  });
+});
 
 describe('trainer', () => {
   test('resume: 3 steps + checkpoint + 3 steps equals 6 uninterrupted steps, bit for bit', () => {

@@ -24,6 +24,8 @@ Options:
   --steps N                optimiser steps (default ${DEFAULT_TRAIN_CONFIG.steps})
   --batch N                batch size (default ${DEFAULT_TRAIN_CONFIG.batchSize})
   --lr X                   learning rate (default ${DEFAULT_TRAIN_CONFIG.lr})
+  --lr-schedule S          constant (EDM) or cosine (to 0 at the last step) after the
+                           warm-up (default ${DEFAULT_TRAIN_CONFIG.lrSchedule})
   --warmup N               warm-up steps (default ${DEFAULT_TRAIN_CONFIG.warmupSteps})
   --ema-halflife N         EMA half-life in images (default ${DEFAULT_TRAIN_CONFIG.emaHalfLifeImages})
   --label-dropout P        label/caption dropout for guidance: the null label and the empty

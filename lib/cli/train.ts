@@ -19,6 +19,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { type ModelConfig, PRESETS } from '../models/configs.js';
 import { getMatmulPrecision, type MatmulPrecision, setMatmulPrecision } from '../runtime.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../train/trainer.js';
+import { LR_SCHEDULES, type LrSchedule } from '../train/schedule.js';
 import { DEFAULT_PRESET, TRAIN_HELP } from './help.js';
 import { ProgressBar } from './progress.js';
 
@@ -41,13 +42,18 @@ function precisionOption(v: string | undefined): MatmulPrecision | undefined {
   throw new Error(`diffvit train: --precision expected float32 or bf16, received '${v}'`);
 }
 
+function scheduleOption(v: string | undefined): LrSchedule | undefined {
+  if (v === undefined || (LR_SCHEDULES as readonly string[]).includes(v)) return v as LrSchedule | undefined;
+  throw new Error(`diffvit train: --lr-schedule expected ${LR_SCHEDULES.join(' or ')}, received '${v}'`);
+}
+
 export async function trainCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
       preset: { type: 'string' }, config: { type: 'string' }, data: { type: 'string' }, 'image-size': { type: 'string' },
       unconditional: { type: 'boolean' }, steps: { type: 'string' },
-      batch: { type: 'string' }, lr: { type: 'string' }, warmup: { type: 'string' }, 'ema-halflife': { type: 'string' },
+      batch: { type: 'string' }, lr: { type: 'string' }, 'lr-schedule': { type: 'string' }, warmup: { type: 'string' }, 'ema-halflife': { type: 'string' },
       'label-dropout': { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
       'checkpoint-every': { type: 'string' }, 'sample-every': { type: 'string' }, 'no-samples': { type: 'boolean' }, guidance: { type: 'string' },
       resume: { type: 'string' }, help: { type: 'boolean', short: 'h' },
@@ -75,7 +81,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     steps: num('steps', values.steps), batchSize: num('batch', values.batch), lr: num('lr', values.lr),
     warmupSteps: num('warmup', values.warmup), emaHalfLifeImages: num('ema-halflife', values['ema-halflife']),
     labelDropout: num('label-dropout', values['label-dropout']), seed: num('seed', values.seed),
-    matmulPrecision: precisionOption(values.precision),
+    matmulPrecision: precisionOption(values.precision), lrSchedule: scheduleOption(values['lr-schedule']),
   }).filter(([, v]) => v !== undefined));
   const base = fileModel ?? PRESETS[preset];
   const data = values.data ? parseDataSpec(values.data, num('image-size', values['image-size']) ?? base.img_size) : (fromFile.data ?? { kind: 'shapes' as const });

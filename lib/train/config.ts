@@ -2,6 +2,7 @@
 import type { MatmulPrecision } from '../backend/kernels/gemm.js';
 import type { DatasetSpec } from '../data/dataset.js';
 import type { ModelConfig } from '../models/configs.js';
+import type { LrSchedule } from './schedule.js';
 
 export interface TrainConfig {
   model: ModelConfig | string;
@@ -11,6 +12,8 @@ export interface TrainConfig {
   steps: number;
   lr: number;
   warmupSteps: number;
+  /** After the warm-up: 'constant' (EDM) or 'cosine' (decays to 0 at the last step). Older checkpoints: constant. */
+  lrSchedule: LrSchedule;
   weightDecay: number;
   /** Global gradient-norm clip (null: off). */
   gradClip: number | null;
@@ -36,6 +39,7 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'model' | 'data'> = {
   steps: 4800,
   lr: 1e-3,
   warmupSteps: 200,
+  lrSchedule: 'constant',
   weightDecay: 0,
   gradClip: 1.0,
   emaHalfLifeImages: 10_000,

@@ -21,7 +21,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { EMA } from './ema.js';
 import { AdamW } from './optim.js';
 import type { TrainConfig } from './config.js';
-import { learningRate } from './schedule.js';
+import { LR_SCHEDULES, learningRate } from './schedule.js';
 
 export { DEFAULT_TRAIN_CONFIG, type TrainConfig } from './config.js';
 
@@ -64,6 +64,9 @@ export class Trainer {
   nonFinite = 0;
 
   constructor(readonly config: TrainConfig, model?: DiffusionViT) {
+    if (config.lrSchedule !== undefined && !LR_SCHEDULES.includes(config.lrSchedule)) {
+      throw new Error(`diffvit.train: lrSchedule expected ${LR_SCHEDULES.map((s) => `'${s}'`).join(' or ')}, received ${JSON.stringify(config.lrSchedule)}`);
+    }
     this.model = model ?? new DiffusionViT(config.model, { seed: config.seed });
     this.denoiser = new EDMDenoiser(this.model);
     const params = this.model.parameters();
@@ -93,7 +96,7 @@ export class Trainer {
    */
   trainStep(batch: Batch = this.sampler.batch(this.step)): StepResult {
     const c = this.config;
-    const lr = learningRate(this.step, c.lr, c.warmupSteps);
+    const lr = learningRate(this.step, c.lr, c.warmupSteps, c.lrSchedule ?? 'constant', c.steps);
     // The run's GEMM precision (checkpoints from before the option: the process's).
     const processPrecision = getMatmulPrecision();
     const result = withPrecision(c.matmulPrecision ?? processPrecision, () => scope(() => {
