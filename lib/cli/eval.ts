@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { ShapesDataset } from '../data/dataset.js';
-import { generate } from '../diffusion/sample.js';
+import { generate, SAMPLERS, type SamplerName } from '../diffusion/sample.js';
 import { CLASSIFIER_FEATURES, CLASSIFIER_STEPS, CLASSIFIER_VERSION, classify, loadOrTrainClassifier } from '../eval/shapes_classifier.js';
 import { featureStats, frechetDistance } from '../eval/frechet.js';
 import { loadCheckpoint } from '../models/checkpoint.js';
@@ -27,7 +27,19 @@ export interface ShapesEvaluation {
   guidance: number;
 }
 
-export function evaluateShapes(model: DiffusionViT, options: { perClass?: number; guidance?: number; steps?: number; real?: number; classifierPath?: string; seed?: number } = {}): ShapesEvaluation {
+export interface ShapesEvalOptions {
+  perClass?: number;
+  guidance?: number;
+  sampler?: SamplerName;
+  steps?: number;
+  /** Heun's S_churn (0: deterministic). */
+  churn?: number;
+  real?: number;
+  classifierPath?: string;
+  seed?: number;
+}
+
+export function evaluateShapes(model: DiffusionViT, options: ShapesEvalOptions = {}): ShapesEvaluation {
   const perClass = options.perClass ?? 64, guidance = options.guidance ?? 2, realCount = options.real ?? 1000;
   const classifierPath = options.classifierPath ?? join(homedir(), '.cache', 'diffvit', `shapes-classifier-v${CLASSIFIER_VERSION}.safetensors`);
   const classifierBar = new ProgressBar(CLASSIFIER_STEPS, 'classifier (first run only)');
@@ -35,9 +47,10 @@ export function evaluateShapes(model: DiffusionViT, options: { perClass?: number
   const numClasses = model.config.num_classes;
   if (numClasses !== 4) throw new Error(`diffvit eval shapes: expected a class-conditional model with 4 classes, the checkpoint has num_classes ${numClasses}`);
   const labels = Int32Array.from({ length: perClass * numClasses }, (_, i) => i % numClasses);
-  const steps = options.steps ?? 18;
+  const sampler = options.sampler ?? 'heun';
+  const steps = options.steps ?? (sampler === 'ddim' ? 50 : 18);
   const bar = new ProgressBar(steps, `sample ${labels.length} images`);
-  const { images } = generate(model, { labels, guidance, steps, seed: options.seed ?? 12345, onStep: (i) => bar.update(i) });
+  const { images } = generate(model, { labels, guidance, sampler, steps, churn: options.churn, seed: options.seed ?? 12345, onStep: (i) => bar.update(i) });
   const samples = classify(classifier, images, labels.length);
   const correct = new Array(numClasses).fill(0);
   labels.forEach((l, i) => (correct[l] += samples.predictions[i] === l ? 1 : 0));
@@ -87,6 +100,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
     args: rest,
     options: {
       checkpoint: { type: 'string' }, 'per-class': { type: 'string' }, guidance: { type: 'string' }, steps: { type: 'string' },
+      sampler: { type: 'string' }, churn: { type: 'string' },
       real: { type: 'string' }, classifier: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -99,7 +113,9 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
   const { model, extra } = loadCheckpoint(values.checkpoint);
   for (const t of extra.values()) t.dispose();
-  const r = evaluateShapes(model, { perClass: num(values['per-class']), guidance: num(values.guidance), steps: num(values.steps), real: num(values.real), classifierPath: values.classifier });
+  const sampler = values.sampler as SamplerName | undefined;
+  if (sampler !== undefined && !SAMPLERS.includes(sampler)) throw new Error(`diffvit eval shapes: --sampler expected one of ${SAMPLERS.join(', ')}, received '${sampler}'`);
+  const r = evaluateShapes(model, { perClass: num(values['per-class']), guidance: num(values.guidance), sampler, steps: num(values.steps), churn: num(values.churn), real: num(values.real), classifierPath: values.classifier });
   model.dispose();
   if (values.json) {
     console.log(JSON.stringify(r, null, 2));

@@ -91,7 +91,9 @@ Options:
   --checkpoint FILE     the model to evaluate
   --per-class N         samples per class (default 64)
   --guidance W          guidance scale (default 2)
-  --steps N             Heun steps (default 18)
+  --sampler NAME        ${SAMPLERS.join(' | ')} (default heun)
+  --steps N             sampler steps (default 18; ddim 50)
+  --churn S             Heun's S_churn: noise added back per step (default 0: deterministic)
   --real N              real images for the reference statistics (default 1000)
   --classifier FILE     classifier weights (trained and saved there if missing;
                         default ~/.cache/diffvit/shapes-classifier-v2.safetensors)
