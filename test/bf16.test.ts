@@ -278,6 +278,8 @@ describeEachLevel('gemm at bf16 precision', (level) => {
       { batch: 1, m: 130, n: 100, k: 1101, transA: false, transB: true, alpha: 1, beta: 0, seed: 29 },
       { batch: 3, m: 65, n: 64, k: 65, transA: false, transB: false, alpha: 0.5, beta: 1, pad: [0, 3, 1], seed: 31 },
       { batch: 1, m: 64, n: 1000, k: 300, transA: true, transB: false, alpha: 1, beta: 0, seed: 37 },
+      // M parts sharing one packed B over 2 column blocks (n > NC) and 2 K blocks
+      { batch: 1, m: 230, n: 3100, k: 1030, transA: false, transB: true, alpha: 1, beta: 0.5, seed: 41 },
     ];
     for (const t of cases) {
       dv.setThreads(1);

@@ -217,6 +217,8 @@ describeEachLevel('native gemm', (level) => {
       { batch: 1, m: 257, n: 200, k: 1100, transA: false, transB: true, alpha: 1, beta: 0, seed: 21 },
       { batch: 3, m: 65, n: 64, k: 64, transA: false, transB: false, alpha: 0.5, beta: 1, pad: [0, 3, 1], seed: 22 },
       { batch: 1, m: 64, n: 1000, k: 300, transA: true, transB: false, alpha: 1, beta: 0, seed: 23 },
+      // M parts sharing one packed B over 2 column blocks (n > NC) and 3 K blocks
+      { batch: 1, m: 230, n: 3100, k: 1030, transA: false, transB: false, alpha: 1, beta: 0.5, seed: 24 },
     ];
     for (const t of cases) {
       dv.setThreads(1);
