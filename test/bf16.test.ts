@@ -383,6 +383,27 @@ describe('diffvit train --precision', () => {
     expect(stored()).toBe('float32');
   });
 
+  test('without --precision or DIFFVIT_MATMUL_PRECISION a run uses bf16 where the CPU has AVX512_BF16, else float32', async () => {
+    const config = join(dir, 'tiny-default.json');
+    writeFileSync(config, JSON.stringify({ model: { arch: 'iuvit', img_size: 32, in_chans: 3, patch: 8, dim: 32, depth: 1, heads: 1, num_classes: 4 } }));
+    const out = join(dir, 'run-default');
+    const saved = process.env.DIFFVIT_MATMUL_PRECISION;
+    delete process.env.DIFFVIT_MATMUL_PRECISION;
+    try {
+      dv.setMatmulPrecision('float32');
+      expect(await trainCommand(['--config', config, '--steps', '1', '--batch', '2', '--out', out, '--sample-every', '0'])).toBe(0);
+      const expected = dv.runtimeInfo().bf16Path.path === 'avx512bf16' ? 'bf16' : 'float32';
+      expect(dv.getMatmulPrecision()).toBe(expected);
+      process.env.DIFFVIT_MATMUL_PRECISION = 'float32';
+      expect(await trainCommand(['--config', config, '--steps', '1', '--batch', '2', '--out', out, '--sample-every', '0'])).toBe(0);
+      expect(dv.getMatmulPrecision()).toBe('float32');
+    } finally {
+      if (saved === undefined) delete process.env.DIFFVIT_MATMUL_PRECISION;
+      else process.env.DIFFVIT_MATMUL_PRECISION = saved;
+      dv.setMatmulPrecision(envPrecision as dv.MatmulPrecision);
+    }
+  });
+
   test('a library Trainer steps at its config\'s precision and leaves the process precision alone', () => {
     const model = { arch: 'iuvit', img_size: 32, in_chans: 3, patch: 8, dim: 32, depth: 1, heads: 1, num_classes: 4 } as const;
     const loss = (matmulPrecision: dv.MatmulPrecision) => {

@@ -53,6 +53,32 @@ describe('learning-rate schedules', () => {
   });
 });
 
+describe('EMA', () => {
+  test('blends with beta = 0.5^(batch / half-life), the half-life capped at rampup x images seen', () => {
+    const p = dv.tensor([1, -2, 4], [3]);
+    const ramped = new dv.EMA([p], 100, 0.25), plain = new dv.EMA([p], 100, null);
+    const next = [3, 2, -4];
+    p.buffer.write(p.offset, Float32Array.from(next));
+    ramped.update(10, 20); // half-life min(100, 5): beta 0.25
+    plain.update(10, 20); // half-life 100: beta 0.5^0.1
+    const b = 0.5 ** 0.1;
+    [1, -2, 4].forEach((old, i) => {
+      expect(ramped.shadow[0].data()[i]).toBeCloseTo(0.25 * old + 0.75 * next[i], 6);
+      expect(plain.shadow[0].data()[i]).toBeCloseTo(b * old + (1 - b) * next[i], 6);
+    });
+    ramped.dispose(); plain.dispose(); p.dispose();
+  });
+  test('the trainer takes emaRampup from its config (checkpoints without it: EDM\'s 0.05)', () => {
+    const t = new Trainer({ ...TINY, emaRampup: 0.5 });
+    expect(t.ema.rampup).toBe(0.5);
+    t.dispose();
+    const { emaRampup: _, ...old } = TINY;
+    const o = new Trainer(old as TrainConfig);
+    expect(o.ema.rampup).toBe(0.05);
+    o.dispose();
+  });
+});
+
 describe('trainer', () => {
   test('resume: 3 steps + checkpoint + 3 steps equals 6 uninterrupted steps, bit for bit', () => {
     const whole = new Trainer(TINY);

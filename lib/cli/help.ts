@@ -28,12 +28,14 @@ Options:
                            warm-up (default ${DEFAULT_TRAIN_CONFIG.lrSchedule})
   --warmup N               warm-up steps (default ${DEFAULT_TRAIN_CONFIG.warmupSteps})
   --ema-halflife N         EMA half-life in images (default ${DEFAULT_TRAIN_CONFIG.emaHalfLifeImages})
+  --ema-rampup R           the EMA half-life is at most R x images seen (default ${DEFAULT_TRAIN_CONFIG.emaRampup}; EDM: 0.05)
   --label-dropout P        label/caption dropout for guidance: the null label and the empty
                            (all-zero) context (default ${DEFAULT_TRAIN_CONFIG.labelDropout})
   --seed N                 run seed (default 0)
   --precision P            matmul precision: float32, or bf16 (bfloat16 operands, fp32
                            accumulation; attention stays fp32). Default: DIFFVIT_MATMUL_PRECISION,
-                           else float32; a resumed run keeps its own unless given
+                           else bf16 where the CPU has AVX512_BF16, else float32; a resumed run
+                           keeps its own unless given
   --out DIR                output directory (default runs/<preset>-shapes)
   --checkpoint-every N     steps between checkpoints (default 500)
   --sample-every N         steps between sample grids (default 800; 0 = only at the end)

@@ -71,7 +71,7 @@ export class Trainer {
     this.denoiser = new EDMDenoiser(this.model);
     const params = this.model.parameters();
     this.optimizer = new AdamW(params, { lr: config.lr, weightDecay: config.weightDecay });
-    this.ema = new EMA(params, config.emaHalfLifeImages);
+    this.ema = new EMA(params, config.emaHalfLifeImages, config.emaRampup ?? 0.05);
     const dataset = createDataset(config.data);
     const mc = this.model.config;
     if (dataset.imageSize !== mc.img_size || dataset.channels !== mc.in_chans) {
