@@ -36,10 +36,10 @@ export function parseDataSpec(spec: string, imageSize: number, command = 'diffvi
   throw new Error(`${command}: --data expected shapes, folder:PATH, cifar10:DIR, mnist:DIR, cache:FILE or captions:INDEX.jsonl, received '${spec}'`);
 }
 
-/** --precision float32 | bf16 */
-function precisionOption(v: string | undefined): MatmulPrecision | undefined {
+/** A precision given as --precision or DIFFVIT_MATMUL_PRECISION (`source`): float32 | bf16. */
+function precisionOption(v: string | undefined, source = '--precision'): MatmulPrecision | undefined {
   if (v === undefined || v === 'float32' || v === 'bf16') return v;
-  throw new Error(`diffvit train: --precision expected float32 or bf16, received '${v}'`);
+  throw new Error(`diffvit train: ${source} expected float32 or bf16, received '${v}'`);
 }
 
 /**
@@ -48,9 +48,8 @@ function precisionOption(v: string | undefined): MatmulPrecision | undefined {
  * sample quality within measurement noise of float32, docs/training-notes.md), else float32.
  */
 function defaultPrecision(): MatmulPrecision {
-  const env = process.env.DIFFVIT_MATMUL_PRECISION;
-  if (env === 'float32' || env === 'bf16') return env;
-  if (env) throw new Error(`diffvit train: DIFFVIT_MATMUL_PRECISION expected float32 or bf16, received '${env}'`);
+  const env = precisionOption(process.env.DIFFVIT_MATMUL_PRECISION || undefined, 'DIFFVIT_MATMUL_PRECISION');
+  if (env) return env;
   return runtimeInfo().bf16Path.path === 'avx512bf16' ? 'bf16' : 'float32';
 }
 
@@ -124,7 +123,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (!values.resume && existsSync(metricsPath)) writeFileSync(metricsPath, '');
   const modelName = typeof cfg.model === 'string' ? cfg.model : values.preset || !fromFile.model ? preset : `${cfg.model.arch} model of ${values.config}`;
   console.error(`diffvit train: ${modelName} (${(trainer.model.numParameters() / 1e6).toFixed(2)} M parameters), ` +
-    `${cfg.steps} steps of batch ${cfg.batchSize} on ${cfg.data.kind}, ${cfg.matmulPrecision ?? getMatmulPrecision()} matmuls, output in ${out}${values.resume ? `, resumed at step ${trainer.step}` : ''}`);
+    `${cfg.steps} steps of batch ${cfg.batchSize} on ${cfg.data.kind}, ${getMatmulPrecision()} matmuls, output in ${out}${values.resume ? `, resumed at step ${trainer.step}` : ''}`);
 
   let interrupted = false;
   const onSigint = () => {

@@ -448,7 +448,7 @@ void gemm_tile(const GemmArgs& g, const float* A, const float* B, float* C, floa
   const int64_t mc_max = block_size(i1 - i0, kMC, kMR);
   const int64_t nc_max = block_size(j1 - j0, kNC, kNR);
   float* pa = t_pack_a.get(mc_max * kc_max);
-  float* pb = t_pack_b.get(nc_max * kc_max);
+  float* pb = shared ? nullptr : t_pack_b.get(nc_max * kc_max);  // a shared B needs no own buffer
   for (int64_t jc = j0; jc < j1; jc += nc_max) {
     const int64_t nc = std::min(nc_max, j1 - jc);
     for (int64_t pc = 0; pc < g.k; pc += kc_max) {
@@ -691,7 +691,7 @@ DV_TARGET_BF16 void gemm_tile_bf16(const GemmArgs& g, const float* A, const floa
   const int64_t nc_max = block_size(j1 - j0, kNC, kNR);
   const int64_t kq_max = (kc_max + 1) / 2;
   float* pa = t_pack_a.get(mc_max * kq_max);
-  float* pb = t_pack_b.get(nc_max * kq_max);
+  float* pb = shared ? nullptr : t_pack_b.get(nc_max * kq_max);
   float* stage = t_pack_stage.get(std::max(kMR, kNR) * kc_max);
   for (int64_t jc = j0; jc < j1; jc += nc_max) {
     const int64_t nc = std::min(nc_max, j1 - jc);
