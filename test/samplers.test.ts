@@ -6,6 +6,7 @@
 import { describe, expect, test } from 'vitest';
 
 import * as dv from '../lib/index.js';
+import { guidanceIntervalOption } from '../lib/cli/guidance_interval.js';
 import { GuidedNetwork } from '../lib/diffusion/guidance.js';
 import { generate, SAMPLERS } from '../lib/diffusion/sample.js';
 import { edmSigmas } from '../lib/diffusion/samplers/common.js';
@@ -92,4 +93,66 @@ test('fused Heun with guidance equals the float64 reference sampler', () => {
   for (let i = 0; i < images.length; i++) worst = Math.max(worst, Math.abs(images[i] - reference[i]));
   expect(worst / scale).toBeLessThan(1e-4);
   model.dispose();
+});
+
+describe('guidance in a limited interval (Kynkäänniemi et al. 2024)', () => {
+  const model = new DiffusionViT(CONFIG, { seed: 3 });
+  for (const p of model.parameters()) p.buffer.write(p.offset, Float32Array.from(randomValues(p.size, p.size + 3, 0.05)));
+  const labels = Int32Array.from([1, 2, 0]);
+  const latents = dv.scope(() => Float64Array.from(dv.randn([3, 3, 8, 8], { generator: new dv.Generator(4) }).data()));
+  const interval = [0.5, 10] as const; // edmSigmas(10) has levels on both sides of each end
+
+  test('fused Heun guides only at lo < σ <= hi, as the float64 reference does', () => {
+    const { images } = generate(model, { labels, guidance: 3, guidanceInterval: interval, steps: 10, seed: 4 });
+    const guided = new GuidedNetwork(model, [3, 3, 8, 8], { labels, guidance: 3 });
+    const plain = new GuidedNetwork(model, [3, 3, 8, 8], { labels });
+    const reference = heunReference((x, s) => (s > interval[0] && s <= interval[1] ? guided : plain).denoise(x, s), latents, 10);
+    const everywhere = generate(model, { labels, guidance: 3, steps: 10, seed: 4 }).images;
+    guided.dispose();
+    plain.dispose();
+    const scale = reference.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    let worst = 0, fromEverywhere = 0;
+    for (let i = 0; i < images.length; i++) {
+      worst = Math.max(worst, Math.abs(images[i] - reference[i]));
+      fromEverywhere = Math.max(fromEverywhere, Math.abs(images[i] - everywhere[i]));
+    }
+    expect(worst / scale).toBeLessThan(1e-4);
+    expect(fromEverywhere / scale).toBeGreaterThan(1e-3); // the interval did change the samples (by 4e-3)
+  });
+
+  test('an interval holding every level is plain guidance; one holding none is guidance 1', () => {
+    for (const sampler of SAMPLERS) {
+      const all = generate(model, { sampler, labels, guidance: 3, guidanceInterval: [0, Infinity], steps: 6, seed: 4 }).images;
+      expect(all).toEqual(generate(model, { sampler, labels, guidance: 3, steps: 6, seed: 4 }).images);
+      const none = generate(model, { sampler, labels, guidance: 3, guidanceInterval: [100, 200], steps: 6, seed: 4 }).images;
+      expect(none).toEqual(generate(model, { sampler, labels, steps: 6, seed: 4 }).images);
+    }
+  });
+
+  test('the network runs the unconditional half only inside the interval', () => {
+    const net = new GuidedNetwork(model, [3, 3, 8, 8], { labels, guidance: 3, guidanceInterval: interval });
+    const x = dv.randn([3, 3, 8, 8], { generator: new dv.Generator(1) });
+    for (const [sigma, rows] of [[0.5, 3], [0.6, 6], [10, 6], [11, 3]] as const) {
+      const F = net.evaluate(x, sigma);
+      expect([F.shape[0], net.guidanceAt(sigma)]).toEqual([rows, rows === 6 ? 3 : 1]);
+      F.dispose();
+    }
+    x.dispose();
+    net.dispose();
+  });
+
+  test('a bad interval is an error that names it', () => {
+    for (const bad of [[2, 1], [-1, 3], [Number.NaN, 1]] as const) {
+      expect(() => generate(model, { labels, guidance: 3, guidanceInterval: bad })).toThrow(/'guidanceInterval' expected 0 <= lo < hi, received/);
+    }
+  });
+});
+
+test('--guidance-interval LO,HI parses, with inf, and names the flag when it cannot', () => {
+  expect(guidanceIntervalOption('sample', '0.3,5')).toEqual([0.3, 5]);
+  expect(guidanceIntervalOption('sample', '1, inf')).toEqual([1, Infinity]);
+  expect(guidanceIntervalOption('sample', undefined)).toBeUndefined();
+  for (const bad of ['5,1', '1', '1,2,3', ',2', 'a,b', '-1,2']) {
+    expect(() => guidanceIntervalOption('eval shapes', bad)).toThrow(`diffvit eval shapes: --guidance-interval expected LO,HI with 0 <= LO < HI (HI may be 'inf'), received '${bad}'`);
+  }
 });

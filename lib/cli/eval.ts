@@ -13,6 +13,7 @@ import { CLASSIFIER_FEATURES, CLASSIFIER_STEPS, CLASSIFIER_VERSION, classify, lo
 import { featureStats, frechetDistance } from '../eval/frechet.js';
 import { loadCheckpoint } from '../models/checkpoint.js';
 import type { DiffusionViT } from '../models/diffusion_vit.js';
+import { guidanceIntervalOption } from './guidance_interval.js';
 import { EVAL_HELP } from './help.js';
 import { ProgressBar } from './progress.js';
 
@@ -25,6 +26,8 @@ export interface ShapesEvaluation {
   frechetRealVsReal: number;
   samples: number;
   guidance: number;
+  /** The noise levels lo < σ <= hi that were guided (null: every level). */
+  guidanceInterval: readonly [number, number] | null;
 }
 
 export interface ShapesEvalOptions {
@@ -34,6 +37,8 @@ export interface ShapesEvalOptions {
   steps?: number;
   /** Heun's S_churn (0: deterministic). */
   churn?: number;
+  /** Guide only at lo < σ <= hi. */
+  guidanceInterval?: readonly [number, number];
   real?: number;
   classifierPath?: string;
   seed?: number;
@@ -50,7 +55,7 @@ export function evaluateShapes(model: DiffusionViT, options: ShapesEvalOptions =
   const sampler = options.sampler ?? 'heun';
   const steps = options.steps ?? (sampler === 'ddim' ? 50 : 18);
   const bar = new ProgressBar(steps, `sample ${labels.length} images`);
-  const { images } = generate(model, { labels, guidance, sampler, steps, churn: options.churn, seed: options.seed ?? 12345, onStep: (i) => bar.update(i) });
+  const { images } = generate(model, { labels, guidance, sampler, steps, churn: options.churn, guidanceInterval: options.guidanceInterval, seed: options.seed ?? 12345, onStep: (i) => bar.update(i) });
   const samples = classify(classifier, images, labels.length);
   const correct = new Array(numClasses).fill(0);
   labels.forEach((l, i) => (correct[l] += samples.predictions[i] === l ? 1 : 0));
@@ -82,6 +87,7 @@ export function evaluateShapes(model: DiffusionViT, options: ShapesEvalOptions =
     frechetRealVsReal: frechetDistance(baseline, refStats),
     samples: labels.length,
     guidance,
+    guidanceInterval: options.guidanceInterval ?? null,
   };
 }
 
@@ -99,7 +105,7 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: rest,
     options: {
-      checkpoint: { type: 'string' }, 'per-class': { type: 'string' }, guidance: { type: 'string' }, steps: { type: 'string' },
+      checkpoint: { type: 'string' }, 'per-class': { type: 'string' }, guidance: { type: 'string' }, 'guidance-interval': { type: 'string' }, steps: { type: 'string' },
       sampler: { type: 'string' }, churn: { type: 'string' },
       real: { type: 'string' }, classifier: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
@@ -115,12 +121,12 @@ export async function evalCommand(argv: string[]): Promise<number> {
   for (const t of extra.values()) t.dispose();
   const sampler = values.sampler as SamplerName | undefined;
   if (sampler !== undefined && !SAMPLERS.includes(sampler)) throw new Error(`diffvit eval shapes: --sampler expected one of ${SAMPLERS.join(', ')}, received '${sampler}'`);
-  const r = evaluateShapes(model, { perClass: num(values['per-class']), guidance: num(values.guidance), sampler, steps: num(values.steps), churn: num(values.churn), real: num(values.real), classifierPath: values.classifier });
+  const r = evaluateShapes(model, { perClass: num(values['per-class']), guidance: num(values.guidance), guidanceInterval: guidanceIntervalOption('eval shapes', values['guidance-interval']), sampler, steps: num(values.steps), churn: num(values.churn), real: num(values.real), classifierPath: values.classifier });
   model.dispose();
   if (values.json) {
     console.log(JSON.stringify(r, null, 2));
   } else {
-    console.log(`class accuracy   ${(100 * r.accuracy).toFixed(1)}%  (per class: ${r.perClassAccuracy.map((a) => (100 * a).toFixed(0) + '%').join(', ')}; ${r.samples} samples, guidance ${r.guidance}; the classifier on real shapes: ${(100 * r.realAccuracy).toFixed(1)}%)`);
+    console.log(`class accuracy   ${(100 * r.accuracy).toFixed(1)}%  (per class: ${r.perClassAccuracy.map((a) => (100 * a).toFixed(0) + '%').join(', ')}; ${r.samples} samples, guidance ${r.guidance}${r.guidanceInterval ? ` at ${r.guidanceInterval[0]} < sigma <= ${r.guidanceInterval[1]}` : ''}; the classifier on real shapes: ${(100 * r.realAccuracy).toFixed(1)}%)`);
     console.log(`Fréchet distance ${r.frechet.toFixed(3)}  (classifier features; real vs real: ${r.frechetRealVsReal.toFixed(3)})`);
   }
   return 0;

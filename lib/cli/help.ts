@@ -62,6 +62,9 @@ Options:
   --steps N             sampler steps (default 18; ddim 50)
   --guidance W          classifier-free guidance scale (default 1 = none); the unconditional
                         half uses the null label and the empty (all-zero) context
+  --guidance-interval LO,HI
+                        guide only at noise levels LO < sigma <= HI, e.g. 1,inf (default:
+                        every level; outside it one conditional pass per step, half the cost)
   --churn S             Heun's S_churn (default 0)
   --seed N              latent seed (default 0)
   --columns N           grid columns
@@ -93,6 +96,8 @@ Options:
   --checkpoint FILE     the model to evaluate
   --per-class N         samples per class (default 64)
   --guidance W          guidance scale (default 2)
+  --guidance-interval LO,HI
+                        guide only at noise levels LO < sigma <= HI (default: every level)
   --sampler NAME        ${SAMPLERS.join(' | ')} (default heun)
   --steps N             sampler steps (default 18; ddim 50)
   --churn S             Heun's S_churn: noise added back per step (default 0: deterministic)

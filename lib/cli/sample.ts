@@ -12,6 +12,7 @@ import { readSafetensorsFloats, readSafetensorsHeader } from '../models/safetens
 import { tensor } from '../ops/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { HashTextEmbedder } from '../text/embedder.js';
+import { guidanceIntervalOption } from './guidance_interval.js';
 import { SAMPLE_HELP } from './help.js';
 import { ProgressBar } from './progress.js';
 
@@ -69,7 +70,7 @@ export async function sampleCommand(argv: string[]): Promise<number> {
     options: {
       checkpoint: { type: 'string' }, out: { type: 'string' }, folder: { type: 'boolean' }, count: { type: 'string', short: 'n' },
       labels: { type: 'string' }, captions: { type: 'string' }, context: { type: 'string' }, sampler: { type: 'string' }, steps: { type: 'string' }, guidance: { type: 'string' },
-      churn: { type: 'string' }, seed: { type: 'string' }, columns: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'guidance-interval': { type: 'string' }, churn: { type: 'string' }, seed: { type: 'string' }, columns: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
@@ -112,7 +113,8 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   let generated: ReturnType<typeof generate>;
   try {
     generated = generate(model, {
-      labels, context, count, sampler, steps, guidance: int('guidance', values.guidance, 1), churn: int('churn', values.churn, 0),
+      labels, context, count, sampler, steps, guidance: int('guidance', values.guidance, 1),
+      guidanceInterval: guidanceIntervalOption('sample', values['guidance-interval']), churn: int('churn', values.churn, 0),
       seed: int('seed', values.seed, 0), onStep: (i) => bar.update(i),
     });
   } finally {

@@ -1,6 +1,8 @@
 /**
  * Classifier-free guidance: D_w = D_uncond + w·(D_cond − D_uncond), with the conditional and the
  * unconditional halves evaluated as ONE batch of 2B (labels then the null label / empty context).
+ * Optionally only inside a noise interval (Kynkäänniemi et al. 2024, "Applying guidance in a
+ * limited interval"): outside it the conditional half alone is evaluated, with w = 1.
  */
 import { full, tensor } from '../ops/creation.js';
 import { mulScalar } from '../ops/elementwise.js';
@@ -19,6 +21,8 @@ export interface Conditioning {
   context?: Tensor | null;
   /** Guidance scale w; 1 = plain conditional sampling (no unconditional pass). */
   guidance?: number;
+  /** Guide only at noise levels lo < σ <= hi (default: every level). */
+  guidanceInterval?: readonly [number, number];
 }
 
 /** The network F around a batch of B images: scales by c_in, doubles the batch for guidance. */
@@ -26,13 +30,19 @@ export class GuidedNetwork {
   readonly guided: boolean;
   readonly guidance: number;
   readonly batch: number;
+  readonly guidanceInterval: readonly [number, number];
   private readonly labels: Tensor | null;
   private readonly context: Tensor | null;
+  /** The conditional half alone, for noise levels outside the guidance interval. */
+  private readonly condLabels: Tensor | null;
+  private readonly condContext: Tensor | null;
 
   constructor(readonly net: DiffusionViT, readonly shape: readonly number[], cond: Conditioning = {}, readonly sigmaData = 0.5) {
     const B = (this.batch = shape[0]);
     this.guidance = cond.guidance ?? 1;
     this.guided = this.guidance !== 1 && Boolean(cond.labels || cond.context);
+    const [lo, hi] = (this.guidanceInterval = cond.guidanceInterval ?? [0, Infinity]);
+    if (!(lo >= 0 && hi > lo)) throw new Error(`diffvit.sample: argument 'guidanceInterval' expected 0 <= lo < hi, received [${lo}, ${hi}]`);
     const numClasses = net.config.num_classes;
     if (cond.labels && cond.labels.length !== B) {
       throw new Error(`diffvit.sample: argument 'labels' expected ${B} labels, received ${cond.labels.length}`);
@@ -41,28 +51,41 @@ export class GuidedNetwork {
       if (!(l >= 0 && l <= numClasses)) throw new Error(`diffvit.sample: argument 'labels' expected classes in [0, ${numClasses}] (${numClasses} = null), received ${l}`);
     }
     const G = this.guided ? 2 : 1;
-    this.labels = null;
+    this.labels = this.condLabels = null;
     if (numClasses) {
       const l = new Int32Array(G * B).fill(numClasses);
       if (cond.labels) l.set(cond.labels);
       this.labels = keep(tensor(l, [G * B], 'int32'));
+      this.condLabels = this.guided ? keep(tensor(l.slice(0, B), [B], 'int32')) : this.labels;
     }
     this.context = null;
+    this.condContext = cond.context ?? null;
     if (cond.context) {
       // the unconditional half sees an all-zero ("empty") context
       this.context = this.guided ? keep(noGrad(() => concat([cond.context!, full(cond.context!.shape, 0)], 0))) : cond.context;
     }
   }
 
-  /** F(c_in·x; c_noise) for x: (B, ...) at σ, as (G·B, ...) with the conditional half first. */
+  /** Whether σ gets the unconditional pass and the guidance mix. */
+  guidedAt(sigma: number): boolean {
+    return this.guided && sigma > this.guidanceInterval[0] && sigma <= this.guidanceInterval[1];
+  }
+
+  /** The guidance scale the update at σ uses (1 outside the interval). */
+  guidanceAt(sigma: number): number {
+    return this.guidedAt(sigma) ? this.guidance : 1;
+  }
+
+  /** F(c_in·x; c_noise) for x: (B, ...) at σ, as (G·B, ...) with the conditional half first (G = 2 where guidedAt(σ)). */
   evaluate(x: Tensor, sigma: number): Tensor {
+    const guided = this.guidedAt(sigma);
     return noGrad(() =>
       scope(() => {
         const { c_in, c_noise } = preconditioning(sigma, this.sigmaData);
         const xIn = mulScalar(x, c_in);
-        const input = this.guided ? concat([xIn, xIn], 0) : xIn;
+        const input = guided ? concat([xIn, xIn], 0) : xIn;
         const cNoise = full([input.shape[0]], c_noise);
-        return this.net.forward(input, cNoise, this.labels, this.context);
+        return guided ? this.net.forward(input, cNoise, this.labels, this.context) : this.net.forward(input, cNoise, this.condLabels, this.condContext);
       }),
     );
   }
@@ -72,11 +95,11 @@ export class GuidedNetwork {
     scope(() => {
       const { c_skip, c_out } = preconditioning(sigma, this.sigmaData);
       const F = this.evaluate(tensor(Float32Array.from(x), this.shape), sigma).data();
-      const n = x.length, w = this.guidance;
+      const n = x.length, w = this.guidance, guided = this.guidedAt(sigma);
       const out = new Float64Array(n);
       for (let i = 0; i < n; i++) {
         const Dc = c_skip * x[i] + c_out * F[i];
-        if (!this.guided) {
+        if (!guided) {
           out[i] = Dc;
           continue;
         }
@@ -87,6 +110,7 @@ export class GuidedNetwork {
     });
 
   dispose(): void {
+    if (this.condLabels !== this.labels) this.condLabels?.dispose();
     this.labels?.dispose();
     if (this.context && this.guided) this.context.dispose();
   }

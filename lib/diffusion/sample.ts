@@ -26,6 +26,8 @@ export interface GenerateOptions {
   /** Sampler steps (Heun: 18 → 35 evaluations). */
   steps?: number;
   guidance?: number;
+  /** Guide only at noise levels lo < σ <= hi (Kynkäänniemi et al. 2024); default every level. */
+  guidanceInterval?: readonly [number, number];
   seed?: number;
   sigmaMin?: number;
   sigmaMax?: number;
@@ -56,7 +58,7 @@ export function generate(model: DiffusionViT, options: GenerateOptions = {}): { 
   const guidance = options.labels || given ? options.guidance : 1; // nothing to guide towards
   let net: GuidedNetwork;
   try {
-    net = new GuidedNetwork(model, shape, { labels: options.labels, context: given ?? empty, guidance });
+    net = new GuidedNetwork(model, shape, { labels: options.labels, context: given ?? empty, guidance, guidanceInterval: options.guidanceInterval });
   } catch (e) {
     empty?.dispose();
     throw e;

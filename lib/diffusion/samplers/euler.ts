@@ -14,7 +14,7 @@ export function eulerSampler(net: GuidedNetwork, latents: Tensor, sigmas: Float6
   for (let i = 0; i + 1 < sigmas.length; i++) {
     const next = scope(() => {
       const F = net.evaluate(x, sigmas[i]);
-      return edmSamplerUpdate({ F, x, sigma: sigmas[i], guidance: net.guidance, base: x, h: sigmas[i + 1] - sigmas[i] }).xNext;
+      return edmSamplerUpdate({ F, x, sigma: sigmas[i], guidance: net.guidanceAt(sigmas[i]), base: x, h: sigmas[i + 1] - sigmas[i] }).xNext;
     });
     x.dispose();
     x = keep(next);

@@ -35,10 +35,10 @@ export function heunSampler(net: GuidedNetwork, latents: Tensor, sigmas: Float64
       const tHat = tCur + gamma * tCur;
       const xHat = gamma > 0 ? add(x, mulScalar(randn(x.shape, { generator: options.generator }), Math.sqrt(tHat * tHat - tCur * tCur) * sNoise)) : x;
       // Euler step (line 8), then the 2nd-order correction unless stepping to σ = 0 (lines 9-11).
-      const euler = edmSamplerUpdate({ F: net.evaluate(xHat, tHat), x: xHat, sigma: tHat, guidance: net.guidance, base: xHat, h: tNext - tHat });
+      const euler = edmSamplerUpdate({ F: net.evaluate(xHat, tHat), x: xHat, sigma: tHat, guidance: net.guidanceAt(tHat), base: xHat, h: tNext - tHat });
       if (i === N - 1) return euler.xNext;
       const F2 = net.evaluate(euler.xNext, tNext);
-      return edmSamplerUpdate({ F: F2, x: euler.xNext, sigma: tNext, guidance: net.guidance, base: xHat, h: tNext - tHat, dPrev: euler.d, a: 0.5, b: 0.5 }).xNext;
+      return edmSamplerUpdate({ F: F2, x: euler.xNext, sigma: tNext, guidance: net.guidanceAt(tNext), base: xHat, h: tNext - tHat, dPrev: euler.d, a: 0.5, b: 0.5 }).xNext;
     });
     x.dispose();
     x = keep(next);
