@@ -49,6 +49,9 @@ describe('shapes classifier', () => {
       expect(r.samples).toBe(16);
       expect(r.accuracy).toBeGreaterThanOrEqual(0);
       expect(r.accuracy).toBeLessThanOrEqual(1);
+      // more samples than real references: the real-vs-real baseline grows to the sample count
+      const many = evaluateShapes(model, { perClass: 20, steps: 2, real: 50, guidance: 3, guidanceInterval: [1, Infinity], classifierPath: trainedPath });
+      expect([many.samples, Number.isFinite(many.frechetRealVsReal), many.guidanceInterval]).toEqual([80, true, [1, Infinity]]);
       const untrained = new ShapesClassifier(7);
       const untrainedPath = join(dir, 'untrained.safetensors');
       writeSafetensors(untrainedPath, untrained.stateDict(), { format: 'diffvit-shapes-classifier' });

@@ -59,16 +59,18 @@ export function evaluateShapes(model: DiffusionViT, options: ShapesEvalOptions =
   const samples = classify(classifier, images, labels.length);
   const correct = new Array(numClasses).fill(0);
   labels.forEach((l, i) => (correct[l] += samples.predictions[i] === l ? 1 : 0));
-  // real references: two disjoint sets of held-out shapes (seed 2000), one for the baseline
-  const real = new ShapesDataset(2000, 2 * realCount);
-  const pixels = new Float32Array(2 * realCount * 3072);
-  const realLabels = new Int32Array(2 * realCount);
-  for (let i = 0; i < 2 * realCount; i++) {
+  // real references: two disjoint sets of held-out shapes (seed 2000): `realCount` for the
+  // statistics, then at least as many as there are samples for the real-vs-real baseline
+  const total = realCount + Math.max(realCount, labels.length);
+  const real = new ShapesDataset(2000, total);
+  const pixels = new Float32Array(total * 3072);
+  const realLabels = new Int32Array(total);
+  for (let i = 0; i < total; i++) {
     const example = real.get(i);
     pixels.set(example.pixels, i * 3072);
     realLabels[i] = example.label;
   }
-  const realClassified = classify(classifier, pixels, 2 * realCount);
+  const realClassified = classify(classifier, pixels, total);
   const realFeatures = realClassified.features;
   const realAccuracy = realLabels.reduce((n, l, i) => n + (realClassified.predictions[i] === l ? 1 : 0), 0) / realLabels.length;
   if (realAccuracy < 0.9) {
