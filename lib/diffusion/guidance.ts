@@ -85,7 +85,7 @@ export class GuidedNetwork {
         const xIn = mulScalar(x, c_in);
         const input = guided ? concat([xIn, xIn], 0) : xIn;
         const cNoise = full([input.shape[0]], c_noise);
-        return guided ? this.net.forward(input, cNoise, this.labels, this.context) : this.net.forward(input, cNoise, this.condLabels, this.condContext);
+        return this.net.forward(input, cNoise, guided ? this.labels : this.condLabels, guided ? this.context : this.condContext);
       }),
     );
   }
