@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -9,12 +10,27 @@
 #include <thread>
 #include <vector>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 namespace dv {
 namespace {
 
 thread_local bool t_inside_pool = false;
-constexpr int64_t kMaxChunks = 256;
+constexpr int64_t kMaxChunks = 256;  // fits the claim word's 16-bit fields
 
+// One parallel region at a time: the caller publishes the task and a claim word (the region's
+// generation, its chunk count and the next unclaimed chunk), then every thread claims chunks by
+// compare-and-swap on that word until none are left. The count travels in the word so that a
+// worker still looking at a finished region can never claim a chunk of the next one. The caller
+// returns as soon as every chunk is done; it never waits for a worker to wake up. (Waking an idle
+// vCPU of a VM takes tens to hundreds of microseconds, more than a whole small elementwise kernel:
+// when the caller waited for every worker to check in, a 2-thread training step ran its small
+// kernels up to 5x slower than on one thread.) A worker that wakes late finds the chunks claimed,
+// or a newer generation, and waits again. Workers spin for kSpin after each region before
+// sleeping, as OpenMP runtimes do: the next kernel of a training step usually follows within
+// microseconds.
 class ThreadPool {
  public:
   explicit ThreadPool(int n) { start(n); }
@@ -29,84 +45,107 @@ class ThreadPool {
 
   void run(int64_t chunks, const std::function<void(int64_t)>& task) {
     std::lock_guard<std::mutex> serial(run_mutex_);  // one parallel region at a time
+    task_.store(&task, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    error_ = nullptr;
+    uint64_t gen;
     {
       std::lock_guard<std::mutex> lk(mutex_);
-      task_ = &task;
-      chunks_ = chunks;
-      next_.store(0);
-      pending_.store(static_cast<int>(workers_.size()));
-      error_ = nullptr;
-      generation_++;
+      gen = generation_.load(std::memory_order_relaxed) + 1;
+      claim_.store(claim_word(gen, chunks), std::memory_order_release);  // publishes task_ and done_
+      generation_.store(gen, std::memory_order_release);
     }
-    cv_.notify_all();
-    work();
-    // Spin briefly, then sleep: most kernels end within microseconds of each other.
-    for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
+    if (sleeping_.load() > 0) cv_.notify_all();
+    work(gen);
+    for (int spin = 0; done_.load(std::memory_order_acquire) != chunks; ++spin) {
       if (spin > 2000) std::this_thread::yield();
     }
-    task_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
 
  private:
+  static constexpr auto kSpin = std::chrono::microseconds(200);
+
+  // Generation (low 32 bits) | chunk count (16 bits; at most kMaxChunks) | next chunk (16 bits).
+  static uint64_t claim_word(uint64_t gen, int64_t chunks) { return (gen & 0xffffffffu) << 32 | static_cast<uint64_t>(chunks) << 16; }
+  static int64_t word_chunks(uint64_t word) { return static_cast<int64_t>(word >> 16 & 0xffffu); }
+  static int64_t word_next(uint64_t word) { return static_cast<int64_t>(word & 0xffffu); }
+
   void start(int n) {
-    quit_ = false;
-    // New workers wait for the NEXT generation: the current one (and the one stop() used to wake
-    // their predecessors) must not be taken for work, or they would decrement pending_ for a run
-    // they never joined and the caller would wait forever.
+    quit_.store(false);
     const uint64_t current = generation_.load();
     for (int i = 1; i < n; ++i) workers_.emplace_back([this, current] { loop(current); });
   }
   void stop() {
     {
       std::lock_guard<std::mutex> lk(mutex_);
-      quit_ = true;
-      generation_++;
+      quit_.store(true);
+      generation_.fetch_add(1);
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
     workers_.clear();
   }
 
-  void work() {
+  // Claims and runs chunks of region `gen` until none are left (or a newer region has begun).
+  void work(uint64_t gen) {
     t_inside_pool = true;
-    for (int64_t c; (c = next_.fetch_add(1)) < chunks_;) {
+    uint64_t word = claim_.load(std::memory_order_acquire);
+    while (word >> 32 == (gen & 0xffffffffu) && word_next(word) < word_chunks(word)) {
+      if (!claim_.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+      // The caller cannot finish the region (and replace task_) before done_ counts this chunk.
       try {
-        (*task_)(c);
+        (*task_.load(std::memory_order_relaxed))(word_next(word));
       } catch (...) {
         std::lock_guard<std::mutex> lk(mutex_);
         if (!error_) error_ = std::current_exception();
       }
+      done_.fetch_add(1, std::memory_order_release);
+      word = claim_.load(std::memory_order_acquire);
     }
     t_inside_pool = false;
   }
 
+  // The generation after `seen`: spun for up to kSpin, then slept for.
+  uint64_t next_generation(uint64_t seen) {
+    const auto until = std::chrono::steady_clock::now() + kSpin;
+    for (int i = 1;; ++i) {
+      const uint64_t g = generation_.load(std::memory_order_acquire);
+      if (g != seen) return g;
+      if (i % 256 == 0 && std::chrono::steady_clock::now() > until) break;
+      cpu_relax();
+    }
+    std::unique_lock<std::mutex> lk(mutex_);
+    sleeping_.fetch_add(1);
+    cv_.wait(lk, [&] { return generation_.load() != seen; });
+    sleeping_.fetch_sub(1);
+    return generation_.load();
+  }
+
   void loop(uint64_t seen) {
     for (;;) {
-      // Spin a little before sleeping so back-to-back kernels do not pay a futex wake-up each.
-      for (int spin = 0; spin < 20000 && generation_.load(std::memory_order_acquire) == seen; ++spin) {
-      }
-      {
-        std::unique_lock<std::mutex> lk(mutex_);
-        cv_.wait(lk, [&] { return generation_.load() != seen; });
-        seen = generation_.load();
-        if (quit_) return;
-      }
-      work();
-      pending_.fetch_sub(1, std::memory_order_release);
+      seen = next_generation(seen);
+      if (quit_.load()) return;
+      work(seen);
     }
+  }
+
+  static void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_pause();
+#endif
   }
 
   std::vector<std::thread> workers_;
   std::mutex mutex_, run_mutex_;
   std::condition_variable cv_;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int64_t> next_{0};
-  std::atomic<int> pending_{0};
-  int64_t chunks_ = 0;
-  const std::function<void(int64_t)>* task_ = nullptr;
+  std::atomic<uint64_t> claim_{0};
+  std::atomic<const std::function<void(int64_t)>*> task_{nullptr};
+  std::atomic<int64_t> done_{0};
+  std::atomic<int> sleeping_{0};
+  std::atomic<bool> quit_{false};
   std::exception_ptr error_;
-  bool quit_ = false;
 };
 
 int default_threads() {
