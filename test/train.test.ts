@@ -43,13 +43,26 @@ describe('learning-rate schedules', () => {
     expect(lr(104)).toBeCloseTo(0, 12);
     for (let s = 5; s <= 104; s++) expect(lr(s)).toBeLessThan(lr(s - 1));
   });
+  test('cooldown: the same warm-up, the base rate, then linear to 0 over the last quarter', () => {
+    const lr = (s: number) => learningRate(s, 2, 4, 'cooldown', 104);
+    expect([0, 1, 3, 4, 77].map(lr)).toEqual([0.5, 1, 2, 2, 2]);
+    expect(lr(78)).toBeCloseTo(2, 12); // the decay starts at round(0.75 * 104) = 78
+    expect(lr(91)).toBeCloseTo(1, 12);
+    expect(lr(103)).toBeCloseTo(2 / 26, 12);
+    expect(lr(104)).toBe(0);
+    for (let s = 79; s <= 104; s++) expect(lr(s)).toBeLessThan(lr(s - 1));
+    // A warm-up longer than three quarters of the run: the decay starts after it.
+    expect(learningRate(9, 1, 10, 'cooldown', 12)).toBeCloseTo(1, 12);
+    expect(learningRate(10, 1, 10, 'cooldown', 12)).toBeCloseTo(1, 12);
+    expect(learningRate(11, 1, 10, 'cooldown', 12)).toBeCloseTo(0.5, 12);
+  });
   test('the trainer applies the schedule and rejects an unknown one', () => {
     const t = new Trainer({ ...TINY, lrSchedule: 'cosine', steps: 6 });
     const rates = Array.from({ length: 6 }, () => t.trainStep().lr);
     expect(rates).toEqual(Array.from({ length: 6 }, (_, s) => learningRate(s, TINY.lr, TINY.warmupSteps, 'cosine', 6)));
     expect(rates[5]).toBeLessThan(rates[2]);
     t.dispose();
-    expect(() => new Trainer({ ...TINY, lrSchedule: 'linear' as never })).toThrow(/diffvit.train: lrSchedule expected 'constant' or 'cosine', received "linear"/);
+    expect(() => new Trainer({ ...TINY, lrSchedule: 'linear' as never })).toThrow(/diffvit.train: lrSchedule expected 'constant' or 'cosine' or 'cooldown', received "linear"/);
   });
 });
 

@@ -24,8 +24,9 @@ Options:
   --steps N                optimiser steps (default ${DEFAULT_TRAIN_CONFIG.steps})
   --batch N                batch size (default ${DEFAULT_TRAIN_CONFIG.batchSize})
   --lr X                   learning rate (default ${DEFAULT_TRAIN_CONFIG.lr})
-  --lr-schedule S          constant (EDM) or cosine (to 0 at the last step) after the
-                           warm-up (default ${DEFAULT_TRAIN_CONFIG.lrSchedule})
+  --lr-schedule S          after the warm-up: constant (EDM), cosine (to 0 at the last
+                           step) or cooldown (constant, then linear to 0 over the last
+                           quarter) (default ${DEFAULT_TRAIN_CONFIG.lrSchedule})
   --warmup N               warm-up steps (default ${DEFAULT_TRAIN_CONFIG.warmupSteps})
   --ema-halflife N         EMA half-life in images (default ${DEFAULT_TRAIN_CONFIG.emaHalfLifeImages})
   --ema-rampup R           the EMA half-life is at most R x images seen (default ${DEFAULT_TRAIN_CONFIG.emaRampup}; EDM: 0.05)
