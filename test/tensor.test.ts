@@ -642,6 +642,22 @@ describe('Generator', () => {
     });
   });
 
+  test('normals drawn from an odd counter are the matching slice of the stream (Box-Muller pairs)', () => {
+    const threads = dv.runtimeInfo().threads;
+    try {
+      dv.setThreads(3);
+      dv.scope(() => {
+        const long = dv.randn([20007], { generator: new dv.Generator(3) }).data();
+        for (const [start, n] of [[7, 20000], [1, 1], [3, 2], [4, 17]]) {
+          const part = dv.randn([n], { generator: new dv.Generator(3, start) }).data();
+          expect([...part]).toEqual([...long.subarray(start, start + n)]);
+        }
+      });
+    } finally {
+      dv.setThreads(threads);
+    }
+  });
+
   test('state() / setState() round trip replays the stream', () => {
     dv.scope(() => {
       const g = new dv.Generator(11);

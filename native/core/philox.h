@@ -37,13 +37,37 @@ inline float philox_uniform(uint64_t key, uint64_t index) {
   return philox_unit(philox4x32(index >> 2, key).v[index & 3]);
 }
 
-// Element `index` of the stream: standard normal. Pairs (2k, 2k+1) share one Box-Muller draw.
-inline float philox_normal(uint64_t key, uint64_t index) {
-  Philox4 r = philox4x32(index >> 1, key);
+// Elements (2k, 2k+1) of the normal stream: one Box-Muller draw from Philox block k.
+inline void philox_normal_pair(uint64_t key, uint64_t pair, float* even, float* odd) {
+  Philox4 r = philox4x32(pair, key);
   double u1 = philox_unit(r.v[0]), u2 = philox_unit(r.v[1]);
   double radius = std::sqrt(-2.0 * std::log(u1));
   double angle = 6.283185307179586 * u2;
-  return static_cast<float>((index & 1) ? radius * std::sin(angle) : radius * std::cos(angle));
+  *even = static_cast<float>(radius * std::cos(angle));
+  *odd = static_cast<float>(radius * std::sin(angle));
+}
+
+// Element `index` of the stream: standard normal.
+inline float philox_normal(uint64_t key, uint64_t index) {
+  float even, odd;
+  philox_normal_pair(key, index >> 1, &even, &odd);
+  return (index & 1) ? odd : even;
+}
+
+// Elements first .. first+n-1 of the normal stream into out, one Box-Muller draw per pair (half
+// the work of n philox_normal calls); the values are philox_normal's.
+inline void philox_normals(uint64_t key, uint64_t first, int64_t n, float* out) {
+  int64_t i = 0;
+  float even, odd;
+  if (n > 0 && (first & 1)) {
+    philox_normal_pair(key, first >> 1, &even, &odd);
+    out[i++] = odd;
+  }
+  for (; i + 1 < n; i += 2) philox_normal_pair(key, (first + i) >> 1, &out[i], &out[i + 1]);
+  if (i < n) {
+    philox_normal_pair(key, (first + i) >> 1, &even, &odd);
+    out[i] = even;
+  }
 }
 
 }  // namespace dv

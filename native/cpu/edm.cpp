@@ -1,5 +1,6 @@
 #include "cpu/edm.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "core/philox.h"
@@ -10,12 +11,16 @@ namespace dv::cpu {
 void edm_noise(const float* y, const float* sigma, int64_t batch, int64_t per, uint64_t seed, uint64_t counter,
                float sigma_data, float* x_noisy, float* x_in) {
   parallel_for(batch * per, 8192, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) {
-      int64_t b = i / per;
-      EdmCoefficients c = edm_coefficients(sigma[b], sigma_data);
-      float xn = y[i] + sigma[b] * philox_normal(seed, counter + i);
-      x_noisy[i] = xn;
-      x_in[i] = static_cast<float>(c.c_in) * xn;
+    // The noise goes into x_in first; each image's coefficients are computed once.
+    philox_normals(seed, counter + lo, hi - lo, x_in + lo);
+    for (int64_t i = lo; i < hi;) {
+      const int64_t b = i / per, end = std::min(hi, (b + 1) * per);
+      const float s = sigma[b], c_in = static_cast<float>(edm_coefficients(s, sigma_data).c_in);
+      for (; i < end; ++i) {
+        float xn = y[i] + s * x_in[i];
+        x_noisy[i] = xn;
+        x_in[i] = c_in * xn;
+      }
     }
   });
 }
