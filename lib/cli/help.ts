@@ -2,6 +2,7 @@
 import { SAMPLERS } from '../diffusion/samplers/names.js';
 import { PRESETS } from '../models/configs.js';
 import { DEFAULT_TRAIN_CONFIG } from '../train/config.js';
+import { COOLDOWN_FRACTION } from '../train/schedule.js';
 
 // The 15-minute CPU default: iuvit-t/4's widths with 8x8 patches (16 tokens), ~2.5x the img/s.
 export const DEFAULT_PRESET = 'iuvit-xs/4';
@@ -26,7 +27,7 @@ Options:
   --lr X                   learning rate (default ${DEFAULT_TRAIN_CONFIG.lr})
   --lr-schedule S          after the warm-up: constant (EDM), cosine (to 0 at the last
                            step) or cooldown (constant, then linear to 0 over the last
-                           quarter) (default ${DEFAULT_TRAIN_CONFIG.lrSchedule})
+                           ${100 * COOLDOWN_FRACTION} % of the steps) (default ${DEFAULT_TRAIN_CONFIG.lrSchedule})
   --warmup N               warm-up steps (default ${DEFAULT_TRAIN_CONFIG.warmupSteps})
   --ema-halflife N         EMA half-life in images (default ${DEFAULT_TRAIN_CONFIG.emaHalfLifeImages})
   --ema-rampup R           the EMA half-life is at most R x images seen (default ${DEFAULT_TRAIN_CONFIG.emaRampup}; EDM: 0.05)

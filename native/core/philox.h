@@ -47,15 +47,8 @@ inline void philox_normal_pair(uint64_t key, uint64_t pair, float* even, float* 
   *odd = static_cast<float>(radius * std::sin(angle));
 }
 
-// Element `index` of the stream: standard normal.
-inline float philox_normal(uint64_t key, uint64_t index) {
-  float even, odd;
-  philox_normal_pair(key, index >> 1, &even, &odd);
-  return (index & 1) ? odd : even;
-}
-
-// Elements first .. first+n-1 of the normal stream into out, one Box-Muller draw per pair (half
-// the work of n philox_normal calls); the values are philox_normal's.
+// Elements first .. first+n-1 of the standard normal stream into out: element i is the even or
+// odd member of pair i >> 1, so any span of the stream has the same values however it is cut.
 inline void philox_normals(uint64_t key, uint64_t first, int64_t n, float* out) {
   int64_t i = 0;
   float even, odd;
