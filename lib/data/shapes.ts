@@ -1,8 +1,8 @@
 /**
  * `shapes`: the built-in synthetic dataset (no download). 32×32 RGB images of one of four shapes —
- * circle, square, triangle, cross — with random colour, size, position, rotation (triangle,
- * cross) and background colour, anti-aliased by 4×4 supersampling. Image i is a pure function of
- * (seed, i), values in [-1, 1], layout (C, H, W).
+ * circle, square, triangle, cross — with random colour, size, position, rotation (every shape but
+ * the circle) and background colour, anti-aliased by 4×4 supersampling. Image i is a pure function
+ * of (seed, i), values in [-1, 1], layout (C, H, W).
  */
 import { DataRng } from './rng.js';
 
