@@ -1,5 +1,5 @@
 /** The training loop: the loss goes down, and a run split in two equals one uninterrupted run bit for bit. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
@@ -11,6 +11,8 @@ import { BatchSampler } from '../lib/data/loader.js';
 import { edmLoss } from '../lib/diffusion/edm.js';
 import { generate } from '../lib/diffusion/sample.js';
 import { learningRate } from '../lib/train/schedule.js';
+import { trainCommand } from '../lib/cli/train.js';
+import { loadCheckpoint } from '../lib/models/checkpoint.js';
 
 const TINY: TrainConfig = {
   ...DEFAULT_TRAIN_CONFIG,
@@ -135,5 +137,24 @@ describe('trainer', () => {
     }).toThrow(/diffvit\.train: 3 steps had a non-finite loss or gradient \(limit 2\)/);
     expect(t.nonFinite).toBe(3);
     t.dispose();
+  });
+});
+
+describe('diffvit train --config', () => {
+  // A model in the config file keeps the keys it sets; the conditioning it leaves out follows the data.
+  const numClasses = async (name: string, model: object, ...flags: string[]) => {
+    const config = join(dir, `${name}.json`), out = join(dir, name);
+    writeFileSync(config, JSON.stringify({ model }));
+    expect(await trainCommand(['--config', config, '--steps', '1', '--batch', '2', '--out', out, '--sample-every', '0', '--precision', 'float32', ...flags])).toBe(0);
+    const { model: trained } = loadCheckpoint(join(out, 'checkpoint.safetensors'));
+    trained.dispose();
+    return trained.config.num_classes;
+  };
+  const tiny = { arch: 'iuvit', img_size: 32, in_chans: 3, patch: 8, dim: 32, depth: 1, heads: 1 };
+
+  test('a model without num_classes is conditioned on the data\'s classes, unless --unconditional', async () => {
+    expect(await numClasses('inherit', tiny)).toBe(4);
+    expect(await numClasses('uncond-flag', tiny, '--unconditional')).toBe(0);
+    expect(await numClasses('explicit', { ...tiny, num_classes: 0 })).toBe(0);
   });
 });

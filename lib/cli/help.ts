@@ -14,7 +14,8 @@ class-conditional, on the built-in 'shapes' data.
 
 Options:
   --preset NAME            model preset (${Object.keys(PRESETS).join(', ')})
-  --config FILE            JSON file with { model?, data?, ...training options } (flags override it)
+  --config FILE            JSON file with { model?, data?, ...training options } (flags override it);
+                           a model there without num_classes (or context_dim) takes the data's
   --data SPEC              shapes (generated in code; the default), folder:PATH (class per
                            sub-folder, PNG/JPEG; centre crop + resize), cifar10:DIR (binary
                            batches), mnist:DIR (idx files), cache:FILE (made by diffvit prepare;

@@ -98,15 +98,18 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const base = fileModel ?? PRESETS[preset];
   const data = values.data ? parseDataSpec(values.data, num('image-size', values['image-size']) ?? base.img_size) : (fromFile.data ?? { kind: 'shapes' as const });
   // The model follows the data: its image size and channels, and unless --unconditional its
-  // conditioning — the context shape of caption data (text-to-image), else the data's classes.
+  // conditioning — the context shape of caption data (text-to-image), else the data's classes. A
+  // config file's model keeps the keys it sets; the conditioning it leaves out follows the data.
   const dataset = createDataset(data);
   if (values['image-size'] !== undefined && data.kind === 'cache' && dataset.imageSize !== Number(values['image-size'])) {
     throw new Error(`diffvit train: --image-size ${values['image-size']}, but ${data.path} holds ${dataset.imageSize}×${dataset.imageSize} images (prepare another cache for that size)`);
   }
   const text = !values.unconditional && dataset.contextDim ? { context_dim: dataset.contextDim, context_len: dataset.contextLen! } : null;
+  const conditioning = { num_classes: values.unconditional || text ? 0 : dataset.numClasses, ...text };
+  const unconditional = values.unconditional ? { num_classes: 0, context_dim: 0, context_len: 0 } : {};
   const modelConfig: ModelConfig = values.preset || !fromFile.model
-    ? { ...base, img_size: dataset.imageSize, in_chans: dataset.channels, num_classes: values.unconditional || text ? 0 : dataset.numClasses, ...text }
-    : fromFile.model as ModelConfig;
+    ? { ...base, img_size: dataset.imageSize, in_chans: dataset.channels, ...conditioning }
+    : { ...conditioning, ...(fromFile.model as ModelConfig), ...unconditional };
   const config: TrainConfig = { ...DEFAULT_TRAIN_CONFIG, matmulPrecision: defaultPrecision(), ...fromFile, data, model: modelConfig, ...overrides };
   const out = values.out ?? join('runs', `${preset.replace('/', '_')}-${data.kind}`);
   mkdirSync(join(out, 'samples'), { recursive: true });
