@@ -146,9 +146,11 @@ describe('diffvit train --config', () => {
     const config = join(dir, `${name}.json`), out = join(dir, name);
     writeFileSync(config, JSON.stringify({ model }));
     expect(await trainCommand(['--config', config, '--steps', '1', '--batch', '2', '--out', out, '--sample-every', '0', '--precision', 'float32', ...flags])).toBe(0);
-    const { model: trained } = loadCheckpoint(join(out, 'checkpoint.safetensors'));
+    const { model: trained, extra } = loadCheckpoint(join(out, 'checkpoint.safetensors'));
+    const classes = trained.config.num_classes;
     trained.dispose();
-    return trained.config.num_classes;
+    for (const t of extra.values()) t.dispose();
+    return classes;
   };
   const tiny = { arch: 'iuvit', img_size: 32, in_chans: 3, patch: 8, dim: 32, depth: 1, heads: 1 };
 
