@@ -595,8 +595,8 @@ void gemm(const GemmArgs& g) { run_tiles(g, gemm_tile, kKC, 1); }
 // operand, so the packed panels hold k in pairs, each pair one 32-bit word (low half: even k):
 //   A panel r, pair q: dst[r*kMR*kq + q*mr + i] = (a[i][2q], a[i][2q+1])   (kq = ceil(kc / 2))
 //   B panel c, pair q: dst[c*kNR*kq + q*s + j]  = (b[2q][j], b[2q+1][j])
-// and an odd kc's missing k is zero in both. pack_a / pack_b (every layout, alpha folded into A)
-// pack one micro-panel at a time in fp32 into an L1-sized stage, converted from there.
+// and an odd kc's missing k is zero in both. pack_a_bf16 / pack_b_bf16 (every layout, alpha folded
+// into A) convert one micro-panel at a time straight from the operand.
 // The micro-tile is fp32's 14 x 32 (28 zmm accumulators, so plan() splits work identically); each
 // step is two k per instruction: 2 loads of B pairs, 14 broadcasts of A pairs, 28 vdpbf16ps.
 // KC counts k and is even (whole pairs) in every K block but the last.
@@ -608,47 +608,90 @@ namespace {
 // a 688 KB A block), so one K block covers k = 1024 (fc2's forward). KC 512 and 2048 (MC 168)
 // measured within noise of it on a shared 2-core Zen 5 (1024^3, 2048^3, the model's dW shapes).
 constexpr int64_t kKC16 = 1024, kMC16 = 336;
-thread_local PackBuffer t_pack_stage;
 
-// dst[q*w + j] = bf16 pair (src[2q*w + j], src[(2q+1)*w + j]) for q < ceil(kc / 2), j < w.
-DV_TARGET_BF16 void to_bf16_pairs(const float* src, int64_t kc, int w, float* dst) {
+// The packers read fp32 straight from the operand and write pairs in one pass (packing in fp32
+// first and converting after took twice as long: 13 % of a 1-thread bf16 GEMM, against 82 % in
+// the micro-kernel, on a Zen 4).
+
+// k runs down the stored rows (A transposed, B not): pair q of column j joins rows 2q and 2q+1.
+// dst[q*w + j] = bf16 pair (alpha * row(2q)[j], alpha * row(2q+1)[j]), row(p) = src + p*ld, for
+// q < ceil(kc / 2) and j < w; columns j >= n and the missing k of an odd kc are zero.
+DV_TARGET_BF16 void pairs_across_rows(const float* src, int64_t ld, int64_t kc, int n, int w, float alpha, float* dst) {
   // vcvtne2ps2bf16 puts the even row's 16 values in the low half and the odd row's in the high
   // half; word 2t of a pair vector takes element t, word 2t+1 element 16 + t.
   alignas(64) static const uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
                                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
   const __m512i interleave = _mm512_load_si512(kInterleave);
+  const VF scale = VF::set1(alpha);
   for (int64_t q = 0; 2 * q < kc; ++q) {
-    const float* even = src + 2 * q * w;
+    const float* even = src + 2 * q * ld;
     const bool has_odd = 2 * q + 1 < kc;
     for (int j = 0; j < w; j += W) {
-      const __mmask16 m = lanes(std::min(W, w - j));
-      const __m512 lo = _mm512_maskz_loadu_ps(m, even + j);
-      const __m512 hi = has_odd ? _mm512_maskz_loadu_ps(m, even + w + j) : _mm512_setzero_ps();
-      const __m512i words = _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-      _mm512_mask_storeu_epi32(dst + q * w + j, m, words);
+      const __mmask16 load = lanes(std::clamp(n - j, 0, W));
+      VF lo = _mm512_maskz_loadu_ps(load, even + j);
+      VF hi = has_odd ? VF(_mm512_maskz_loadu_ps(load, even + ld + j)) : VF::zero();
+      if (alpha != 1.0f) lo = lo * scale, hi = hi * scale;
+      const __m512i words = _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(hi.v, lo.v));
+      _mm512_mask_storeu_epi32(dst + q * w + j, lanes(std::min(W, w - j)), words);
     }
   }
 }
 
-// Packs op(A)[i0:i0+mc, p0:p0+kc] * alpha as bf16 pairs, panel by panel through `stage`.
-DV_TARGET_BF16 void pack_a_bf16(const GemmArgs& g, const float* A, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
-                                float* stage, float* dst) {
-  const int64_t kq = (kc + 1) / 2;
-  for (int64_t ir = 0; ir < mc; ir += kMR) {
-    const int mr = static_cast<int>(std::min<int64_t>(kMR, mc - ir));
-    pack_a(g, A, i0 + ir, mr, p0, kc, stage);
-    to_bf16_pairs(stage, kc, mr, dst + ir * kq);
+// k runs along the stored rows (A not transposed, B transposed): pair q of row i is its k values
+// 2q and 2q+1, already neighbours, so 16 rows x 32 k convert to 16 x 16 pairs, then transpose.
+// dst[q*w + i] = bf16 pair (alpha * row_i[2q], alpha * row_i[2q+1]), row_i = src + i*ld, for
+// q < ceil(kc / 2) and i < w; rows i >= n and the missing k of an odd kc are zero.
+DV_TARGET_BF16 void pairs_along_rows(const float* src, int64_t ld, int64_t kc, int n, int w, float alpha, float* dst) {
+  const VF scale = VF::set1(alpha);
+  for (int i = 0; i < w; i += W) {
+    const int rows = std::clamp(n - i, 0, W);
+    const __mmask16 store = lanes(std::min(W, w - i));
+    for (int64_t p = 0; p < kc; p += 2 * W) {
+      const int np = static_cast<int>(std::min<int64_t>(2 * W, kc - p));
+      const __mmask16 lo_lanes = lanes(std::min(W, np)), hi_lanes = lanes(std::max(0, np - W));
+      VF r[W];
+      for (int t = 0; t < W; ++t) {
+        if (t >= rows) {
+          r[t] = VF::zero();
+          continue;
+        }
+        const float* s = src + (i + t) * ld + p;
+        VF lo = _mm512_maskz_loadu_ps(lo_lanes, s), hi = _mm512_maskz_loadu_ps(hi_lanes, s + W);
+        if (alpha != 1.0f) lo = lo * scale, hi = hi * scale;
+        r[t] = (__m512)_mm512_cvtne2ps_pbh(hi.v, lo.v);  // word u: k pair (p + 2u, p + 2u + 1)
+      }
+      transpose(r);
+      for (int u = 0; 2 * u < np; ++u) _mm512_mask_storeu_ps(dst + (p / 2 + u) * w + i, store, r[u].v);
+    }
   }
 }
 
-// Packs op(B)[p0:p0+kc, j0:j0+nc] as bf16 pairs, panel by panel through `stage`.
+// Packs op(A)[i0:i0+mc, p0:p0+kc] * alpha as bf16 pairs, micro-panel by micro-panel.
+DV_TARGET_BF16 void pack_a_bf16(const GemmArgs& g, const float* A, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
+                                float* dst) {
+  const int64_t kq = (kc + 1) / 2;
+  for (int64_t ir = 0; ir < mc; ir += kMR) {
+    const int mr = static_cast<int>(std::min<int64_t>(kMR, mc - ir));
+    if (g.trans_a) {
+      pairs_across_rows(A + p0 * g.lda + i0 + ir, g.lda, kc, mr, mr, g.alpha, dst + ir * kq);
+    } else {
+      pairs_along_rows(A + (i0 + ir) * g.lda + p0, g.lda, kc, mr, mr, g.alpha, dst + ir * kq);
+    }
+  }
+}
+
+// Packs op(B)[p0:p0+kc, j0:j0+nc] as bf16 pairs, micro-panel by micro-panel, each panel's width
+// rounded up to whole vectors (zero columns).
 DV_TARGET_BF16 void pack_b_bf16(const GemmArgs& g, const float* B, int64_t p0, int64_t kc, int64_t j0, int64_t nc,
-                                float* stage, float* dst) {
+                                float* dst) {
   const int64_t kq = (kc + 1) / 2;
   for (int64_t jr = 0; jr < nc; jr += kNR) {
-    const int nr = static_cast<int>(std::min<int64_t>(kNR, nc - jr));
-    pack_b(g, B, p0, kc, j0 + jr, nr, stage);
-    to_bf16_pairs(stage, kc, (nr + W - 1) / W * W, dst + jr * kq);
+    const int nr = static_cast<int>(std::min<int64_t>(kNR, nc - jr)), s = (nr + W - 1) / W * W;
+    if (g.trans_b) {
+      pairs_along_rows(B + (j0 + jr) * g.ldb + p0, g.ldb, kc, nr, s, 1.0f, dst + jr * kq);
+    } else {
+      pairs_across_rows(B + p0 * g.ldb + j0 + jr, g.ldb, kc, nr, s, 1.0f, dst + jr * kq);
+    }
   }
 }
 
@@ -692,7 +735,6 @@ DV_TARGET_BF16 void gemm_tile_bf16(const GemmArgs& g, const float* A, const floa
   const int64_t kq_max = (kc_max + 1) / 2;
   float* pa = t_pack_a.get(mc_max * kq_max);
   float* pb = shared ? nullptr : t_pack_b.get(nc_max * kq_max);
-  float* stage = t_pack_stage.get(std::max(kMR, kNR) * kc_max);
   for (int64_t jc = j0; jc < j1; jc += nc_max) {
     const int64_t nc = std::min(nc_max, j1 - jc);
     for (int64_t pc = 0; pc < g.k; pc += kc_max) {
@@ -702,14 +744,14 @@ DV_TARGET_BF16 void gemm_tile_bf16(const GemmArgs& g, const float* A, const floa
       const float* pb_block = pb;
       if (shared) {
         pb_block = shared->ready((jc - j0) / nc_max, pc / kc_max, (nc + kNR - 1) / kNR, kNR * kq, [&](int64_t panel, float* dst) {
-          pack_b_bf16(g, B, pc, kc, jc + panel * kNR, std::min<int64_t>(kNR, nc - panel * kNR), stage, dst);
+          pack_b_bf16(g, B, pc, kc, jc + panel * kNR, std::min<int64_t>(kNR, nc - panel * kNR), dst);
         });
       } else {
-        pack_b_bf16(g, B, pc, kc, jc, nc, stage, pb);
+        pack_b_bf16(g, B, pc, kc, jc, nc, pb);
       }
       for (int64_t ic = i0; ic < i1; ic += mc_max) {
         const int64_t mc = std::min(mc_max, i1 - ic);
-        pack_a_bf16(g, A, ic, mc, pc, kc, stage, pa);
+        pack_a_bf16(g, A, ic, mc, pc, kc, pa);
         for (int64_t jr = 0; jr < nc; jr += kNR) {
           const int nr = static_cast<int>(std::min<int64_t>(kNR, nc - jr));
           const int nv = (nr + W - 1) / W;
