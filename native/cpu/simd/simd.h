@@ -111,11 +111,13 @@ inline VF vfloor(VF a) { return std::floor(a.v); }
 inline VF pow2i(VF n) { return std::ldexp(1.0f, static_cast<int>(n.v)); }
 #endif
 
-// exp(x) to ~2 ulp over the float range (Cephes-style: 2^k * p(r), r = x - k ln2, |r| <= ln2/2).
-// Clamped so exp(-inf) = 0 and exp(+big) = FLT_MAX instead of garbage; NaN propagates.
-inline VF vexp(VF x) {
-  const VF hi = VF::set1(88.3762626647949f), lo = VF::set1(-87.3365447504019f);
-  VF xc = vmin(vmax(x, lo), hi);
+constexpr float kExpLo = -87.3365447504019f, kExpHi = 88.3762626647949f;
+
+// exp(x) to ~2 ulp (Cephes-style: 2^k * p(r), r = x - k ln2, |r| <= ln2/2) of x clamped to
+// [kExpLo, kExpHi], so exp(-inf) is tiny, exp(+big) near FLT_MAX and NaN gives exp(kExpLo). For
+// callers that need no more, e.g. GELU's x / (1 + exp(z)), which keeps x's NaN by itself.
+inline VF vexp_clamped(VF x) {
+  VF xc = vmin(vmax(x, VF::set1(kExpLo)), VF::set1(kExpHi));
   VF k = vfloor(fmadd(xc, VF::set1(1.44269504088896341f), VF::set1(0.5f)));
   VF r = fmadd(k, VF::set1(-0.693359375f), xc);
   r = fmadd(k, VF::set1(2.12194440e-4f), r);
@@ -127,15 +129,20 @@ inline VF vexp(VF x) {
   p = fmadd(p, r, VF::set1(5.0000001201e-1f));
   VF r2 = r * r;
   p = fmadd(p, r2, r + VF::set1(1.0f));
-  VF y = p * pow2i(k);
+  return p * pow2i(k);
+}
+
+// exp(x): vexp_clamped, with exp(x < kExpLo) = 0 (exp(-inf) = 0) and NaN propagating.
+inline VF vexp(VF x) {
+  VF y = vexp_clamped(x);
 #if defined(DV_ISA_SCALAR)
   if (x.v != x.v) return x;  // NaN
-  if (x.v < -87.3365447504019f) return 0.0f;
+  if (x.v < kExpLo) return 0.0f;
 #elif defined(DV_ISA_AVX512)
-  y = _mm512_mask_mov_ps(y.v, _mm512_cmp_ps_mask(x.v, lo.v, _CMP_LT_OQ), _mm512_setzero_ps());
+  y = _mm512_mask_mov_ps(y.v, _mm512_cmp_ps_mask(x.v, _mm512_set1_ps(kExpLo), _CMP_LT_OQ), _mm512_setzero_ps());
   y = _mm512_mask_mov_ps(y.v, _mm512_cmp_ps_mask(x.v, x.v, _CMP_UNORD_Q), x.v);
 #else
-  y = _mm256_blendv_ps(y.v, _mm256_setzero_ps(), _mm256_cmp_ps(x.v, lo.v, _CMP_LT_OQ));
+  y = _mm256_blendv_ps(y.v, _mm256_setzero_ps(), _mm256_cmp_ps(x.v, _mm256_set1_ps(kExpLo), _CMP_LT_OQ));
   y = _mm256_blendv_ps(y.v, x.v, _mm256_cmp_ps(x.v, x.v, _CMP_UNORD_Q));
 #endif
   return y;
