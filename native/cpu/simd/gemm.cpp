@@ -412,6 +412,26 @@ inline void prefetch_tile(const float* c, int64_t ldc, int mr, int nr) {
 #endif
 }
 
+// The pre-activation copy is only read by the backward pass, long after: where its vectors are
+// aligned it bypasses the caches (non-temporal stores), which took fc1's epilogue (2048 x 1024,
+// bias, GELU, pre) from 1.35 to 0.5 ms on a Zen 4, the plain stores costing a read of each line
+// and evicting the GEMM's operands. The tile functions end with streaming_fence().
+inline void store_streaming(float* p, VF v, int n) {
+#if defined(DV_ISA_AVX512)
+  if (n == W && (reinterpret_cast<uintptr_t>(p) & 63) == 0) return _mm512_stream_ps(p, v.v);
+#elif defined(DV_ISA_AVX2)
+  if (n == W && (reinterpret_cast<uintptr_t>(p) & 31) == 0) return _mm256_stream_ps(p, v.v);
+#endif
+  store_n(p, v, n);
+}
+// Orders this thread's non-temporal stores before whatever it does next (e.g. reporting its work
+// item done to the thread that returns to JS).
+inline void streaming_fence() {
+#if defined(DV_ISA_AVX512) || defined(DV_ISA_AVX2)
+  _mm_sfence();
+#endif
+}
+
 inline bool has_epilogue(const GemmArgs& g) { return g.bias || g.act != GemmAct::none || g.pre; }
 
 // The epilogue on rows [0, mr) x columns [0, nr) of C at c (and of pre at p, or null), whose
@@ -424,7 +444,7 @@ void epilogue(const GemmArgs& g, float* c, float* p, int64_t mr, int64_t nr, int
       const int n = static_cast<int>(std::min<int64_t>(W, nr - j));
       VF v = n == W ? VF::load(row + j) : VF::load_partial(row + j, n);
       if (g.bias) v = v + (n == W ? VF::load(g.bias + col + j) : VF::load_partial(g.bias + col + j, n));
-      if (prow) store_n(prow + j, v, n);
+      if (prow) store_streaming(prow + j, v, n);
       if (g.act == GemmAct::gelu_tanh) v = vgelu(v);
       store_n(row + j, v, n);
     }
@@ -485,6 +505,7 @@ void gemm_tile(const GemmArgs& g, const float* A, const float* B, float* C, floa
       }
     }
   }
+  if (P) streaming_fence();
 }
 
 // C = beta * C (k == 0 or alpha == 0: BLAS semantics, A and B are not read), then the epilogue.
@@ -501,6 +522,7 @@ void scale_c(const GemmArgs& g) {
       }
       if (epi) epilogue(g, row, g.pre ? g.pre + at : nullptr, 1, g.n, 0);
     }
+    if (g.pre) streaming_fence();
   });
 }
 
@@ -766,6 +788,7 @@ DV_TARGET_BF16 void gemm_tile_bf16(const GemmArgs& g, const float* A, const floa
       }
     }
   }
+  if (P) streaming_fence();
 }
 
 }  // namespace
