@@ -28,10 +28,12 @@ class BufferObject : public Napi::ObjectWrap<BufferObject> {
   static Napi::Value Numel(const Napi::CallbackInfo& info);
   static Napi::Value DTypeName(const Napi::CallbackInfo& info);
   static Napi::Value DeviceName(const Napi::CallbackInfo& info);
-  void ReportExternal(Napi::Env env, int64_t delta);
+  // Counts this buffer's bytes in (delta > 0) or out of (-counted_bytes_, on dispose) its thread's
+  // live total, and tells V8 when that sets a new mark (see the .cpp).
+  void CountExternal(Napi::Env env, int64_t delta);
 
   std::unique_ptr<Buffer> buffer_;
-  int64_t reported_bytes_ = 0;
+  int64_t counted_bytes_ = 0;
 };
 
 }  // namespace dv::addon
