@@ -661,25 +661,36 @@ constexpr int64_t kKC16 = 1024, kMC16 = 336;
 // the micro-kernel, on a Zen 4).
 
 // k runs down the stored rows (A transposed, B not): pair q of column j joins rows 2q and 2q+1.
-// dst[q*w + j] = bf16 pair (alpha * row(2q)[j], alpha * row(2q+1)[j]), row(p) = src + p*ld, for
-// q < ceil(kc / 2) and j < w; columns j >= n and the missing k of an odd kc are zero.
-DV_TARGET_BF16 void pairs_across_rows(const float* src, int64_t ld, int64_t kc, int n, int w, float alpha, float* dst) {
+// Columns [0, n) go in panels of `panel` columns, panel c at dst + c*panel*kq (kq = ceil(kc / 2))
+// with its width w (whole vectors when `pad`, zero-filled) per pair: dst[c*panel*kq + q*w + j] =
+// bf16 pair (alpha * row(2q)[c*panel + j], alpha * row(2q+1)[c*panel + j]), row(p) = src + p*ld;
+// the missing k of an odd kc is zero. Each pair of rows is read once across all the panels, so the
+// reads run along the rows: packing one 14-column panel at a time down a 4 KB-strided dyᵀ held the
+// 1024 x 256 x 2048 weight gradient 8-11 % lower (1 and 2 threads, Zen 4, interleaved A/B runs).
+DV_TARGET_BF16 void pairs_across_rows(const float* src, int64_t ld, int64_t kc, int64_t n, int panel, bool pad,
+                                      float alpha, float* dst) {
   // vcvtne2ps2bf16 puts the even row's 16 values in the low half and the odd row's in the high
   // half; word 2t of a pair vector takes element t, word 2t+1 element 16 + t.
   alignas(64) static const uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
                                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
   const __m512i interleave = _mm512_load_si512(kInterleave);
   const VF scale = VF::set1(alpha);
-  for (int64_t q = 0; 2 * q < kc; ++q) {
+  const int64_t kq = (kc + 1) / 2;
+  for (int64_t q = 0; q < kq; ++q) {
     const float* even = src + 2 * q * ld;
     const bool has_odd = 2 * q + 1 < kc;
-    for (int j = 0; j < w; j += W) {
-      const __mmask16 load = lanes(std::clamp(n - j, 0, W));
-      VF lo = _mm512_maskz_loadu_ps(load, even + j);
-      VF hi = has_odd ? VF(_mm512_maskz_loadu_ps(load, even + ld + j)) : VF::zero();
-      if (alpha != 1.0f) lo = lo * scale, hi = hi * scale;
-      const __m512i words = _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(hi.v, lo.v));
-      _mm512_mask_storeu_epi32(dst + q * w + j, lanes(std::min(W, w - j)), words);
+    for (int64_t c0 = 0; c0 < n; c0 += panel) {
+      const int cols = static_cast<int>(std::min<int64_t>(panel, n - c0));
+      const int w = pad ? (cols + W - 1) / W * W : cols;
+      float* out = dst + c0 * kq + q * w;
+      for (int j = 0; j < w; j += W) {
+        const __mmask16 load = lanes(std::clamp(cols - j, 0, W));
+        VF lo = _mm512_maskz_loadu_ps(load, even + c0 + j);
+        VF hi = has_odd ? VF(_mm512_maskz_loadu_ps(load, even + ld + c0 + j)) : VF::zero();
+        if (alpha != 1.0f) lo = lo * scale, hi = hi * scale;
+        const __m512i words = _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(hi.v, lo.v));
+        _mm512_mask_storeu_epi32(out + j, lanes(std::min(W, w - j)), words);
+      }
     }
   }
 }
@@ -716,14 +727,11 @@ DV_TARGET_BF16 void pairs_along_rows(const float* src, int64_t ld, int64_t kc, i
 // Packs op(A)[i0:i0+mc, p0:p0+kc] * alpha as bf16 pairs, micro-panel by micro-panel.
 DV_TARGET_BF16 void pack_a_bf16(const GemmArgs& g, const float* A, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
                                 float* dst) {
+  if (g.trans_a) return pairs_across_rows(A + p0 * g.lda + i0, g.lda, kc, mc, kMR, false, g.alpha, dst);
   const int64_t kq = (kc + 1) / 2;
   for (int64_t ir = 0; ir < mc; ir += kMR) {
     const int mr = static_cast<int>(std::min<int64_t>(kMR, mc - ir));
-    if (g.trans_a) {
-      pairs_across_rows(A + p0 * g.lda + i0 + ir, g.lda, kc, mr, mr, g.alpha, dst + ir * kq);
-    } else {
-      pairs_along_rows(A + (i0 + ir) * g.lda + p0, g.lda, kc, mr, mr, g.alpha, dst + ir * kq);
-    }
+    pairs_along_rows(A + (i0 + ir) * g.lda + p0, g.lda, kc, mr, mr, g.alpha, dst + ir * kq);
   }
 }
 
@@ -731,14 +739,11 @@ DV_TARGET_BF16 void pack_a_bf16(const GemmArgs& g, const float* A, int64_t i0, i
 // rounded up to whole vectors (zero columns).
 DV_TARGET_BF16 void pack_b_bf16(const GemmArgs& g, const float* B, int64_t p0, int64_t kc, int64_t j0, int64_t nc,
                                 float* dst) {
+  if (!g.trans_b) return pairs_across_rows(B + p0 * g.ldb + j0, g.ldb, kc, nc, kNR, true, 1.0f, dst);
   const int64_t kq = (kc + 1) / 2;
   for (int64_t jr = 0; jr < nc; jr += kNR) {
     const int nr = static_cast<int>(std::min<int64_t>(kNR, nc - jr)), s = (nr + W - 1) / W * W;
-    if (g.trans_b) {
-      pairs_along_rows(B + (j0 + jr) * g.ldb + p0, g.ldb, kc, nr, s, 1.0f, dst + jr * kq);
-    } else {
-      pairs_across_rows(B + p0 * g.ldb + j0 + jr, g.ldb, kc, nr, s, 1.0f, dst + jr * kq);
-    }
+    pairs_along_rows(B + (j0 + jr) * g.ldb + p0, g.ldb, kc, nr, s, 1.0f, dst + jr * kq);
   }
 }
 
