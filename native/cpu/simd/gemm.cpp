@@ -643,7 +643,7 @@ void gemm(const GemmArgs& g) { run_tiles(g, gemm_tile, kKC, 1); }
 //   A panel r, pair q: dst[r*kMR*kq + q*mr + i] = (a[i][2q], a[i][2q+1])   (kq = ceil(kc / 2))
 //   B panel c, pair q: dst[c*kNR*kq + q*s + j]  = (b[2q][j], b[2q+1][j])
 // and an odd kc's missing k is zero in both. pack_a_bf16 / pack_b_bf16 (every layout, alpha folded
-// into A) convert one micro-panel at a time straight from the operand.
+// into A) convert straight from the operand.
 // The micro-tile is fp32's 14 x 32 (28 zmm accumulators, so plan() splits work identically); each
 // step is two k per instruction: 2 loads of B pairs, 14 broadcasts of A pairs, 28 vdpbf16ps.
 // KC counts k and is even (whole pairs) in every K block but the last.
@@ -724,7 +724,7 @@ DV_TARGET_BF16 void pairs_along_rows(const float* src, int64_t ld, int64_t kc, i
   }
 }
 
-// Packs op(A)[i0:i0+mc, p0:p0+kc] * alpha as bf16 pairs, micro-panel by micro-panel.
+// Packs op(A)[i0:i0+mc, p0:p0+kc] * alpha as bf16 pairs in micro-panels of kMR rows.
 DV_TARGET_BF16 void pack_a_bf16(const GemmArgs& g, const float* A, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
                                 float* dst) {
   if (g.trans_a) return pairs_across_rows(A + p0 * g.lda + i0, g.lda, kc, mc, kMR, false, g.alpha, dst);
@@ -735,8 +735,8 @@ DV_TARGET_BF16 void pack_a_bf16(const GemmArgs& g, const float* A, int64_t i0, i
   }
 }
 
-// Packs op(B)[p0:p0+kc, j0:j0+nc] as bf16 pairs, micro-panel by micro-panel, each panel's width
-// rounded up to whole vectors (zero columns).
+// Packs op(B)[p0:p0+kc, j0:j0+nc] as bf16 pairs in micro-panels of kNR columns, each panel's
+// width rounded up to whole vectors (zero columns).
 DV_TARGET_BF16 void pack_b_bf16(const GemmArgs& g, const float* B, int64_t p0, int64_t kc, int64_t j0, int64_t nc,
                                 float* dst) {
   if (!g.trans_b) return pairs_across_rows(B + p0 * g.ldb + j0, g.ldb, kc, nc, kNR, true, 1.0f, dst);
