@@ -148,5 +148,54 @@ inline VF vexp(VF x) {
   return y;
 }
 
+// r[i] = row i of a W x W block; afterwards r[j] = column j (packing in the GEMM and attention).
+#if defined(DV_ISA_AVX512)
+inline void transpose(VF* r) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i].v, r[2 * i + 1].v);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i].v, r[2 * i + 1].v);
+  }
+  // u[4i + c], 128-bit lane l: rows 4i..4i+3 of column 4l + c.
+  __m512 u[16];
+  for (int i = 0; i < 4; ++i) {
+    __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+    __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+    u[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  for (int c = 0; c < 4; ++c) {
+    __m512 lo02 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88), lo13 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
+    __m512 hi02 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88), hi13 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+    r[c] = _mm512_shuffle_f32x4(lo02, hi02, 0x88);
+    r[4 + c] = _mm512_shuffle_f32x4(lo13, hi13, 0x88);
+    r[8 + c] = _mm512_shuffle_f32x4(lo02, hi02, 0xDD);
+    r[12 + c] = _mm512_shuffle_f32x4(lo13, hi13, 0xDD);
+  }
+}
+#elif defined(DV_ISA_AVX2)
+inline void transpose(VF* r) {
+  __m256 t[8], s[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i].v, r[2 * i + 1].v);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i].v, r[2 * i + 1].v);
+  }
+  for (int h = 0; h < 2; ++h) {
+    s[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+    s[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
+    s[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+    s[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    r[c] = _mm256_permute2f128_ps(s[c], s[4 + c], 0x20);
+    r[4 + c] = _mm256_permute2f128_ps(s[c], s[4 + c], 0x31);
+  }
+}
+#else
+inline void transpose(VF*) {}
+#endif
+
 }  // namespace
 }  // namespace dv::cpu::DV_ISA
