@@ -1,6 +1,5 @@
 #include "addon/buffer_object.h"
 
-#include <algorithm>
 #include <cstring>
 
 #include "addon/args.h"

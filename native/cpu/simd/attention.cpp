@@ -184,8 +184,12 @@ void pack_transposed(float* dst, int64_t ld, const float* src, int64_t sn, int64
       const int cols = static_cast<int>(std::min(kW, d - c0));
       VF r[kW];
       for (int64_t t = 0; t < kW; ++t) {
+        if (t >= rows) {
+          r[t] = VF::zero();
+          continue;
+        }
         const float* row = src + (j0 + t) * sn + c0;
-        r[t] = t >= rows ? VF::zero() : (cols == kW ? VF::load(row) : VF::load_partial(row, cols)) * s;
+        r[t] = (cols == kW ? VF::load(row) : VF::load_partial(row, cols)) * s;
       }
       transpose(r);
       for (int c = 0; c < cols; ++c) r[c].store(dst + (c0 + c) * ld + j0);
