@@ -1,11 +1,13 @@
 /** diffvit: vision-transformer diffusion models (IU-ViT, ASCEND, EDM) for Node.js. */
 export { Tensor, type DType, type Device, type Shape, type GradNode, liveTensorCount } from './tensor/tensor.js';
 export { scope, keep } from './tensor/scope.js';
-export { backward, noGrad, isGradEnabled, type BackwardOptions } from './tensor/autograd.js';
+export { noGrad, isGradEnabled } from './tensor/autograd.js';
+export { backward, type BackwardOptions } from './ops/backward.js';
 export { Generator, defaultGenerator, manualSeed } from './tensor/random.js';
 export * from './ops/index.js';
-export { runtimeInfo, memory, emptyCache, setThreads, setCpuLevel, type RuntimeInfo } from './runtime.js';
-export { setMatmulPrecision, getMatmulPrecision, type MatmulPrecision } from './runtime.js';
+export { runtimeInfo, memory, emptyCache, synchronize, setThreads, setCpuLevel, type RuntimeInfo } from './runtime.js';
+export { autocast, matmulPrecision, setMatmulPrecision, getMatmulPrecision, type MatmulPrecision } from './tensor/autocast.js';
+export { registerBackend, removeBackend, registeredBackends, resolveDevice, type Backend, type MemoryStats } from './backend/index.js';
 export { Module, ModuleList } from './nn/module.js';
 export { Linear, LayerNorm, Conv2d, Embedding } from './nn/layers.js';
 export { Attention } from './nn/attention.js';

@@ -2,16 +2,19 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import type { NativeInfo } from './backend/kernels/core.js';
-import type { MatmulPrecision } from './backend/kernels/gemm.js';
-import { native, packageRoot } from './backend/native.js';
+import { backendOf, resolveDevice, type Device } from './backend/backend.js';
+import './backend/index.js';
+import { bf16GemmPath, type CpuLevel, type NativeInfo, nativeInfo, setCpuLevel as setLevel, setThreads as setPoolThreads } from './backend/cpu/runtime.js';
+import { packageRoot } from './package_root.js';
+import { getMatmulPrecision, type MatmulPrecision } from './tensor/autocast.js';
 import { liveTensorCount } from './tensor/tensor.js';
 
-export type { MatmulPrecision } from './backend/kernels/gemm.js';
+export type { MatmulPrecision } from './tensor/autocast.js';
 
 export interface RuntimeInfo extends NativeInfo {
   version: string;
   node: string;
+  /** The default matmul precision (outside autocast scopes). */
   matmulPrecision: MatmulPrecision;
   /** The kernel bf16 GEMMs run on at the active CPU level. */
   bf16Path: { path: 'avx512bf16' | 'emulated'; description: string };
@@ -19,41 +22,32 @@ export interface RuntimeInfo extends NativeInfo {
 
 export function runtimeInfo(): RuntimeInfo {
   const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
-  return { version: pkg.version, node: process.version, ...native.info(), matmulPrecision: native.getMatmulPrecision(), bf16Path: native.bf16GemmPath() };
+  return { version: pkg.version, node: process.version, ...nativeInfo(), matmulPrecision: getMatmulPrecision(), bf16Path: bf16GemmPath() };
 }
 
-/** Live tensors (JS objects), native buffers/bytes, and bytes cached for reuse. */
-export function memory(): { tensors: number; buffers: number; bytes: number; peakBytes: number; cachedBytes: number } {
-  const s = native.memoryStats();
+/** Live tensors (JS objects), and the device's live buffers/bytes, peak and bytes cached for reuse. */
+export function memory(device: Device = 'cpu'): { tensors: number; buffers: number; bytes: number; peakBytes: number; cachedBytes: number } {
+  const s = resolveDevice(device, 'memory').backend.memoryStats();
   return { tensors: liveTensorCount(), buffers: s.liveBuffers, bytes: s.liveBytes, peakBytes: s.peakBytes, cachedBytes: s.cachedBytes };
 }
 
-/** Frees the native allocator's cached blocks (they are otherwise kept for reuse). */
-export function emptyCache(): void {
-  native.emptyCache();
+/** Frees the device allocator's cached blocks (they are otherwise kept for reuse). */
+export function emptyCache(device: Device = 'cpu'): void {
+  resolveDevice(device, 'emptyCache').backend.emptyCache();
+}
+
+/** Waits for every kernel queued on the device (a no-op on the CPU, whose kernels finish before they return). */
+export function synchronize(device: Device = 'cpu'): void {
+  backendOf(resolveDevice(device, 'synchronize').device).synchronize();
 }
 
 export function setThreads(n: number): void {
-  native.setThreads(n);
+  setPoolThreads(n);
 }
 
 /** Forces the CPU kernel level (tests use it to cover every level). */
-export function setCpuLevel(level: 'avx512' | 'avx2' | 'scalar'): void {
-  native.setCpuLevel(level);
+export function setCpuLevel(level: CpuLevel): void {
+  setLevel(level);
 }
 
-/**
- * The precision of every GEMM diffvit runs — linear, matmul, conv (im2col) — in both directions,
- * like torch.set_float32_matmul_precision: 'float32' (the default) or 'bf16', which rounds both
- * operands to bfloat16 and accumulates their products in fp32 (AVX512_BF16's vdpbf16ps where
- * the CPU has it, else the same rounding in front of the fp32 kernel). The fused attention kernel
- * always computes in fp32. Process-wide; DIFFVIT_MATMUL_PRECISION sets the initial value.
- */
-export function setMatmulPrecision(precision: MatmulPrecision): void {
-  native.setMatmulPrecision(precision);
-}
-
-/** The precision set by setMatmulPrecision (initially DIFFVIT_MATMUL_PRECISION, else 'float32'). */
-export function getMatmulPrecision(): MatmulPrecision {
-  return native.getMatmulPrecision();
-}
+export { autocast, matmulPrecision, setMatmulPrecision, getMatmulPrecision } from './tensor/autocast.js';

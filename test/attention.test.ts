@@ -1,6 +1,6 @@
 import { expect, test } from 'vitest';
 
-import { native } from '../lib/backend/native.js';
+import { native } from '../lib/backend/cpu/addon.js';
 import * as dv from '../lib/index.js';
 import { attention } from '../lib/ops/attention.js';
 import { checkOp, describeEachLevel, expectClose, fromValues, randomValues, recordError, toF32 } from './helpers.js';

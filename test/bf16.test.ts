@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 
 import type { NativeBuffer } from '../lib/backend/kernels/core.js';
-import { native, packageRoot } from '../lib/backend/native.js';
+import { native } from '../lib/backend/cpu/addon.js';
+import { packageRoot } from '../lib/package_root.js';
 import { trainCommand } from '../lib/cli/train.js';
 import * as dv from '../lib/index.js';
 import { describeEachLevel, fromValues, ODD_SIZES, randomValues, recordError, toF32 } from './helpers.js';
@@ -71,8 +72,11 @@ function runGemm(t: Case): Run {
   const c0 = t.beta === 0 ? new Float64Array(OFF_C + t.batch * strideC).fill(NaN) : toF32(randomValues(OFF_C + t.batch * strideC, t.seed + 2));
   const A = makeBuffer(a), B = makeBuffer(b), C = makeBuffer(c0);
   try {
-    native.gemm(A, OFF_A, B, OFF_B, C, OFF_C, t.batch, t.m, t.n, t.k, t.transA, t.transB, t.alpha, t.beta,
-      strideA, strideB, strideC, lda, ldb, ldc);
+    native.gemm({
+      a: A, aOffset: OFF_A, b: B, bOffset: OFF_B, c: C, cOffset: OFF_C, batch: t.batch, m: t.m, n: t.n, k: t.k,
+      transA: t.transA, transB: t.transB, alpha: t.alpha, beta: t.beta, strideA, strideB, strideC, lda, ldb, ldc,
+      precision: 'float32'
+    });
     return { c: C.read(0, C.numel) as Float32Array, c0, a, b, lda, ldb, ldc, strideA, strideB, strideC };
   } finally {
     A.dispose();
@@ -244,7 +248,11 @@ describeEachLevel('gemm at bf16 precision', (level) => {
     ];
     const A = makeBuffer(values), B = makeBuffer([1]), C = makeBuffer(new Float32Array(values.length));
     try {
-      native.gemm(A, 0, B, 0, C, 0, 1, values.length, 1, 1, false, false, 1, 0, 0, 0, 0, 1, 1, 1);
+      native.gemm({
+        a: A, aOffset: 0, b: B, bOffset: 0, c: C, cOffset: 0, batch: 1, m: values.length, n: 1, k: 1, transA: false,
+        transB: false, alpha: 1, beta: 0, strideA: 0, strideB: 0, strideC: 0, lda: 1, ldb: 1, ldc: 1,
+        precision: 'float32'
+      });
       const got = Array.from(C.read(0, values.length));
       const want = values.map(bf16);
       expect(want.slice(0, 4)).toEqual([1, 1 + 2 ** -6, -1, one]); // the rule itself, spelled out

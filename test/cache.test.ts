@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 
-import { native, packageRoot } from '../lib/backend/native.js';
+import { native } from '../lib/backend/cpu/addon.js';
+import { packageRoot } from '../lib/package_root.js';
 import { CachedDataset, dequantise, quantise, writeDatasetCache } from '../lib/data/cache.js';
 import { Cifar10Dataset } from '../lib/data/cifar10.js';
 import { createDataset, type Example, type ImageDataset, ShapesDataset } from '../lib/data/dataset.js';

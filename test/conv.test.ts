@@ -1,7 +1,7 @@
 import { expect, test } from 'vitest';
 
 import * as dv from '../lib/index.js';
-import { native } from '../lib/backend/native.js';
+import { native } from '../lib/backend/cpu/addon.js';
 import { conv2d } from '../lib/ops/conv.js';
 import { checkOp, describeEachLevel, expectClose, fromValues, randomValues, recordError, toF32 } from './helpers.js';
 
@@ -186,13 +186,25 @@ test('im2col / col2im bindings check buffer extents and geometry', () => {
   const x = new native.NativeBuffer('cpu', 'float32', 2 * 3 * 8 * 8);
   const cols = new native.NativeBuffer('cpu', 'float32', 10);
   try {
-    expect(() => native.im2col(x, 0, cols, 0, 2, 3, 8, 8, 3, 3, 1, 1, 1, 1))
+    expect(() => native.im2col({
+      x, xOffset: 0, cols, colsOffset: 0, batch: 2, channels: 3, height: 8, width: 8, kernelH: 3, kernelW: 3,
+      strideH: 1, strideW: 1, padH: 1, padW: 1
+    }))
       .toThrow(/diffvit\.im2col: argument 'cols' expected at least 3456 float32 elements/);
-    expect(() => native.col2im(cols, 0, x, 0, 2, 3, 8, 8, 3, 3, 1, 1, 1, 1))
+    expect(() => native.col2im({
+      cols, colsOffset: 0, x, xOffset: 0, batch: 2, channels: 3, height: 8, width: 8, kernelH: 3, kernelW: 3,
+      strideH: 1, strideW: 1, padH: 1, padW: 1
+    }))
       .toThrow(/diffvit\.col2im: argument 'cols' expected at least 3456 float32 elements/);
-    expect(() => native.im2col(x, 0, cols, 0, 2, 3, 8, 8, 11, 3, 1, 1, 1, 1))
+    expect(() => native.im2col({
+      x, xOffset: 0, cols, colsOffset: 0, batch: 2, channels: 3, height: 8, width: 8, kernelH: 11, kernelW: 3,
+      strideH: 1, strideW: 1, padH: 1, padW: 1
+    }))
       .toThrow(/argument 'kernelH' expected at most height \+ 2\*padH = 10, received 11/);
-    expect(() => native.im2col(x, 0, cols, 0, 2, 3, 8, 8, 3, 3, 0, 1, 1, 1)).toThrow(/argument 'strideH' expected an integer in \[1,/);
+    expect(() => native.im2col({
+      x, xOffset: 0, cols, colsOffset: 0, batch: 2, channels: 3, height: 8, width: 8, kernelH: 3, kernelW: 3,
+      strideH: 0, strideW: 1, padH: 1, padW: 1
+    })).toThrow(/argument 'strideH' expected an integer in \[1,/);
   } finally {
     x.dispose();
     cols.dispose();

@@ -1,7 +1,7 @@
 import { expect, test } from 'vitest';
 
 import * as dv from '../lib/index.js';
-import { native } from '../lib/backend/native.js';
+import { native } from '../lib/backend/cpu/addon.js';
 import { embedding } from '../lib/ops/embedding.js';
 import { checkOp, describeEachLevel, expectClose, fromValues, randomValues, recordError, toF32 } from './helpers.js';
 
@@ -104,16 +104,29 @@ test('embedding bindings validate buffers and indices before writing', () => {
     table.write(0, Float32Array.from({ length: 12 }, (_v, i) => i));
     indices.write(0, Int32Array.from([1, 9]));
     out.write(0, new Float32Array(6).fill(-1));
-    expect(() => native.embedding(table, 0, 4, 3, indices, 0, [2], out, 0)).toThrow(/received 9 at position \[1\]/);
+    expect(() => native.embedding({
+      table, tableOffset: 0, rows: 4, dim: 3, indices, indicesOffset: 0, indicesShape: [2], out, outOffset: 0
+    })).toThrow(/received 9 at position \[1\]/);
     expect(Array.from(out.read(0, 6))).toEqual([-1, -1, -1, -1, -1, -1]);
-    expect(() => native.embeddingBackward(out, 0, indices, 0, [2], table, 0, 4, 3))
+    expect(() => native.embeddingBackward({
+      dy: out, dyOffset: 0, indices, indicesOffset: 0, indicesShape: [2], dtable: table, dtableOffset: 0, rows: 4,
+      dim: 3
+    }))
       .toThrow(/diffvit\.embeddingBackward: argument 'indices' expected values in \[0, 4\).*received 9/);
     expect(Array.from(table.read(0, 3))).toEqual([0, 1, 2]);
     indices.write(0, Int32Array.from([1, 2]));
-    expect(() => native.embedding(table, 0, 4, 3, indices, 0, [3], out, 0)).toThrow(/argument 'indices' expected at least 3 int32 elements/);
-    expect(() => native.embedding(table, 0, 5, 3, indices, 0, [2], out, 0)).toThrow(/argument 'table' expected at least 15 float32 elements/);
-    expect(() => native.embedding(table, 0, 4, 3, out, 0, [2], out, 0)).toThrow(/argument 'indices' expected dtype int32, received float32/);
-    native.embedding(table, 0, 4, 3, indices, 0, [2], out, 0);
+    expect(() => native.embedding({
+      table, tableOffset: 0, rows: 4, dim: 3, indices, indicesOffset: 0, indicesShape: [3], out, outOffset: 0
+    })).toThrow(/argument 'indices' expected at least 3 int32 elements/);
+    expect(() => native.embedding({
+      table, tableOffset: 0, rows: 5, dim: 3, indices, indicesOffset: 0, indicesShape: [2], out, outOffset: 0
+    })).toThrow(/argument 'table' expected at least 15 float32 elements/);
+    expect(() => native.embedding({
+      table, tableOffset: 0, rows: 4, dim: 3, indices: out, indicesOffset: 0, indicesShape: [2], out, outOffset: 0
+    })).toThrow(/argument 'indices' expected dtype int32, received float32/);
+    native.embedding({
+      table, tableOffset: 0, rows: 4, dim: 3, indices, indicesOffset: 0, indicesShape: [2], out, outOffset: 0
+    });
     expect(Array.from(out.read(0, 6))).toEqual([3, 4, 5, 6, 7, 8]);
   } finally {
     table.dispose();

@@ -1,7 +1,7 @@
 import { expect, test } from 'vitest';
 
 import * as dv from '../lib/index.js';
-import { native } from '../lib/backend/native.js';
+import { native } from '../lib/backend/cpu/addon.js';
 import type { NativeBuffer } from '../lib/backend/kernels/core.js';
 import { checkOp, describeEachLevel, expectClose, fromValues, ODD_SIZES, randomValues, recordError, refStats, toF32 } from './helpers.js';
 

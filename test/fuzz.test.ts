@@ -14,7 +14,7 @@
 import { afterAll, describe, expect, test } from 'vitest';
 
 import type { NativeBuffer } from '../lib/backend/kernels/core.js';
-import { native } from '../lib/backend/native.js';
+import { native } from '../lib/backend/cpu/addon.js';
 import * as dv from '../lib/index.js';
 import { cpuLevels } from './helpers.js';
 
@@ -468,7 +468,7 @@ describe('NativeBuffer abuse', () => {
   test('a genuine NativeBuffer constructed with another new.target is either accepted or refused cleanly', () => {
     const c = new Campaign();
     const odd = Reflect.construct(NB, ['cpu', 'float32', 8], Object) as NativeBuffer;
-    c.call('fill', () => native.fill(odd, 0, 8, 1), [odd]);
+    c.call('fill', () => native.fill({ out: odd, offset: 0, n: 8, value: 1 }), [odd]);
     tally(c);
     c.expectClean();
   });
@@ -645,7 +645,7 @@ function bits(values: Float32Array | Int32Array): Uint32Array {
  */
 function checkedCall(c: Campaign, t: Template, args: unknown[], outOfBounds: string[]): void {
   const outBuf = t.out !== undefined && isLive(args[t.out]) ? (args[t.out] as NativeBuffer) : null;
-  if (outBuf && outBuf.numel > 0) native.fill(outBuf, 0, outBuf.numel, outBuf.dtype === 'float32' ? SENTINEL : -777);
+  if (outBuf && outBuf.numel > 0) native.fill({ out: outBuf, offset: 0, n: outBuf.numel, value: outBuf.dtype === 'float32' ? SENTINEL : -777 });
   const inputs = [...new Set(args.filter(isLive))].filter((b) => b !== outBuf);
   const before = inputs.map((b) => bits(b.read(0, b.numel)).slice());
   const outBefore = outBuf ? bits(outBuf.read(0, outBuf.numel)).slice() : null;
@@ -682,7 +682,9 @@ describe('near-valid calls: one argument of a valid call mutated at a time', () 
         const list = templates();
         // Inputs hold values in every kernel's domain (positive for log/sqrt, moderate for exp).
         for (const t of list) {
-          for (const a of t.args) if (isLive(a) && a.dtype === 'float32') native.randomFill(a, 0, a.numel, 'uniform', 3, 0, 0.25, 2);
+          for (const a of t.args) if (isLive(a) && a.dtype === 'float32') native.randomFill({
+            out: a, offset: 0, n: a.numel, distribution: 'uniform', seed: 3, counter: 0, a: 0.25, b: 2
+          });
         }
         for (const t of list) {
           const spec = PROTOCOLS.get(t.name)?.args ?? undefined;

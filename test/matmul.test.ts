@@ -1,6 +1,6 @@
 import { afterEach, expect, test } from 'vitest';
 
-import { native } from '../lib/backend/native.js';
+import { native } from '../lib/backend/cpu/addon.js';
 import type { NativeBuffer } from '../lib/backend/kernels/core.js';
 import * as dv from '../lib/index.js';
 import { checkOp, describeEachLevel, ODD_SIZES, randomValues, recordError, toF32 } from './helpers.js';
@@ -107,8 +107,11 @@ function runGemm(t: GemmCase): GemmRun {
   const c0 = t.beta === 0 ? new Float64Array(offC + t.batch * strideC).fill(NaN) : toF32(randomValues(offC + t.batch * strideC, t.seed + 2));
   const A = makeBuffer(a), B = makeBuffer(b), C = makeBuffer(c0);
   try {
-    native.gemm(A, offA, B, offB, C, offC, t.batch, t.m, t.n, t.k, t.transA, t.transB, t.alpha, t.beta,
-      strideA, strideB, strideC, lda, ldb, ldc);
+    native.gemm({
+      a: A, aOffset: offA, b: B, bOffset: offB, c: C, cOffset: offC, batch: t.batch, m: t.m, n: t.n, k: t.k,
+      transA: t.transA, transB: t.transB, alpha: t.alpha, beta: t.beta, strideA, strideB, strideC, lda, ldb, ldc,
+      precision: 'float32'
+    });
     return { c: C.read(0, C.numel) as Float32Array, c0, lda, ldb, ldc, strideA, strideB, strideC, a, b, offA, offB, offC };
   } finally {
     A.dispose();
@@ -265,7 +268,10 @@ describeEachLevel('native gemm', (level) => {
     } finally {
       for (const buf of [A, B, C, C2, I]) buf.dispose();
     }
-    expect(() => native.gemm(A, 0, B, 0, C, 0, 1, 6, 4, 5, false, false, 1, 0, 0, 0, 24, 5, 4, 4))
+    expect(() => native.gemm({
+      a: A, aOffset: 0, b: B, bOffset: 0, c: C, cOffset: 0, batch: 1, m: 6, n: 4, k: 5, transA: false, transB: false,
+      alpha: 1, beta: 0, strideA: 0, strideB: 0, strideC: 24, lda: 5, ldb: 4, ldc: 4, precision: 'float32'
+    }))
       .toThrow("diffvit.gemm: argument 'a' expected a live NativeBuffer (not disposed), received a disposed NativeBuffer");
   });
 });

@@ -8,7 +8,7 @@ import { constants, PerformanceObserver } from 'node:perf_hooks';
 
 import { describe, expect, test } from 'vitest';
 
-import { native } from '../lib/backend/native.js';
+import { native } from '../lib/backend/cpu/addon.js';
 import * as dv from '../lib/index.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -58,11 +58,17 @@ test('10 000 scoped training steps return to the same live tensors, buffers and 
     loss.backward();
     dv.noGrad(() => {
       // W: the optimiser-kernel path (in place, native axpby), then zero the kept gradient.
-      native.axpby(w.buffer, w.offset, w.grad!.buffer, w.grad!.offset, w.size, 1, -lr);
-      native.fill(w.grad!.buffer, w.grad!.offset, w.grad!.size, 0);
+      native.axpby({
+        dst: w.buffer, dstOffset: w.offset, src: w.grad!.buffer, srcOffset: w.grad!.offset, n: w.size, alpha: 1,
+        beta: -lr
+      });
+      native.fill({ out: w.grad!.buffer, offset: w.grad!.offset, n: w.grad!.size, value: 0 });
       // b: the op path (temporaries made under noGrad inside the scope), then drop the gradient.
       const next = dv.sub(b, dv.mulScalar(b.grad!, lr));
-      native.copyStrided(next.buffer, next.offset, [1], b.buffer, b.offset, [1], [16]);
+      native.copyStrided({
+        src: next.buffer, srcOffset: next.offset, srcStrides: [1], dst: b.buffer, dstOffset: b.offset,
+        dstStrides: [1], shape: [16]
+      });
       b.grad!.dispose();
       b.grad = null;
     });
@@ -181,7 +187,7 @@ describe('V8 external memory accounting', () => {
     const start = native.memoryStats().liveBytes;
     for (let i = 0; i < 3000; i++) {
       const b = new native.NativeBuffer('cpu', 'float32', MB8); // never disposed
-      native.fill(b, 0, 1024, i);
+      native.fill({ out: b, offset: 0, n: 1024, value: i });
       if (i % 20 === 0) {
         await yieldToEventLoop(); // finalizers of collected buffers run from the event loop
         peaks[i < 1500 ? 0 : 1] = Math.max(peaks[i < 1500 ? 0 : 1], native.memoryStats().liveBytes - start);

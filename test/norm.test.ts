@@ -1,7 +1,7 @@
 import { expect, test } from 'vitest';
 
 import * as dv from '../lib/index.js';
-import { native } from '../lib/backend/native.js';
+import { native } from '../lib/backend/cpu/addon.js';
 import { layerNorm, softmax } from '../lib/ops/norm.js';
 import { checkOp, describeEachLevel, expectClose, fromValues, ODD_SIZES, randomValues, recordError, refStats, toF32 } from './helpers.js';
 
@@ -389,15 +389,15 @@ test('native entry points validate every argument', () => {
     expect(lnb([2, short])).toThrow("diffvit.layerNormBackward: argument 'weight' expected at least 6");
     expect(lnb([4, null])).toThrow("diffvit.layerNormBackward: argument 'mean' expected a float32 NativeBuffer, received null");
 
-    expect(() => native.softmax(x, 0, y, 0, 2, 3, 2)).not.toThrow();
-    expect(() => native.softmax(x, 0, short, 0, 2, 3, 2)).toThrow("diffvit.softmax: argument 'y' expected at least 12");
-    expect(() => native.softmax(x, 1, y, 0, 2, 3, 2)).toThrow("diffvit.softmax: argument 'x' expected at least 13");
-    expect(() => native.softmax(x, 0, y, 0, 2, 1.5, 2)).toThrow("diffvit.softmax: argument 'n' expected an integer");
-    expect(() => native.softmaxBackward(y, 0, x, 0, short, 0, 1, 12, 1)).toThrow("diffvit.softmaxBackward: argument 'dx' expected at least 12");
-    expect(() => native.softmaxBackward(y, 0, short, 0, x, 0, 1, 12, 1)).toThrow("diffvit.softmaxBackward: argument 'dy' expected at least 12");
+    expect(() => native.softmax({ x, xOffset: 0, y, yOffset: 0, outer: 2, n: 3, inner: 2 })).not.toThrow();
+    expect(() => native.softmax({ x, xOffset: 0, y: short, yOffset: 0, outer: 2, n: 3, inner: 2 })).toThrow("diffvit.softmax: argument 'y' expected at least 12");
+    expect(() => native.softmax({ x, xOffset: 1, y, yOffset: 0, outer: 2, n: 3, inner: 2 })).toThrow("diffvit.softmax: argument 'x' expected at least 13");
+    expect(() => native.softmax({ x, xOffset: 0, y, yOffset: 0, outer: 2, n: 1.5, inner: 2 })).toThrow("diffvit.softmax: argument 'n' expected an integer");
+    expect(() => native.softmaxBackward({ y, yOffset: 0, dy: x, dyOffset: 0, dx: short, dxOffset: 0, outer: 1, n: 12, inner: 1 })).toThrow("diffvit.softmaxBackward: argument 'dx' expected at least 12");
+    expect(() => native.softmaxBackward({ y, yOffset: 0, dy: short, dyOffset: 0, dx: x, dxOffset: 0, outer: 1, n: 12, inner: 1 })).toThrow("diffvit.softmaxBackward: argument 'dy' expected at least 12");
     const dead = buf(12);
     dead.dispose();
-    expect(() => native.softmax(dead, 0, y, 0, 1, 12, 1)).toThrow("diffvit.softmax: argument 'x' expected a live NativeBuffer");
+    expect(() => native.softmax({ x: dead, xOffset: 0, y, yOffset: 0, outer: 1, n: 12, inner: 1 })).toThrow("diffvit.softmax: argument 'x' expected a live NativeBuffer");
   } finally {
     for (const b of bufs) b.dispose();
   }

@@ -1,7 +1,7 @@
 import { expect, test } from 'vitest';
 
 import * as dv from '../lib/index.js';
-import { native } from '../lib/backend/native.js';
+import { native } from '../lib/backend/cpu/addon.js';
 import { adamwUpdate, type AdamWOptions } from '../lib/ops/optim.js';
 import { describeEachLevel, expectClose, fromValues, ODD_SIZES, randomValues, recordError, toF32 } from './helpers.js';
 
@@ -98,13 +98,25 @@ test('adamw binding checks extents and hyper-parameters', () => {
   const b = new native.NativeBuffer('cpu', 'float32', 40);
   const c = new native.NativeBuffer('cpu', 'float32', 10);
   try {
-    expect(() => native.adamw(b, 0, b, 5, b, 20, c, 0, 10, 1e-3, 0.9, 0.999, 1e-8, 0, 1))
+    expect(() => native.adamw({
+      param: b, paramOffset: 0, grad: b, gradOffset: 5, expAvg: b, expAvgOffset: 20, expAvgSq: c, expAvgSqOffset: 0,
+      n: 10, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, step: 1
+    }))
       .toThrow(/diffvit\.adamw: argument 'grad' expected memory not overlapping 'param'/);
-    expect(() => native.adamw(b, 0, b, 10, b, 20, c, 5, 10, 1e-3, 0.9, 0.999, 1e-8, 0, 1))
+    expect(() => native.adamw({
+      param: b, paramOffset: 0, grad: b, gradOffset: 10, expAvg: b, expAvgOffset: 20, expAvgSq: c, expAvgSqOffset: 5,
+      n: 10, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, step: 1
+    }))
       .toThrow(/argument 'expAvgSq' expected at least 15 float32 elements/);
-    expect(() => native.adamw(b, 0, b, 10, b, 20, c, 0, 10, 1e-3, 1.5, 0.999, 1e-8, 0, 1))
+    expect(() => native.adamw({
+      param: b, paramOffset: 0, grad: b, gradOffset: 10, expAvg: b, expAvgOffset: 20, expAvgSq: c, expAvgSqOffset: 0,
+      n: 10, lr: 1e-3, beta1: 1.5, beta2: 0.999, eps: 1e-8, weightDecay: 0, step: 1
+    }))
       .toThrow(/argument 'beta1' expected a number in \[0, 1\), received 1.5/);
-    expect(() => native.adamw(b, 0, b, 10, b, 20, c, 0, 10, 1e-3, 0.9, 0.999, 1e-8, 0, 0))
+    expect(() => native.adamw({
+      param: b, paramOffset: 0, grad: b, gradOffset: 10, expAvg: b, expAvgOffset: 20, expAvgSq: c, expAvgSqOffset: 0,
+      n: 10, lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, step: 0
+    }))
       .toThrow(/argument 'step' expected an integer in \[1,/);
   } finally {
     b.dispose();

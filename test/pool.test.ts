@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 
 import * as dv from '../lib/index.js';
-import { native } from '../lib/backend/native.js';
+import { native } from '../lib/backend/cpu/addon.js';
 import { avgPool2d, maxPool2d, resizeBilinear } from '../lib/ops/pool.js';
 import { describeEachLevel, expectClose, fromValues, ODD_SIZES, randomValues, recordError, toF32 } from './helpers.js';
 
@@ -273,24 +273,53 @@ describe('pool and resize ops', () => {
     const x = new native.NativeBuffer('cpu', 'float32', 2 * 8 * 8);
     const y = new native.NativeBuffer('cpu', 'float32', 10);
     try {
-      expect(() => native.maxPool2d(x, 0, y, 0, 2, 8, 8, 2, 2, 2, 2, 0, 0, false))
+      expect(() => native.maxPool2d({
+        x, xOffset: 0, y, yOffset: 0, planes: 2, height: 8, width: 8, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
+        padH: 0, padW: 0, ceilMode: false
+      }))
         .toThrow(/diffvit\.maxPool2d: argument 'y' expected at least 32 float32 elements/);
-      expect(() => native.avgPool2d(x, 0, y, 0, 2, 8, 8, 3, 3, 1, 1, 2, 1, false, true))
+      expect(() => native.avgPool2d({
+        x, xOffset: 0, y, yOffset: 0, planes: 2, height: 8, width: 8, kernelH: 3, kernelW: 3, strideH: 1, strideW: 1,
+        padH: 2, padW: 1, ceilMode: false, countIncludePad: true
+      }))
         .toThrow(/diffvit\.avgPool2d: argument 'padH' expected at most kernelH \/ 2 = 1, received 2/);
-      expect(() => native.maxPool2d(x, 0, y, 0, 2, 8, 8, 11, 3, 1, 1, 1, 1, false))
+      expect(() => native.maxPool2d({
+        x, xOffset: 0, y, yOffset: 0, planes: 2, height: 8, width: 8, kernelH: 11, kernelW: 3, strideH: 1,
+        strideW: 1, padH: 1, padW: 1, ceilMode: false
+      }))
         .toThrow(/argument 'kernelH' expected at most height \+ 2\*padH = 10, received 11/);
-      expect(() => native.maxPool2d(x, 0, y, 0, 3, 8, 8, 2, 2, 2, 2, 0, 0, false))
+      expect(() => native.maxPool2d({
+        x, xOffset: 0, y, yOffset: 0, planes: 3, height: 8, width: 8, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
+        padH: 0, padW: 0, ceilMode: false
+      }))
         .toThrow(/argument 'x' expected at least 192 float32 elements/);
-      expect(() => native.maxPool2d(x, 0, x, 28, 2, 4, 4, 2, 2, 2, 2, 0, 0, false))
+      expect(() => native.maxPool2d({
+        x, xOffset: 0, y: x, yOffset: 28, planes: 2, height: 4, width: 4, kernelH: 2, kernelW: 2, strideH: 2,
+        strideW: 2, padH: 0, padW: 0, ceilMode: false
+      }))
         .toThrow(/diffvit\.maxPool2d: argument 'y' expected memory disjoint from argument 'x' \(elements 0\.\.32\), received elements 28\.\.36/);
-      expect(() => native.maxPool2d(x, 0, x, 32, 2, 4, 4, 2, 2, 2, 2, 0, 0, false)).not.toThrow();
-      expect(() => native.avgPool2d(x, 0, y, 0, 1, 4, 4, 2, 2, 2, 2, 0, 0, false, 1 as unknown as boolean))
+      expect(() => native.maxPool2d({
+        x, xOffset: 0, y: x, yOffset: 32, planes: 2, height: 4, width: 4, kernelH: 2, kernelW: 2, strideH: 2,
+        strideW: 2, padH: 0, padW: 0, ceilMode: false
+      })).not.toThrow();
+      expect(() => native.avgPool2d({
+        x, xOffset: 0, y, yOffset: 0, planes: 1, height: 4, width: 4, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2,
+        padH: 0, padW: 0, ceilMode: false, countIncludePad: 1 as unknown as boolean
+      }))
         .toThrow(/argument 'countIncludePad' expected a boolean/);
-      expect(() => native.resizeBilinear(x, 0, y, 0, 1, 8, 8, 4, 4, false))
+      expect(() => native.resizeBilinear({
+        x, xOffset: 0, y, yOffset: 0, planes: 1, inH: 8, inW: 8, outH: 4, outW: 4, alignCorners: false
+      }))
         .toThrow(/diffvit\.resizeBilinear: argument 'y' expected at least 16 float32 elements/);
-      expect(() => native.resizeBilinear(x, 0, x, 64, 1, 8, 8, 4, 4, false)).not.toThrow(); // disjoint halves of one buffer
-      expect(() => native.resizeBilinear(x, 0, x, 60, 1, 8, 8, 4, 4, false)).toThrow(/expected memory disjoint/);
-      expect(() => native.resizeBilinear(x, 0, y, 0, 1, 8, 8, 0, 4, false)).toThrow(/argument 'outH' expected an integer in \[1,/);
+      expect(() => native.resizeBilinear({
+        x, xOffset: 0, y: x, yOffset: 64, planes: 1, inH: 8, inW: 8, outH: 4, outW: 4, alignCorners: false
+      })).not.toThrow(); // disjoint halves of one buffer
+      expect(() => native.resizeBilinear({
+        x, xOffset: 0, y: x, yOffset: 60, planes: 1, inH: 8, inW: 8, outH: 4, outW: 4, alignCorners: false
+      })).toThrow(/expected memory disjoint/);
+      expect(() => native.resizeBilinear({
+        x, xOffset: 0, y, yOffset: 0, planes: 1, inH: 8, inW: 8, outH: 0, outW: 4, alignCorners: false
+      })).toThrow(/argument 'outH' expected an integer in \[1,/);
     } finally {
       x.dispose();
       y.dispose();

@@ -6,7 +6,7 @@
 import { describe, expect, test } from 'vitest';
 
 import * as dv from '../lib/index.js';
-import { native } from '../lib/backend/native.js';
+import { native } from '../lib/backend/cpu/addon.js';
 import { checkOp, describeEachLevel, expectClose, fromValues, randomValues, toF32 } from './helpers.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -87,7 +87,7 @@ describe('reshape shares or copies memory', () => {
       expect(y.shape).toEqual([3, 4]);
       expect(y.storage).toBe(x.storage);
       // A write through x is seen through y: same memory, not a copy.
-      native.fill(x.buffer, 5, 1, -7);
+      native.fill({ out: x.buffer, offset: 5, n: 1, value: -7 });
       expect(y.data()[5]).toBe(-7);
     });
   });
@@ -100,7 +100,7 @@ describe('reshape shares or copies memory', () => {
       const y = dv.reshape(t, [6]);
       expect(y.storage).not.toBe(x.storage);
       expect([...y.data()]).toEqual([0, 3, 1, 4, 2, 5]);
-      native.fill(x.buffer, 0, 6, 9);
+      native.fill({ out: x.buffer, offset: 0, n: 6, value: 9 });
       expect([...y.data()]).toEqual([0, 3, 1, 4, 2, 5]);
     });
   });

@@ -25,7 +25,7 @@ import { closeSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, write
 import { endianness } from 'node:os';
 import { basename } from 'node:path';
 
-import { native } from '../backend/native.js';
+import { mapFile } from '../backend/cpu/runtime.js';
 import type { Example, ImageDataset } from './dataset.js';
 
 export const CACHE_MAGIC = 'DVCACHE\0';
@@ -262,7 +262,7 @@ export class CachedDataset implements ImageDataset {
       throw new Error(`diffvit.CachedDataset: ${path}: no such file (make one with 'diffvit prepare --data SPEC --out ${basename(path)}')`);
     }
     if (!isFile) throw new Error(`diffvit.CachedDataset: ${path}: not a regular file (expected a .dvcache file from 'diffvit prepare')`);
-    const mapped = native.mapFile(path);
+    const mapped = mapFile(path);
     const file = new Uint8Array(mapped);
     const h = parseHeader(file, path);
     this.header = h;

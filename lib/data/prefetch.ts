@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 
-import { packageRoot } from '../backend/native.js';
+import { packageRoot } from '../package_root.js';
 import { createDataset, type DatasetSpec } from './dataset.js';
 import { type Batch, BatchSampler, type LoaderOptions } from './loader.js';
 

@@ -4,6 +4,7 @@
  * shapes and maths.
  */
 import { add } from '../ops/elementwise.js';
+import { assign_ } from '../ops/inplace.js';
 import { concat, flatten, permute, reshape, slice, transpose, unsqueeze } from '../ops/shape.js';
 import { Conv2d, Embedding, Linear } from '../nn/layers.js';
 import { Block, FinalLayer } from '../nn/block.js';
@@ -73,7 +74,7 @@ export class DiffusionViT extends Module {
     // the twin's N(0, 0.02²)): with 0.02-sized positions the tokens barely know where they are, so
     // short runs learned each patch's colour but not connected shapes (see docs/training-notes.md).
     const grid = Math.round(Math.sqrt(this.nPatches));
-    this.pos_embed.buffer.write(this.pos_embed.offset + this.nExtra * this.pos_embed.shape[2], sinCos2d(grid, this.pos_embed.shape[2]));
+    assign_(this.pos_embed, sinCos2d(grid, this.pos_embed.shape[2]), this.nExtra * this.pos_embed.shape[2]);
     for (const [, m] of this.namedModules()) {
       // zero-init adaLN modulation: every block starts as the identity
       if ((m instanceof Block || m instanceof FinalLayer) && m.ada) {

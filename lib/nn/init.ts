@@ -1,27 +1,24 @@
 /** Parameter initialisers (torch.nn.init equivalents), drawing from a seeded Generator. */
-import { native } from '../backend/native.js';
+import { randn } from '../ops/creation.js';
+import { assign_, fill_, normal_, uniform_ } from '../ops/inplace.js';
 import type { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export function fillConstant(t: Tensor, value: number): Tensor {
-  native.fill(t.buffer, t.offset, t.size, value);
-  return t;
+  return fill_(t, value);
 }
 
 export function uniform(t: Tensor, low: number, high: number, g: Generator): Tensor {
-  native.randomFill(t.buffer, t.offset, t.size, 'uniform', g.seed, g.take(t.size), low, high);
-  return t;
+  return uniform_(t, low, high, g);
 }
 
 export function normal(t: Tensor, mean: number, std: number, g: Generator): Tensor {
-  native.randomFill(t.buffer, t.offset, t.size, 'normal', g.seed, g.take(t.size), mean, std);
-  return t;
+  return normal_(t, mean, std, g);
 }
 
 function drawNormal(std: number, g: Generator): number {
-  const b = new native.NativeBuffer('cpu', 'float32', 1);
-  native.randomFill(b, 0, 1, 'normal', g.seed, g.take(1), 0, std);
-  const v = b.read(0, 1)[0];
+  const b = randn([1], { generator: g, std });
+  const v = b.item();
   b.dispose();
   return v;
 }
@@ -37,7 +34,7 @@ export function truncNormal(t: Tensor, std: number, g: Generator, low = -2, high
       redrawn = true;
     }
   }
-  if (redrawn) t.buffer.write(t.offset, values);
+  if (redrawn) assign_(t, values);
   return t;
 }
 

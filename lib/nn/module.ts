@@ -4,7 +4,7 @@
  */
 import { keep } from '../tensor/scope.js';
 import { formatShape, Tensor } from '../tensor/tensor.js';
-import { native } from '../backend/native.js';
+import { copy_ } from '../ops/inplace.js';
 
 export abstract class Module {
   training = true;
@@ -82,7 +82,7 @@ export abstract class Module {
         throw new Error(`diffvit.loadStateDict: parameter '${name}' expected shape ${formatShape(t.shape)}, received ${formatShape(src.shape)}`);
       }
       if (src.dtype !== t.dtype) throw new Error(`diffvit.loadStateDict: parameter '${name}' expected dtype ${t.dtype}, received ${src.dtype}`);
-      native.copyStrided(src.buffer, src.offset, [...src.strides], t.buffer, t.offset, [...t.strides], [...t.shape]);
+      copy_(t, src);
     }
   }
 

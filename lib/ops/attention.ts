@@ -9,7 +9,7 @@
  *   const y = o.transpose(1, 2).reshape([B, N, H * D]);   // a free view, ready for the output projection
  */
 import type { AttentionStrides } from '../backend/kernels/attention.js';
-import { native } from '../backend/native.js';
+import { runKernel } from '../backend/dispatch.js';
 import { needsGrad, record } from '../tensor/autograd.js';
 import { Storage } from '../tensor/storage.js';
 import { copyInto, formatShape, Tensor } from '../tensor/tensor.js';
@@ -43,8 +43,8 @@ const strides3 = (t: Tensor): AttentionStrides => [t.strides[0], t.strides[1], t
  * A fresh (B, H, N, D) tensor whose memory is laid out as (B, N, H, D), so that
  * `t.transpose(1, 2).reshape([B, N, H * D])` is a view; the storage has `extra` more floats after it.
  */
-function tokenMajor(b: number, h: number, n: number, d: number, extra = 0): Tensor {
-  return new Tensor(new Storage('float32', b * h * n * d + extra), [b, h, n, d], [n * h * d, d, h * d, 1], 0);
+function tokenMajor(device: string, b: number, h: number, n: number, d: number, extra = 0): Tensor {
+  return new Tensor(new Storage(device, 'float32', b * h * n * d + extra), [b, h, n, d], [n * h * d, d, h * d, 1], 0);
 }
 
 /**
@@ -85,13 +85,16 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
 
   const saveLse = needsGrad(q, k, v);
   const lseOffset = B * H * Nq * D;
-  const out = tokenMajor(B, H, Nq, D, saveLse ? B * H * Nq : 0);
+  const out = tokenMajor(q.device, B, H, Nq, D, saveLse ? B * H * Nq : 0);
   const inputs = [q, k, v];
   const [qc, kc, vc] = inputs.map(unitHeadDim);
   try {
-    native.attentionForward(qc.buffer, qc.offset, strides3(qc), kc.buffer, kc.offset, strides3(kc), vc.buffer,
-      vc.offset, strides3(vc), out.buffer, out.offset, strides3(out), saveLse ? out.buffer : null, lseOffset,
-      B, H, Nq, Nk, D, scale);
+    runKernel('attentionForward', {
+      q: qc.buffer, qOffset: qc.offset, qStrides: strides3(qc), k: kc.buffer, kOffset: kc.offset,
+      kStrides: strides3(kc), v: vc.buffer, vOffset: vc.offset, vStrides: strides3(vc), out: out.buffer,
+      outOffset: out.offset, outStrides: strides3(out), lse: saveLse ? out.buffer : null, lseOffset, batch: B,
+      heads: H, nq: Nq, nk: Nk, d: D, scale
+    });
   } catch (err) {
     out.dispose();
     throw err;
@@ -102,12 +105,16 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   return record(op, out, inputs, (dy) => {
     const g = unitHeadDim(dy);
     const [qb, kb, vb] = inputs.map(unitHeadDim);
-    const dq = tokenMajor(B, H, Nq, D), dk = tokenMajor(B, H, Nk, D), dv = tokenMajor(B, H, Nk, D);
+    const dq = tokenMajor(q.device, B, H, Nq, D), dk = tokenMajor(q.device, B, H, Nk, D), dv = tokenMajor(q.device, B, H, Nk, D);
     try {
-      native.attentionBackward(qb.buffer, qb.offset, strides3(qb), kb.buffer, kb.offset, strides3(kb), vb.buffer,
-        vb.offset, strides3(vb), out.buffer, out.offset, strides3(out), g.buffer, g.offset, strides3(g),
-        out.buffer, lseOffset, dq.buffer, 0, strides3(dq), dk.buffer, 0, strides3(dk), dv.buffer, 0, strides3(dv),
-        B, H, Nq, Nk, D, scale);
+      runKernel('attentionBackward', {
+        q: qb.buffer, qOffset: qb.offset, qStrides: strides3(qb), k: kb.buffer, kOffset: kb.offset,
+        kStrides: strides3(kb), v: vb.buffer, vOffset: vb.offset, vStrides: strides3(vb), out: out.buffer,
+        outOffset: out.offset, outStrides: strides3(out), dout: g.buffer, doutOffset: g.offset,
+        doutStrides: strides3(g), lse: out.buffer, lseOffset, dq: dq.buffer, dqOffset: 0, dqStrides: strides3(dq),
+        dk: dk.buffer, dkOffset: 0, dkStrides: strides3(dk), dv: dv.buffer, dvOffset: 0, dvStrides: strides3(dv),
+        batch: B, heads: H, nq: Nq, nk: Nk, d: D, scale
+      });
     } catch (err) {
       dq.dispose();
       dk.dispose();
@@ -148,11 +155,14 @@ export function selfAttention(qkv: Tensor, heads: number, options: AttentionOpti
   const merged: AttentionStrides = [N * HD, D, HD];
   const saveLse = needsGrad(qkv);
   const lseOffset = B * N * HD;
-  const out = new Tensor(new Storage('float32', lseOffset + (saveLse ? B * H * N : 0)), [B, N, HD], [N * HD, HD, 1], 0);
+  const out = new Tensor(new Storage(qkv.device, 'float32', lseOffset + (saveLse ? B * H * N : 0)), [B, N, HD], [N * HD, HD, 1], 0);
   const src = dense(qkv);
   try {
-    native.attentionForward(src.buffer, src.offset, packed, src.buffer, src.offset + HD, packed, src.buffer, src.offset + 2 * HD,
-      packed, out.buffer, 0, merged, saveLse ? out.buffer : null, lseOffset, B, H, N, N, D, scale);
+    runKernel('attentionForward', {
+      q: src.buffer, qOffset: src.offset, qStrides: packed, k: src.buffer, kOffset: src.offset + HD,
+      kStrides: packed, v: src.buffer, vOffset: src.offset + 2 * HD, vStrides: packed, out: out.buffer, outOffset: 0,
+      outStrides: merged, lse: saveLse ? out.buffer : null, lseOffset, batch: B, heads: H, nq: N, nk: N, d: D, scale
+    });
   } catch (err) {
     out.dispose();
     throw err;
@@ -164,9 +174,13 @@ export function selfAttention(qkv: Tensor, heads: number, options: AttentionOpti
     const g = dense(dy), x = dense(qkv);
     const dqkv = Tensor.empty([B, N, width]);
     try {
-      native.attentionBackward(x.buffer, x.offset, packed, x.buffer, x.offset + HD, packed, x.buffer, x.offset + 2 * HD, packed,
-        out.buffer, 0, merged, g.buffer, g.offset, merged, out.buffer, lseOffset,
-        dqkv.buffer, 0, packed, dqkv.buffer, HD, packed, dqkv.buffer, 2 * HD, packed, B, H, N, N, D, scale);
+      runKernel('attentionBackward', {
+        q: x.buffer, qOffset: x.offset, qStrides: packed, k: x.buffer, kOffset: x.offset + HD, kStrides: packed,
+        v: x.buffer, vOffset: x.offset + 2 * HD, vStrides: packed, out: out.buffer, outOffset: 0, outStrides: merged,
+        dout: g.buffer, doutOffset: g.offset, doutStrides: merged, lse: out.buffer, lseOffset, dq: dqkv.buffer,
+        dqOffset: 0, dqStrides: packed, dk: dqkv.buffer, dkOffset: HD, dkStrides: packed, dv: dqkv.buffer,
+        dvOffset: 2 * HD, dvStrides: packed, batch: B, heads: H, nq: N, nk: N, d: D, scale
+      });
     } catch (err) {
       dqkv.dispose();
       throw err;

@@ -1,6 +1,7 @@
 /** Ops as Tensor methods: `x.add(y).reshape([2, -1]).sum()`. */
 import { Tensor } from '../tensor/tensor.js';
-import { backward, type BackwardOptions } from '../tensor/autograd.js';
+import { backward, type BackwardOptions } from './backward.js';
+import { to } from './device.js';
 import * as ew from './elementwise.js';
 import * as red from './reduce.js';
 import * as sh from './shape.js';
@@ -31,6 +32,8 @@ declare module '../tensor/tensor.js' {
     clone(): Tensor;
     detach(): Tensor;
     backward(options?: BackwardOptions): void;
+    /** This tensor on `device` (itself when already there). */
+    to(device: string): Tensor;
   }
 }
 
@@ -59,5 +62,6 @@ const methods: Partial<Record<keyof Tensor, (this: Tensor, ...args: never[]) => 
   clone(this: Tensor) { return sh.clone(this); },
   detach(this: Tensor) { return sh.detach(this); },
   backward(this: Tensor, options?: BackwardOptions) { backward(this, options); },
+  to(this: Tensor, device: string) { return to(this, device); },
 };
 Object.assign(Tensor.prototype, methods);

@@ -5,7 +5,8 @@
  *   const tokens = conv2d(img, w, b, { stride: 4 });          // (N, 3, 32, 32) -> (N, 256, 8, 8)
  *   const y = conv2d(z, w3, b3, { padding: 1 });               // 3×3 "same" conv
  */
-import { native } from '../backend/native.js';
+import { runKernel } from '../backend/dispatch.js';
+import { matmulPrecision } from '../tensor/autocast.js';
 import { record } from '../tensor/autograd.js';
 import { copyInto, formatShape, Tensor } from '../tensor/tensor.js';
 import { argError, checkRank, checkTensor, describe } from './util.js';
@@ -77,8 +78,11 @@ function dense(t: Tensor): Tensor {
 }
 
 function im2col(g: Geometry, x: Tensor, n0: number, count: number, cols: Tensor): void {
-  native.im2col(x.buffer, x.offset + n0 * g.cin * g.h * g.w, cols.buffer, cols.offset, count, g.cin, g.h, g.w,
-    g.kh, g.kw, g.sh, g.sw, g.ph, g.pw);
+  runKernel('im2col', {
+    x: x.buffer, xOffset: x.offset + n0 * g.cin * g.h * g.w, cols: cols.buffer, colsOffset: cols.offset,
+    batch: count, channels: g.cin, height: g.h, width: g.w, kernelH: g.kh, kernelW: g.kw, strideH: g.sh,
+    strideW: g.sw, padH: g.ph, padW: g.pw
+  });
 }
 
 /** y (N, Cout, OH, OW) for dense x and weight; bias may be any layout. */
@@ -87,8 +91,10 @@ function conv2dForward(g: Geometry, x: Tensor, weight: Tensor, bias: Tensor | nu
   if (out.size === 0) return out;
   // Bias first, broadcast over (N, ·, OH·OW); the GEMM then accumulates onto it (beta = 1).
   if (bias) {
-    native.copyStrided(bias.buffer, bias.offset, [0, bias.strides[0], 0], out.buffer, 0, [g.cout * g.l, g.l, 1],
-      [g.n, g.cout, g.l]);
+    runKernel('copyStrided', {
+      src: bias.buffer, srcOffset: bias.offset, srcStrides: [0, bias.strides[0], 0], dst: out.buffer, dstOffset: 0,
+      dstStrides: [g.cout * g.l, g.l, 1], shape: [g.n, g.cout, g.l]
+    });
   }
   const cols = g.pointwise ? null : Tensor.empty([g.group, g.k, g.l]);
   for (let n0 = 0; n0 < g.n; n0 += g.group) {
@@ -96,8 +102,12 @@ function conv2dForward(g: Geometry, x: Tensor, weight: Tensor, bias: Tensor | nu
     if (cols) im2col(g, x, n0, count, cols);
     const B = cols ?? x, bOffset = cols ? cols.offset : x.offset + n0 * g.k * g.l;
     // out[n] (Cout × L) = W (Cout × K) · cols[n] (K × L); W is shared by every image (stride 0).
-    native.gemm(weight.buffer, weight.offset, B.buffer, bOffset, out.buffer, n0 * g.cout * g.l, count, g.cout, g.l, g.k,
-      false, false, 1, bias ? 1 : 0, 0, g.k * g.l, g.cout * g.l, g.k, g.l, g.l);
+    runKernel('gemm', {
+      a: weight.buffer, aOffset: weight.offset, b: B.buffer, bOffset, c: out.buffer, cOffset: n0 * g.cout * g.l,
+      batch: count, m: g.cout, n: g.l, k: g.k, transA: false, transB: false, alpha: 1, beta: bias ? 1 : 0,
+      strideA: 0, strideB: g.k * g.l, strideC: g.cout * g.l, lda: g.k, ldb: g.l, ldc: g.l,
+      precision: matmulPrecision()
+    });
   }
   cols?.dispose();
   return out;
@@ -106,9 +116,13 @@ function conv2dForward(g: Geometry, x: Tensor, weight: Tensor, bias: Tensor | nu
 /** d(loss)/d(bias) (Cout) from dense dy (N, Cout, OH, OW): sum over images and pixels. */
 function biasGrad(g: Geometry, dy: Tensor): Tensor {
   const perImage = Tensor.empty([g.n, g.cout]);
-  native.reduceSum(dy.buffer, dy.offset, perImage.buffer, 0, g.n * g.cout, g.l, 1);
+  runKernel('reduceSum', {
+    x: dy.buffer, xOffset: dy.offset, out: perImage.buffer, outOffset: 0, outer: g.n * g.cout, r: g.l, inner: 1
+  });
   const db = Tensor.empty([g.cout]);
-  native.reduceSum(perImage.buffer, 0, db.buffer, 0, 1, g.n, g.cout);
+  runKernel('reduceSum', {
+    x: perImage.buffer, xOffset: 0, out: db.buffer, outOffset: 0, outer: 1, r: g.n, inner: g.cout
+  });
   perImage.dispose();
   return db;
 }
@@ -121,7 +135,7 @@ function biasGrad(g: Geometry, dy: Tensor): Tensor {
 function weightGrad(g: Geometry, x: Tensor, dy: Tensor): Tensor {
   const dw = Tensor.empty([g.cout, g.cin, g.kh, g.kw]);
   if (g.n === 0) {
-    native.fill(dw.buffer, 0, dw.size, 0);
+    runKernel('fill', { out: dw.buffer, offset: 0, n: dw.size, value: 0 });
     return dw;
   }
   const cols = g.pointwise ? null : Tensor.empty([g.group, g.k, g.l]);
@@ -132,13 +146,22 @@ function weightGrad(g: Geometry, x: Tensor, dy: Tensor): Tensor {
     if (cols) im2col(g, x, n0, count, cols);
     const B = cols ?? x, bOffset = cols ? cols.offset : x.offset + n0 * g.k * g.l;
     // perImage[n] (Cout × K) = dy[n] (Cout × L) · cols[n]ᵀ, cols[n] stored K × L (transB)
-    native.gemm(dy.buffer, dy.offset + n0 * g.cout * g.l, B.buffer, bOffset, perImage.buffer, 0, count, g.cout, g.k, g.l,
-      false, true, 1, 0, g.cout * g.l, g.k * g.l, g.cout * g.k, g.l, g.l, g.k);
+    runKernel('gemm', {
+      a: dy.buffer, aOffset: dy.offset + n0 * g.cout * g.l, b: B.buffer, bOffset, c: perImage.buffer, cOffset: 0,
+      batch: count, m: g.cout, n: g.k, k: g.l, transA: false, transB: true, alpha: 1, beta: 0, strideA: g.cout * g.l,
+      strideB: g.k * g.l, strideC: g.cout * g.k, lda: g.l, ldb: g.l, ldc: g.k, precision: matmulPrecision()
+    });
     if (n0 === 0) {
-      native.reduceSum(perImage.buffer, 0, dw.buffer, 0, 1, count, g.cout * g.k);
+      runKernel('reduceSum', {
+        x: perImage.buffer, xOffset: 0, out: dw.buffer, outOffset: 0, outer: 1, r: count, inner: g.cout * g.k
+      });
     } else {
-      native.reduceSum(perImage.buffer, 0, groupSum!.buffer, 0, 1, count, g.cout * g.k);
-      native.axpby(dw.buffer, 0, groupSum!.buffer, 0, dw.size, 1, 1);
+      runKernel('reduceSum', {
+        x: perImage.buffer, xOffset: 0, out: groupSum!.buffer, outOffset: 0, outer: 1, r: count, inner: g.cout * g.k
+      });
+      runKernel('axpby', {
+        dst: dw.buffer, dstOffset: 0, src: groupSum!.buffer, srcOffset: 0, n: dw.size, alpha: 1, beta: 1
+      });
     }
   }
   cols?.dispose();
@@ -156,11 +179,17 @@ function inputGrad(g: Geometry, weight: Tensor, dy: Tensor): Tensor {
     // Pointwise: dcols[n] is dx[n], so the GEMM writes the gradient in place.
     const C = dcols ?? dx, cOffset = dcols ? dcols.offset : n0 * g.k * g.l;
     // W stored Cout × K is op(A) = Wᵀ with transA; shared by every image (stride 0).
-    native.gemm(weight.buffer, weight.offset, dy.buffer, dy.offset + n0 * g.cout * g.l, C.buffer, cOffset, count, g.k,
-      g.l, g.cout, true, false, 1, 0, 0, g.cout * g.l, g.k * g.l, g.k, g.l, g.l);
+    runKernel('gemm', {
+      a: weight.buffer, aOffset: weight.offset, b: dy.buffer, bOffset: dy.offset + n0 * g.cout * g.l, c: C.buffer,
+      cOffset, batch: count, m: g.k, n: g.l, k: g.cout, transA: true, transB: false, alpha: 1, beta: 0, strideA: 0,
+      strideB: g.cout * g.l, strideC: g.k * g.l, lda: g.k, ldb: g.l, ldc: g.l, precision: matmulPrecision()
+    });
     if (dcols) {
-      native.col2im(dcols.buffer, dcols.offset, dx.buffer, n0 * g.cin * g.h * g.w, count, g.cin, g.h, g.w, g.kh, g.kw,
-        g.sh, g.sw, g.ph, g.pw);
+      runKernel('col2im', {
+        cols: dcols.buffer, colsOffset: dcols.offset, x: dx.buffer, xOffset: n0 * g.cin * g.h * g.w, batch: count,
+        channels: g.cin, height: g.h, width: g.w, kernelH: g.kh, kernelW: g.kw, strideH: g.sh, strideW: g.sw,
+        padH: g.ph, padW: g.pw
+      });
     }
   }
   dcols?.dispose();

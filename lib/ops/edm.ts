@@ -4,7 +4,7 @@
  *   edmWeightedLoss  — D = c_skip·x_noisy + c_out·F and mean λ(σ)(D − y)², with dL/dF, in one pass;
  *   edmSamplerUpdate — guidance mix, d = (x − D)/σ and the Euler/Heun update in one pass.
  */
-import { native } from '../backend/native.js';
+import { runKernel } from '../backend/dispatch.js';
 import { record } from '../tensor/autograd.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { copyInto, formatShape, Tensor } from '../tensor/tensor.js';
@@ -34,7 +34,10 @@ export function edmNoiseInputs(y: Tensor, sigmas: Tensor, generator: Generator =
   const B = y.shape[0], per = y.size / Math.max(B, 1);
   checkSigmas('edmNoiseInputs', sigmas, B);
   const xNoisy = Tensor.empty(y.shape), xIn = Tensor.empty(y.shape);
-  native.edmNoise(y.buffer, y.offset, sigmas.buffer, sigmas.offset, B, per, generator.seed, generator.take(y.size), sigmaData, xNoisy.buffer, xIn.buffer);
+  runKernel('edmNoise', {
+    y: y.buffer, yOffset: y.offset, sigma: sigmas.buffer, sigmaOffset: sigmas.offset, batch: B, per,
+    seed: generator.seed, counter: generator.take(y.size), sigmaData, xNoisy: xNoisy.buffer, xIn: xIn.buffer
+  });
   return { xNoisy, xIn };
 }
 
@@ -47,15 +50,20 @@ export function edmWeightedLoss(F: Tensor, xNoisy: Tensor, y: Tensor, sigmas: Te
   checkSigmas('edmWeightedLoss', sigmas, B);
   const dF = Tensor.empty(F.shape);
   const xn = fromOrigin(xNoisy);
-  const value = native.edmLoss(F.buffer, F.offset, xn.buffer, y.buffer, y.offset, sigmas.buffer, sigmas.offset, B, per, sigmaData, dF.buffer);
+  const value = runKernel('edmLoss', {
+    F: F.buffer, FOffset: F.offset, xNoisy: xn.buffer, y: y.buffer, yOffset: y.offset, sigma: sigmas.buffer,
+    sigmaOffset: sigmas.offset, batch: B, per, sigmaData, dF: dF.buffer
+  });
   if (xn !== xNoisy) xn.dispose();
   const loss = Tensor.empty([]);
-  native.fill(loss.buffer, 0, 1, value);
+  runKernel('fill', { out: loss.buffer, offset: 0, n: 1, value });
   const out = record('edmWeightedLoss', loss, [F], (dy) => {
     const g = dy.item();
     const grad = Tensor.empty(F.shape);
-    native.fill(grad.buffer, 0, grad.size, 0);
-    native.axpby(grad.buffer, 0, dF.buffer, 0, grad.size, 0, g);
+    runKernel('fill', { out: grad.buffer, offset: 0, n: grad.size, value: 0 });
+    runKernel('axpby', {
+      dst: grad.buffer, dstOffset: 0, src: dF.buffer, srcOffset: 0, n: grad.size, alpha: 0, beta: g
+    });
     dF.dispose();
     return [grad];
   });
@@ -94,8 +102,11 @@ export function edmSamplerUpdate(u: SamplerUpdate): { xNext: Tensor; d: Tensor }
   const xNext = Tensor.empty(u.x.shape), d = Tensor.empty(u.x.shape);
   const inputs = [u.F, u.x, u.base, u.dPrev ?? null].map((t) => (t ? fromOrigin(t) : null));
   const [F, x, base, dPrev] = inputs;
-  native.edmSamplerStep(F!.buffer, x!.buffer, base!.buffer, dPrev?.buffer ?? null, d.buffer, xNext.buffer, B, per, guided,
-    u.guidance ?? 1, u.sigma, u.sigmaData ?? 0.5, u.h, u.a ?? 0, u.b ?? 1);
+  runKernel('edmSamplerStep', {
+    F: F!.buffer, x: x!.buffer, base: base!.buffer, dPrev: dPrev?.buffer ?? null, dOut: d.buffer,
+    xNext: xNext.buffer, batch: B, per, guided, guidance: u.guidance ?? 1, sigma: u.sigma,
+    sigmaData: u.sigmaData ?? 0.5, h: u.h, a: u.a ?? 0, b: u.b ?? 1
+  });
   inputs.forEach((t, i) => {
     if (t && t !== [u.F, u.x, u.base, u.dPrev][i]) t.dispose();
   });

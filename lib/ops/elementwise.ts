@@ -5,7 +5,7 @@
  *   const y = add(mul(x, w), 1);   // x*w + 1, broadcasting w against x
  */
 import type { BinaryOpName, UnaryOpName } from '../backend/kernels/core.js';
-import { native } from '../backend/native.js';
+import { runKernel } from '../backend/dispatch.js';
 import { record } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
 import { sumToShape } from './reduce.js';
@@ -14,16 +14,16 @@ import { broadcastShapes, broadcastStrides, checkNumber, checkTensor } from './u
 
 function binaryKernel(op: BinaryOpName, a: Tensor, b: Tensor): Tensor {
   const shape = broadcastShapes(op, a.shape, b.shape);
-  const out = Tensor.empty(shape);
-  native.binary(op, a.buffer, a.offset, broadcastStrides(a, shape), b.buffer, b.offset, broadcastStrides(b, shape),
-    out.buffer, 0, shape);
+  const out = Tensor.empty(shape, 'float32', a.device);
+  runKernel('binary', { op, a: a.buffer, aOffset: a.offset, aStrides: broadcastStrides(a, shape), b: b.buffer,
+    bOffset: b.offset, bStrides: broadcastStrides(b, shape), out: out.buffer, outOffset: 0, shape });
   return out;
 }
 
 function unaryKernel(op: UnaryOpName, x: Tensor, alpha = 0, beta = 0): Tensor {
   const src = contiguous(x);
-  const out = Tensor.empty(x.shape);
-  native.unary(op, src.buffer, src.offset, out.buffer, 0, x.size, alpha, beta);
+  const out = Tensor.empty(x.shape, 'float32', x.device);
+  runKernel('unary', { op, x: src.buffer, xOffset: src.offset, out: out.buffer, outOffset: 0, n: x.size, alpha, beta });
   if (src !== x) src.dispose();
   return out;
 }
@@ -31,8 +31,9 @@ function unaryKernel(op: UnaryOpName, x: Tensor, alpha = 0, beta = 0): Tensor {
 /** dx = dy * f'(x) through the native gradient kernel. */
 function unaryGradKernel(op: UnaryOpName, x: Tensor, dy: Tensor, alpha = 0, beta = 0): Tensor {
   const xs = contiguous(x), gs = contiguous(dy);
-  const dx = Tensor.empty(x.shape);
-  native.unaryGrad(op, xs.buffer, xs.offset, gs.buffer, gs.offset, dx.buffer, 0, x.size, alpha, beta);
+  const dx = Tensor.empty(x.shape, 'float32', x.device);
+  runKernel('unaryGrad', { op, x: xs.buffer, xOffset: xs.offset, dy: gs.buffer, dyOffset: gs.offset, dx: dx.buffer,
+    dxOffset: 0, n: x.size, alpha, beta });
   if (xs !== x) xs.dispose();
   if (gs !== dy) gs.dispose();
   return dx;

@@ -4,7 +4,7 @@
  *
  *   const emb = embedding(labelTable, labels);   // table (classes + 1, D), labels (N) int32 -> (N, D)
  */
-import { native } from '../backend/native.js';
+import { runKernel } from '../backend/dispatch.js';
 import { record } from '../tensor/autograd.js';
 import { copyInto, formatShape, Tensor } from '../tensor/tensor.js';
 import { argError, checkRank, checkTensor } from './util.js';
@@ -36,7 +36,10 @@ export function embedding(table: Tensor, indices: Tensor): Tensor {
   const T = dense(table), I = dense(indices);
   const out = Tensor.empty([...indices.shape, dim]);
   try {
-    native.embedding(T.buffer, T.offset, rows, dim, I.buffer, I.offset, [...indices.shape], out.buffer, 0);
+    runKernel('embedding', {
+      table: T.buffer, tableOffset: T.offset, rows, dim, indices: I.buffer, indicesOffset: I.offset,
+      indicesShape: [...indices.shape], out: out.buffer, outOffset: 0
+    });
   } catch (err) {
     out.dispose();
     throw err;
@@ -47,7 +50,10 @@ export function embedding(table: Tensor, indices: Tensor): Tensor {
   return record('embedding', out, [table], (dy) => {
     const G = dense(dy), Ib = dense(indices);
     const dtable = Tensor.empty([rows, dim]);
-    native.embeddingBackward(G.buffer, G.offset, Ib.buffer, Ib.offset, [...indices.shape], dtable.buffer, 0, rows, dim);
+    runKernel('embeddingBackward', {
+      dy: G.buffer, dyOffset: G.offset, indices: Ib.buffer, indicesOffset: Ib.offset,
+      indicesShape: [...indices.shape], dtable: dtable.buffer, dtableOffset: 0, rows, dim
+    });
     if (G !== dy) G.dispose();
     if (Ib !== indices) Ib.dispose();
     return [dtable];

@@ -11,7 +11,7 @@
  * adaLN's (B, 6D) output are), and otherwise copied (B x D floats, small next to x).
  * Each matches the composition of the unfused ops to float32 rounding (tested against both).
  */
-import { native } from '../backend/native.js';
+import { runKernel } from '../backend/dispatch.js';
 import { needsGrad, record } from '../tensor/autograd.js';
 import { formatShape, Tensor } from '../tensor/tensor.js';
 import { argError, checkTensor, dense, describe, release } from './util.js';
@@ -72,8 +72,12 @@ export function layerNormModulate(x: Tensor, shift: Tensor, scale: Tensor, eps =
   // Per-row statistics for the backward, (2, B*N): mean in row 0, 1/sqrt(var + eps) in row 1.
   const rows = B * N;
   const stats = needsGrad(x, shift, scale) ? Tensor.empty([2, rows]) : null;
-  native.layerNormModulate(X.buffer, X.offset, Sh.t.buffer, Sh.t.offset, Sh.stride, Sc.t.buffer, Sc.t.offset, Sc.stride,
-    out.buffer, 0, stats?.buffer ?? null, 0, stats?.buffer ?? null, rows, B, N, D, eps);
+  runKernel('layerNormModulate', {
+    x: X.buffer, xOffset: X.offset, shift: Sh.t.buffer, shiftOffset: Sh.t.offset, shiftStride: Sh.stride,
+    scale: Sc.t.buffer, scaleOffset: Sc.t.offset, scaleStride: Sc.stride, y: out.buffer, yOffset: 0,
+    mean: stats?.buffer ?? null, meanOffset: 0, rstd: stats?.buffer ?? null, rstdOffset: rows, batch: B, tokens: N,
+    cols: D, eps
+  });
   release(X, x);
   release(Sh.t, shift);
   release(Sc.t, scale);
@@ -83,9 +87,12 @@ export function layerNormModulate(x: Tensor, shift: Tensor, scale: Tensor, eps =
     const dx = x.requiresGrad ? Tensor.empty(x.shape) : null;
     const dshift = shift.requiresGrad ? Tensor.empty(shift.shape) : null;
     const dscale = scale.requiresGrad ? Tensor.empty(scale.shape) : null;
-    native.layerNormModulateBackward(Xb.buffer, Xb.offset, Sb.t.buffer, Sb.t.offset, Sb.stride, stats.buffer, 0,
-      stats.buffer, rows, G.buffer, G.offset, dx?.buffer ?? null, 0, dshift?.buffer ?? null, 0, dscale?.buffer ?? null, 0,
-      B, N, D);
+    runKernel('layerNormModulateBackward', {
+      x: Xb.buffer, xOffset: Xb.offset, scale: Sb.t.buffer, scaleOffset: Sb.t.offset, scaleStride: Sb.stride,
+      mean: stats.buffer, meanOffset: 0, rstd: stats.buffer, rstdOffset: rows, dy: G.buffer, dyOffset: G.offset,
+      dx: dx?.buffer ?? null, dxOffset: 0, dshift: dshift?.buffer ?? null, dshiftOffset: 0,
+      dscale: dscale?.buffer ?? null, dscaleOffset: 0, batch: B, tokens: N, cols: D
+    });
     release(G, dy);
     release(Xb, x);
     release(Sb.t, scale);
@@ -110,7 +117,10 @@ export function addGated(x: Tensor, gate: Tensor, y: Tensor): Tensor {
   }
   const X = dense(x), Y = dense(y), Gt = perItemRows(gate);
   const out = Tensor.empty(x.shape);
-  native.addGated(X.buffer, X.offset, Gt.t.buffer, Gt.t.offset, Gt.stride, Y.buffer, Y.offset, out.buffer, 0, B, N, D);
+  runKernel('addGated', {
+    x: X.buffer, xOffset: X.offset, gate: Gt.t.buffer, gateOffset: Gt.t.offset, gateStride: Gt.stride, y: Y.buffer,
+    yOffset: Y.offset, out: out.buffer, outOffset: 0, batch: B, tokens: N, cols: D
+  });
   release(X, x);
   release(Y, y);
   release(Gt.t, gate);
@@ -119,8 +129,11 @@ export function addGated(x: Tensor, gate: Tensor, y: Tensor): Tensor {
     const dy = y.requiresGrad ? Tensor.empty(y.shape) : null;
     if (dgate || dy) {
       const G = dense(dout), Yb = dense(y), Gb = perItemRows(gate);
-      native.addGatedBackward(Gb.t.buffer, Gb.t.offset, Gb.stride, Yb.buffer, Yb.offset, G.buffer, G.offset,
-        dy?.buffer ?? null, 0, dgate?.buffer ?? null, 0, B, N, D);
+      runKernel('addGatedBackward', {
+        gate: Gb.t.buffer, gateOffset: Gb.t.offset, gateStride: Gb.stride, y: Yb.buffer, yOffset: Yb.offset,
+        dout: G.buffer, doutOffset: G.offset, dy: dy?.buffer ?? null, dyOffset: 0, dgate: dgate?.buffer ?? null,
+        dgateOffset: 0, batch: B, tokens: N, cols: D
+      });
       release(G, dout);
       release(Yb, y);
       release(Gb.t, gate);

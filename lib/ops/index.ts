@@ -11,4 +11,6 @@ export * from './attention.js';
 export * from './pool.js';
 export * from './reduce.js';
 export * from './shape.js';
+export * from './inplace.js';
+export * from './device.js';
 import './chain.js';

@@ -4,7 +4,8 @@
  * (gelu_tanh(x Wᵀ + b), the transformer MLP's first half, fused into the GEMM).
  */
 import type { EpilogueAct } from '../backend/kernels/fused.js';
-import { native } from '../backend/native.js';
+import { runKernel } from '../backend/dispatch.js';
+import { matmulPrecision } from '../tensor/autocast.js';
 import { needsGrad, record } from '../tensor/autograd.js';
 import { copyInto, formatShape, shapeSize, Tensor } from '../tensor/tensor.js';
 import { sumToShape } from './reduce.js';
@@ -62,10 +63,13 @@ function matmulKernel(a: Tensor, b: Tensor): Tensor {
   const batch = batchShape.reduce((p, s) => p * s, 1);
   const A = operand(a, batchShape), B = operand(b, batchShape);
   if (k === 0) {
-    native.fill(out.buffer, 0, out.size, 0);
+    runKernel('fill', { out: out.buffer, offset: 0, n: out.size, value: 0 });
   } else {
-    native.gemm(A.t.buffer, A.t.offset, B.t.buffer, B.t.offset, out.buffer, 0, batch, m, n, k, A.trans, B.trans, 1, 0,
-      A.batchStride, B.batchStride, m * n, A.ld, B.ld, n);
+    runKernel('gemm', {
+      a: A.t.buffer, aOffset: A.t.offset, b: B.t.buffer, bOffset: B.t.offset, c: out.buffer, cOffset: 0, batch, m, n,
+      k, transA: A.trans, transB: B.trans, alpha: 1, beta: 0, strideA: A.batchStride, strideB: B.batchStride,
+      strideC: m * n, lda: A.ld, ldb: B.ld, ldc: n, precision: matmulPrecision()
+    });
   }
   if (A.owned) A.t.dispose();
   if (B.owned) B.t.dispose();
@@ -148,8 +152,12 @@ function linearKernel(x: Tensor, weight: Tensor, bias: Tensor | null, act: Epilo
   const out = Tensor.empty([...x.shape.slice(0, -1), outF]);
   const X = rowsOf(x), W = operand(weight, []), B = bias && rowsOf(bias);
   // W (out x in) stored row-major is read as is; a transposed view (W.trans) as its (in x out) storage.
-  native.linearAct(X.t.buffer, X.t.offset, W.t.buffer, W.t.offset, W.trans, W.ld, B?.t.buffer ?? null, B?.t.offset ?? 0,
-    out.buffer, 0, pre?.buffer ?? null, pre?.offset ?? 0, rows, outF, inF, act);
+  runKernel('linearAct', {
+    x: X.t.buffer, xOffset: X.t.offset, weight: W.t.buffer, weightOffset: W.t.offset, weightTransposed: W.trans,
+    ldw: W.ld, bias: B?.t.buffer ?? null, biasOffset: B?.t.offset ?? 0, out: out.buffer, outOffset: 0,
+    pre: pre?.buffer ?? null, preOffset: pre?.offset ?? 0, rows, outFeatures: outF, inFeatures: inF, act,
+    precision: matmulPrecision()
+  });
   if (X.owned) X.t.dispose();
   if (W.owned) W.t.dispose();
   if (B?.owned) B.t.dispose();
@@ -168,16 +176,22 @@ function linearGrads(x: Tensor, weight: Tensor, g: Tensor): [Tensor | null, Tens
     // dx (rows x in) = dy (rows x out) · W (out x in)
     dx = Tensor.empty(x.shape);
     const Wb = operand(weight, []);
-    native.gemm(g.buffer, g.offset, Wb.t.buffer, Wb.t.offset, dx.buffer, 0, 1, rows, inF, outF, false, Wb.trans, 1, 0,
-      0, 0, 0, outF, Wb.ld, inF);
+    runKernel('gemm', {
+      a: g.buffer, aOffset: g.offset, b: Wb.t.buffer, bOffset: Wb.t.offset, c: dx.buffer, cOffset: 0, batch: 1,
+      m: rows, n: inF, k: outF, transA: false, transB: Wb.trans, alpha: 1, beta: 0, strideA: 0, strideB: 0,
+      strideC: 0, lda: outF, ldb: Wb.ld, ldc: inF, precision: matmulPrecision()
+    });
     if (Wb.owned) Wb.t.dispose();
   }
   if (weight.requiresGrad) {
     // dW (out x in) = dyᵀ (out x rows) · x (rows x in)
     dw = Tensor.empty(weight.shape);
     const Xb = rowsOf(x);
-    native.gemm(g.buffer, g.offset, Xb.t.buffer, Xb.t.offset, dw.buffer, 0, 1, outF, inF, rows, true, false, 1, 0,
-      0, 0, 0, outF, inF, inF);
+    runKernel('gemm', {
+      a: g.buffer, aOffset: g.offset, b: Xb.t.buffer, bOffset: Xb.t.offset, c: dw.buffer, cOffset: 0, batch: 1,
+      m: outF, n: inF, k: rows, transA: true, transB: false, alpha: 1, beta: 0, strideA: 0, strideB: 0, strideC: 0,
+      lda: outF, ldb: inF, ldc: inF, precision: matmulPrecision()
+    });
     if (Xb.owned) Xb.t.dispose();
   }
   return [dx, dw];
@@ -198,7 +212,10 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
     let db: Tensor | null = null;
     if (bias?.requiresGrad) {
       db = Tensor.empty([outF]);
-      native.reduceSum(G.t.buffer, G.t.offset, db.buffer, 0, 1, shapeSize(x.shape.slice(0, -1)), outF);
+      runKernel('reduceSum', {
+        x: G.t.buffer, xOffset: G.t.offset, out: db.buffer, outOffset: 0, outer: 1,
+        r: shapeSize(x.shape.slice(0, -1)), inner: outF
+      });
     }
     if (G.owned) G.t.dispose();
     return bias ? [dx, dw, db] : [dx, dw];
@@ -226,7 +243,10 @@ export function linearGelu(x: Tensor, weight: Tensor, bias: Tensor | null = null
     const G = rowsOf(dout);
     const dh = Tensor.empty(outShape);
     const db = bias?.requiresGrad ? Tensor.empty([outF]) : null;
-    native.geluBackwardBias(pre.buffer, pre.offset, G.t.buffer, G.t.offset, dh.buffer, 0, db?.buffer ?? null, 0, rows, outF);
+    runKernel('geluBackwardBias', {
+      h: pre.buffer, hOffset: pre.offset, dout: G.t.buffer, doutOffset: G.t.offset, dh: dh.buffer, dhOffset: 0,
+      dbias: db?.buffer ?? null, dbiasOffset: 0, rows, cols: outF
+    });
     if (G.owned) G.t.dispose();
     const [dx, dw] = linearGrads(x, weight, dh);
     dh.dispose();

@@ -6,7 +6,7 @@
  *   const h = layerNorm(x, null, null, 1e-6);     // adaLN: no affine, modulated afterwards
  *   const t = layerNorm(x, norm.weight, norm.bias); // token mode: affine
  */
-import { native } from '../backend/native.js';
+import { runKernel } from '../backend/dispatch.js';
 import { needsGrad, record } from '../tensor/autograd.js';
 import { formatShape, shapeSize, Tensor } from '../tensor/tensor.js';
 import { argError, checkTensor, dense, describe, normAxis, release } from './util.js';
@@ -28,13 +28,16 @@ export function softmax(x: Tensor, axis = -1): Tensor {
   const inner = shapeSize(x.shape.slice(d + 1));
   const src = dense(x);
   const out = Tensor.empty(x.shape);
-  native.softmax(src.buffer, src.offset, out.buffer, 0, outer, n, inner);
+  runKernel('softmax', { x: src.buffer, xOffset: src.offset, y: out.buffer, yOffset: 0, outer, n, inner });
   release(src, x);
   // The backward needs only the output: dx = y * (dy - sum_axis(dy * y)).
   return record('softmax', out, [x], (dy) => {
     const g = dense(dy);
     const dx = Tensor.empty(x.shape);
-    native.softmaxBackward(out.buffer, out.offset, g.buffer, g.offset, dx.buffer, 0, outer, n, inner);
+    runKernel('softmaxBackward', {
+      y: out.buffer, yOffset: out.offset, dy: g.buffer, dyOffset: g.offset, dx: dx.buffer, dxOffset: 0, outer, n,
+      inner
+    });
     release(g, dy);
     return [dx];
   });
@@ -73,8 +76,11 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
   // Per-row statistics for the backward, (2, rows): mean in row 0, 1/sqrt(var + eps) in row 1.
   // Only saved when a gradient will be asked for.
   const stats = needsGrad(...inputs) ? Tensor.empty([2, rows]) : null;
-  native.layerNorm(X.buffer, X.offset, W?.buffer ?? null, W?.offset ?? 0, B?.buffer ?? null, B?.offset ?? 0,
-    out.buffer, 0, stats?.buffer ?? null, 0, stats?.buffer ?? null, rows, rows, cols, eps);
+  runKernel('layerNorm', {
+    x: X.buffer, xOffset: X.offset, weight: W?.buffer ?? null, weightOffset: W?.offset ?? 0, bias: B?.buffer ?? null,
+    biasOffset: B?.offset ?? 0, y: out.buffer, yOffset: 0, mean: stats?.buffer ?? null, meanOffset: 0,
+    rstd: stats?.buffer ?? null, rstdOffset: rows, rows, cols, eps
+  });
   release(X, x);
   release(W, w);
   release(B, b);
@@ -84,8 +90,12 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
     const dx = x.requiresGrad ? Tensor.empty(x.shape) : null;
     const dw = w?.requiresGrad ? Tensor.empty([cols]) : null;
     const db = b?.requiresGrad ? Tensor.empty([cols]) : null;
-    native.layerNormBackward(Xb.buffer, Xb.offset, Wb?.buffer ?? null, Wb?.offset ?? 0, stats.buffer, 0, stats.buffer,
-      rows, G.buffer, G.offset, dx?.buffer ?? null, 0, dw?.buffer ?? null, 0, db?.buffer ?? null, 0, rows, cols);
+    runKernel('layerNormBackward', {
+      x: Xb.buffer, xOffset: Xb.offset, weight: Wb?.buffer ?? null, weightOffset: Wb?.offset ?? 0,
+      mean: stats.buffer, meanOffset: 0, rstd: stats.buffer, rstdOffset: rows, dy: G.buffer, dyOffset: G.offset,
+      dx: dx?.buffer ?? null, dxOffset: 0, dweight: dw?.buffer ?? null, dweightOffset: 0, dbias: db?.buffer ?? null,
+      dbiasOffset: 0, rows, cols
+    });
     release(G, dy);
     release(Xb, x);
     release(Wb, w);

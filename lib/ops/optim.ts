@@ -4,7 +4,7 @@
  *
  *   adamwUpdate(p, p.grad!, m, v, { lr: 1e-4, weightDecay: 0.01, step: t });
  */
-import { native } from '../backend/native.js';
+import { runKernel } from '../backend/dispatch.js';
 import { formatShape, type Tensor } from '../tensor/tensor.js';
 import { argError, checkTensor, describe, sameShape } from './util.js';
 
@@ -60,6 +60,9 @@ export function adamwUpdate(param: Tensor, grad: Tensor, expAvg: Tensor, expAvgS
   if (typeof step !== 'number' || !Number.isSafeInteger(step) || step < 1) {
     throw argError('adamwUpdate', 'options.step', 'an integer >= 1', describe(step));
   }
-  native.adamw(param.buffer, param.offset, grad.buffer, grad.offset, expAvg.buffer, expAvg.offset, expAvgSq.buffer,
-    expAvgSq.offset, param.size, lr, beta1, beta2, eps, weightDecay, step);
+  runKernel('adamw', {
+    param: param.buffer, paramOffset: param.offset, grad: grad.buffer, gradOffset: grad.offset,
+    expAvg: expAvg.buffer, expAvgOffset: expAvg.offset, expAvgSq: expAvgSq.buffer, expAvgSqOffset: expAvgSq.offset,
+    n: param.size, lr, beta1, beta2, eps, weightDecay, step
+  });
 }

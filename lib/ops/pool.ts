@@ -10,7 +10,7 @@
  *
  * Inputs are (N, C, H, W) or (C, H, W); the output has the same rank.
  */
-import { native } from '../backend/native.js';
+import { runKernel } from '../backend/dispatch.js';
 import { needsGrad } from '../tensor/autograd.js';
 import { copyInto, formatShape, Tensor } from '../tensor/tensor.js';
 import { argError, checkRank, checkTensor, describe } from './util.js';
@@ -113,10 +113,16 @@ function pool(op: 'maxPool2d' | 'avgPool2d', x: Tensor, kernelSize: unknown, opt
   if (out.size === 0) return out;
   const X = dense(x);
   if (op === 'maxPool2d') {
-    native.maxPool2d(X.buffer, X.offset, out.buffer, 0, g.n * g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.ceilMode);
+    runKernel('maxPool2d', {
+      x: X.buffer, xOffset: X.offset, y: out.buffer, yOffset: 0, planes: g.n * g.c, height: g.h, width: g.w,
+      kernelH: g.kh, kernelW: g.kw, strideH: g.sh, strideW: g.sw, padH: g.ph, padW: g.pw, ceilMode: g.ceilMode
+    });
   } else {
-    native.avgPool2d(X.buffer, X.offset, out.buffer, 0, g.n * g.c, g.h, g.w, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.ceilMode,
-      countIncludePad);
+    runKernel('avgPool2d', {
+      x: X.buffer, xOffset: X.offset, y: out.buffer, yOffset: 0, planes: g.n * g.c, height: g.h, width: g.w,
+      kernelH: g.kh, kernelW: g.kw, strideH: g.sh, strideW: g.sw, padH: g.ph, padW: g.pw, ceilMode: g.ceilMode,
+      countIncludePad
+    });
   }
   if (X !== x) X.dispose();
   return out;
@@ -161,7 +167,10 @@ export function resizeBilinear(x: Tensor, size: number | [number, number], optio
   const out = Tensor.empty(outputShape(x, n, c, oh, ow));
   if (out.size === 0) return out;
   const X = dense(x);
-  native.resizeBilinear(X.buffer, X.offset, out.buffer, 0, n * c, h, w, oh, ow, alignCorners);
+  runKernel('resizeBilinear', {
+    x: X.buffer, xOffset: X.offset, y: out.buffer, yOffset: 0, planes: n * c, inH: h, inW: w, outH: oh, outW: ow,
+    alignCorners
+  });
   if (X !== x) X.dispose();
   return out;
 }

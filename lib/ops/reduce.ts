@@ -1,9 +1,9 @@
 /** Sums and means over axes; sumToShape undoes broadcasting in gradients. */
-import { native } from '../backend/native.js';
+import { runKernel } from '../backend/dispatch.js';
 import { noGrad, record } from '../tensor/autograd.js';
 import { formatShape, type Shape, Tensor } from '../tensor/tensor.js';
 import { contiguous, expand, permute, reshape } from './shape.js';
-import { argError, checkTensor, normAxis } from './util.js';
+import { argError, checkTensor, dense, normAxis, release } from './util.js';
 import { mulScalar } from './elementwise.js';
 
 function normAxes(op: string, x: Tensor, axes?: number | readonly number[]): number[] {
@@ -19,7 +19,7 @@ export function sum(x: Tensor, axes?: number | readonly number[], keepDims = fal
   const reduced = normAxes('sum', x, axes);
   const keptShape = x.shape.map((s, i) => (reduced.includes(i) ? 1 : s));
   const outShape = keepDims ? keptShape : x.shape.filter((_, i) => !reduced.includes(i));
-  const out = Tensor.empty(outShape);
+  const out = Tensor.empty(outShape, 'float32', x.device);
   // Bring the reduced axes together at the end unless they already form one block.
   const first = reduced[0] ?? 0, last = reduced[reduced.length - 1] ?? -1;
   const isBlock = reduced.length === 0 || last - first + 1 === reduced.length;
@@ -39,7 +39,7 @@ export function sum(x: Tensor, axes?: number | readonly number[], keepDims = fal
     r = reduced.reduce((a, d) => a * x.shape[d], 1);
     inner = 1;
   }
-  native.reduceSum(src.buffer, src.offset, out.buffer, 0, outer, r, inner);
+  runKernel('reduceSum', { x: src.buffer, xOffset: src.offset, out: out.buffer, outOffset: 0, outer, r, inner });
   if (src !== x) src.dispose();
   return record('sum', out, [x], (dy) => {
     const kept = reshape(dy, keptShape);
@@ -85,5 +85,27 @@ export function sumToShape(g: Tensor, shape: Shape): Tensor {
   const s = sum(g, axes, true);
   const out = reshape(s, shape);
   s.dispose();
+  return out;
+}
+
+/**
+ * The sum of the squares of every element of every tensor, as a one-element tensor on their device,
+ * in one reduction (accumulated in float64): the squared gradient norm of a model, with no read
+ * back to the host. NaN or Inf anywhere makes it non-finite.
+ */
+export function sumSquares(tensors: readonly Tensor[]): Tensor {
+  if (!Array.isArray(tensors)) throw argError('sumSquares', 'tensors', 'an array of tensors', String(tensors));
+  const flat = tensors.map((t, i) => dense(checkTensor('sumSquares', `tensors[${i}]`, t)));
+  const device = tensors.length ? tensors[0].device : 'cpu';
+  const out = Tensor.empty([], 'float32', device);
+  try {
+    runKernel('sumSquares', { xs: flat.map((t) => t.buffer), offsets: flat.map((t) => t.offset), counts: flat.map((t) => t.size),
+      out: out.buffer, outOffset: 0 });
+  } catch (e) {
+    out.dispose();
+    throw e;
+  } finally {
+    flat.forEach((t, i) => release(t, tensors[i]));
+  }
   return out;
 }

@@ -2,7 +2,7 @@
  * Views and layout ops: reshape, permute, transpose, slice, expand, (un)squeeze, contiguous,
  * concat, split. Views share memory with their input; their backward maps the gradient back.
  */
-import { native } from '../backend/native.js';
+import { runKernel } from '../backend/dispatch.js';
 import { noGrad, record } from '../tensor/autograd.js';
 import { contiguousStrides, copyInto, formatShape, type Shape, shapeSize, Tensor } from '../tensor/tensor.js';
 import { sumToShape } from './reduce.js';
@@ -17,7 +17,7 @@ function anyTensor(op: string, arg: string, t: unknown): Tensor {
 export function contiguous(x: Tensor): Tensor {
   anyTensor('contiguous', 'x', x);
   if (x.isContiguous()) return x;
-  const out = Tensor.empty(x.shape, x.dtype);
+  const out = Tensor.empty(x.shape, x.dtype, x.device);
   copyInto(x, out);
   return record('contiguous', out, [x], (dy) => [dy.view(dy.shape, dy.strides, dy.offset)]);
 }
@@ -25,7 +25,7 @@ export function contiguous(x: Tensor): Tensor {
 /** A contiguous copy that shares no memory with x. */
 export function clone(x: Tensor): Tensor {
   anyTensor('clone', 'x', x);
-  const out = Tensor.empty(x.shape, x.dtype);
+  const out = Tensor.empty(x.shape, x.dtype, x.device);
   copyInto(x, out);
   return record('clone', out, [x], (dy) => [dy.view(dy.shape, dy.strides, dy.offset)]);
 }
@@ -90,8 +90,8 @@ export function slice(x: Tensor, dim: number, start: number, end: number): Tenso
   shape[d] = end - start;
   const out = x.view(shape, x.strides, x.offset + start * x.strides[d]);
   return record('slice', out, [x], (dy) => {
-    const dx = Tensor.empty(x.shape);
-    native.fill(dx.buffer, 0, dx.size, 0);
+    const dx = Tensor.empty(x.shape, 'float32', x.device);
+    runKernel('fill', { out: dx.buffer, offset: 0, n: dx.size, value: 0 });
     const region = dx.view(shape, dx.strides, start * dx.strides[d]);
     copyInto(dy, region);
     region.dispose();
@@ -133,13 +133,14 @@ export function concat(tensors: readonly Tensor[], dim = 0): Tensor {
   tensors.forEach((t, i) => {
     anyTensor('concat', `tensors[${i}]`, t);
     if (t.dtype !== first.dtype) throw argError('concat', `tensors[${i}]`, `dtype ${first.dtype}`, t.dtype);
+    if (t.device !== first.device) throw argError('concat', `tensors[${i}]`, `device '${first.device}' (that of tensors[0])`, `'${t.device}'`);
     if (t.rank !== first.rank || t.shape.some((s: number, k: number) => k !== d && s !== first.shape[k])) {
       throw argError('concat', `tensors[${i}]`, `shape ${formatShape(first.shape.map((s, k) => (k === d ? -1 : s)))} (any size on dim ${d})`, formatShape(t.shape));
     }
   });
   const shape = [...first.shape];
   shape[d] = tensors.reduce((a, t) => a + t.shape[d], 0);
-  const out = Tensor.empty(shape, first.dtype);
+  const out = Tensor.empty(shape, first.dtype, first.device);
   let start = 0;
   for (const t of tensors) {
     const region = out.view(t.shape, out.strides, start * out.strides[d]);

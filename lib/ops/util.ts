@@ -86,7 +86,7 @@ export function broadcastStrides(t: Tensor, shape: Shape): number[] {
 /** x's values in contiguous row-major memory without recording autograd: x itself or a copy the caller disposes. */
 export function dense(x: Tensor): Tensor {
   if (x.isContiguous()) return x;
-  const c = Tensor.empty(x.shape);
+  const c = Tensor.empty(x.shape, x.dtype, x.device);
   copyInto(x, c);
   return c;
 }

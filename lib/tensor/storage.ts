@@ -1,17 +1,21 @@
 /**
- * Reference-counted native memory shared by a tensor and its views. The memory is freed when the
- * last tensor holding it is disposed, or — as a safety net for tensors nobody disposed — when the
- * garbage collector finalises them.
+ * Reference-counted device memory shared by a tensor and its views, allocated by the device's
+ * backend. The memory is freed when the last tensor holding it is disposed, or — as a safety net
+ * for tensors nobody disposed — when the garbage collector finalises them.
  */
-import { native } from '../backend/native.js';
-import type { NativeBuffer, NativeDType } from '../backend/kernels/core.js';
+import '../backend/index.js';
+import { type Backend, backendOf } from '../backend/backend.js';
+import type { DeviceBuffer, NativeDType } from '../backend/kernels/core.js';
 
 export class Storage {
-  readonly buffer: NativeBuffer;
+  readonly buffer: DeviceBuffer;
+  readonly backend: Backend;
   private refs = 0;
 
-  constructor(dtype: NativeDType, numel: number) {
-    this.buffer = new native.NativeBuffer('cpu', dtype, numel);
+  /** `device` is canonical (resolveDevice). */
+  constructor(readonly device: string, dtype: NativeDType, numel: number) {
+    this.backend = backendOf(device);
+    this.buffer = this.backend.alloc(device, dtype, numel);
   }
 
   retain(): void {
@@ -19,7 +23,7 @@ export class Storage {
   }
 
   release(): void {
-    if (--this.refs === 0) this.buffer.dispose();
+    if (--this.refs === 0) this.backend.free(this.buffer);
   }
 
   get alive(): boolean {

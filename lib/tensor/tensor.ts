@@ -3,13 +3,13 @@
  * autograd fields of the tape. Math lives in lib/ops; ops are also attached as methods
  * (`x.add(y)`, `x.reshape([2, 3])`) by lib/ops/chain.ts.
  */
+import type { Device } from '../backend/backend.js';
 import type { NativeDType } from '../backend/kernels/core.js';
-import { native } from '../backend/native.js';
 import { setTensorCheck, trackTensor } from './scope.js';
 import { Storage } from './storage.js';
 
 export type DType = NativeDType;
-export type Device = 'cpu';
+export type { Device } from '../backend/backend.js';
 export type Shape = readonly number[];
 
 /** Saved by an op for its backward: how to turn d(loss)/d(output) into d(loss)/d(inputs). */
@@ -85,21 +85,22 @@ export class Tensor {
     finalizer.register(this, this.storage, this);
   }
 
-  /** A new tensor with fresh, uninitialised memory. */
-  static empty(shape: Shape, dtype: DType = 'float32'): Tensor {
+  /** A new tensor with fresh, uninitialised memory on `device` (canonical: resolveDevice). */
+  static empty(shape: Shape, dtype: DType = 'float32', device: Device = 'cpu'): Tensor {
     for (const s of shape) {
       if (!Number.isInteger(s) || s < 0) {
         throw new Error(`diffvit.empty: argument 'shape' expected non-negative integers, received ${formatShape(shape)}`);
       }
     }
-    return new Tensor(new Storage(dtype, shapeSize(shape)), shape);
+    return new Tensor(new Storage(device, dtype, shapeSize(shape)), shape);
   }
 
   get dtype(): DType {
     return this.storage.buffer.dtype;
   }
+  /** The canonical device string: 'cpu', 'cuda:0', ... */
   get device(): Device {
-    return 'cpu';
+    return this.storage.device;
   }
   get rank(): number {
     return this.shape.length;
@@ -146,14 +147,15 @@ export class Tensor {
     this.storage.release();
   }
 
-  /** The values in row-major order (a copy). */
+  /** The values in row-major order, copied to the host (waits for the device). */
   toArray(): Float32Array | Int32Array {
     this.assertAlive('toArray');
-    if (this.isContiguous()) return this.storage.buffer.read(this.offset, this.size);
-    const out = Tensor.empty(this.shape, this.dtype);
+    const { backend } = this.storage;
+    if (this.isContiguous()) return backend.read(this.storage.buffer, this.offset, this.size);
+    const out = Tensor.empty(this.shape, this.dtype, this.device);
     try {
       copyInto(this, out);
-      return out.storage.buffer.read(0, this.size);
+      return backend.read(out.storage.buffer, 0, this.size);
     } finally {
       out.dispose();
     }
@@ -175,15 +177,19 @@ export class Tensor {
 
   toString(): string {
     const state = this.disposedFlag ? ', disposed' : '';
-    return `Tensor(${formatShape(this.shape)}, ${this.dtype}${this.requiresGrad ? ', requiresGrad' : ''}${state})`;
+    const device = this.storage.device === 'cpu' ? '' : `, ${this.storage.device}`;
+    return `Tensor(${formatShape(this.shape)}, ${this.dtype}${device}${this.requiresGrad ? ', requiresGrad' : ''}${state})`;
   }
 }
 
-/** Copies `src` into `dst` (same shape, any strides). */
+/** Copies `src` into `dst` (same shape and device, any strides) through their backend's copy. */
 export function copyInto(src: Tensor, dst: Tensor): void {
   src.assertAlive('copy');
   dst.assertAlive('copy');
-  native.copyStrided(src.buffer, src.offset, [...src.strides], dst.buffer, dst.offset, [...dst.strides], [...src.shape]);
+  if (src.device !== dst.device) {
+    throw new Error(`diffvit.copy: argument 'dst' is on device '${dst.device}' but 'src' is on '${src.device}' (use tensor.to(device))`);
+  }
+  src.storage.backend.copy(src.buffer, src.offset, src.strides, dst.buffer, dst.offset, dst.strides, src.shape);
 }
 
 export function isTensor(v: unknown): v is Tensor {

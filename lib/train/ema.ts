@@ -3,7 +3,7 @@
  * β = 0.5^(batch / ema_halflife_images) per step (EDM training_loop.py, without its ramp-up
  * unless `rampup` is set: half-life = min(half-life, images_seen · rampup)).
  */
-import { native } from '../backend/native.js';
+import { axpby_ } from '../ops/inplace.js';
 import { clone } from '../ops/shape.js';
 import { keep } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -30,7 +30,7 @@ export class EMA {
     const beta = halfLife > 0 ? 0.5 ** (batch / halfLife) : 0;
     this.params.forEach((p, i) => {
       const s = this.shadow[i];
-      native.axpby(s.buffer, s.offset, p.buffer, p.offset, p.size, beta, 1 - beta);
+      axpby_(s, p, beta, 1 - beta);
     });
   }
 

@@ -3,19 +3,20 @@
  * label and context dropout for classifier-free guidance, horizontal flips, and checkpoints that resume the
  * same run bit for bit (weights, optimiser moments, EMA, RNG stream position, data position).
  */
-import { native } from '../backend/native.js';
 import { createDataset } from '../data/dataset.js';
 import { type Batch, BatchSampler } from '../data/loader.js';
 import { EDMDenoiser, edmLoss } from '../diffusion/edm.js';
 import { tensor } from '../ops/creation.js';
+import { axpby_, copy_ } from '../ops/inplace.js';
+import { sumSquares } from '../ops/reduce.js';
 import { clone } from '../ops/shape.js';
 import { noGrad } from '../tensor/autograd.js';
 import { loadCheckpoint } from '../models/checkpoint.js';
 import { writeSafetensors } from '../models/safetensors.js';
 import { DiffusionViT } from '../models/diffusion_vit.js';
-import { backward } from '../tensor/autograd.js';
+import { backward } from '../ops/backward.js';
 import { Generator } from '../tensor/random.js';
-import { getMatmulPrecision, type MatmulPrecision, setMatmulPrecision } from '../runtime.js';
+import { autocast, getMatmulPrecision } from '../tensor/autocast.js';
 import { scope } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { EMA } from './ema.js';
@@ -39,17 +40,6 @@ interface TrainerState {
   nonFinite: number;
   generator: { seed: number; counter: number };
   adamStep: number;
-}
-
-/** Runs fn with every GEMM at `precision`, restoring the process's precision afterwards. */
-function withPrecision<T>(precision: MatmulPrecision, fn: () => T): T {
-  const previous = getMatmulPrecision();
-  setMatmulPrecision(precision);
-  try {
-    return fn();
-  } finally {
-    setMatmulPrecision(previous);
-  }
 }
 
 export class Trainer {
@@ -97,9 +87,8 @@ export class Trainer {
   trainStep(batch: Batch = this.sampler.batch(this.step)): StepResult {
     const c = this.config;
     const lr = learningRate(this.step, c.lr, c.warmupSteps, c.lrSchedule ?? 'constant', c.steps);
-    // The run's GEMM precision (checkpoints from before the option: the process's).
-    const processPrecision = getMatmulPrecision();
-    const result = withPrecision(c.matmulPrecision ?? processPrecision, () => scope(() => {
+    // The run's GEMM precision (checkpoints from before the option: the default's).
+    const result = autocast(c.matmulPrecision ?? getMatmulPrecision(), () => scope(() => {
       const mc = this.model.config;
       const y = tensor(batch.images, [c.batchSize, mc.in_chans, mc.img_size, mc.img_size]);
       const labels = mc.num_classes ? tensor(batch.labels, [c.batchSize], 'int32') : null;
@@ -110,12 +99,12 @@ export class Trainer {
         context = tensor(batch.context, [c.batchSize, mc.context_len, mc.context_dim]); // (B, L, C)
       }
       const loss = edmLoss(this.denoiser, y, labels, { generator: this.generator, P_mean: c.P_mean, P_std: c.P_std, context });
-      const lossValue = loss.item();
       backward(loss);
       const grads = this.model.parameters().map((p) => p.grad).filter((g): g is Tensor => g !== null);
-      let sq = 0;
-      for (const g of grads) sq += native.sumSquares(g.buffer, g.offset, g.size);
-      const gradNorm = Math.sqrt(sq);
+      // The step's one read back to the host: the loss and the squared gradient norm (one reduction
+      // over every parameter), for the metrics, the clipping and the NaN/Inf guard.
+      const lossValue = loss.item();
+      const gradNorm = Math.sqrt(sumSquares(grads).item());
       const finite = Number.isFinite(lossValue) && Number.isFinite(gradNorm);
       return { lossValue, gradNorm, finite, grads };
     }));
@@ -130,7 +119,7 @@ export class Trainer {
     } else {
       if (c.gradClip !== null && result.gradNorm > c.gradClip) {
         const scale = c.gradClip / (result.gradNorm + 1e-6);
-        for (const g of result.grads) native.axpby(g.buffer, g.offset, g.buffer, g.offset, g.size, scale, 0);
+        for (const g of result.grads) axpby_(g, g, scale, 0);
       }
       this.optimizer.lr = lr;
       this.optimizer.update();
@@ -184,10 +173,10 @@ export class Trainer {
     };
     names.forEach((name, i) => {
       // model currently holds the EMA weights read from the file
-      copyValues(trainer.model.parameters()[i], trainer.ema.shadow[i]);
-      copyValues(take(`train.weights.${name}`), trainer.optimizer.params[i]);
-      copyValues(take(`train.exp_avg.${name}`), trainer.optimizer.expAvg[i]);
-      copyValues(take(`train.exp_avg_sq.${name}`), trainer.optimizer.expAvgSq[i]);
+      copy_(trainer.ema.shadow[i], trainer.model.parameters()[i]);
+      copy_(trainer.optimizer.params[i], take(`train.weights.${name}`));
+      copy_(trainer.optimizer.expAvg[i], take(`train.exp_avg.${name}`));
+      copy_(trainer.optimizer.expAvgSq[i], take(`train.exp_avg_sq.${name}`));
     });
     for (const t of extra.values()) t.dispose();
     trainer.step = state.step;
@@ -202,11 +191,11 @@ export class Trainer {
   withEmaWeights<T>(fn: (model: DiffusionViT) => T): T {
     const params = this.model.parameters();
     const saved = noGrad(() => params.map((p) => clone(p)));
-    params.forEach((p, i) => copyValues(this.ema.shadow[i], p));
+    params.forEach((p, i) => copy_(p, this.ema.shadow[i]));
     try {
       return fn(this.model);
     } finally {
-      params.forEach((p, i) => copyValues(saved[i], p));
+      params.forEach((p, i) => copy_(p, saved[i]));
       for (const s of saved) s.dispose();
     }
   }
@@ -216,8 +205,4 @@ export class Trainer {
     this.ema.dispose();
     this.model.dispose();
   }
-}
-
-function copyValues(src: Tensor, dst: Tensor): void {
-  native.copyStrided(src.buffer, src.offset, [...src.strides], dst.buffer, dst.offset, [...dst.strides], [...dst.shape]);
 }

@@ -9,12 +9,40 @@
 namespace dv::addon {
 
 Args::Args(const Napi::CallbackInfo& info, const char* op, std::initializer_list<const char*> names)
-    : info_(info), op_(op), names_(names) {
-  if (info.Length() != names_.size()) {
+    : info_(info), op_(op), own_names_(names), names_(&own_names_) {
+  if (info.Length() != names_->size()) {
     std::string list;
-    for (size_t k = 0; k < names_.size(); ++k) list += (k ? ", " : "") + std::string(names_[k]);
-    fail_arg(op_, "(arguments)", std::to_string(names_.size()) + " arguments (" + list + ")",
+    for (size_t k = 0; k < names_->size(); ++k) list += (k ? ", " : "") + std::string((*names_)[k]);
+    fail_arg(op_, "(arguments)", std::to_string(names_->size()) + " arguments (" + list + ")",
              std::to_string(info.Length()));
+  }
+  values_.reserve(info.Length());
+  for (size_t k = 0; k < info.Length(); ++k) values_.push_back(info[k]);
+}
+
+Args::Args(const Napi::CallbackInfo& info, const char* op, const std::vector<const char*>& names)
+    : info_(info), op_(op), names_(&names) {
+  if (info.Length() != 1 || !info[0].IsObject() || info[0].IsArray() || BufferObject::From(info[0])) {
+    std::string list;
+    for (size_t k = 0; k < names.size(); ++k) list += (k ? ", " : "") + std::string(names[k]);
+    fail_arg(op_, "(arguments)", "one object { " + list + " }",
+             std::to_string(info.Length()) + " arguments" + (info.Length() ? ", the first " + describe(info[0]) : ""));
+  }
+  Napi::Object object = info[0].As<Napi::Object>();
+  values_.reserve(names.size());
+  for (const char* name : names) {
+    Napi::Value v = object.Get(name);
+    if (v.IsUndefined() && !object.Has(name)) fail_arg(op_, name, "a value (the argument is missing)", "no such key");
+    values_.push_back(v);
+  }
+  Napi::Array keys = object.GetPropertyNames();
+  if (keys.Length() != names.size()) {
+    for (uint32_t k = 0; k < keys.Length(); ++k) {
+      std::string key = keys.Get(k).ToString().Utf8Value();
+      bool known = false;
+      for (const char* name : names) known = known || key == name;
+      if (!known) fail_arg(op_, key.c_str(), "no such argument (this kernel takes only the keys of kernels.def)", "a value");
+    }
   }
 }
 
@@ -69,6 +97,23 @@ Buffer& Args::any_buffer(int i) {
   if (!b) fail(i, "a NativeBuffer", describe(at(i)));
   if (!b->alive()) fail(i, "a live NativeBuffer (not disposed)", "a disposed NativeBuffer");
   return *b;
+}
+
+std::vector<Buffer*> Args::buffers(int i, DType dtype) {
+  Napi::Value v = at(i);
+  if (!v.IsArray()) fail(i, std::string("an array of ") + dtype_name(dtype) + " NativeBuffers", describe(v));
+  Napi::Array list = v.As<Napi::Array>();
+  std::vector<Buffer*> out(list.Length());
+  for (uint32_t k = 0; k < list.Length(); ++k) {
+    Napi::Value item = list.Get(k);
+    Buffer* b = BufferObject::From(item);
+    std::string element = std::string(name(i)) + "[" + std::to_string(k) + "]";
+    if (!b) fail(element.c_str(), std::string("a ") + dtype_name(dtype) + " NativeBuffer", describe(item));
+    if (!b->alive()) fail(element.c_str(), "a live NativeBuffer (not disposed)", "a disposed NativeBuffer");
+    if (b->dtype() != dtype) fail(element.c_str(), std::string("dtype ") + dtype_name(dtype), dtype_name(b->dtype()));
+    out[k] = b;
+  }
+  return out;
 }
 
 Buffer* Args::optional_buffer(int i, DType dtype) {

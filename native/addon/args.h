@@ -16,6 +16,12 @@ class Args {
  public:
   // `names` lists the arguments in order; a call with another count is rejected.
   Args(const Napi::CallbackInfo& info, const char* op, std::initializer_list<const char*> names);
+  // A kernel call: one object argument holding exactly `names` (kernels.def), read by name and
+  // then addressed by index in that order. A missing or unknown key is rejected.
+  Args(const Napi::CallbackInfo& info, const char* op, const std::vector<const char*>& names);
+
+  Args(const Args&) = delete;
+  Args& operator=(const Args&) = delete;
 
   const char* op() const { return op_; }
   Napi::Env env() const { return info_.Env(); }
@@ -24,6 +30,8 @@ class Args {
   Buffer& buffer(int i, DType dtype);
   // A live NativeBuffer of any dtype.
   Buffer& any_buffer(int i);
+  // An array of live NativeBuffers of the given dtype.
+  std::vector<Buffer*> buffers(int i, DType dtype);
   // As buffer(), or nullptr for null/undefined.
   Buffer* optional_buffer(int i, DType dtype);
   // A finite integer in [lo, hi].
@@ -47,11 +55,13 @@ class Args {
   [[noreturn]] void fail(const char* arg, const std::string& expected, const std::string& received) const;
 
  private:
-  Napi::Value at(int i) const { return info_[i]; }
-  const char* name(int i) const { return names_[i]; }
+  Napi::Value at(int i) const { return values_[i]; }
+  const char* name(int i) const { return (*names_)[i]; }
   const Napi::CallbackInfo& info_;
   const char* op_;
-  std::vector<const char*> names_;
+  std::vector<const char*> own_names_;  // positional calls: the names given to the constructor
+  const std::vector<const char*>* names_;
+  std::vector<Napi::Value> values_;
 };
 
 // Describes a JS value for error messages: "a string", "-3", "NaN", "a disposed NativeBuffer", ...

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "addon/args.h"
-#include "addon/registry.h"
+#include "addon/kernel_table.h"
 #include "cpu/attention.h"
 
 namespace dv::addon {
@@ -76,13 +76,8 @@ T as_view(const View& v) {
 
 }  // namespace
 
-// attentionForward(q, qOffset, qStrides, k, kOffset, kStrides, v, vOffset, vStrides,
-//                  out, outOffset, outStrides, lse, lseOffset, batch, heads, nq, nk, d, scale)
 // out = softmax(q kᵀ · scale) v per (batch, head); lse (B, H, Nq) contiguous, or null to skip it.
-DV_BINDING(attentionForward) {
-  Args a(info, "attentionForward",
-         {"q", "qOffset", "qStrides", "k", "kOffset", "kStrides", "v", "vOffset", "vStrides", "out", "outOffset",
-          "outStrides", "lse", "lseOffset", "batch", "heads", "nq", "nk", "d", "scale"});
+DV_KERNEL_IMPL(attentionForward) {
   Dims m = read_dims(a, 14);
   float scale = static_cast<float>(a.number(19));
   View q = read_view(a, 0, m, m.nq), k = read_view(a, 3, m, m.nk), v = read_view(a, 6, m, m.nk);
@@ -107,17 +102,8 @@ DV_BINDING(attentionForward) {
   return info.Env().Undefined();
 }
 
-// attentionBackward(q, qOffset, qStrides, k, kOffset, kStrides, v, vOffset, vStrides,
-//                   out, outOffset, outStrides, dout, doutOffset, doutStrides, lse, lseOffset,
-//                   dq, dqOffset, dqStrides, dk, dkOffset, dkStrides, dv, dvOffset, dvStrides,
-//                   batch, heads, nq, nk, d, scale)
 // Overwrites dq, dk, dv with the gradients of sum(dout ∘ out); out and lse come from the forward.
-DV_BINDING(attentionBackward) {
-  Args a(info, "attentionBackward",
-         {"q",  "qOffset",  "qStrides",  "k",  "kOffset",  "kStrides",  "v",     "vOffset", "vStrides",
-          "out", "outOffset", "outStrides", "dout", "doutOffset", "doutStrides", "lse", "lseOffset",
-          "dq", "dqOffset", "dqStrides", "dk", "dkOffset", "dkStrides", "dv",    "dvOffset", "dvStrides",
-          "batch", "heads", "nq", "nk", "d", "scale"});
+DV_KERNEL_IMPL(attentionBackward) {
   Dims m = read_dims(a, 26);
   float scale = static_cast<float>(a.number(31));
   View q = read_view(a, 0, m, m.nq), k = read_view(a, 3, m, m.nk), v = read_view(a, 6, m, m.nk);

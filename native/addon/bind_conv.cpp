@@ -1,7 +1,7 @@
 // Bindings for cpu/conv.h (im2col, col2im). Offsets are in elements; every size is validated and
 // both buffers are checked to span the whole input and column tensors before any kernel runs.
 #include "addon/args.h"
-#include "addon/registry.h"
+#include "addon/kernel_table.h"
 #include "cpu/conv.h"
 
 namespace dv::addon {
@@ -37,11 +37,8 @@ int64_t cols_numel(const cpu::ConvGeometry& g) {
 }
 }  // namespace
 
-// im2col(x, xOffset, cols, colsOffset, batch, channels, height, width, kernelH, kernelW, strideH,
-//        strideW, padH, padW): x (batch, channels, height, width) -> cols (batch, channels*kh*kw, OH*OW)
-DV_BINDING(im2col) {
-  Args a(info, "im2col", {"x", "xOffset", "cols", "colsOffset", "batch", "channels", "height", "width", "kernelH",
-                          "kernelW", "strideH", "strideW", "padH", "padW"});
+// im2col: x (batch, channels, height, width) -> cols (batch, channels*kh*kw, OH*OW)
+DV_KERNEL_IMPL(im2col) {
   Buffer& x = a.buffer(0, DType::f32);
   Buffer& cols = a.buffer(2, DType::f32);
   int64_t xo = a.integer(1), co = a.integer(3);
@@ -53,11 +50,8 @@ DV_BINDING(im2col) {
   return info.Env().Undefined();
 }
 
-// col2im(cols, colsOffset, x, xOffset, batch, channels, height, width, kernelH, kernelW, strideH,
-//        strideW, padH, padW): x = the adjoint of im2col applied to cols (x is overwritten)
-DV_BINDING(col2im) {
-  Args a(info, "col2im", {"cols", "colsOffset", "x", "xOffset", "batch", "channels", "height", "width", "kernelH",
-                          "kernelW", "strideH", "strideW", "padH", "padW"});
+// col2im: x = the adjoint of im2col applied to cols (x is overwritten)
+DV_KERNEL_IMPL(col2im) {
   Buffer& cols = a.buffer(0, DType::f32);
   Buffer& x = a.buffer(2, DType::f32);
   int64_t co = a.integer(1), xo = a.integer(3);

@@ -1,6 +1,6 @@
 // Bindings for cpu/edm.h (the fused EDM noise-prediction step).
 #include "addon/args.h"
-#include "addon/registry.h"
+#include "addon/kernel_table.h"
 #include "cpu/edm.h"
 
 namespace dv::addon {
@@ -20,9 +20,7 @@ void check_sigmas(Args& a, int i, const Buffer& sigma, int64_t offset, int64_t b
 }
 }  // namespace
 
-// edmNoise(y, yOffset, sigma, sigmaOffset, batch, per, seed, counter, sigmaData, xNoisy, xIn)
-DV_BINDING(edmNoise) {
-  Args a(info, "edmNoise", {"y", "yOffset", "sigma", "sigmaOffset", "batch", "per", "seed", "counter", "sigmaData", "xNoisy", "xIn"});
+DV_KERNEL_IMPL(edmNoise) {
   Buffer& y = a.buffer(0, DType::f32);
   Buffer& sigma = a.buffer(2, DType::f32);
   Buffer& xn = a.buffer(9, DType::f32);
@@ -41,9 +39,8 @@ DV_BINDING(edmNoise) {
   return info.Env().Undefined();
 }
 
-// edmLoss(F, FOffset, xNoisy, y, yOffset, sigma, sigmaOffset, batch, per, sigmaData, dF) -> mean loss
-DV_BINDING(edmLoss) {
-  Args a(info, "edmLoss", {"F", "FOffset", "xNoisy", "y", "yOffset", "sigma", "sigmaOffset", "batch", "per", "sigmaData", "dF"});
+// edmLoss: -> mean loss
+DV_KERNEL_IMPL(edmLoss) {
   Buffer& F = a.buffer(0, DType::f32);
   Buffer& xn = a.buffer(2, DType::f32);
   Buffer& y = a.buffer(3, DType::f32);
@@ -63,9 +60,7 @@ DV_BINDING(edmLoss) {
   return Napi::Number::New(info.Env(), loss);
 }
 
-// edmSamplerStep(F, x, base, dPrev|null, dOut, xNext, batch, per, guided, guidance, sigma, sigmaData, h, a, b)
-DV_BINDING(edmSamplerStep) {
-  Args a(info, "edmSamplerStep", {"F", "x", "base", "dPrev", "dOut", "xNext", "batch", "per", "guided", "guidance", "sigma", "sigmaData", "h", "a", "b"});
+DV_KERNEL_IMPL(edmSamplerStep) {
   cpu::EdmStepArgs s{};
   Buffer& F = a.buffer(0, DType::f32);
   Buffer& x = a.buffer(1, DType::f32);

@@ -2,7 +2,7 @@
 #include <algorithm>
 
 #include "addon/args.h"
-#include "addon/registry.h"
+#include "addon/kernel_table.h"
 #include "cpu/elementwise.h"
 
 namespace dv::addon {
@@ -31,9 +31,7 @@ bool nested_strides(const std::vector<int64_t>& shape, const std::vector<int64_t
 
 }  // namespace
 
-// fill(out, offset, n, value)
-DV_BINDING(fill) {
-  Args a(info, "fill", {"out", "offset", "n", "value"});
+DV_KERNEL_IMPL(fill) {
   Buffer& out = a.any_buffer(0);
   int64_t offset = a.integer(1), n = a.integer(2, 0, kMaxSize);
   a.require_extent(0, out, offset, n);
@@ -45,9 +43,7 @@ DV_BINDING(fill) {
   return info.Env().Undefined();
 }
 
-// copyStrided(src, srcOffset, srcStrides, dst, dstOffset, dstStrides, shape)
-DV_BINDING(copyStrided) {
-  Args a(info, "copyStrided", {"src", "srcOffset", "srcStrides", "dst", "dstOffset", "dstStrides", "shape"});
+DV_KERNEL_IMPL(copyStrided) {
   Buffer& src = a.any_buffer(0);
   Buffer& dst = a.any_buffer(3);
   if (src.dtype() != dst.dtype()) a.fail(3, std::string("dtype ") + dtype_name(src.dtype()), dtype_name(dst.dtype()));
@@ -69,9 +65,7 @@ DV_BINDING(copyStrided) {
   return info.Env().Undefined();
 }
 
-// randomFill(out, offset, n, 'normal'|'uniform', seed, counter, a, b)
-DV_BINDING(randomFill) {
-  Args a(info, "randomFill", {"out", "offset", "n", "distribution", "seed", "counter", "a", "b"});
+DV_KERNEL_IMPL(randomFill) {
   Buffer& out = a.buffer(0, DType::f32);
   int64_t offset = a.integer(1), n = a.integer(2, 0, kMaxSize);
   int dist = a.choice(3, {"normal", "uniform"});
@@ -84,9 +78,7 @@ DV_BINDING(randomFill) {
   return info.Env().Undefined();
 }
 
-// unary(op, x, xOffset, out, outOffset, n, alpha, beta)
-DV_BINDING(unary) {
-  Args a(info, "unary", {"op", "x", "xOffset", "out", "outOffset", "n", "alpha", "beta"});
+DV_KERNEL_IMPL(unary) {
   auto op = static_cast<cpu::UnaryOp>(a.choice(0, {DV_UNARY_OP_NAMES}));
   Buffer& x = a.buffer(1, DType::f32);
   Buffer& out = a.buffer(3, DType::f32);
@@ -98,9 +90,7 @@ DV_BINDING(unary) {
   return info.Env().Undefined();
 }
 
-// unaryGrad(op, x, xOffset, dy, dyOffset, dx, dxOffset, n, alpha, beta)
-DV_BINDING(unaryGrad) {
-  Args a(info, "unaryGrad", {"op", "x", "xOffset", "dy", "dyOffset", "dx", "dxOffset", "n", "alpha", "beta"});
+DV_KERNEL_IMPL(unaryGrad) {
   auto op = static_cast<cpu::UnaryOp>(a.choice(0, {DV_UNARY_OP_NAMES}));
   Buffer& x = a.buffer(1, DType::f32);
   Buffer& dy = a.buffer(3, DType::f32);
@@ -114,9 +104,8 @@ DV_BINDING(unaryGrad) {
   return info.Env().Undefined();
 }
 
-// binary(op, a, aOffset, aStrides, b, bOffset, bStrides, out, outOffset, shape); out is contiguous.
-DV_BINDING(binary) {
-  Args a(info, "binary", {"op", "a", "aOffset", "aStrides", "b", "bOffset", "bStrides", "out", "outOffset", "shape"});
+// binary: out is contiguous.
+DV_KERNEL_IMPL(binary) {
   auto op = static_cast<cpu::BinaryOp>(a.choice(0, {DV_BINARY_OP_NAMES}));
   Buffer& A = a.buffer(1, DType::f32);
   Buffer& B = a.buffer(4, DType::f32);
@@ -137,9 +126,8 @@ DV_BINDING(binary) {
   return info.Env().Undefined();
 }
 
-// axpby(dst, dstOffset, src, srcOffset, n, alpha, beta): dst = alpha*dst + beta*src
-DV_BINDING(axpby) {
-  Args a(info, "axpby", {"dst", "dstOffset", "src", "srcOffset", "n", "alpha", "beta"});
+// axpby: dst = alpha*dst + beta*src
+DV_KERNEL_IMPL(axpby) {
   Buffer& dst = a.buffer(0, DType::f32);
   Buffer& src = a.buffer(2, DType::f32);
   int64_t dof = a.integer(1), sof = a.integer(3), n = a.integer(4, 0, kMaxSize);

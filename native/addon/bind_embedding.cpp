@@ -3,7 +3,7 @@
 #include <string>
 
 #include "addon/args.h"
-#include "addon/registry.h"
+#include "addon/kernel_table.h"
 #include "cpu/elementwise.h"
 #include "cpu/embedding.h"
 
@@ -33,11 +33,8 @@ void require_valid_indices(Args& a, int arg, const int32_t* indices, const std::
 }
 }  // namespace
 
-// embedding(table, tableOffset, rows, dim, indices, indicesOffset, indicesShape, out, outOffset):
 // out (...indicesShape, dim) = table (rows, dim) [indices]
-DV_BINDING(embedding) {
-  Args a(info, "embedding",
-         {"table", "tableOffset", "rows", "dim", "indices", "indicesOffset", "indicesShape", "out", "outOffset"});
+DV_KERNEL_IMPL(embedding) {
   Buffer& table = a.buffer(0, DType::f32);
   Buffer& indices = a.buffer(4, DType::i32);
   Buffer& out = a.buffer(7, DType::f32);
@@ -56,11 +53,8 @@ DV_BINDING(embedding) {
   return info.Env().Undefined();
 }
 
-// embeddingBackward(dy, dyOffset, indices, indicesOffset, indicesShape, dtable, dtableOffset, rows, dim):
 // dtable (rows, dim) = 0, then dtable[indices[k]] += dy[k] in index order (dy is (...indicesShape, dim))
-DV_BINDING(embeddingBackward) {
-  Args a(info, "embeddingBackward",
-         {"dy", "dyOffset", "indices", "indicesOffset", "indicesShape", "dtable", "dtableOffset", "rows", "dim"});
+DV_KERNEL_IMPL(embeddingBackward) {
   Buffer& dy = a.buffer(0, DType::f32);
   Buffer& indices = a.buffer(2, DType::i32);
   Buffer& dtable = a.buffer(5, DType::f32);

@@ -4,7 +4,8 @@
 #include <string>
 
 #include "addon/args.h"
-#include "addon/registry.h"
+#include "addon/kernel_table.h"
+#include "addon/precision.h"
 #include "cpu/fused.h"
 #include "cpu/gemm.h"
 
@@ -19,14 +20,9 @@ const float* ptr(const Buffer* b, int64_t offset) { return b ? b->as<float>() + 
 float* mut(Buffer* b, int64_t offset) { return b ? b->as<float>() + offset : nullptr; }
 }  // namespace
 
-// layerNormModulate(x, xOffset, shift, shiftOffset, shiftStride, scale, scaleOffset, scaleStride, y, yOffset,
-//                   mean, meanOffset, rstd, rstdOffset, batch, tokens, cols, eps)
 // x, y: (batch, tokens, cols); shift, scale: batch rows of cols, `stride` apart; mean, rstd:
 // (batch * tokens) or null.
-DV_BINDING(layerNormModulate) {
-  Args a(info, "layerNormModulate", {"x", "xOffset", "shift", "shiftOffset", "shiftStride", "scale", "scaleOffset",
-                                     "scaleStride", "y", "yOffset", "mean", "meanOffset", "rstd", "rstdOffset", "batch",
-                                     "tokens", "cols", "eps"});
+DV_KERNEL_IMPL(layerNormModulate) {
   Buffer& x = a.buffer(0, DType::f32);
   Buffer& shift = a.buffer(2, DType::f32);
   Buffer& scale = a.buffer(5, DType::f32);
@@ -59,14 +55,8 @@ DV_BINDING(layerNormModulate) {
   return info.Env().Undefined();
 }
 
-// layerNormModulateBackward(x, xOffset, scale, scaleOffset, scaleStride, mean, meanOffset, rstd, rstdOffset,
-//                           dy, dyOffset, dx, dxOffset, dshift, dshiftOffset, dscale, dscaleOffset,
-//                           batch, tokens, cols)
 // dx (batch, tokens, cols), dshift and dscale (batch, cols) contiguous, each null when not wanted.
-DV_BINDING(layerNormModulateBackward) {
-  Args a(info, "layerNormModulateBackward",
-         {"x", "xOffset", "scale", "scaleOffset", "scaleStride", "mean", "meanOffset", "rstd", "rstdOffset", "dy",
-          "dyOffset", "dx", "dxOffset", "dshift", "dshiftOffset", "dscale", "dscaleOffset", "batch", "tokens", "cols"});
+DV_KERNEL_IMPL(layerNormModulateBackward) {
   Buffer& x = a.buffer(0, DType::f32);
   Buffer& scale = a.buffer(2, DType::f32);
   Buffer& mean = a.buffer(5, DType::f32);
@@ -108,11 +98,8 @@ DV_BINDING(layerNormModulateBackward) {
   return info.Env().Undefined();
 }
 
-// addGated(x, xOffset, gate, gateOffset, gateStride, y, yOffset, out, outOffset, batch, tokens, cols)
 // out = x + gate[b] * y over (batch, tokens, cols); gate: batch rows of cols, gateStride apart.
-DV_BINDING(addGated) {
-  Args a(info, "addGated", {"x", "xOffset", "gate", "gateOffset", "gateStride", "y", "yOffset", "out", "outOffset",
-                            "batch", "tokens", "cols"});
+DV_KERNEL_IMPL(addGated) {
   Buffer& x = a.buffer(0, DType::f32);
   Buffer& gate = a.buffer(2, DType::f32);
   Buffer& y = a.buffer(5, DType::f32);
@@ -134,12 +121,8 @@ DV_BINDING(addGated) {
   return info.Env().Undefined();
 }
 
-// addGatedBackward(gate, gateOffset, gateStride, y, yOffset, dout, doutOffset, dy, dyOffset, dgate, dgateOffset,
-//                  batch, tokens, cols)
 // dy = gate[b] * dout (batch, tokens, cols), dgate[b] = sum_n y * dout (batch, cols); each null when not wanted.
-DV_BINDING(addGatedBackward) {
-  Args a(info, "addGatedBackward", {"gate", "gateOffset", "gateStride", "y", "yOffset", "dout", "doutOffset", "dy",
-                                    "dyOffset", "dgate", "dgateOffset", "batch", "tokens", "cols"});
+DV_KERNEL_IMPL(addGatedBackward) {
   Buffer& gate = a.buffer(0, DType::f32);
   Buffer& y = a.buffer(3, DType::f32);
   Buffer& dout = a.buffer(5, DType::f32);
@@ -168,16 +151,12 @@ DV_BINDING(addGatedBackward) {
   return info.Env().Undefined();
 }
 
-// linearAct(x, xOffset, weight, weightOffset, weightTransposed, ldw, bias, biasOffset, out, outOffset, pre,
-//           preOffset, rows, outFeatures, inFeatures, act)
 // out (rows, outFeatures) = act(x Wᵀ + bias) with x (rows, inFeatures) contiguous and W the
 // (outFeatures, inFeatures) matrix, stored with rows ldw apart, or transposed ((inFeatures,
 // outFeatures) rows ldw apart) when weightTransposed. bias (outFeatures) or null; pre, when given,
 // receives x Wᵀ + bias before the activation. act: 'none' or 'gelu_tanh'. The bias and the
 // activation are the GEMM's epilogue, applied to each output tile while it is in cache.
-DV_BINDING(linearAct) {
-  Args a(info, "linearAct", {"x", "xOffset", "weight", "weightOffset", "weightTransposed", "ldw", "bias", "biasOffset",
-                             "out", "outOffset", "pre", "preOffset", "rows", "outFeatures", "inFeatures", "act"});
+DV_KERNEL_IMPL(linearAct) {
   Buffer& x = a.buffer(0, DType::f32);
   Buffer& w = a.buffer(2, DType::f32);
   Buffer* bias = a.optional_buffer(6, DType::f32);
@@ -224,16 +203,13 @@ DV_BINDING(linearAct) {
   g.bias = ptr(bias, bo);
   g.act = act == 1 ? cpu::GemmAct::gelu_tanh : cpu::GemmAct::none;
   g.pre = mut(pre, po);
-  g.precision = cpu::matmul_precision();
+  g.precision = read_precision(a, 16);
   cpu::gemm(g);
   return info.Env().Undefined();
 }
 
-// geluBackwardBias(h, hOffset, dout, doutOffset, dh, dhOffset, dbias, dbiasOffset, rows, cols)
 // dh = dout * gelu_tanh'(h) over (rows, cols); dbias (cols) = sum_rows dh, or null.
-DV_BINDING(geluBackwardBias) {
-  Args a(info, "geluBackwardBias",
-         {"h", "hOffset", "dout", "doutOffset", "dh", "dhOffset", "dbias", "dbiasOffset", "rows", "cols"});
+DV_KERNEL_IMPL(geluBackwardBias) {
   Buffer& h = a.buffer(0, DType::f32);
   Buffer& dout = a.buffer(2, DType::f32);
   Buffer& dh = a.buffer(4, DType::f32);

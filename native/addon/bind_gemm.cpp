@@ -1,5 +1,7 @@
 // Binding for cpu/gemm.h.
 #include "addon/args.h"
+#include "addon/kernel_table.h"
+#include "addon/precision.h"
 #include "addon/registry.h"
 #include "cpu/gemm.h"
 
@@ -14,11 +16,7 @@ int64_t matrix_extent(int64_t batch, int64_t stride, int64_t rows, int64_t cols,
 }
 }  // namespace
 
-// gemm(a, aOffset, b, bOffset, c, cOffset, batch, m, n, k, transA, transB, alpha, beta,
-//      strideA, strideB, strideC, lda, ldb, ldc)
-DV_BINDING(gemm) {
-  Args a(info, "gemm", {"a", "aOffset", "b", "bOffset", "c", "cOffset", "batch", "m", "n", "k", "transA", "transB",
-                        "alpha", "beta", "strideA", "strideB", "strideC", "lda", "ldb", "ldc"});
+DV_KERNEL_IMPL(gemm) {
   cpu::GemmArgs g{};
   Buffer& A = a.buffer(0, DType::f32);
   Buffer& B = a.buffer(2, DType::f32);
@@ -56,22 +54,9 @@ DV_BINDING(gemm) {
   g.a = A.as<float>() + ao;
   g.b = B.as<float>() + bo;
   g.c = C.as<float>() + co;
-  g.precision = cpu::matmul_precision();
+  g.precision = read_precision(a, 20);
   cpu::gemm(g);
   return info.Env().Undefined();
-}
-
-// setMatmulPrecision(precision): 'float32' | 'bf16' for every later gemm call (cpu/gemm.h).
-DV_BINDING(setMatmulPrecision) {
-  Args a(info, "setMatmulPrecision", {"precision"});
-  static const cpu::MatmulPrecision values[] = {cpu::MatmulPrecision::float32, cpu::MatmulPrecision::bf16};
-  cpu::set_matmul_precision(values[a.choice(0, {"float32", "bf16"})]);
-  return info.Env().Undefined();
-}
-
-DV_BINDING(getMatmulPrecision) {
-  Args a(info, "getMatmulPrecision", {});
-  return Napi::String::New(info.Env(), cpu::matmul_precision_name(cpu::matmul_precision()));
 }
 
 // bf16GemmPath(): { path: 'avx512bf16' | 'emulated', description } at the active kernel level.

@@ -2,7 +2,7 @@
 #include <cmath>
 
 #include "addon/args.h"
-#include "addon/registry.h"
+#include "addon/kernel_table.h"
 #include "cpu/norm.h"
 
 namespace dv::addon {
@@ -10,9 +10,8 @@ namespace {
 constexpr int64_t kMaxSize = int64_t(1) << 40;
 }  // namespace
 
-// softmax(x, xOffset, y, yOffset, outer, n, inner): y = softmax over the n axis of (outer, n, inner).
-DV_BINDING(softmax) {
-  Args a(info, "softmax", {"x", "xOffset", "y", "yOffset", "outer", "n", "inner"});
+// softmax: y = softmax over the n axis of (outer, n, inner).
+DV_KERNEL_IMPL(softmax) {
   Buffer& x = a.buffer(0, DType::f32);
   Buffer& y = a.buffer(2, DType::f32);
   a.require_same_device(0, x, 2, y);
@@ -26,9 +25,8 @@ DV_BINDING(softmax) {
   return info.Env().Undefined();
 }
 
-// softmaxBackward(y, yOffset, dy, dyOffset, dx, dxOffset, outer, n, inner): dx = y (dy - sum_n(dy y)).
-DV_BINDING(softmaxBackward) {
-  Args a(info, "softmaxBackward", {"y", "yOffset", "dy", "dyOffset", "dx", "dxOffset", "outer", "n", "inner"});
+// softmaxBackward: dx = y (dy - sum_n(dy y)).
+DV_KERNEL_IMPL(softmaxBackward) {
   Buffer& y = a.buffer(0, DType::f32);
   Buffer& dy = a.buffer(2, DType::f32);
   Buffer& dx = a.buffer(4, DType::f32);
@@ -45,11 +43,8 @@ DV_BINDING(softmaxBackward) {
   return info.Env().Undefined();
 }
 
-// layerNorm(x, xOffset, weight, weightOffset, bias, biasOffset, y, yOffset, mean, meanOffset, rstd, rstdOffset,
-//           rows, cols, eps): x, y (rows, cols); weight, bias (cols) or null; mean, rstd (rows) or null.
-DV_BINDING(layerNorm) {
-  Args a(info, "layerNorm", {"x", "xOffset", "weight", "weightOffset", "bias", "biasOffset", "y", "yOffset", "mean",
-                             "meanOffset", "rstd", "rstdOffset", "rows", "cols", "eps"});
+// layerNorm: x, y (rows, cols); weight, bias (cols) or null; mean, rstd (rows) or null.
+DV_KERNEL_IMPL(layerNorm) {
   Buffer& x = a.buffer(0, DType::f32);
   Buffer* w = a.optional_buffer(2, DType::f32);
   Buffer* b = a.optional_buffer(4, DType::f32);
@@ -87,13 +82,8 @@ DV_BINDING(layerNorm) {
   return info.Env().Undefined();
 }
 
-// layerNormBackward(x, xOffset, weight, weightOffset, mean, meanOffset, rstd, rstdOffset, dy, dyOffset,
-//                   dx, dxOffset, dweight, dweightOffset, dbias, dbiasOffset, rows, cols)
 // weight null = no affine; dx, dweight, dbias null = not wanted; dweight/dbias are overwritten.
-DV_BINDING(layerNormBackward) {
-  Args a(info, "layerNormBackward", {"x", "xOffset", "weight", "weightOffset", "mean", "meanOffset", "rstd",
-                                     "rstdOffset", "dy", "dyOffset", "dx", "dxOffset", "dweight", "dweightOffset",
-                                     "dbias", "dbiasOffset", "rows", "cols"});
+DV_KERNEL_IMPL(layerNormBackward) {
   Buffer& x = a.buffer(0, DType::f32);
   Buffer* w = a.optional_buffer(2, DType::f32);
   Buffer& mean = a.buffer(4, DType::f32);

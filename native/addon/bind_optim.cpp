@@ -5,7 +5,7 @@
 #include <string>
 
 #include "addon/args.h"
-#include "addon/registry.h"
+#include "addon/kernel_table.h"
 #include "cpu/optim.h"
 
 namespace dv::addon {
@@ -41,11 +41,8 @@ double in_range(Args& a, int i, double lo, double hi, const char* expected) {
 }
 }  // namespace
 
-// adamw(param, paramOffset, grad, gradOffset, expAvg, expAvgOffset, expAvgSq, expAvgSqOffset, n, lr,
-//       beta1, beta2, eps, weightDecay, step): one fused AdamW step; param, expAvg, expAvgSq in place
-DV_BINDING(adamw) {
-  Args a(info, "adamw", {"param", "paramOffset", "grad", "gradOffset", "expAvg", "expAvgOffset", "expAvgSq",
-                         "expAvgSqOffset", "n", "lr", "beta1", "beta2", "eps", "weightDecay", "step"});
+// adamw: one fused AdamW step; param, expAvg, expAvgSq in place
+DV_KERNEL_IMPL(adamw) {
   Buffer& p = a.buffer(0, DType::f32);
   Buffer& g = a.buffer(2, DType::f32);
   Buffer& m = a.buffer(4, DType::f32);

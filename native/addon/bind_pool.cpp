@@ -5,7 +5,7 @@
 #include <string>
 
 #include "addon/args.h"
-#include "addon/registry.h"
+#include "addon/kernel_table.h"
 #include "cpu/pool.h"
 
 namespace dv::addon {
@@ -81,32 +81,23 @@ PoolCall pool_call(Args& a) {
 }
 }  // namespace
 
-// maxPool2d(x, xOffset, y, yOffset, planes, height, width, kernelH, kernelW, strideH, strideW, padH,
-//           padW, ceilMode): y (planes, OH, OW) = max over each window of x (planes, height, width)
-DV_BINDING(maxPool2d) {
-  Args a(info, "maxPool2d", {"x", "xOffset", "y", "yOffset", "planes", "height", "width", "kernelH", "kernelW",
-                             "strideH", "strideW", "padH", "padW", "ceilMode"});
+// maxPool2d: y (planes, OH, OW) = max over each window of x (planes, height, width)
+DV_KERNEL_IMPL(maxPool2d) {
   PoolCall c = pool_call(a);
   if (!c.empty) cpu::max_pool2d(c.g, c.x, c.y);
   return info.Env().Undefined();
 }
 
-// avgPool2d(x, xOffset, y, yOffset, planes, height, width, kernelH, kernelW, strideH, strideW, padH,
-//           padW, ceilMode, countIncludePad): y (planes, OH, OW) = mean over each window of x
-DV_BINDING(avgPool2d) {
-  Args a(info, "avgPool2d", {"x", "xOffset", "y", "yOffset", "planes", "height", "width", "kernelH", "kernelW",
-                             "strideH", "strideW", "padH", "padW", "ceilMode", "countIncludePad"});
+// avgPool2d: y (planes, OH, OW) = mean over each window of x
+DV_KERNEL_IMPL(avgPool2d) {
   PoolCall c = pool_call(a);
   const bool count_include_pad = a.boolean(14);
   if (!c.empty) cpu::avg_pool2d(c.g, count_include_pad, c.x, c.y);
   return info.Env().Undefined();
 }
 
-// resizeBilinear(x, xOffset, y, yOffset, planes, inH, inW, outH, outW, alignCorners):
 // y (planes, outH, outW) = x (planes, inH, inW) resized bilinearly (PyTorch's F.interpolate)
-DV_BINDING(resizeBilinear) {
-  Args a(info, "resizeBilinear",
-         {"x", "xOffset", "y", "yOffset", "planes", "inH", "inW", "outH", "outW", "alignCorners"});
+DV_KERNEL_IMPL(resizeBilinear) {
   Buffer& x = a.buffer(0, DType::f32);
   Buffer& y = a.buffer(2, DType::f32);
   a.require_same_device(0, x, 2, y);

@@ -1,6 +1,9 @@
 // Bindings for cpu/reduce.h.
+#include <string>
+#include <vector>
+
 #include "addon/args.h"
-#include "addon/registry.h"
+#include "addon/kernel_table.h"
 #include "cpu/reduce.h"
 
 namespace dv::addon {
@@ -8,9 +11,7 @@ namespace {
 constexpr int64_t kMaxSize = int64_t(1) << 40;
 }
 
-// reduceSum(x, xOffset, out, outOffset, outer, r, inner)
-DV_BINDING(reduceSum) {
-  Args a(info, "reduceSum", {"x", "xOffset", "out", "outOffset", "outer", "r", "inner"});
+DV_KERNEL_IMPL(reduceSum) {
   Buffer& x = a.buffer(0, DType::f32);
   Buffer& out = a.buffer(2, DType::f32);
   int64_t xo = a.integer(1), oo = a.integer(3);
@@ -22,13 +23,22 @@ DV_BINDING(reduceSum) {
   return info.Env().Undefined();
 }
 
-// sumSquares(x, xOffset, n) -> number
-DV_BINDING(sumSquares) {
-  Args a(info, "sumSquares", {"x", "xOffset", "n"});
-  Buffer& x = a.buffer(0, DType::f32);
-  int64_t xo = a.integer(1), n = a.integer(2, 0, kMaxSize);
-  a.require_extent(0, x, xo, n);
-  return Napi::Number::New(info.Env(), cpu::sum_squares(x.as<float>() + xo, n));
+// sumSquares: out[outOffset] = the sum of the squares of every element of every tensor, accumulated in
+// float64 (the gradient norm of all parameters in one call; NaN/Inf anywhere make it non-finite).
+DV_KERNEL_IMPL(sumSquares) {
+  std::vector<Buffer*> xs = a.buffers(0, DType::f32);
+  std::vector<int64_t> offsets = a.integers(1, 1 << 24, 0, int64_t(1) << 50);
+  std::vector<int64_t> counts = a.integers(2, 1 << 24, 0, kMaxSize);
+  Buffer& out = a.buffer(3, DType::f32);
+  int64_t oo = a.integer(4);
+  if (offsets.size() != xs.size()) a.fail(1, std::to_string(xs.size()) + " offsets (one per buffer)", std::to_string(offsets.size()));
+  if (counts.size() != xs.size()) a.fail(2, std::to_string(xs.size()) + " counts (one per buffer)", std::to_string(counts.size()));
+  for (size_t t = 0; t < xs.size(); ++t) a.require_extent(0, *xs[t], offsets[t], counts[t]);
+  a.require_extent(3, out, oo, 1);
+  double total = 0;
+  for (size_t t = 0; t < xs.size(); ++t) total += cpu::sum_squares(xs[t]->as<float>() + offsets[t], counts[t]);
+  out.as<float>()[oo] = static_cast<float>(total);
+  return info.Env().Undefined();
 }
 
 }  // namespace dv::addon

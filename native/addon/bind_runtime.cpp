@@ -36,7 +36,7 @@ DV_BINDING(info) {
 
 DV_BINDING(memoryStats) {
   Args a(info, "memoryStats", {});
-  MemoryStats s = memory_stats();
+  MemoryStats s = cpu_allocator().stats();
   Napi::Object out = Napi::Object::New(info.Env());
   out.Set("liveBuffers", static_cast<double>(s.live_buffers));
   out.Set("liveBytes", static_cast<double>(s.live_bytes));
@@ -48,7 +48,7 @@ DV_BINDING(memoryStats) {
 
 DV_BINDING(emptyCache) {
   Args a(info, "emptyCache", {});
-  empty_cache();
+  cpu_allocator().empty_cache();
   return info.Env().Undefined();
 }
 

@@ -63,9 +63,13 @@ BufferObject::BufferObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Bu
     a.choice(0, {"cpu"});
     DType dtype = a.choice(1, {"float32", "int32"}) == 0 ? DType::f32 : DType::i32;
     int64_t numel = a.integer(2, 0, int64_t(1) << 40);
-    buffer_ = std::make_unique<Buffer>(Device::cpu, dtype, numel);
+    buffer_ = std::make_unique<Buffer>(cpu_allocator(), dtype, numel);
     CountExternal(info.Env(), static_cast<int64_t>(buffer_->bytes()));
-    info.This().As<Napi::Object>().TypeTag(&kBufferTag);
+    Napi::Object self = info.This().As<Napi::Object>();
+    self.TypeTag(&kBufferTag);
+    // An own data property (the prototype's accessor serves foreign receivers): the kernel
+    // dispatch in lib/backend reads every argument's device, and a plain property costs no call.
+    self.DefineProperty(Napi::PropertyDescriptor::Value("device", Napi::String::New(info.Env(), "cpu"), napi_enumerable));
   } catch (const Napi::Error&) {
     throw;
   } catch (const std::exception& e) {

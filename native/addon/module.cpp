@@ -6,6 +6,7 @@
 #include <string>
 
 #include "addon/buffer_object.h"
+#include "addon/kernel_table.h"
 #include "addon/registry.h"
 #include "core/errors.h"
 
@@ -16,22 +17,44 @@ std::vector<Binding>& bindings() {
   return list;
 }
 
+const std::vector<KernelDecl>& kernel_table() {
+#define DV_KERNEL(name, ...) {#name, {__VA_ARGS__}, &kernel_##name},
+  static const std::vector<KernelDecl> table = {
+#include "addon/kernels.def"
+  };
+#undef DV_KERNEL
+  return table;
+}
+
 namespace {
 
-Napi::Value call_guarded(const Binding& b, const Napi::CallbackInfo& info) {
+// Runs a binding; any C++ exception becomes a JS Error naming the op.
+template <typename Call>
+Napi::Value call_guarded(const char* name, const Napi::CallbackInfo& info, Call&& call) {
   try {
-    return b.fn(info);
+    return call();
   } catch (const Napi::Error&) {
     throw;
   } catch (const std::bad_alloc&) {
-    throw Napi::Error::New(info.Env(), std::string("diffvit.") + b.name + ": out of memory");
+    throw Napi::Error::New(info.Env(), std::string("diffvit.") + name + ": out of memory");
   } catch (const dv::Error& e) {
     throw Napi::Error::New(info.Env(), e.what());
   } catch (const std::exception& e) {
-    throw Napi::Error::New(info.Env(), std::string("diffvit.") + b.name + ": " + e.what());
+    throw Napi::Error::New(info.Env(), std::string("diffvit.") + name + ": " + e.what());
   } catch (...) {
-    throw Napi::Error::New(info.Env(), std::string("diffvit.") + b.name + ": unknown native error");
+    throw Napi::Error::New(info.Env(), std::string("diffvit.") + name + ": unknown native error");
   }
+}
+
+// kernelTable(): { [kernel]: argument names }, for the test that checks lib/backend/kernel_names.ts.
+Napi::Value kernel_table_object(const Napi::CallbackInfo& info) {
+  Napi::Object out = Napi::Object::New(info.Env());
+  for (const KernelDecl& k : kernel_table()) {
+    Napi::Array args = Napi::Array::New(info.Env(), k.args.size());
+    for (uint32_t i = 0; i < k.args.size(); ++i) args.Set(i, k.args[i]);
+    out.Set(k.name, args);
+  }
+  return out;
 }
 
 }  // namespace
@@ -41,8 +64,25 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   for (const Binding& b : bindings()) {
     Binding copy = b;
     exports.Set(b.name, Napi::Function::New(
-                            env, [copy](const Napi::CallbackInfo& info) { return call_guarded(copy, info); }, b.name));
+                            env,
+                            [copy](const Napi::CallbackInfo& info) {
+                              return call_guarded(copy.name, info, [&] { return copy.fn(info); });
+                            },
+                            b.name));
   }
+  for (const KernelDecl& k : kernel_table()) {
+    const KernelDecl* decl = &k;  // the table is static: the pointer outlives the addon
+    exports.Set(k.name, Napi::Function::New(
+                            env,
+                            [decl](const Napi::CallbackInfo& info) {
+                              return call_guarded(decl->name, info, [&] {
+                                Args a(info, decl->name, decl->args);
+                                return decl->fn(info, a);
+                              });
+                            },
+                            k.name));
+  }
+  exports.Set("kernelTable", Napi::Function::New(env, kernel_table_object, "kernelTable"));
   return exports;
 }
 

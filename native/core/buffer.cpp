@@ -15,7 +15,6 @@
 
 namespace dv {
 namespace {
-std::atomic<int64_t> g_live_buffers{0}, g_live_bytes{0}, g_peak_bytes{0}, g_total_allocations{0};
 constexpr size_t kAlignment = 64;  // one cache line, the widest vector load
 
 // A caching allocator. Training allocates and frees the same activations every step; the C heap
@@ -95,14 +94,46 @@ class BlockCache {
   size_t cached_bytes_ = 0;
 };
 
-BlockCache& cache() {
-  static BlockCache* c = new BlockCache();  // never destroyed: buffers may be finalised at exit
-  return *c;
-}
+// The CPU backend's allocator: 64-byte aligned host memory through the block cache.
+class HostAllocator final : public Allocator {
+ public:
+  Device device() const override { return Device::cpu; }
+  void* allocate(size_t bytes, size_t* capacity) override {
+    // Round up to a size class (at least one cache line) so vector tails may over-read safely.
+    *capacity = size_class(std::max<size_t>(kAlignment, bytes));
+    return cache_.take(*capacity);
+  }
+  void deallocate(void* p, size_t capacity) override { cache_.give(p, capacity); }
+  void count(int64_t bytes) override {
+    if (bytes > 0) {
+      live_buffers_++;
+      total_allocations_++;
+      int64_t live = (live_bytes_ += bytes);
+      int64_t peak = peak_bytes_.load();
+      while (live > peak && !peak_bytes_.compare_exchange_weak(peak, live)) {
+      }
+    } else {
+      live_buffers_--;
+      live_bytes_ += bytes;
+    }
+  }
+  MemoryStats stats() override {
+    return {live_buffers_.load(), live_bytes_.load(), peak_bytes_.load(), total_allocations_.load(),
+            cache_.cached_bytes()};
+  }
+  void empty_cache() override { cache_.release_all(); }
+
+ private:
+  BlockCache cache_;
+  std::atomic<int64_t> live_buffers_{0}, live_bytes_{0}, peak_bytes_{0}, total_allocations_{0};
+};
 
 }  // namespace
 
-void empty_cache() { cache().release_all(); }
+Allocator& cpu_allocator() {
+  static HostAllocator* a = new HostAllocator();  // never destroyed: buffers may be finalised at exit
+  return *a;
+}
 
 size_t dtype_size(DType t) {
   switch (t) {
@@ -120,33 +151,22 @@ const char* dtype_name(DType t) {
 }
 const char* device_name(Device d) { return d == Device::cpu ? "cpu" : "?"; }
 
-Buffer::Buffer(Device device, DType dtype, int64_t numel) : numel_(numel), dtype_(dtype), device_(device) {
-  // Round up to a size class (at least one cache line) so vector tails may over-read safely.
-  capacity_ = size_class(std::max<size_t>(kAlignment, numel * dtype_size(dtype)));
-  data_ = cache().take(capacity_);
-  size_t bytes = capacity_;
-  if (!data_) throw Error("diffvit.alloc: out of memory allocating " + std::to_string(bytes) + " bytes");
-  g_live_buffers++;
-  int64_t live = (g_live_bytes += this->bytes());
-  int64_t peak = g_peak_bytes.load();
-  while (live > peak && !g_peak_bytes.compare_exchange_weak(peak, live)) {
-  }
-  g_total_allocations++;
+Buffer::Buffer(Allocator& allocator, DType dtype, int64_t numel)
+    : allocator_(&allocator), numel_(numel), dtype_(dtype) {
+  data_ = allocator_->allocate(bytes(), &capacity_);
+  if (!data_)
+    throw Error(std::string("diffvit.alloc: out of memory allocating ") + std::to_string(bytes()) + " bytes on " +
+                device_name(device()));
+  allocator_->count(static_cast<int64_t>(bytes()));
 }
 
 Buffer::~Buffer() { release(); }
 
 void Buffer::release() {
   if (!data_) return;
-  cache().give(data_, capacity_);
+  allocator_->deallocate(data_, capacity_);
   data_ = nullptr;
-  g_live_buffers--;
-  g_live_bytes -= bytes();
-}
-
-MemoryStats memory_stats() {
-  return {g_live_buffers.load(), g_live_bytes.load(), g_peak_bytes.load(), g_total_allocations.load(),
-          cache().cached_bytes()};
+  allocator_->count(-static_cast<int64_t>(bytes()));
 }
 
 }  // namespace dv

@@ -40,13 +40,6 @@ struct GemmArgs {
   MatmulPrecision precision = MatmulPrecision::float32;
 };
 
-// The process-wide precision of GEMMs started from JS (linear, matmul, conv); the fused attention
-// kernel always computes in fp32. Initially DIFFVIT_MATMUL_PRECISION (float32 or bf16; unset:
-// float32); an invalid value makes matmul_precision() throw dv::Error until set_matmul_precision.
-MatmulPrecision matmul_precision();
-void set_matmul_precision(MatmulPrecision precision);
-const char* matmul_precision_name(MatmulPrecision precision);
-bool parse_matmul_precision(const std::string& name, MatmulPrecision* out);
 
 // Which kernel bf16 GEMMs run on at the active kernel level.
 enum class Bf16Path : int { avx512bf16, emulated };

@@ -6,7 +6,7 @@
  * token] in elements; the head dim has stride 1. Input strides may be 0 (e.g. keys shared by every
  * head); outputs must not overlap themselves. 1 <= D <= 256, Nk >= 1.
  */
-import type { NativeBuffer } from './core.js';
+import type { DeviceBuffer } from './core.js';
 
 /** Element strides of the batch, head and token dims of a (B, H, N, D) view. */
 export type AttentionStrides = [number, number, number];
@@ -17,26 +17,25 @@ export interface AttentionKernels {
    * softmax (nothing N×N is stored). lse (B, H, Nq), contiguous, receives each query row's
    * log-sum-exp of q kᵀ · scale for the backward; pass null to skip it.
    */
-  attentionForward(q: NativeBuffer, qOffset: number, qStrides: AttentionStrides,
-    k: NativeBuffer, kOffset: number, kStrides: AttentionStrides,
-    v: NativeBuffer, vOffset: number, vStrides: AttentionStrides,
-    out: NativeBuffer, outOffset: number, outStrides: AttentionStrides,
-    lse: NativeBuffer | null, lseOffset: number,
-    batch: number, heads: number, nq: number, nk: number, d: number, scale: number): void;
+  attentionForward(args: {
+    q: DeviceBuffer; qOffset: number; qStrides: AttentionStrides; k: DeviceBuffer; kOffset: number;
+    kStrides: AttentionStrides; v: DeviceBuffer; vOffset: number; vStrides: AttentionStrides;
+    out: DeviceBuffer; outOffset: number; outStrides: AttentionStrides; lse: DeviceBuffer | null;
+    lseOffset: number; batch: number; heads: number; nq: number; nk: number; d: number; scale: number;
+  }): void;
 
   /**
    * FlashAttention-2 backward: overwrites dq, dk, dv with the gradients of sum(dout ∘ out), where
    * out and lse are what attentionForward produced for the same q, k, v and scale. Deterministic:
    * the result does not depend on the thread count.
    */
-  attentionBackward(q: NativeBuffer, qOffset: number, qStrides: AttentionStrides,
-    k: NativeBuffer, kOffset: number, kStrides: AttentionStrides,
-    v: NativeBuffer, vOffset: number, vStrides: AttentionStrides,
-    out: NativeBuffer, outOffset: number, outStrides: AttentionStrides,
-    dout: NativeBuffer, doutOffset: number, doutStrides: AttentionStrides,
-    lse: NativeBuffer, lseOffset: number,
-    dq: NativeBuffer, dqOffset: number, dqStrides: AttentionStrides,
-    dk: NativeBuffer, dkOffset: number, dkStrides: AttentionStrides,
-    dv: NativeBuffer, dvOffset: number, dvStrides: AttentionStrides,
-    batch: number, heads: number, nq: number, nk: number, d: number, scale: number): void;
+  attentionBackward(args: {
+    q: DeviceBuffer; qOffset: number; qStrides: AttentionStrides; k: DeviceBuffer; kOffset: number;
+    kStrides: AttentionStrides; v: DeviceBuffer; vOffset: number; vStrides: AttentionStrides;
+    out: DeviceBuffer; outOffset: number; outStrides: AttentionStrides; dout: DeviceBuffer; doutOffset: number;
+    doutStrides: AttentionStrides; lse: DeviceBuffer; lseOffset: number; dq: DeviceBuffer; dqOffset: number;
+    dqStrides: AttentionStrides; dk: DeviceBuffer; dkOffset: number; dkStrides: AttentionStrides;
+    dv: DeviceBuffer; dvOffset: number; dvStrides: AttentionStrides; batch: number; heads: number; nq: number;
+    nk: number; d: number; scale: number;
+  }): void;
 }

@@ -3,7 +3,7 @@
  * and of the embedding gather/scatter (native/addon/bind_embedding.cpp, native/cpu/embedding.cpp).
  * Offsets are in elements.
  */
-import type { NativeBuffer } from './core.js';
+import type { DeviceBuffer } from './core.js';
 
 export interface ConvKernels {
   /**
@@ -11,26 +11,34 @@ export interface ConvKernels {
    * row (c, i, j), column (oh, ow) = x[n, c, oh·strideH - padH + i, ow·strideW - padW + j], 0 in
    * the zero padding. OH = (height + 2·padH - kernelH) / strideH + 1 (floor), likewise OW.
    */
-  im2col(x: NativeBuffer, xOffset: number, cols: NativeBuffer, colsOffset: number, batch: number, channels: number,
-    height: number, width: number, kernelH: number, kernelW: number, strideH: number, strideW: number, padH: number,
-    padW: number): void;
+  im2col(args: {
+    x: DeviceBuffer; xOffset: number; cols: DeviceBuffer; colsOffset: number; batch: number; channels: number;
+    height: number; width: number; kernelH: number; kernelW: number; strideH: number; strideW: number;
+    padH: number; padW: number;
+  }): void;
   /**
    * The adjoint of im2col: x (batch, channels, height, width) = the sum of the cols entries read
    * from each pixel (x is overwritten). Deterministic for any thread count.
    */
-  col2im(cols: NativeBuffer, colsOffset: number, x: NativeBuffer, xOffset: number, batch: number, channels: number,
-    height: number, width: number, kernelH: number, kernelW: number, strideH: number, strideW: number, padH: number,
-    padW: number): void;
+  col2im(args: {
+    cols: DeviceBuffer; colsOffset: number; x: DeviceBuffer; xOffset: number; batch: number; channels: number;
+    height: number; width: number; kernelH: number; kernelW: number; strideH: number; strideW: number;
+    padH: number; padW: number;
+  }): void;
   /**
    * out (...indicesShape, dim) = table (rows, dim) gathered at the int32 indices (contiguous). Every
    * index is checked to lie in [0, rows) before anything is written.
    */
-  embedding(table: NativeBuffer, tableOffset: number, rows: number, dim: number, indices: NativeBuffer,
-    indicesOffset: number, indicesShape: number[], out: NativeBuffer, outOffset: number): void;
+  embedding(args: {
+    table: DeviceBuffer; tableOffset: number; rows: number; dim: number; indices: DeviceBuffer;
+    indicesOffset: number; indicesShape: number[]; out: DeviceBuffer; outOffset: number;
+  }): void;
   /**
    * dtable (rows, dim) = 0, then dtable[indices[k]] += dy[k] for every k in index order (repeated
    * indices add up); dy is (...indicesShape, dim). Indices are checked as in embedding().
    */
-  embeddingBackward(dy: NativeBuffer, dyOffset: number, indices: NativeBuffer, indicesOffset: number,
-    indicesShape: number[], dtable: NativeBuffer, dtableOffset: number, rows: number, dim: number): void;
+  embeddingBackward(args: {
+    dy: DeviceBuffer; dyOffset: number; indices: DeviceBuffer; indicesOffset: number; indicesShape: number[];
+    dtable: DeviceBuffer; dtableOffset: number; rows: number; dim: number;
+  }): void;
 }

@@ -1,14 +1,23 @@
-/** Runtime, buffer and elementwise entry points of the native addon (native/addon/bind_runtime.cpp, bind_elementwise.cpp). */
+/** Buffers and the elementwise kernels (native/addon/bind_elementwise.cpp, bind_reduce.cpp). */
 
 export type NativeDType = 'float32' | 'int32';
 
-/** A typed block of native memory (native/addon/buffer_object.cpp). Tensors are views over one. */
-export interface NativeBuffer {
-  readonly disposed: boolean;
-  readonly numel: number;
+/**
+ * A typed block of one device's memory, made by that device's Backend (lib/backend/backend.ts).
+ * Tensors are views over one; kernels take buffers plus element offsets.
+ */
+export interface DeviceBuffer {
+  /** The device string of the backend that owns it ('cpu', 'cuda:0', ...). */
+  readonly device: string;
   readonly dtype: NativeDType;
-  readonly device: 'cpu';
+  readonly numel: number;
+  readonly disposed: boolean;
   dispose(): void;
+}
+
+/** The CPU backend's buffer (native/addon/buffer_object.cpp): host memory, read and written directly. */
+export interface NativeBuffer extends DeviceBuffer {
+  readonly device: 'cpu';
   read(offset: number, count: number): Float32Array | Int32Array;
   write(offset: number, data: Float32Array | Int32Array): void;
 }
@@ -18,51 +27,44 @@ export type UnaryOpName =
   | 'tanh' | 'sigmoid' | 'pow' | 'reciprocal' | 'sin' | 'cos';
 export type BinaryOpName = 'add' | 'sub' | 'mul' | 'div';
 
-export interface NativeInfo {
-  cpuFeatures: Record<string, boolean>;
-  cpuLevel: 'avx512' | 'avx2' | 'scalar';
-  cpuBestLevel: 'avx512' | 'avx2' | 'scalar';
-  cpuLevelNote: string;
-  threads: number;
-  cudaBuilt: boolean;
-  cudaStatus: string;
-  buildFlags: string;
-}
-
-export interface NativeMemoryStats {
-  liveBuffers: number;
-  liveBytes: number;
-  peakBytes: number;
-  totalAllocations: number;
-  /** Freed blocks kept by the caching allocator for reuse. */
-  cachedBytes: number;
-}
-
 export interface CoreKernels {
-  NativeBuffer: new (device: 'cpu', dtype: NativeDType, numel: number) => NativeBuffer;
-  info(): NativeInfo;
-  memoryStats(): NativeMemoryStats;
-  /** Returns the caching allocator's free blocks to the system. */
-  emptyCache(): void;
-  setThreads(threads: number): void;
-  setCpuLevel(level: 'avx512' | 'avx2' | 'scalar'): void;
-
-  fill(out: NativeBuffer, offset: number, n: number, value: number): void;
-  copyStrided(src: NativeBuffer, srcOffset: number, srcStrides: number[], dst: NativeBuffer, dstOffset: number,
-    dstStrides: number[], shape: number[]): void;
-  randomFill(out: NativeBuffer, offset: number, n: number, distribution: 'normal' | 'uniform', seed: number,
-    counter: number, a: number, b: number): void;
-  unary(op: UnaryOpName, x: NativeBuffer, xOffset: number, out: NativeBuffer, outOffset: number, n: number,
-    alpha: number, beta: number): void;
-  unaryGrad(op: UnaryOpName, x: NativeBuffer, xOffset: number, dy: NativeBuffer, dyOffset: number, dx: NativeBuffer,
-    dxOffset: number, n: number, alpha: number, beta: number): void;
-  binary(op: BinaryOpName, a: NativeBuffer, aOffset: number, aStrides: number[], b: NativeBuffer, bOffset: number,
-    bStrides: number[], out: NativeBuffer, outOffset: number, shape: number[]): void;
-  axpby(dst: NativeBuffer, dstOffset: number, src: NativeBuffer, srcOffset: number, n: number, alpha: number,
-    beta: number): void;
+  fill(args: {
+    out: DeviceBuffer; offset: number; n: number; value: number;
+  }): void;
+  copyStrided(args: {
+    src: DeviceBuffer; srcOffset: number; srcStrides: number[]; dst: DeviceBuffer; dstOffset: number;
+    dstStrides: number[]; shape: number[];
+  }): void;
+  randomFill(args: {
+    out: DeviceBuffer; offset: number; n: number; distribution: 'normal' | 'uniform'; seed: number;
+    counter: number; a: number; b: number;
+  }): void;
+  unary(args: {
+    op: UnaryOpName; x: DeviceBuffer; xOffset: number; out: DeviceBuffer; outOffset: number; n: number;
+    alpha: number; beta: number;
+  }): void;
+  unaryGrad(args: {
+    op: UnaryOpName; x: DeviceBuffer; xOffset: number; dy: DeviceBuffer; dyOffset: number; dx: DeviceBuffer;
+    dxOffset: number; n: number; alpha: number; beta: number;
+  }): void;
+  binary(args: {
+    op: BinaryOpName; a: DeviceBuffer; aOffset: number; aStrides: number[]; b: DeviceBuffer; bOffset: number;
+    bStrides: number[]; out: DeviceBuffer; outOffset: number; shape: number[];
+  }): void;
+  axpby(args: {
+    dst: DeviceBuffer; dstOffset: number; src: DeviceBuffer; srcOffset: number; n: number; alpha: number;
+    beta: number;
+  }): void;
   /** out[o, i] = sum_r x[o, r, i] for a contiguous (outer, r, inner) view. */
-  reduceSum(x: NativeBuffer, xOffset: number, out: NativeBuffer, outOffset: number, outer: number, r: number,
-    inner: number): void;
-  /** Sum of squares of n elements, accumulated in float64 (gradient norms). */
-  sumSquares(x: NativeBuffer, xOffset: number, n: number): number;
+  reduceSum(args: {
+    x: DeviceBuffer; xOffset: number; out: DeviceBuffer; outOffset: number; outer: number; r: number;
+    inner: number;
+  }): void;
+  /**
+   * out[outOffset] = the sum of the squares of elements [offsets[t], offsets[t] + counts[t]) of every
+   * xs[t], accumulated in float64 (the gradient norm of all parameters in one reduction).
+   */
+  sumSquares(args: {
+    xs: DeviceBuffer[]; offsets: number[]; counts: number[]; out: DeviceBuffer; outOffset: number;
+  }): void;
 }

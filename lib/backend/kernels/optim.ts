@@ -1,5 +1,5 @@
 /** Native entry points of the optim kernel family (native/addon/bind_optim.cpp, native/cpu/simd/optim.cpp). */
-import type { NativeBuffer } from './core.js';
+import type { DeviceBuffer } from './core.js';
 
 export interface OptimKernels {
   /**
@@ -8,7 +8,9 @@ export interface OptimKernels {
    * p -= lr/(1-β1^step) · m / (sqrt(v)/sqrt(1-β2^step) + eps). step counts from 1. The four
    * ranges must not overlap.
    */
-  adamw(param: NativeBuffer, paramOffset: number, grad: NativeBuffer, gradOffset: number, expAvg: NativeBuffer,
-    expAvgOffset: number, expAvgSq: NativeBuffer, expAvgSqOffset: number, n: number, lr: number, beta1: number,
-    beta2: number, eps: number, weightDecay: number, step: number): void;
+  adamw(args: {
+    param: DeviceBuffer; paramOffset: number; grad: DeviceBuffer; gradOffset: number; expAvg: DeviceBuffer;
+    expAvgOffset: number; expAvgSq: DeviceBuffer; expAvgSqOffset: number; n: number; lr: number; beta1: number;
+    beta2: number; eps: number; weightDecay: number; step: number;
+  }): void;
 }

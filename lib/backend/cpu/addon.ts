@@ -1,0 +1,77 @@
+/**
+ * Loads the native addon once: the CPU backend's kernel table (native/addon/kernels.def, each
+ * kernel called with one object of named arguments) and its runtime functions.
+ * DIFFVIT_ADDON=/path/to/diffvit.node loads another build (e.g. a debug or sanitizer build).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+import { packageRoot } from '../../package_root.js';
+import type { NativeBuffer, NativeDType } from '../kernels/core.js';
+import type { MatmulPrecision } from '../kernels/gemm.js';
+import type { KernelTable } from '../kernel_names.js';
+import type { MemoryStats } from '../backend.js';
+
+export type CpuLevel = 'avx512' | 'avx2' | 'scalar';
+
+export interface NativeInfo {
+  cpuFeatures: Record<string, boolean>;
+  cpuLevel: CpuLevel;
+  cpuBestLevel: CpuLevel;
+  cpuLevelNote: string;
+  threads: number;
+  cudaBuilt: boolean;
+  cudaStatus: string;
+  buildFlags: string;
+}
+
+/** The addon's functions that are not kernels (native/addon/bind_runtime.cpp, bind_peak.cpp, bind_file.cpp). */
+export interface AddonRuntime {
+  NativeBuffer: new (device: 'cpu', dtype: NativeDType, numel: number) => NativeBuffer;
+  info(): NativeInfo;
+  memoryStats(): MemoryStats;
+  /** Returns the caching allocator's free blocks to the system. */
+  emptyCache(): void;
+  setThreads(threads: number): void;
+  setCpuLevel(level: CpuLevel): void;
+  /** Every kernel of kernels.def with its argument names, in order. */
+  kernelTable(): Record<string, string[]>;
+  /** The kernel bf16 GEMMs run on at the active CPU level. */
+  bf16GemmPath(): { path: 'avx512bf16' | 'emulated'; description: string };
+  /**
+   * Measured GFLOP/s of independent multiply-add chains at the active CPU level: fp32 FMAs
+   * ('float32') or vdpbf16ps ('bf16'; AVX512_BF16 at the avx512 level only), on the calling
+   * thread or on every pool thread.
+   */
+  fmaPeak(kind: MatmulPrecision, allThreads: boolean): number;
+  /**
+   * The whole file at `path`, memory-mapped, as an ArrayBuffer whose pages are read when first
+   * touched; the mapping is released when the ArrayBuffer is garbage-collected. The file is opened
+   * read-only and mapped copy-on-write, so writes through a view change this process's copy, never
+   * the file. An empty file gives an empty ArrayBuffer. Errors name the file and the reason
+   * ("diffvit.mapFile: <path>: cannot open (No such file or directory)").
+   */
+  mapFile(path: string): ArrayBuffer;
+}
+
+export type NativeAddon = KernelTable & AddonRuntime;
+
+function loadAddon(): NativeAddon {
+  const require = createRequire(import.meta.url);
+  const candidates = process.env.DIFFVIT_ADDON
+    ? [process.env.DIFFVIT_ADDON]
+    : [join(packageRoot(), 'build', 'Release', 'diffvit.node'), join(packageRoot(), 'build', 'diffvit.node')];
+  for (const path of candidates) {
+    if (existsSync(path)) return require(path) as NativeAddon;
+  }
+  if (process.env.DIFFVIT_ADDON) {
+    throw new Error(`diffvit: DIFFVIT_ADDON=${process.env.DIFFVIT_ADDON} does not exist (unset it to load the addon built by npm install)`);
+  }
+  throw new Error(
+    `diffvit: the native addon is not built (looked for ${candidates.join(', ')}). ` +
+      'Run `npm install` (or `npm run build:native`) with a C++ compiler and CMake installed.',
+  );
+}
+
+export const native: NativeAddon = loadAddon();
