@@ -26,7 +26,7 @@ import { endianness } from 'node:os';
 import { basename } from 'node:path';
 
 import { mapFile } from '../backend/cpu/runtime.js';
-import type { Example, ImageDataset } from './dataset.js';
+import type { Example, ImageDataset } from './types.js';
 
 export const CACHE_MAGIC = 'DVCACHE\0';
 export const CACHE_VERSION = 1;

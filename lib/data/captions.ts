@@ -23,7 +23,7 @@ import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { decodeImage } from '../image/decode.js';
 import { centreCropResize } from '../image/resize.js';
 import { readSafetensorsFloats, readSafetensorsHeader, type SafetensorsHeader } from '../models/safetensors_header.js';
-import type { Example, ImageDataset } from './dataset.js';
+import type { Example, ImageDataset } from './types.js';
 
 /** One line of the index, as written. */
 export interface CaptionRecord {

@@ -1,41 +1,16 @@
-/** The dataset interface every source implements, and the built-in `shapes` source. */
+/**
+ * createDataset (a DatasetSpec to its loader) and the built-in `shapes` source. The interfaces
+ * live in ./types.js (the loaders import only those) and are re-exported here.
+ */
 import { CachedDataset } from './cache.js';
 import { CaptionDataset } from './captions.js';
 import { Cifar10Dataset } from './cifar10.js';
 import { ImageFolderDataset } from './image_folder.js';
 import { MnistDataset } from './mnist.js';
 import { SHAPE_CLASSES, shapeImage } from './shapes.js';
+import type { DatasetSpec, Example, ImageDataset } from './types.js';
 
-export interface Example {
-  pixels: Float32Array; // (C, H, W) in [-1, 1]
-  label: number; // class index, or 0 for unlabelled data
-  /** (L, C) context embedding (text conditioning), row-major; only datasets with contextLen/contextDim. */
-  context?: Float32Array;
-}
-
-export interface ImageDataset {
-  readonly name: string;
-  /** Number of distinct examples (generated datasets: the length of one epoch). */
-  readonly size: number;
-  readonly channels: number;
-  readonly imageSize: number;
-  /** 0 for unlabelled data. */
-  readonly numClasses: number;
-  readonly classNames: readonly string[];
-  /** Context tokens L and features C per example, for datasets whose examples carry a context. */
-  readonly contextLen?: number;
-  readonly contextDim?: number;
-  get(index: number): Example;
-}
-
-/** Serializable description of a dataset, so a loader worker can rebuild it. */
-export type DatasetSpec =
-  | { kind: 'shapes'; seed?: number; size?: number }
-  | { kind: 'folder'; root: string; imageSize: number }
-  | { kind: 'cifar10'; root: string; split?: 'train' | 'test' }
-  | { kind: 'mnist'; root: string; split?: 'train' | 'test'; imageSize?: number }
-  | { kind: 'cache'; path: string } // a file written by writeDatasetCache / `diffvit prepare`
-  | { kind: 'captions'; index: string; imageSize: number };
+export type { DatasetSpec, Example, ImageDataset } from './types.js';
 
 export class ShapesDataset implements ImageDataset {
   readonly name = 'shapes';

@@ -13,7 +13,7 @@ import { extname, join, relative } from 'node:path';
 
 import { decodeImage } from '../image/decode.js';
 import { centreCropResize } from '../image/resize.js';
-import type { Example, ImageDataset } from './dataset.js';
+import type { Example, ImageDataset } from './types.js';
 
 const IMAGE = /\.(png|jpe?g)$/i;
 

@@ -7,7 +7,7 @@
  * context (all zeros, the empty context the sampler's guidance uses), so the model learns one
  * unconditional mode for every kind of conditioning.
  */
-import type { ImageDataset } from './dataset.js';
+import type { ImageDataset } from './types.js';
 import { DataRng } from './rng.js';
 
 export interface Batch {

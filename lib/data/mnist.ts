@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 
-import type { Example, ImageDataset } from './dataset.js';
+import type { Example, ImageDataset } from './types.js';
 
 function readIdx(path: string, magic: number): { dims: number[]; data: Uint8Array } {
   const file = existsSync(path) ? path : existsSync(path + '.gz') ? path + '.gz' : null;

@@ -16,7 +16,7 @@
 import { readFileSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
 
-import type { ImageDataset } from '../data/dataset.js';
+import type { ImageDataset } from '../data/types.js';
 import { tensor } from '../ops/creation.js';
 import { matmul } from '../ops/matmul.js';
 import { transpose } from '../ops/shape.js';
@@ -25,6 +25,7 @@ import { scope } from '../tensor/scope.js';
 import { type FeatureStats, frechetDistance, subsetPicker } from './frechet.js';
 import { INCEPTION_FEATURES, type InceptionV3 } from './inception.js';
 import { type RawEntry, writeSafetensorsRaw } from '../models/safetensors.js';
+import { checkSafetensorsEntry, decodeSafetensorsData, parseSafetensorsFraming } from '../models/safetensors_format.js';
 
 /** Feature statistics plus, for KID, a uniform random subset of the feature rows. */
 export interface FidStats extends FeatureStats {
@@ -311,37 +312,18 @@ export function loadStats(path: string): FidStats & { metadata: Record<string, s
     return fail(`cannot read the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   if (bytes.length >= 4 && bytes.readUInt32LE(0) === 0x04034b50) return loadNpzStats(bytes, fail);
-  if (bytes.length < 8) fail(`truncated: ${bytes.length} bytes`);
-  const headerLen = Number(bytes.readBigUInt64LE(0));
-  if (headerLen > 100 * 1024 * 1024 || 8 + headerLen > bytes.length) fail(`header length ${headerLen} does not fit the ${bytes.length}-byte file (not safetensors?)`);
-  let header: Record<string, { dtype?: string; shape?: number[]; data_offsets?: number[] }>;
-  try {
-    header = JSON.parse(bytes.subarray(8, 8 + headerLen).toString('utf8'));
-  } catch (e) {
-    return fail(`the header is not valid JSON (${(e as Error).message})`);
-  }
-  const data = bytes.subarray(8 + headerLen);
-  const metadata = (header.__metadata__ ?? {}) as unknown as Record<string, string>;
-  const SIZE: Record<string, number> = { F64: 8, F32: 4, I64: 8, I32: 4 };
+  const framing = parseSafetensorsFraming(bytes.length, (length, position) => bytes.subarray(position, position + length), fail);
+  const { header, metadata } = framing;
   const read = (name: string, dtypes: string[], shape: (number | null)[]): { values: Float64Array; shape: number[] } | null => {
-    const e = header[name];
+    const e = header[name] as { dtype?: string; shape?: number[] } | undefined;
     if (!e) return null;
     if (!e.dtype || !dtypes.includes(e.dtype)) fail(`tensor '${name}' expected dtype ${dtypes.join(' or ')}, received ${e.dtype}`);
     if (!Array.isArray(e.shape) || e.shape.length !== shape.length || e.shape.some((s, i) => !Number.isInteger(s) || s < 0 || (shape[i] !== null && s !== shape[i]))) {
       fail(`tensor '${name}' expected shape [${shape.map((s) => s ?? 'n').join(', ')}], received ${JSON.stringify(e.shape)}`);
     }
-    const n = e.shape!.reduce((p, s) => p * s, 1), size = SIZE[e.dtype!];
-    const off = e.data_offsets;
-    if (!Array.isArray(off) || off.length !== 2 || off[1] - off[0] !== n * size || off[0] < 0 || off[1] > data.length) {
-      fail(`tensor '${name}' has data_offsets ${JSON.stringify(off)} for ${n} ${e.dtype} values in ${data.length} data bytes (truncated or corrupt)`);
-    }
-    const view = new DataView(data.buffer, data.byteOffset + off![0], n * size);
-    const values = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      values[i] = e.dtype === 'F64' ? view.getFloat64(8 * i, true) : e.dtype === 'F32' ? view.getFloat32(4 * i, true)
-        : e.dtype === 'I64' ? Number(view.getBigInt64(8 * i, true)) : view.getInt32(4 * i, true);
-    }
-    return { values, shape: e.shape! };
+    const entry = checkSafetensorsEntry(name, e, framing, fail, dtypes);
+    const n = entry.shape.reduce((p, s) => p * s, 1);
+    return { values: decodeSafetensorsData(entry.dtype, bytes.subarray(entry.begin, entry.end), new Float64Array(n)), shape: entry.shape };
   };
   const mu = read('mu', ['F64', 'F32'], [null]) ?? fail("no tensor 'mu' (not a statistics file)");
   const d = mu.shape[0];

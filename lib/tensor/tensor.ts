@@ -5,7 +5,7 @@
  */
 import type { Device } from '../backend/backend.js';
 import type { NativeDType } from '../backend/kernels/core.js';
-import { setTensorCheck, trackTensor } from './scope.js';
+import { trackTensor } from './scope.js';
 import { Storage } from './storage.js';
 
 export type DType = NativeDType;
@@ -195,7 +195,6 @@ export function copyInto(src: Tensor, dst: Tensor): void {
 export function isTensor(v: unknown): v is Tensor {
   return v instanceof Tensor;
 }
-setTensorCheck(isTensor);
 
 /** Live tensor objects (created and neither disposed nor collected). */
 export function liveTensorCount(): number {
