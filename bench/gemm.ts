@@ -12,7 +12,8 @@
  *   - the measured peak (fmaPeak: independent FMA chains, the best of >= 5 runs), and each level's
  *     large square GEMMs as a fraction of it: their median call, and their fastest call (the
  *     like-for-like figure: best run against best run);
- *   - bf16 precision (setMatmulPrecision('bf16'): vdpbf16ps at avx512 on AVX512_BF16 CPUs,
+ *   - bf16 precision (the kernel's precision 'bf16', what autocast('bf16') passes: vdpbf16ps at
+ *     avx512 on AVX512_BF16 CPUs,
  *     emulated elsewhere) against diffvit's own fp32, its peak, and the error of both precisions
  *     against float64 at 1024^3.
  *
@@ -24,8 +25,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-import { native, packageRoot } from '../lib/backend/native.js';
+// A kernel benchmark: it drives the CPU backend's addon directly (the GEMM kernel with its
+// precision argument, buffers of the caching allocator), beneath the ops and autocast.
+import { native } from '../lib/backend/cpu/addon.js';
+import { fmaPeak } from '../lib/backend/cpu/runtime.js';
 import type { NativeBuffer } from '../lib/backend/kernels/core.js';
+import { packageRoot } from '../lib/package_root.js';
 import * as dv from '../lib/index.js';
 import { type BenchRow, timeRuns } from './common.js';
 
@@ -89,13 +94,16 @@ class Operands {
     this.a = new native.NativeBuffer('cpu', 'float32', aSize);
     this.b = new native.NativeBuffer('cpu', 'float32', bSize);
     this.c = new native.NativeBuffer('cpu', 'float32', s.batch * s.m * s.n);
-    native.randomFill(this.a, 0, aSize, 'normal', 1, 0, 0, 1);
-    native.randomFill(this.b, 0, bSize, 'normal', 2, 0, 0, 1);
+    native.randomFill({ out: this.a, offset: 0, n: aSize, distribution: 'normal', seed: 1, counter: 0, a: 0, b: 1 });
+    native.randomFill({ out: this.b, offset: 0, n: bSize, distribution: 'normal', seed: 2, counter: 0, a: 0, b: 1 });
   }
-  gemm(): void {
+  gemm(precision: dv.MatmulPrecision): void {
     const s = this.s;
-    native.gemm(this.a, 0, this.b, 0, this.c, 0, s.batch, s.m, s.n, s.k, s.transA, s.transB, 1, 0,
-      s.m * s.k, s.k * s.n, s.m * s.n, s.transA ? s.m : s.k, s.transB ? s.k : s.n, s.n);
+    native.gemm({
+      a: this.a, aOffset: 0, b: this.b, bOffset: 0, c: this.c, cOffset: 0, batch: s.batch, m: s.m, n: s.n, k: s.k,
+      transA: s.transA, transB: s.transB, alpha: 1, beta: 0, strideA: s.m * s.k, strideB: s.k * s.n, strideC: s.m * s.n,
+      lda: s.transA ? s.m : s.k, ldb: s.transB ? s.k : s.n, ldc: s.n, precision,
+    });
   }
   dispose(): void {
     this.a.dispose();
@@ -104,15 +112,9 @@ class Operands {
   }
 }
 
-/** Seconds per call at the given precision, median and fastest (restoring the previous precision). */
+/** Seconds per call at the given precision, median and fastest. */
 function timeShape(ops: Operands, precision: dv.MatmulPrecision, minSeconds: number): { median: number; best: number } {
-  const previous = dv.getMatmulPrecision();
-  dv.setMatmulPrecision(precision);
-  try {
-    return timeRuns(() => ops.gemm(), { minSeconds });
-  } finally {
-    dv.setMatmulPrecision(previous);
-  }
+  return timeRuns(() => ops.gemm(precision), { minSeconds });
 }
 
 // ---- OpenBLAS ----
@@ -161,13 +163,7 @@ function openBlas(): OpenBlas {
 function relativeError(size: number, precision: dv.MatmulPrecision): number {
   const s = square(size), ops = new Operands(s);
   try {
-    const previous = dv.getMatmulPrecision();
-    dv.setMatmulPrecision(precision);
-    try {
-      ops.gemm();
-    } finally {
-      dv.setMatmulPrecision(previous);
-    }
+    ops.gemm(precision);
     const a = Float64Array.from(ops.a.read(0, size * size)), b = Float64Array.from(ops.b.read(0, size * size));
     const c = ops.c.read(0, size * size);
     let maxErr = 0, maxRef = 0;
@@ -218,7 +214,6 @@ export function benchGemm(options: GemmBenchOptions = {}): BenchRow[] {
   const shapes = options.shapes ?? GEMM_SHAPES;
   const blas = options.openblas === false ? null : openBlas();
   const rows: BenchRow[] = [];
-  const previousPrecision = dv.getMatmulPrecision();
   try {
     for (const level of levels) {
       dv.setCpuLevel(level);
@@ -227,9 +222,9 @@ export function benchGemm(options: GemmBenchOptions = {}): BenchRow[] {
       for (const t of threads) {
         dv.setThreads(t);
         const where = `${level}, ${t} thread${t > 1 ? 's' : ''}`;
-        const peak = native.fmaPeak('float32', t > 1);
+        const peak = fmaPeak('float32', t > 1);
         rows.push({ bench: 'gemm', case: `FMA peak (independent fp32 FMA chains), ${where}`, unit: 'GFLOP/s', value: peak });
-        const bf16Peak = vdp ? native.fmaPeak('bf16', t > 1) : null;
+        const bf16Peak = vdp ? fmaPeak('bf16', t > 1) : null;
         if (bf16Peak !== null) {
           rows.push({ bench: 'gemm', case: `vdpbf16ps peak (independent chains), ${where}`, unit: 'GFLOP/s', value: bf16Peak,
             baseline: { name: 'FMA peak', value: peak }, ratio: bf16Peak / peak });
@@ -302,7 +297,6 @@ export function benchGemm(options: GemmBenchOptions = {}): BenchRow[] {
     }
   } finally {
     if (blas && !('missing' in blas)) blas.close();
-    dv.setMatmulPrecision(previousPrecision);
     dv.setCpuLevel(info.cpuLevel);
     dv.setThreads(info.threads);
   }

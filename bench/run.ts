@@ -4,14 +4,15 @@
  * bench/results/<name>-<date>.json or to --out.
  *
  *   node dist/bench/run.js [gemm|attention|fused|model|all ...] [--out file.json]     (npm run bench -- ...)
- *   diffvit bench [gemm|attention|fused|model|all] [--out file.json]
+ *   diffvit bench [gemm|attention|fused|model|all] [--out file.json]     (the CLI loads this module: it registers the suite)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import { packageRoot } from '../lib/backend/native.js';
+import { packageRoot } from '../lib/package_root.js';
+import { registerBenchSuite } from '../lib/cli/bench_suite.js';
 import { cpuModel, logicalCores } from '../lib/cli/machine.js';
 import { runtimeInfo, type RuntimeInfo } from '../lib/runtime.js';
 import { benchAttention } from './attention.js';
@@ -102,6 +103,9 @@ export async function runBenchmarks(names: string[], out?: string): Promise<{ re
   console.log(`\nwrote ${file}`);
   return { report, file };
 }
+
+// `diffvit bench` loads this module and runs the suite it registers (lib/cli/bench_suite.ts).
+registerBenchSuite({ resolve: resolveBenchNames, run: runBenchmarks });
 
 // Run directly: node dist/bench/run.js [names...] [--out file]
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {

@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { packageRoot } from '../lib/backend/native.js';
+import { packageRoot } from '../lib/package_root.js';
 import { runtimeInfo } from '../lib/runtime.js';
 
 const PYTHON = '/usr/bin/python3';

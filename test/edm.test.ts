@@ -2,9 +2,10 @@
 import { describe, expect, test } from 'vitest';
 
 import * as dv from '../lib/index.js';
+import { backendOf } from '../lib/backend/backend.js';
 import { coefficientTensors, EDMDenoiser, edmLoss, preconditioning, sampleTrainingSigmas } from '../lib/diffusion/edm.js';
 import { DiffusionViT } from '../lib/models/diffusion_vit.js';
-import { edmNoiseInputs, edmSamplerUpdate, edmWeightedLoss } from '../lib/ops/edm.js';
+import { edmNoiseInputs, edmSamplerUpdate, edmTrainingNoise, edmWeightedLoss } from '../lib/ops/edm.js';
 import { expectClose, fromValues, randomValues } from './helpers.js';
 
 const SHAPES: [number, number, number, number][] = [[1, 1, 1, 1], [3, 3, 5, 5], [2, 1, 17, 3]];
@@ -118,6 +119,62 @@ test('edmLoss (fused) equals the unfused D composition, loss and parameter gradi
     unfused.backward();
     expectClose([fused.item()], [unfused.item()], { atol: 0, rtol: 1e-5 }, 'loss');
     model.parameters().forEach((p, i) => expectClose(fusedGrads[i], p.grad!.data(), { atol: 1e-6, rtol: 1e-3 }, `grad ${i}`));
+    model.dispose();
+  });
+});
+
+/** fn's result and how many times it read device memory back to the host. */
+function countingReads<T>(fn: () => T): { value: T; reads: number } {
+  const backend = backendOf('cpu'), read = backend.read;
+  let reads = 0;
+  backend.read = (...args) => {
+    reads++;
+    return read.apply(backend, args);
+  };
+  try {
+    return { value: fn(), reads };
+  } finally {
+    backend.read = read;
+  }
+}
+
+test('edmTrainingNoise draws the σ and c_noise of sampleTrainingSigmas bit for bit, then the noise of edmNoiseInputs', () => {
+  dv.scope(() => {
+    for (const [P_mean, P_std] of [[-1.2, 1.2], [-0.3, 1.3], [0.5, 2]]) {
+      const B = 301, y = fromValues(randomValues(B * 6, 31, 0.5), [B, 1, 2, 3]);
+      const host = new dv.Generator(7, 5), device = new dv.Generator(7, 5);
+      const sigmas = Float32Array.from(sampleTrainingSigmas(B, { generator: host, P_mean, P_std }));
+      const reference = edmNoiseInputs(y, dv.tensor(sigmas, [B]), host, 0.5);
+      const drawn = edmTrainingNoise(y, device, { P_mean, P_std });
+      expect(drawn.sigmas.data()).toEqual(sigmas);
+      expect(drawn.cNoise.data()).toEqual(Float32Array.from(sigmas, (s) => Math.log(s) / 4));
+      expect(drawn.xNoisy.data()).toEqual(reference.xNoisy.data());
+      expect(drawn.xIn.data()).toEqual(reference.xIn.data());
+      expect(device.state()).toEqual(host.state());
+    }
+  });
+});
+
+test('edmLoss and its backward read nothing back to the host; dL/dF scales with the upstream gradient', () => {
+  dv.scope(() => {
+    const model = new DiffusionViT({ arch: 'iuvit', img_size: 8, in_chans: 3, patch: 2, dim: 32, depth: 1, heads: 2, num_classes: 3 }, { seed: 4 });
+    for (const p of model.parameters()) dv.keep(p);
+    const D = new EDMDenoiser(model);
+    const y = fromValues(randomValues(2 * 3 * 64, 22, 0.5), [2, 3, 8, 8]);
+    const labels = dv.tensor([0, 2], [2], 'int32');
+    const { value: loss, reads } = countingReads(() => {
+      const l = edmLoss(D, y, labels, { generator: new dv.Generator(3) });
+      l.backward();
+      return l;
+    });
+    expect(reads).toBe(0);
+    // The same loss through a scaled upstream gradient: every parameter gradient scales with it.
+    const grads = model.parameters().map((p) => p.grad!.data());
+    model.zeroGrad();
+    const again = edmLoss(D, y, labels, { generator: new dv.Generator(3) });
+    expect(again.item()).toBe(loss.item());
+    dv.backward(again, { grad: dv.tensor([2.5], []) });
+    model.parameters().forEach((p, i) => expectClose(p.grad!.data(), grads[i].map((g) => 2.5 * g), { atol: 1e-7, rtol: 1e-6 }, `grad ${i}`));
     model.dispose();
   });
 });

@@ -6,6 +6,7 @@
 import { describe, expect, test } from 'vitest';
 
 import * as dv from '../lib/index.js';
+import { backendOf } from '../lib/backend/backend.js';
 import { guidanceIntervalOption } from '../lib/cli/guidance_interval.js';
 import { GuidedNetwork } from '../lib/diffusion/guidance.js';
 import { generate, SAMPLERS } from '../lib/diffusion/sample.js';
@@ -51,6 +52,20 @@ describe('samplers on the Gaussian ODE (F ≡ 0: D(x; σ) = x·σ_d²/(σ²+σ_d
     const latents = dv.scope(() => dv.randn([4, 3, 8, 8], { generator: new dv.Generator(5) }).data());
     const factor = scalarRun[sampler](sampler === 'ddim' ? ddimSigmas(50) : edmSigmas(18));
     for (let i = 0; i < images.length; i++) expect(Math.abs(images[i] - latents[i] * factor)).toBeLessThan(1e-5 * (1 + Math.abs(latents[i])));
+  });
+  test.each([...SAMPLERS])('%s keeps its state on the device: one read back, the final images', (sampler) => {
+    const backend = backendOf('cpu'), read = backend.read;
+    const sizes: number[] = [];
+    backend.read = (buffer, offset, count) => {
+      sizes.push(count);
+      return read.call(backend, buffer, offset, count);
+    };
+    try {
+      generate(model, { sampler, labels: Int32Array.from([0, 1, 2]), guidance: 2, guidanceInterval: [0.5, 10], steps: 6, seed: 5 });
+    } finally {
+      backend.read = read;
+    }
+    expect(sizes).toEqual([3 * 3 * 8 * 8]);
   });
   test('Heun converges to the exact ODE solution as steps grow', () => {
     const exact = (80 * 0.5) / Math.sqrt(80 * 80 + 0.25);

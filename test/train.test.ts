@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 
+import { backendOf } from '../lib/backend/backend.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../lib/train/trainer.js';
 import * as dv from '../lib/index.js';
 import { ShapesDataset } from '../lib/data/dataset.js';
@@ -127,6 +128,31 @@ describe('trainer', () => {
     const { images, shape } = t.withEmaWeights((m) => generate(m, { labels: Int32Array.from([0, 1, 2, 3]), steps: 4, guidance: 2 }));
     expect(shape).toEqual([4, 3, 32, 32]);
     expect(images.every(Number.isFinite)).toBe(true);
+    t.dispose();
+  });
+
+  test('a step reads device memory back to the host once: the loss and the gradient norm together', () => {
+    const t = new Trainer(TINY);
+    const batches = [0, 1, 2].map((i) => t.sampler.batch(i));
+    const backend = backendOf('cpu'), read = backend.read;
+    const sizes: number[] = [];
+    backend.read = (buffer, offset, count) => {
+      sizes.push(count);
+      return read.call(backend, buffer, offset, count);
+    };
+    try {
+      for (const b of batches) t.trainStep(b);
+    } finally {
+      backend.read = read;
+    }
+    expect(sizes).toEqual([2, 2, 2]);
+    t.dispose();
+  });
+
+  test('a config without matmulPrecision (checkpoints from before it) gets the default precision, recorded in the config', () => {
+    const { matmulPrecision: _, ...old } = TINY;
+    const t = new Trainer(old as TrainConfig);
+    expect(t.config.matmulPrecision).toBe(dv.getMatmulPrecision());
     t.dispose();
   });
 

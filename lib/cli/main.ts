@@ -92,8 +92,8 @@ const COMMANDS: Record<string, Command> = {
     usage: `Usage: diffvit info [--json]
 
 Prints what the native addon was built with and what it is doing: diffvit and Node.js versions,
-the CPU's features and the kernel level they dispatch to, the thread count, whether a CUDA backend
-was built (and why not), and the build flags.
+the CPU's features and the kernel level they dispatch to, the thread count, the matmul precision
+'diffvit train' would run at, whether a CUDA backend was built (and why not), and the build flags.
 
 Options:
   --json      print one JSON object instead of text
@@ -102,7 +102,10 @@ Options:
 Environment:
   DIFFVIT_THREADS   number of CPU threads (default: one per logical core)
   DIFFVIT_CPU       force a lower kernel level: avx512, avx2 or scalar
-  DIFFVIT_ADDON     path of another diffvit.node build to load`,
+  DIFFVIT_ADDON     path of another diffvit.node build to load
+  DIFFVIT_MATMUL_PRECISION
+                    float32 or bf16: the matmul precision outside autocast scopes, and the
+                    one 'diffvit train' runs at without --precision`,
     async run(args) {
       const { values } = parse('info', args, { json: { type: 'boolean' } });
       const info = await loadInfo();
@@ -125,13 +128,15 @@ Options:
   -h, --help       show this help`,
     async run(args) {
       const { values, positionals } = parse('bench', args, { out: { type: 'string' } }, true);
-      const bench = await import('../../bench/run.js');
+      // The benchmarks register themselves (lib/ does not import bench/): see bench_suite.ts.
+      const { loadBenchSuite } = await import('./bench_suite.js');
+      const suite = await loadBenchSuite();
       try {
-        bench.resolveBenchNames(positionals);
+        suite.resolve(positionals);
       } catch (e) {
         throw new UsageError((e as Error).message, 'bench');
       }
-      await bench.runBenchmarks(positionals, values.out);
+      await suite.run(positionals, values.out);
     },
   },
 };
@@ -166,8 +171,11 @@ type Info = Awaited<ReturnType<typeof loadInfo>>;
 async function loadInfo() {
   // Loading the runtime loads the addon: a missing build surfaces here with its own message.
   const { runtimeInfo } = await import('../runtime.js');
+  const { trainPrecision } = await import('./precision.js');
   return {
     ...runtimeInfo(),
+    /** The precision `diffvit train` runs at without --precision, and why. */
+    trainPrecision: trainPrecision(),
     platform: `${process.platform} ${process.arch}`,
     cpuModel: cpuModel(),
     logicalCores: logicalCores(),
@@ -179,6 +187,12 @@ async function loadInfo() {
     },
   };
 }
+
+const TRAIN_PRECISION_WHY = {
+  DIFFVIT_MATMUL_PRECISION: 'from DIFFVIT_MATMUL_PRECISION',
+  AVX512_BF16: 'the CPU multiplies bf16 natively',
+  default: 'no native bf16 GEMM at this kernel level; bf16 would be emulated',
+} as const;
 
 function formatInfo(info: Info): string {
   const has = Object.entries(info.cpuFeatures).filter(([, v]) => v).map(([k]) => k);
@@ -195,7 +209,8 @@ function formatInfo(info: Info): string {
     ['kernels', `${info.cpuLevel}${info.cpuLevel === info.cpuBestLevel ? ' (the best this CPU supports)' : ` (this CPU supports up to ${info.cpuBestLevel})`}` +
       (info.cpuLevelNote ? ` — ${info.cpuLevelNote}` : '')],
     ['threads', `${info.threads} (${threadsNote})`],
-    ['matmul', `${info.matmulPrecision} precision (${info.env.DIFFVIT_MATMUL_PRECISION ? 'from DIFFVIT_MATMUL_PRECISION' : 'DIFFVIT_MATMUL_PRECISION or --precision sets bf16'}; attention stays fp32)`],
+    ['matmul', `train: ${info.trainPrecision.precision} (${TRAIN_PRECISION_WHY[info.trainPrecision.source]}; --precision overrides); ` +
+      `library default outside autocast: ${info.matmulPrecision}; attention stays fp32`],
     ['bf16 gemm', info.bf16Path.description + (info.bf16Path.path === 'avx512bf16' ? ''
       : info.cpuFeatures.avx512bf16 ? ` — vdpbf16ps needs the avx512 level, not ${info.cpuLevel}` : ' — this CPU lacks AVX512_BF16')],
     ['cuda', info.cudaBuilt ? `built — ${info.cudaStatus}` : info.cudaStatus],

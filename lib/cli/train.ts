@@ -17,10 +17,11 @@ import { createDataset, type DatasetSpec } from '../data/dataset.js';
 import { tensor } from '../ops/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { type ModelConfig, PRESETS } from '../models/configs.js';
-import { getMatmulPrecision, type MatmulPrecision, runtimeInfo, setMatmulPrecision } from '../runtime.js';
+import { autocast } from '../tensor/autocast.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../train/trainer.js';
 import { LR_SCHEDULES, type LrSchedule } from '../train/schedule.js';
 import { DEFAULT_PRESET, TRAIN_HELP } from './help.js';
+import { precisionOption, trainPrecision } from './precision.js';
 import { ProgressBar } from './progress.js';
 
 /** --data shapes | folder:PATH | cifar10:DIR | mnist:DIR | cache:FILE | captions:INDEX.jsonl; `command` prefixes the error. */
@@ -34,23 +35,6 @@ export function parseDataSpec(spec: string, imageSize: number, command = 'diffvi
   if (path && kind === 'cache') return { kind: 'cache', path };
   if (path && kind === 'captions') return { kind: 'captions', index: path, imageSize };
   throw new Error(`${command}: --data expected shapes, folder:PATH, cifar10:DIR, mnist:DIR, cache:FILE or captions:INDEX.jsonl, received '${spec}'`);
-}
-
-/** A precision given as --precision or DIFFVIT_MATMUL_PRECISION (`source`): float32 | bf16. */
-function precisionOption(v: string | undefined, source = '--precision'): MatmulPrecision | undefined {
-  if (v === undefined || v === 'float32' || v === 'bf16') return v;
-  throw new Error(`diffvit train: ${source} expected float32 or bf16, received '${v}'`);
-}
-
-/**
- * The run's matmul precision when neither --precision nor DIFFVIT_MATMUL_PRECISION chooses: bf16
- * where the CPU multiplies bf16 natively (AVX512_BF16: 1.2-1.3x the images per second, with
- * sample quality within measurement noise of float32, docs/training-notes.md), else float32.
- */
-function defaultPrecision(): MatmulPrecision {
-  const env = precisionOption(process.env.DIFFVIT_MATMUL_PRECISION || undefined, 'DIFFVIT_MATMUL_PRECISION');
-  if (env) return env;
-  return runtimeInfo().bf16Path.path === 'avx512bf16' ? 'bf16' : 'float32';
 }
 
 function scheduleOption(v: string | undefined): LrSchedule | undefined {
@@ -110,7 +94,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const modelConfig: ModelConfig = values.preset || !fromFile.model
     ? { ...base, img_size: dataset.imageSize, in_chans: dataset.channels, ...conditioning }
     : { ...conditioning, ...(fromFile.model as ModelConfig), ...unconditional };
-  const config: TrainConfig = { ...DEFAULT_TRAIN_CONFIG, matmulPrecision: defaultPrecision(), ...fromFile, data, model: modelConfig, ...overrides };
+  const config: TrainConfig = { ...DEFAULT_TRAIN_CONFIG, matmulPrecision: trainPrecision().precision, ...fromFile, data, model: modelConfig, ...overrides };
   const out = values.out ?? join('runs', `${preset.replace('/', '_')}-${data.kind}`);
   mkdirSync(join(out, 'samples'), { recursive: true });
   const checkpointEvery = num('checkpoint-every', values['checkpoint-every']) ?? 500;
@@ -118,15 +102,16 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const guidance = num('guidance', values.guidance) ?? 2;
 
   const trainer = values.resume ? Trainer.resume(values.resume, overrides) : new Trainer(config);
+  // The run's precision is in its config: every step runs in autocast(cfg.matmulPrecision), and so
+  // do the sample grids; the process default is untouched. (Checkpoints written before the option
+  // have none: the Trainer records the process default they ran at.)
   const cfg = trainer.config;
-  // Checkpoints written before the option existed have none: they ran at the process default.
-  setMatmulPrecision(cfg.matmulPrecision ?? getMatmulPrecision());
   const ckptPath = join(out, 'checkpoint.safetensors');
   const metricsPath = join(out, 'metrics.jsonl');
   if (!values.resume && existsSync(metricsPath)) writeFileSync(metricsPath, '');
   const modelName = typeof cfg.model === 'string' ? cfg.model : values.preset || !fromFile.model ? preset : `${cfg.model.arch} model of ${values.config}`;
   console.error(`diffvit train: ${modelName} (${(trainer.model.numParameters() / 1e6).toFixed(2)} M parameters), ` +
-    `${cfg.steps} steps of batch ${cfg.batchSize} on ${cfg.data.kind}, ${getMatmulPrecision()} matmuls, output in ${out}${values.resume ? `, resumed at step ${trainer.step}` : ''}`);
+    `${cfg.steps} steps of batch ${cfg.batchSize} on ${cfg.data.kind}, ${cfg.matmulPrecision} matmuls, output in ${out}${values.resume ? `, resumed at step ${trainer.step}` : ''}`);
 
   let interrupted = false;
   const onSigint = () => {
@@ -157,7 +142,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       labels = numClasses ? Int32Array.from(gridExamples, (ex) => ex.label) : null;
     }
     const conditioned = Boolean(labels || context);
-    const { images, shape } = trainer.withEmaWeights((model) => generate(model, { labels, context, count: 16, guidance: conditioned ? guidance : 1, seed: 1 }));
+    const { images, shape } = trainer.withEmaWeights((model) => autocast(cfg.matmulPrecision, () => generate(model, { labels, context, count: 16, guidance: conditioned ? guidance : 1, seed: 1 })));
     context?.dispose();
     writeFileSync(join(out, 'samples', name), imageGridPNG(images, shape[0], shape[1], shape[2], shape[3], { columns: context ? 4 : numClasses || 4, scale: 2 }));
   };

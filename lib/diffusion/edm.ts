@@ -6,7 +6,7 @@
  *   loss = λ(s)·|D(y+n; s) − y|², λ(s) = (s²+sd²)/(s·sd)², ln(s) ~ N(P_mean, P_std²), n ~ N(0, s²).
  */
 import { randn, tensor } from '../ops/creation.js';
-import { edmNoiseInputs, edmWeightedLoss } from '../ops/edm.js';
+import { edmTrainingNoise, edmWeightedLoss } from '../ops/edm.js';
 import { add, mul } from '../ops/elementwise.js';
 import type { DiffusionViT } from '../models/diffusion_vit.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
@@ -72,7 +72,10 @@ export interface LossOptions {
   generator?: Generator;
 }
 
-/** Draws ln(σ) ~ N(P_mean, P_std²) for a batch, from the generator's stream (float64 maths). */
+/**
+ * Draws ln(σ) ~ N(P_mean, P_std²) for a batch, from the generator's stream (float64 maths), to the
+ * host. edmLoss draws the same values on the device (edmTrainingNoise) without this read-back.
+ */
 export function sampleTrainingSigmas(batch: number, options: LossOptions = {}): Float64Array {
   const g = options.generator ?? defaultGenerator;
   const z = randn([batch], { generator: g });
@@ -87,12 +90,10 @@ export function sampleTrainingSigmas(batch: number, options: LossOptions = {}): 
  * fused kernels (noise injection + c_in scaling in one pass; loss and dL/dF in one pass).
  */
 export function edmLoss(D: EDMDenoiser, y: Tensor, labels: Tensor | null = null, options: LossOptions & { context?: Tensor | null } = {}): Tensor {
-  const g = options.generator ?? defaultGenerator;
-  const B = y.shape[0];
-  const sigmas = Float32Array.from(sampleTrainingSigmas(B, { ...options, generator: g }));
-  const sigmaT = tensor(sigmas, [B]);
-  const { xNoisy, xIn } = edmNoiseInputs(y, sigmaT, g, D.sigmaData);
-  const cNoise = tensor(Float32Array.from(sigmas, (s) => Math.log(s) / 4), [B]);
+  // σ, c_noise and the noisy inputs are drawn on y's device (the σ of sampleTrainingSigmas, from
+  // the same stream elements): nothing is read back to the host.
+  const { sigmas, cNoise, xNoisy, xIn } = edmTrainingNoise(y, options.generator ?? defaultGenerator,
+    { P_mean: options.P_mean, P_std: options.P_std, sigmaData: D.sigmaData });
   const F = D.net.forward(xIn, cNoise, labels, options.context ?? null);
-  return edmWeightedLoss(F, xNoisy, y, sigmaT, D.sigmaData);
+  return edmWeightedLoss(F, xNoisy, y, sigmas, D.sigmaData);
 }

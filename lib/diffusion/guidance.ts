@@ -62,7 +62,7 @@ export class GuidedNetwork {
     this.condContext = cond.context ?? null;
     if (cond.context) {
       // the unconditional half sees an all-zero ("empty") context
-      this.context = this.guided ? keep(noGrad(() => concat([cond.context!, full(cond.context!.shape, 0)], 0))) : cond.context;
+      this.context = this.guided ? keep(noGrad(() => concat([cond.context!, full(cond.context!.shape, 0, { device: cond.context!.device })], 0))) : cond.context;
     }
   }
 
@@ -84,13 +84,16 @@ export class GuidedNetwork {
         const { c_in, c_noise } = preconditioning(sigma, this.sigmaData);
         const xIn = mulScalar(x, c_in);
         const input = guided ? concat([xIn, xIn], 0) : xIn;
-        const cNoise = full([input.shape[0]], c_noise);
+        const cNoise = full([input.shape[0]], c_noise, { device: x.device });
         return this.net.forward(input, cNoise, guided ? this.labels : this.condLabels, guided ? this.context : this.condContext);
       }),
     );
   }
 
-  /** D_w(x; σ) for the float64 samplers (the guidance mix done in float64). */
+  /**
+   * D_w(x; σ) on the host in float64 (the guidance mix too): a reference to test the samplers
+   * against. It reads F back to the host, so no sampler calls it.
+   */
   readonly denoise: Denoise = (x, sigma) =>
     scope(() => {
       const { c_skip, c_out } = preconditioning(sigma, this.sigmaData);

@@ -67,9 +67,10 @@ export function generate(model: DiffusionViT, options: GenerateOptions = {}): { 
   const steps = options.steps ?? (sampler === 'ddim' ? 50 : 18);
   const sigmas = sampler === 'ddim' ? ddimSigmas(steps, options.sigmaMin, options.sigmaMax) : edmSigmas(steps, options.sigmaMin, options.sigmaMax, options.rho);
   try {
-    if (sampler === 'dpmpp2m') return { images: dpmSolver2M(net.denoise, Float64Array.from(latents.data()), sigmas, options.onStep), shape };
+    // Every sampler runs on the latents' device; the images come back to the host once, at the end.
     const x = sampler === 'heun' ? heunSampler(net, latents, sigmas, { churn: options.churn ?? 0, generator: g }, options.onStep)
       : sampler === 'euler' ? eulerSampler(net, latents, sigmas, options.onStep)
+      : sampler === 'dpmpp2m' ? dpmSolver2M(net, latents, sigmas, options.onStep)
       : ddimSampler(net, latents, sigmas, options.onStep);
     const images = Float64Array.from(x.data());
     x.dispose();

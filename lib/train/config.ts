@@ -32,9 +32,11 @@ export interface TrainConfig {
   P_mean: number;
   P_std: number;
   /**
-   * Precision of the run's GEMMs (setMatmulPrecision): 'bf16' rounds matmul operands to bfloat16
-   * with fp32 accumulation. The Trainer runs its steps at it (restoring the process's precision after
-   * each); `diffvit train` also samples at it; a resumed run keeps it.
+   * Precision of the run's GEMMs: 'bf16' rounds matmul operands to bfloat16 with fp32
+   * accumulation. The Trainer runs each step inside autocast(matmulPrecision), leaving the process
+   * default (setMatmulPrecision) alone; `diffvit train` samples its grids at it too; a resumed
+   * run keeps it. A config without it (checkpoints from before the option) gets the default
+   * precision of the process that builds the Trainer, and records it.
    */
   matmulPrecision: MatmulPrecision;
 }

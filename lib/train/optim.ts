@@ -19,8 +19,9 @@ export class AdamW {
     readonly options: AdamWOptions,
   ) {
     this.lr = options.lr;
-    this.expAvg = params.map((p) => keep(zeros(p.shape)));
-    this.expAvgSq = params.map((p) => keep(zeros(p.shape)));
+    // The moments live beside their parameters, on the same device.
+    this.expAvg = params.map((p) => keep(zeros(p.shape, { device: p.device })));
+    this.expAvgSq = params.map((p) => keep(zeros(p.shape, { device: p.device })));
   }
 
   /** One update from each parameter's .grad (parameters without a grad are left alone). */

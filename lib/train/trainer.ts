@@ -9,7 +9,7 @@ import { EDMDenoiser, edmLoss } from '../diffusion/edm.js';
 import { tensor } from '../ops/creation.js';
 import { axpby_, copy_ } from '../ops/inplace.js';
 import { sumSquares } from '../ops/reduce.js';
-import { clone } from '../ops/shape.js';
+import { clone, stack } from '../ops/shape.js';
 import { noGrad } from '../tensor/autograd.js';
 import { loadCheckpoint } from '../models/checkpoint.js';
 import { writeSafetensors } from '../models/safetensors.js';
@@ -53,7 +53,12 @@ export class Trainer {
   imagesSeen = 0;
   nonFinite = 0;
 
-  constructor(readonly config: TrainConfig, model?: DiffusionViT) {
+  /** The run's options; matmulPrecision always set (a config without one: the default precision now). */
+  readonly config: TrainConfig;
+
+  constructor(config: TrainConfig, model?: DiffusionViT) {
+    // The run's GEMM precision lives in its config (and so in its checkpoints), not in process state.
+    this.config = config = { ...config, matmulPrecision: config.matmulPrecision ?? getMatmulPrecision() };
     if (config.lrSchedule !== undefined && !LR_SCHEDULES.includes(config.lrSchedule)) {
       throw new Error(`diffvit.train: lrSchedule expected ${LR_SCHEDULES.map((s) => `'${s}'`).join(' or ')}, received ${JSON.stringify(config.lrSchedule)}`);
     }
@@ -87,8 +92,8 @@ export class Trainer {
   trainStep(batch: Batch = this.sampler.batch(this.step)): StepResult {
     const c = this.config;
     const lr = learningRate(this.step, c.lr, c.warmupSteps, c.lrSchedule ?? 'constant', c.steps);
-    // The run's GEMM precision (checkpoints from before the option: the default's).
-    const result = autocast(c.matmulPrecision ?? getMatmulPrecision(), () => scope(() => {
+    // Every GEMM of the step (forward and backward) at the run's precision.
+    const result = autocast(c.matmulPrecision, () => scope(() => {
       const mc = this.model.config;
       const y = tensor(batch.images, [c.batchSize, mc.in_chans, mc.img_size, mc.img_size]);
       const labels = mc.num_classes ? tensor(batch.labels, [c.batchSize], 'int32') : null;
@@ -102,9 +107,9 @@ export class Trainer {
       backward(loss);
       const grads = this.model.parameters().map((p) => p.grad).filter((g): g is Tensor => g !== null);
       // The step's one read back to the host: the loss and the squared gradient norm (one reduction
-      // over every parameter), for the metrics, the clipping and the NaN/Inf guard.
-      const lossValue = loss.item();
-      const gradNorm = Math.sqrt(sumSquares(grads).item());
+      // over every parameter) side by side, for the metrics, the clipping and the NaN/Inf guard.
+      const [lossValue, squaredNorm] = noGrad(() => stack([loss, sumSquares(grads)])).data();
+      const gradNorm = Math.sqrt(squaredNorm);
       const finite = Number.isFinite(lossValue) && Number.isFinite(gradNorm);
       return { lossValue, gradNorm, finite, grads };
     }));

@@ -20,6 +20,8 @@ void check_sigmas(Args& a, int i, const Buffer& sigma, int64_t offset, int64_t b
 }
 }  // namespace
 
+// edmNoise: with drawSigma, first writes the training noise levels σ = exp(pMean + pStd·z) into
+// sigma (z: elements sigmaCounter.. of Philox(seed)); cNoise (optional) receives ln(σ)/4.
 DV_KERNEL_IMPL(edmNoise) {
   Buffer& y = a.buffer(0, DType::f32);
   Buffer& sigma = a.buffer(2, DType::f32);
@@ -29,24 +31,36 @@ DV_KERNEL_IMPL(edmNoise) {
   uint64_t seed = a.integer(6, 0, int64_t(1) << 53), counter = a.integer(7, 0, int64_t(1) << 53);
   float sd = static_cast<float>(a.number(8));
   if (!(sd > 0)) a.fail(8, "a positive sigma_data", std::to_string(sd));
+  bool draw = a.boolean(11);
+  uint64_t sigma_counter = a.integer(12, 0, int64_t(1) << 53);
+  double p_mean = a.number(13), p_std = a.number(14);
+  Buffer* cn = a.optional_buffer(15, DType::f32);
+  int64_t co = a.integer(16);
   int64_t n = checked_numel({batch, per});
   a.require_extent(0, y, yo, n);
   a.require_extent(2, sigma, so, batch);
   a.require_extent(9, xn, 0, n);
   a.require_extent(10, xi, 0, n);
+  if (cn) a.require_extent(15, *cn, co, batch);
+  float* c_noise = cn ? cn->as<float>() + co : nullptr;
+  if (draw) cpu::edm_training_sigmas(batch, seed, sigma_counter, p_mean, p_std, sigma.as<float>() + so);
   check_sigmas(a, 2, sigma, so, batch);
+  if (c_noise) cpu::edm_noise_levels(sigma.as<float>() + so, batch, c_noise);
   cpu::edm_noise(y.as<float>() + yo, sigma.as<float>() + so, batch, per, seed, counter, sd, xn.as<float>(), xi.as<float>());
   return info.Env().Undefined();
 }
 
-// edmLoss: -> mean loss
+// edmLoss: the mean loss (accumulated in float64) is stored as float32 at loss[lossOffset], on the
+// device: no value comes back to the caller.
 DV_KERNEL_IMPL(edmLoss) {
   Buffer& F = a.buffer(0, DType::f32);
   Buffer& xn = a.buffer(2, DType::f32);
   Buffer& y = a.buffer(3, DType::f32);
   Buffer& sigma = a.buffer(5, DType::f32);
   Buffer& dF = a.buffer(10, DType::f32);
+  Buffer& loss = a.buffer(11, DType::f32);
   int64_t fo = a.integer(1), yo = a.integer(4), so = a.integer(6), batch = a.integer(7, 1, kMaxSize), per = a.integer(8, 1, kMaxSize);
+  int64_t lo = a.integer(12);
   float sd = static_cast<float>(a.number(9));
   if (!(sd > 0)) a.fail(9, "a positive sigma_data", std::to_string(sd));
   int64_t n = checked_numel({batch, per});
@@ -55,9 +69,11 @@ DV_KERNEL_IMPL(edmLoss) {
   a.require_extent(3, y, yo, n);
   a.require_extent(5, sigma, so, batch);
   a.require_extent(10, dF, 0, n);
+  a.require_extent(11, loss, lo, 1);
   check_sigmas(a, 5, sigma, so, batch);
-  double loss = cpu::edm_loss(F.as<float>() + fo, xn.as<float>(), y.as<float>() + yo, sigma.as<float>() + so, batch, per, sd, dF.as<float>());
-  return Napi::Number::New(info.Env(), loss);
+  double mean = cpu::edm_loss(F.as<float>() + fo, xn.as<float>(), y.as<float>() + yo, sigma.as<float>() + so, batch, per, sd, dF.as<float>());
+  loss.as<float>()[lo] = static_cast<float>(mean);
+  return info.Env().Undefined();
 }
 
 DV_KERNEL_IMPL(edmSamplerStep) {

@@ -1,12 +1,27 @@
 #include "cpu/edm.h"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "core/philox.h"
 #include "core/thread_pool.h"
 
 namespace dv::cpu {
+
+void edm_noise_levels(const float* sigma, int64_t batch, float* c_noise) {
+  for (int64_t b = 0; b < batch; ++b) c_noise[b] = static_cast<float>(std::log(static_cast<double>(sigma[b])) / 4.0);
+}
+
+void edm_training_sigmas(int64_t batch, uint64_t seed, uint64_t counter, double p_mean, double p_std, float* sigma) {
+  // The normals go into sigma first (the values randn() draws from the same stream elements).
+  philox_normals(seed, counter, batch, sigma);
+  for (int64_t b = 0; b < batch; ++b) {
+    // Two roundings as in float64 JS (z·P_std, then + P_mean): kept apart so no FMA contracts them.
+    volatile double scaled = static_cast<double>(sigma[b]) * p_std;
+    sigma[b] = static_cast<float>(std::exp(scaled + p_mean));
+  }
+}
 
 void edm_noise(const float* y, const float* sigma, int64_t batch, int64_t per, uint64_t seed, uint64_t counter,
                float sigma_data, float* x_noisy, float* x_in) {

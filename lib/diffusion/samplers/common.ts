@@ -3,7 +3,10 @@
  * and classifier-free guidance in one batch), and a progress callback.
  */
 
-/** D(x; σ) on the whole batch, float64 in and out (for samplers that keep float64 state). */
+/**
+ * D(x; σ) on the whole batch, float64 on the host in and out (GuidedNetwork.denoise): a float64
+ * reference for tests. The samplers do not use it: they keep their state on the device.
+ */
 export type Denoise = (x: Float64Array, sigma: number) => Float64Array;
 
 /** Optional per-step hook (progress bars, step pictures). */

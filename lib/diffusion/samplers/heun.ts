@@ -33,7 +33,7 @@ export function heunSampler(net: GuidedNetwork, latents: Tensor, sigmas: Float64
       // Alg. 2 lines 4-6: raise the noise level temporarily to t_hat.
       const gamma = churn > 0 && tCur >= sMin && tCur <= sMax ? Math.min(churn / N, Math.SQRT2 - 1) : 0;
       const tHat = tCur + gamma * tCur;
-      const xHat = gamma > 0 ? add(x, mulScalar(randn(x.shape, { generator: options.generator }), Math.sqrt(tHat * tHat - tCur * tCur) * sNoise)) : x;
+      const xHat = gamma > 0 ? add(x, mulScalar(randn(x.shape, { generator: options.generator, device: x.device }), Math.sqrt(tHat * tHat - tCur * tCur) * sNoise)) : x;
       // Euler step (line 8), then the 2nd-order correction unless stepping to σ = 0 (lines 9-11).
       const euler = edmSamplerUpdate({ F: net.evaluate(xHat, tHat), x: xHat, sigma: tHat, guidance: net.guidanceAt(tHat), base: xHat, h: tNext - tHat });
       if (i === N - 1) return euler.xNext;
