@@ -1,7 +1,7 @@
 import { expect, test } from 'vitest';
 
 import * as dv from '../lib/index.js';
-import { checkOp, describeEachLevel, expectClose, ODD_SIZES, randomValues } from './helpers.js';
+import { checkOp, describeEachBackend, expectClose, ODD_SIZES, randomValues } from './helpers.js';
 
 const map = (f: (v: number) => number) => (x: Float64Array) => x.map(f);
 const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
@@ -28,12 +28,12 @@ const UNARY: [string, (x: dv.Tensor) => dv.Tensor, (v: number) => number, (v: nu
   ['affine(-1.5, 0.25)', (x) => dv.affine(x, -1.5, 0.25), (v) => -1.5 * v + 0.25, (v) => v],
 ];
 
-describeEachLevel('unary ops', () => {
+// Every suite runs once per backend (the cpu once per kernel level); checkOp's tensors go on its device.
+describeEachBackend('unary ops', () => {
   for (const [name, op, ref, domain] of UNARY) {
     test.each(ODD_SIZES)(`${name} on %i elements`, (n) => {
       // abs/relu are not differentiable at 0; random values never land there.
-      checkOp(name, op, map(ref), [{ values: randomValues(n, n).map(domain), shape: [n] }],
-        { atol: 1e-6, rtol: 2e-6, gradAtol: 1e-5, gradRtol: 1e-4 });
+      checkOp(name, op, map(ref), [{ values: randomValues(n, n).map(domain), shape: [n] }], { dtype: 'float32', kind: 'unary' });
     });
   }
 });
@@ -73,7 +73,7 @@ const SHAPES: [number[], number[]][] = [
   [[1], [3, 17]],
 ];
 
-describeEachLevel('binary ops with broadcasting', () => {
+describeEachBackend('binary ops with broadcasting', () => {
   for (const [name, op, ref] of BINARY) {
     test.each(SHAPES)(`${name} %j x %j`, (as, bs) => {
       const rank = Math.max(as.length, bs.length);
@@ -82,21 +82,44 @@ describeEachLevel('binary ops with broadcasting', () => {
       checkOp(name, op, broadcastRef(ref, pa, pb), [
         { values: randomValues(as.reduce((p, s) => p * s, 1), 3), shape: as },
         { values: bValues, shape: bs },
-      ], { atol: 1e-6, rtol: 1e-6, gradAtol: 1e-5, gradRtol: 1e-4 });
+      ], { dtype: 'float32', kind: 'binary' });
     });
   }
 });
 
-test('binary ops read transposed and sliced views', () => {
-  dv.scope(() => {
-    const a = dv.tensor(Float32Array.from(randomValues(6 * 17, 1)), [6, 17]);
-    const b = dv.tensor(Float32Array.from(randomValues(17 * 6, 2)), [17, 6]);
-    const bt = b.transpose(0, 1).slice(0, 1, 5);
-    const out = dv.mul(a.slice(0, 1, 5), bt);
-    const av = a.toArray(), bv = b.toArray();
-    const expected: number[] = [];
-    for (let i = 1; i < 5; i++) for (let j = 0; j < 17; j++) expected.push(Math.fround(av[i * 17 + j] * bv[j * 6 + i]));
-    expectClose(out.data(), expected, { atol: 0, rtol: 0 }, 'strided mul');
+describeEachBackend('strided operands', ({ device }) => {
+  test('binary ops read transposed and sliced views', () => {
+    dv.scope(() => {
+      const a = dv.tensor(Float32Array.from(randomValues(6 * 17, 1)), [6, 17], { device });
+      const b = dv.tensor(Float32Array.from(randomValues(17 * 6, 2)), [17, 6], { device });
+      const bt = b.transpose(0, 1).slice(0, 1, 5);
+      const out = dv.mul(a.slice(0, 1, 5), bt);
+      expect(out.device).toBe(device);
+      const av = a.toArray(), bv = b.toArray();
+      const expected: number[] = [];
+      for (let i = 1; i < 5; i++) for (let j = 0; j < 17; j++) expected.push(Math.fround(av[i * 17 + j] * bv[j * 6 + i]));
+      expectClose(out.data(), expected, { dtype: 'float32', kind: 'exact' }, 'strided mul');
+    });
+  });
+
+  test('unary ops and their gradients read strided views; results stay on the device', () => {
+    dv.scope(() => {
+      const x = dv.tensor(Float32Array.from(randomValues(6 * 17, 3)), [6, 17], { device });
+      x.requiresGrad = true;
+      const v = x.transpose(0, 1).slice(0, 2, 9);
+      const y = dv.exp(v);
+      expect(y.device).toBe(device);
+      const xv = x.toArray();
+      const expected: number[] = [];
+      for (let i = 2; i < 9; i++) for (let j = 0; j < 6; j++) expected.push(Math.exp(xv[j * 17 + i]));
+      expectClose(y.data(), expected, { dtype: 'float32', kind: 'unary' }, 'exp of a strided view');
+      dv.sum(y).backward();
+      expect(x.grad!.device).toBe(device);
+      // d(sum exp(v))/dx: exp(x) inside the slice, 0 outside it.
+      const want = Array.from(xv, (val, at) => (at % 17 >= 2 && at % 17 < 9 ? Math.exp(val) : 0));
+      expectClose(x.grad!.data(), want, { dtype: 'float32', kind: 'unary' }, 'd exp / dx through the view');
+      x.grad!.dispose();
+    });
   });
 });
 

@@ -2,8 +2,12 @@ import { expect, test } from 'vitest';
 
 import * as dv from '../lib/index.js';
 import { native } from '../lib/backend/cpu/addon.js';
+import type { NativeBuffer } from '../lib/backend/kernels/core.js';
 import { layerNorm, softmax } from '../lib/ops/norm.js';
-import { checkOp, describeEachLevel, expectClose, fromValues, ODD_SIZES, randomValues, recordError, refStats, toF32 } from './helpers.js';
+import {
+  checkOp, type CloseOptions, describeEachBackend, expectClose, fromValues, type GradInput, ODD_SIZES, randomValues, recordError,
+  refStats, toF32,
+} from './helpers.js';
 
 const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -101,16 +105,19 @@ const FD_ROWS = [1, 3, 5];
 const FD_COLS = ODD_SIZES.filter((c) => c <= 65);
 const EPS = 1e-6;
 
-// Tolerances: 2-5x the worst error seen on avx512/avx2/scalar (the summary printed after the file
-// lists it); a third of them already fails the 1024-wide and offset cases.
-const SOFTMAX_TOL = { atol: 1e-7, rtol: 2e-6, gradAtol: 1e-6, gradRtol: 1e-5 };
-const LN_TOL = { atol: 2e-6, rtol: 1e-5, gradAtol: 2e-5, gradRtol: 1e-4 };
+// Tolerances: rows of the table in helpers.ts, 2-5x the worst error seen on avx512/avx2/scalar (the
+// summary printed after the file lists it); a third of them already fails the 1024-wide and offset cases.
+const SOFTMAX_TOL: CloseOptions = { dtype: 'float32', kind: 'softmax' };
+const LN_TOL: CloseOptions = { dtype: 'float32', kind: 'layerNorm' };
+const gradTol = (tol: CloseOptions): CloseOptions => ({ ...tol, grad: true });
 
 // ---------------------------------------------------------------------------------------------
 // softmax
 // ---------------------------------------------------------------------------------------------
 
-describeEachLevel('softmax', () => {
+// Each suite runs once per backend (the cpu once per kernel level); fromValues and checkOp put their
+// tensors on the suite's device.
+describeEachBackend('softmax', () => {
   for (const rows of FD_ROWS) {
     test.each(FD_COLS)(`${rows} rows x %i, last axis`, (cols) => {
       checkOp('softmax', (x) => softmax(x), refSoftmax([rows, cols], 1),
@@ -143,7 +150,7 @@ describeEachLevel('softmax', () => {
       const y = softmax(xt);
       y.backward({ grad: fromValues(dy, [rows, cols]) });
       const fwd = expectClose(y.data(), yRef, SOFTMAX_TOL, 'softmax forward');
-      const bwd = expectClose(takeGrad(xt), dxRef, { atol: SOFTMAX_TOL.gradAtol, rtol: SOFTMAX_TOL.gradRtol }, 'softmax dx');
+      const bwd = expectClose(takeGrad(xt), dxRef, gradTol(SOFTMAX_TOL), 'softmax dx');
       recordError(`softmax ${rows}x${cols} (analytic)`, fwd, bwd);
     });
   });
@@ -152,7 +159,7 @@ describeEachLevel('softmax', () => {
     // exp(1e4) overflows float32 (and float64); only the max-subtracted form is finite here.
     const values = Float64Array.from([1e4, 1e4 + 1, 1e4 + 2, -1e4, -1e4 + 3, -1e4 + 1, 80, 90, 100, -3e38, 0, 3e38]);
     const out = dv.scope(() => softmax(fromValues(values, [4, 3])).data());
-    expectClose(out, refSoftmax([4, 3], 1)(toF32(values)), { atol: 1e-7, rtol: 2e-6 }, 'softmax large inputs');
+    expectClose(out, refSoftmax([4, 3], 1)(toF32(values)), SOFTMAX_TOL, 'softmax large inputs');
   });
 });
 
@@ -163,7 +170,7 @@ describeEachLevel('softmax', () => {
 const MODES: [string, boolean, boolean][] = [['affine', true, true], ['no affine', false, false]];
 
 function lnInputs(rows: number, cols: number, hasW: boolean, hasB: boolean, seed: number, offset = 0, scale = 1) {
-  const inputs = [{ values: randomValues(rows * cols, seed, scale).map((v) => v + offset), shape: [rows, cols] }];
+  const inputs: GradInput[] = [{ values: randomValues(rows * cols, seed, scale).map((v) => v + offset), shape: [rows, cols] }];
   if (hasW) inputs.push({ values: randomValues(cols, seed + 1, 0.5).map((v) => v + 1), shape: [cols] });
   if (hasB) inputs.push({ values: randomValues(cols, seed + 2, 0.5), shape: [cols] });
   return inputs;
@@ -173,7 +180,7 @@ function lnOp(hasW: boolean, hasB: boolean, eps: number) {
   return (...t: dv.Tensor[]) => layerNorm(t[0], hasW ? t[1] : null, hasB ? t[hasW ? 2 : 1] : null, eps);
 }
 
-describeEachLevel('layerNorm', () => {
+describeEachBackend('layerNorm', () => {
   for (const [mode, hasW, hasB] of MODES) {
     for (const rows of FD_ROWS) {
       test.each(FD_COLS)(`${mode}, ${rows} rows x %i`, (cols) => {
@@ -194,7 +201,7 @@ describeEachLevel('layerNorm', () => {
     const got = runLayerNorm(x, w, b, dy, [rows, cols], EPS);
     const ref = refLayerNormBackward(x, w, dy, rows, cols, EPS);
     const fwd = expectClose(got.y, refLayerNorm(rows, cols, EPS, true, true)(x, w, b), LN_TOL, 'layerNorm forward');
-    const gtol = { atol: LN_TOL.gradAtol, rtol: LN_TOL.gradRtol };
+    const gtol = gradTol(LN_TOL);
     const bwd = Math.max(expectClose(got.dx, ref.dx, gtol, 'layerNorm dx'), expectClose(got.dw!, ref.dw, gtol, 'layerNorm dweight'),
       expectClose(got.db!, ref.db, gtol, 'layerNorm dbias'));
     recordError(`layerNorm ${rows}x${cols} (analytic)`, fwd, bwd);
@@ -202,8 +209,8 @@ describeEachLevel('layerNorm', () => {
 
   // Values 1000 ± 1: E[x^2] - E[x]^2 in float32 would lose every digit of the variance (1e6 vs 1).
   // The float32 mean itself is only known to half an ulp of 1000 (3e-5), which bounds the accuracy
-  // of x - mean, hence the looser atol.
-  const OFFSET_TOL = { atol: 1e-4, rtol: 1e-4, gradAtol: 2e-4, gradRtol: 1e-3 };
+  // of x - mean, hence the looser atol (the table's 'offset' row).
+  const OFFSET_TOL: CloseOptions = { dtype: 'float32', kind: 'offset' };
   test.each([[3, 17], [2, 65]])('offset 1000 ± 1, %i rows x %i, with gradients', (rows, cols) => {
     checkOp('layerNorm offset 1000', lnOp(true, true, EPS), refLayerNorm(rows, cols, EPS, true, true),
       lnInputs(rows, cols, true, true, 5 + cols, 1000), OFFSET_TOL);
@@ -215,7 +222,7 @@ describeEachLevel('layerNorm', () => {
     const got = runLayerNorm(x, null, null, dy, [rows, cols], EPS);
     expectClose(got.y, refLayerNorm(rows, cols, EPS, false, false)(x), OFFSET_TOL, 'layerNorm offset forward');
     const ref = refLayerNormBackward(x, null, dy, rows, cols, EPS);
-    expectClose(got.dx, ref.dx, { atol: OFFSET_TOL.gradAtol, rtol: OFFSET_TOL.gradRtol }, 'layerNorm offset dx');
+    expectClose(got.dx, ref.dx, gradTol(OFFSET_TOL), 'layerNorm offset dx');
     for (let r = 0; r < rows; r++) {
       const row = Array.from(got.y.subarray(r * cols, (r + 1) * cols));
       const m = row.reduce((s, v) => s + v, 0) / cols;
@@ -236,13 +243,13 @@ describeEachLevel('layerNorm', () => {
       layerNorm(xt, wt, bt, EPS).backward({ grad: fromValues(dy, [rows, cols]) });
       expect(xt.grad).toBeNull();
       expect(bt.grad).toBeNull();
-      expectClose(takeGrad(wt), ref.dw, { atol: 1e-5, rtol: 1e-4 }, 'dweight alone');
+      expectClose(takeGrad(wt), ref.dw, { dtype: 'float32' }, 'dweight alone');
       // Only x.
       const xg = fromValues(x, [rows, cols], true), wn = fromValues(w, [cols]), bn = fromValues(b, [cols]);
       layerNorm(xg, wn, bn, EPS).backward({ grad: fromValues(dy, [rows, cols]) });
       expect(wn.grad).toBeNull();
       expect(bn.grad).toBeNull();
-      expectClose(takeGrad(xg), ref.dx, { atol: 1e-5, rtol: 1e-4 }, 'dx alone');
+      expectClose(takeGrad(xg), ref.dx, { dtype: 'float32' }, 'dx alone');
     });
   });
 
@@ -278,46 +285,53 @@ describeEachLevel('layerNorm', () => {
 // memory, edge cases and bad arguments
 // ---------------------------------------------------------------------------------------------
 
-test('ops free their temporaries; no statistics are kept without autograd', () => {
-  const base = dv.memory().buffers;
-  dv.scope(() => {
-    // Non-contiguous inputs and gradient force the internal copies.
-    const x = fromValues(randomValues(17 * 6, 1), [17, 6], true);
-    const w = fromValues(randomValues(17, 2), [17], true), b = fromValues(randomValues(17, 3), [17], true);
-    const y = layerNorm(x.transpose(0, 1), w, b);
-    const s = softmax(y.transpose(0, 1), 1);
-    s.backward({ grad: fromValues(randomValues(17 * 6, 4), [17, 6]).transpose(0, 1).contiguous().transpose(0, 1) });
-    for (const t of [x, w, b]) takeGrad(t);
+describeEachBackend('norm memory and edge cases', ({ device }) => {
+  test('ops free their temporaries; no statistics are kept without autograd', () => {
+    const base = dv.memory(device).buffers;
+    dv.scope(() => {
+      // Non-contiguous inputs and gradient force the internal copies.
+      const x = fromValues(randomValues(17 * 6, 1), [17, 6], true);
+      const w = fromValues(randomValues(17, 2), [17], true), b = fromValues(randomValues(17, 3), [17], true);
+      const y = layerNorm(x.transpose(0, 1), w, b);
+      const s = softmax(y.transpose(0, 1), 1);
+      expect(s.device).toBe(device);
+      s.backward({ grad: fromValues(randomValues(17 * 6, 4), [17, 6]).transpose(0, 1).contiguous().transpose(0, 1) });
+      for (const t of [x, w, b]) {
+        expect(t.grad!.device).toBe(device);
+        takeGrad(t);
+      }
+    });
+    expect(dv.memory(device).buffers).toBe(base);
+    dv.scope(() => {
+      const x = fromValues(randomValues(4 * 8, 1), [4, 8], true);
+      const w = fromValues(randomValues(8, 2), [8], true);
+      const inside = dv.memory(device).buffers;
+      dv.noGrad(() => layerNorm(x, w, null));
+      expect(dv.memory(device).buffers).toBe(inside + 1); // the output only
+    });
+    expect(dv.memory(device).buffers).toBe(base);
   });
-  expect(dv.memory().buffers).toBe(base);
-  dv.scope(() => {
-    const x = fromValues(randomValues(4 * 8, 1), [4, 8], true);
-    const w = fromValues(randomValues(8, 2), [8], true);
-    const inside = dv.memory().buffers;
-    dv.noGrad(() => layerNorm(x, w, null));
-    expect(dv.memory().buffers).toBe(inside + 1); // the output only
-  });
-  expect(dv.memory().buffers).toBe(base);
-});
 
-test('empty and degenerate shapes', () => {
-  dv.scope(() => {
-    expect(Array.from(softmax(dv.tensor(3.5)).data())).toEqual([1]);
-    expect(softmax(dv.zeros([0, 4])).shape).toEqual([0, 4]);
-    expect(softmax(dv.zeros([3, 0]), 1).shape).toEqual([3, 0]);
-    expect(layerNorm(dv.zeros([0, 8]), dv.ones([8]), dv.zeros([8])).shape).toEqual([0, 8]);
-    expect(layerNorm(dv.zeros([2, 0])).shape).toEqual([2, 0]);
-    // One column: x - mean = 0, so the output is the bias and dx is 0.
-    const x = fromValues([3, -2], [2, 1], true), b = fromValues([0.25], [1], true);
-    const y = layerNorm(x, null, b);
-    expect(Array.from(y.data())).toEqual([0.25, 0.25]);
-    y.backward({ grad: fromValues([1, 2], [2, 1]) });
-    expect(Array.from(takeGrad(x))).toEqual([0, 0]);
-    expect(Array.from(takeGrad(b))).toEqual([3]);
-    // Gradients of an empty batch are zeros of the parameter's shape.
-    const w0 = fromValues([1, 2, 3], [3], true);
-    layerNorm(dv.zeros([0, 3]), w0, null).backward({ grad: dv.zeros([0, 3]) });
-    expect(Array.from(takeGrad(w0))).toEqual([0, 0, 0]);
+  test('empty and degenerate shapes', () => {
+    dv.scope(() => {
+      const on = { device };
+      expect(Array.from(softmax(dv.tensor(3.5, undefined, on)).data())).toEqual([1]);
+      expect(softmax(dv.zeros([0, 4], on)).shape).toEqual([0, 4]);
+      expect(softmax(dv.zeros([3, 0], on), 1).shape).toEqual([3, 0]);
+      expect(layerNorm(dv.zeros([0, 8], on), dv.ones([8], on), dv.zeros([8], on)).shape).toEqual([0, 8]);
+      expect(layerNorm(dv.zeros([2, 0], on)).shape).toEqual([2, 0]);
+      // One column: x - mean = 0, so the output is the bias and dx is 0.
+      const x = fromValues([3, -2], [2, 1], true), b = fromValues([0.25], [1], true);
+      const y = layerNorm(x, null, b);
+      expect(Array.from(y.data())).toEqual([0.25, 0.25]);
+      y.backward({ grad: fromValues([1, 2], [2, 1]) });
+      expect(Array.from(takeGrad(x))).toEqual([0, 0]);
+      expect(Array.from(takeGrad(b))).toEqual([3]);
+      // Gradients of an empty batch are zeros of the parameter's shape.
+      const w0 = fromValues([1, 2, 3], [3], true);
+      layerNorm(dv.zeros([0, 3], on), w0, null).backward({ grad: dv.zeros([0, 3], on) });
+      expect(Array.from(takeGrad(w0))).toEqual([0, 0, 0]);
+    });
   });
 });
 
@@ -342,7 +356,7 @@ test('ops reject bad arguments with clear errors', () => {
 });
 
 test('native entry points validate every argument', () => {
-  const bufs: ReturnType<typeof buf>[] = [];
+  const bufs: NativeBuffer[] = [];
   const buf = (n: number, dtype: 'float32' | 'int32' = 'float32') => {
     const b = new native.NativeBuffer('cpu', dtype, n);
     bufs.push(b);
@@ -350,44 +364,51 @@ test('native entry points validate every argument', () => {
   };
   try {
     const x = buf(12), y = buf(12), w = buf(6), short = buf(5), stats = buf(2), ints = buf(12, 'int32');
-    const ln = (...over: [number, unknown][]) => {
-      const args: unknown[] = [x, 0, w, 0, null, 0, y, 0, stats, 0, stats, 0, 2, 6, 1e-6];
-      for (const [i, v] of over) args[i] = v;
-      return () => (native.layerNorm as (...a: unknown[]) => void)(...args);
+    // Every kernel takes one object of named arguments (native/addon/kernels.def); `over` replaces some,
+    // `drop` leaves some out.
+    const ln = (over: Record<string, unknown> = {}, drop: string[] = []) => {
+      const args: Record<string, unknown> = { x, xOffset: 0, weight: w, weightOffset: 0, bias: null, biasOffset: 0, y,
+        yOffset: 0, mean: stats, meanOffset: 0, rstd: stats, rstdOffset: 0, rows: 2, cols: 6, eps: 1e-6, ...over };
+      for (const key of drop) delete args[key];
+      return () => (native.layerNorm as (a: unknown) => void)(args);
     };
     expect(ln()).not.toThrow();
-    expect(ln([12, 3])).toThrow("diffvit.layerNorm: argument 'x' expected at least 18 float32 elements");
-    expect(ln([1, 1])).toThrow("diffvit.layerNorm: argument 'x' expected at least 13 float32 elements (offset 1 + 12)");
-    expect(ln([2, short])).toThrow("diffvit.layerNorm: argument 'weight' expected at least 6 float32 elements");
-    expect(ln([4, short])).toThrow("diffvit.layerNorm: argument 'bias' expected at least 6");
-    expect(ln([8, short], [9, 4])).toThrow("diffvit.layerNorm: argument 'mean' expected at least 6");
-    expect(ln([10, buf(1)])).toThrow("diffvit.layerNorm: argument 'rstd' expected at least 2");
-    expect(ln([6, short])).toThrow("diffvit.layerNorm: argument 'y' expected at least 12");
-    expect(ln([0, ints])).toThrow("diffvit.layerNorm: argument 'x' expected dtype float32, received int32");
-    expect(ln([2, 'w'])).toThrow("diffvit.layerNorm: argument 'weight' expected a float32 NativeBuffer, received a string");
-    expect(ln([12, -1])).toThrow("diffvit.layerNorm: argument 'rows' expected an integer in [0,");
-    expect(ln([13, 2.5])).toThrow("diffvit.layerNorm: argument 'cols' expected an integer, received 2.5");
-    expect(ln([3, -1])).toThrow("diffvit.layerNorm: argument 'weightOffset' expected an integer in [0,");
+    expect(ln({ rows: 3 })).toThrow("diffvit.layerNorm: argument 'x' expected at least 18 float32 elements");
+    expect(ln({ xOffset: 1 })).toThrow("diffvit.layerNorm: argument 'x' expected at least 13 float32 elements (offset 1 + 12)");
+    expect(ln({ weight: short })).toThrow("diffvit.layerNorm: argument 'weight' expected at least 6 float32 elements");
+    expect(ln({ bias: short })).toThrow("diffvit.layerNorm: argument 'bias' expected at least 6");
+    expect(ln({ mean: short, meanOffset: 4 })).toThrow("diffvit.layerNorm: argument 'mean' expected at least 6");
+    expect(ln({ rstd: buf(1) })).toThrow("diffvit.layerNorm: argument 'rstd' expected at least 2");
+    expect(ln({ y: short })).toThrow("diffvit.layerNorm: argument 'y' expected at least 12");
+    expect(ln({ x: ints })).toThrow("diffvit.layerNorm: argument 'x' expected dtype float32, received int32");
+    expect(ln({ weight: 'w' })).toThrow("diffvit.layerNorm: argument 'weight' expected a float32 NativeBuffer, received a string");
+    expect(ln({ rows: -1 })).toThrow("diffvit.layerNorm: argument 'rows' expected an integer in [0,");
+    expect(ln({ cols: 2.5 })).toThrow("diffvit.layerNorm: argument 'cols' expected an integer, received 2.5");
+    expect(ln({ weightOffset: -1 })).toThrow("diffvit.layerNorm: argument 'weightOffset' expected an integer in [0,");
     for (const eps of [0, -1, NaN, Infinity, 1e-50, 1e40]) {
-      expect(ln([14, eps])).toThrow("diffvit.layerNorm: argument 'eps' expected a finite number");
+      expect(ln({ eps })).toThrow("diffvit.layerNorm: argument 'eps' expected a finite number");
     }
-    expect(() => (native.layerNorm as (...a: unknown[]) => void)(x, 0)).toThrow('diffvit.layerNorm: argument \'(arguments)\' expected 15 arguments');
+    expect(ln({}, ['xOffset'])).toThrow("diffvit.layerNorm: argument 'xOffset' expected a value (the argument is missing)");
+    expect(ln({ extra: 1 })).toThrow("diffvit.layerNorm: argument 'extra' expected no such argument");
+    expect(() => (native.layerNorm as (...a: unknown[]) => void)(x, 0))
+      .toThrow("diffvit.layerNorm: argument '(arguments)' expected one object { x, xOffset, weight, weightOffset, bias, biasOffset, y, yOffset, mean, meanOffset, rstd, rstdOffset, rows, cols, eps }, received 2 arguments");
 
-    const lnb = (...over: [number, unknown][]) => {
-      const args: unknown[] = [x, 0, w, 0, stats, 0, stats, 0, y, 0, buf(12), 0, buf(6), 0, buf(6), 0, 2, 6];
-      for (const [i, v] of over) args[i] = v;
-      return () => (native.layerNormBackward as (...a: unknown[]) => void)(...args);
+    const lnb = (over: Record<string, unknown> = {}) => {
+      const args = { x, xOffset: 0, weight: w, weightOffset: 0, mean: stats, meanOffset: 0, rstd: stats, rstdOffset: 0,
+        dy: y, dyOffset: 0, dx: buf(12), dxOffset: 0, dweight: buf(6), dweightOffset: 0, dbias: buf(6), dbiasOffset: 0,
+        rows: 2, cols: 6, ...over };
+      return () => (native.layerNormBackward as (a: unknown) => void)(args);
     };
     expect(lnb()).not.toThrow();
-    expect(lnb([10, null], [12, null], [14, null])).not.toThrow();
-    expect(lnb([4, buf(1)])).toThrow("diffvit.layerNormBackward: argument 'mean' expected at least 2");
-    expect(lnb([7, 1])).toThrow("diffvit.layerNormBackward: argument 'rstd' expected at least 3");
-    expect(lnb([8, short])).toThrow("diffvit.layerNormBackward: argument 'dy' expected at least 12");
-    expect(lnb([10, short])).toThrow("diffvit.layerNormBackward: argument 'dx' expected at least 12");
-    expect(lnb([12, short])).toThrow("diffvit.layerNormBackward: argument 'dweight' expected at least 6");
-    expect(lnb([15, 1])).toThrow("diffvit.layerNormBackward: argument 'dbias' expected at least 7");
-    expect(lnb([2, short])).toThrow("diffvit.layerNormBackward: argument 'weight' expected at least 6");
-    expect(lnb([4, null])).toThrow("diffvit.layerNormBackward: argument 'mean' expected a float32 NativeBuffer, received null");
+    expect(lnb({ dx: null, dweight: null, dbias: null })).not.toThrow();
+    expect(lnb({ mean: buf(1) })).toThrow("diffvit.layerNormBackward: argument 'mean' expected at least 2");
+    expect(lnb({ rstdOffset: 1 })).toThrow("diffvit.layerNormBackward: argument 'rstd' expected at least 3");
+    expect(lnb({ dy: short })).toThrow("diffvit.layerNormBackward: argument 'dy' expected at least 12");
+    expect(lnb({ dx: short })).toThrow("diffvit.layerNormBackward: argument 'dx' expected at least 12");
+    expect(lnb({ dweight: short })).toThrow("diffvit.layerNormBackward: argument 'dweight' expected at least 6");
+    expect(lnb({ dbiasOffset: 1 })).toThrow("diffvit.layerNormBackward: argument 'dbias' expected at least 7");
+    expect(lnb({ weight: short })).toThrow("diffvit.layerNormBackward: argument 'weight' expected at least 6");
+    expect(lnb({ mean: null })).toThrow("diffvit.layerNormBackward: argument 'mean' expected a float32 NativeBuffer, received null");
 
     expect(() => native.softmax({ x, xOffset: 0, y, yOffset: 0, outer: 2, n: 3, inner: 2 })).not.toThrow();
     expect(() => native.softmax({ x, xOffset: 0, y: short, yOffset: 0, outer: 2, n: 3, inner: 2 })).toThrow("diffvit.softmax: argument 'y' expected at least 12");

@@ -12,7 +12,7 @@ import type { AttentionStrides } from '../backend/kernels/attention.js';
 import { runKernel } from '../backend/dispatch.js';
 import { needsGrad, record } from '../tensor/autograd.js';
 import { Storage } from '../tensor/storage.js';
-import { copyInto, formatShape, Tensor } from '../tensor/tensor.js';
+import { formatShape, Tensor } from '../tensor/tensor.js';
 import { argError, checkNumber, checkRank, checkTensor, dense, describe, release } from './util.js';
 
 /** The largest head dim the kernels take (native/cpu/attention.h). */
@@ -23,18 +23,16 @@ export interface AttentionOptions {
   scale?: number;
 }
 
-/** x itself when its head dim has stride 1 (what the kernels read), else a contiguous copy. */
+/**
+ * x itself when its head dim has stride 1 (what the kernels read; the other dims may have any
+ * strides), else a contiguous copy (dense) that the caller releases.
+ */
 function unitHeadDim(x: Tensor): Tensor {
-  if (x.shape[3] === 1 || x.strides[3] === 1) return x;
-  const c = Tensor.empty(x.shape);
-  copyInto(x, c);
-  return c;
+  return x.shape[3] === 1 || x.strides[3] === 1 ? x : dense(x);
 }
 
 function disposeCopies(copies: Tensor[], originals: Tensor[]): void {
-  copies.forEach((c, i) => {
-    if (c !== originals[i]) c.dispose();
-  });
+  copies.forEach((c, i) => release(c, originals[i]));
 }
 
 const strides3 = (t: Tensor): AttentionStrides => [t.strides[0], t.strides[1], t.strides[2]];
@@ -172,7 +170,7 @@ export function selfAttention(qkv: Tensor, heads: number, options: AttentionOpti
 
   return record(op, out, [qkv], (dy) => {
     const g = dense(dy), x = dense(qkv);
-    const dqkv = Tensor.empty([B, N, width]);
+    const dqkv = Tensor.empty([B, N, width], 'float32', qkv.device);
     try {
       runKernel('attentionBackward', {
         q: x.buffer, qOffset: x.offset, qStrides: packed, k: x.buffer, kOffset: x.offset + HD, kStrides: packed,

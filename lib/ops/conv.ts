@@ -6,10 +6,10 @@
  *   const y = conv2d(z, w3, b3, { padding: 1 });               // 3×3 "same" conv
  */
 import { runKernel } from '../backend/dispatch.js';
-import { matmulPrecision } from '../tensor/autocast.js';
+import { type MatmulPrecision, matmulPrecision } from '../tensor/autocast.js';
 import { record } from '../tensor/autograd.js';
-import { copyInto, formatShape, Tensor } from '../tensor/tensor.js';
-import { argError, checkRank, checkTensor, describe } from './util.js';
+import { formatShape, Tensor } from '../tensor/tensor.js';
+import { argError, checkRank, checkTensor, dense, describe, release } from './util.js';
 
 export interface Conv2dOptions {
   /** Step between kernel positions, one number for both axes or [h, w]; default 1. */
@@ -35,6 +35,10 @@ interface Geometry {
   group: number; // images per im2col workspace
   // 1×1 kernel, stride 1, no padding: cols[n] is x[n] itself, so im2col/col2im are skipped.
   pointwise: boolean;
+  /** x's device: the output, the gradients and every workspace are allocated there. */
+  device: string;
+  /** The GEMM precision active at the forward (autocast), used by the backward's GEMMs too. */
+  precision: MatmulPrecision;
 }
 
 function pair(arg: string, v: unknown, min: number): [number, number] {
@@ -66,15 +70,8 @@ function geometry(x: Tensor, weight: Tensor, options: Conv2dOptions): Geometry {
   const k = cin * kh * kw, l = oh * ow;
   const group = Math.max(1, Math.min(n, Math.floor(WORKSPACE_FLOATS / Math.max(k * l, cout * k, 1))));
   const pointwise = kh === 1 && kw === 1 && sh === 1 && sw === 1 && ph === 0 && pw === 0;
-  return { n, cin, h, w, cout, kh, kw, sh, sw, ph, pw, oh, ow, k, l, group, pointwise };
-}
-
-/** t itself when contiguous, else a contiguous copy (no autograd) that the caller disposes. */
-function dense(t: Tensor): Tensor {
-  if (t.isContiguous()) return t;
-  const c = Tensor.empty(t.shape, t.dtype);
-  copyInto(t, c);
-  return c;
+  return { n, cin, h, w, cout, kh, kw, sh, sw, ph, pw, oh, ow, k, l, group, pointwise, device: x.device,
+    precision: matmulPrecision() };
 }
 
 function im2col(g: Geometry, x: Tensor, n0: number, count: number, cols: Tensor): void {
@@ -87,7 +84,7 @@ function im2col(g: Geometry, x: Tensor, n0: number, count: number, cols: Tensor)
 
 /** y (N, Cout, OH, OW) for dense x and weight; bias may be any layout. */
 function conv2dForward(g: Geometry, x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
-  const out = Tensor.empty([g.n, g.cout, g.oh, g.ow]);
+  const out = Tensor.empty([g.n, g.cout, g.oh, g.ow], 'float32', g.device);
   if (out.size === 0) return out;
   // Bias first, broadcast over (N, ·, OH·OW); the GEMM then accumulates onto it (beta = 1).
   if (bias) {
@@ -96,7 +93,7 @@ function conv2dForward(g: Geometry, x: Tensor, weight: Tensor, bias: Tensor | nu
       dstStrides: [g.cout * g.l, g.l, 1], shape: [g.n, g.cout, g.l]
     });
   }
-  const cols = g.pointwise ? null : Tensor.empty([g.group, g.k, g.l]);
+  const cols = g.pointwise ? null : Tensor.empty([g.group, g.k, g.l], 'float32', g.device);
   for (let n0 = 0; n0 < g.n; n0 += g.group) {
     const count = Math.min(g.group, g.n - n0);
     if (cols) im2col(g, x, n0, count, cols);
@@ -106,7 +103,7 @@ function conv2dForward(g: Geometry, x: Tensor, weight: Tensor, bias: Tensor | nu
       a: weight.buffer, aOffset: weight.offset, b: B.buffer, bOffset, c: out.buffer, cOffset: n0 * g.cout * g.l,
       batch: count, m: g.cout, n: g.l, k: g.k, transA: false, transB: false, alpha: 1, beta: bias ? 1 : 0,
       strideA: 0, strideB: g.k * g.l, strideC: g.cout * g.l, lda: g.k, ldb: g.l, ldc: g.l,
-      precision: matmulPrecision()
+      precision: g.precision
     });
   }
   cols?.dispose();
@@ -115,11 +112,11 @@ function conv2dForward(g: Geometry, x: Tensor, weight: Tensor, bias: Tensor | nu
 
 /** d(loss)/d(bias) (Cout) from dense dy (N, Cout, OH, OW): sum over images and pixels. */
 function biasGrad(g: Geometry, dy: Tensor): Tensor {
-  const perImage = Tensor.empty([g.n, g.cout]);
+  const perImage = Tensor.empty([g.n, g.cout], 'float32', g.device);
   runKernel('reduceSum', {
     x: dy.buffer, xOffset: dy.offset, out: perImage.buffer, outOffset: 0, outer: g.n * g.cout, r: g.l, inner: 1
   });
-  const db = Tensor.empty([g.cout]);
+  const db = Tensor.empty([g.cout], 'float32', g.device);
   runKernel('reduceSum', {
     x: perImage.buffer, xOffset: 0, out: db.buffer, outOffset: 0, outer: 1, r: g.n, inner: g.cout
   });
@@ -133,14 +130,14 @@ function biasGrad(g: Geometry, dy: Tensor): Tensor {
  * accumulate in order: deterministic without a GEMM whose output is shared across the batch.
  */
 function weightGrad(g: Geometry, x: Tensor, dy: Tensor): Tensor {
-  const dw = Tensor.empty([g.cout, g.cin, g.kh, g.kw]);
+  const dw = Tensor.empty([g.cout, g.cin, g.kh, g.kw], 'float32', g.device);
   if (g.n === 0) {
     runKernel('fill', { out: dw.buffer, offset: 0, n: dw.size, value: 0 });
     return dw;
   }
-  const cols = g.pointwise ? null : Tensor.empty([g.group, g.k, g.l]);
-  const perImage = Tensor.empty([g.group, g.cout, g.k]);
-  const groupSum = g.n > g.group ? Tensor.empty([g.cout, g.k]) : null;
+  const cols = g.pointwise ? null : Tensor.empty([g.group, g.k, g.l], 'float32', g.device);
+  const perImage = Tensor.empty([g.group, g.cout, g.k], 'float32', g.device);
+  const groupSum = g.n > g.group ? Tensor.empty([g.cout, g.k], 'float32', g.device) : null;
   for (let n0 = 0; n0 < g.n; n0 += g.group) {
     const count = Math.min(g.group, g.n - n0);
     if (cols) im2col(g, x, n0, count, cols);
@@ -149,7 +146,7 @@ function weightGrad(g: Geometry, x: Tensor, dy: Tensor): Tensor {
     runKernel('gemm', {
       a: dy.buffer, aOffset: dy.offset + n0 * g.cout * g.l, b: B.buffer, bOffset, c: perImage.buffer, cOffset: 0,
       batch: count, m: g.cout, n: g.k, k: g.l, transA: false, transB: true, alpha: 1, beta: 0, strideA: g.cout * g.l,
-      strideB: g.k * g.l, strideC: g.cout * g.k, lda: g.l, ldb: g.l, ldc: g.k, precision: matmulPrecision()
+      strideB: g.k * g.l, strideC: g.cout * g.k, lda: g.l, ldb: g.l, ldc: g.k, precision: g.precision
     });
     if (n0 === 0) {
       runKernel('reduceSum', {
@@ -172,8 +169,8 @@ function weightGrad(g: Geometry, x: Tensor, dy: Tensor): Tensor {
 
 /** d(loss)/d(x) (N, Cin, H, W): dcols[n] (K × L) = Wᵀ (K × Cout) · dy[n], folded back by col2im. */
 function inputGrad(g: Geometry, weight: Tensor, dy: Tensor): Tensor {
-  const dx = Tensor.empty([g.n, g.cin, g.h, g.w]);
-  const dcols = g.pointwise ? null : Tensor.empty([g.group, g.k, g.l]);
+  const dx = Tensor.empty([g.n, g.cin, g.h, g.w], 'float32', g.device);
+  const dcols = g.pointwise ? null : Tensor.empty([g.group, g.k, g.l], 'float32', g.device);
   for (let n0 = 0; n0 < g.n; n0 += g.group) {
     const count = Math.min(g.group, g.n - n0);
     // Pointwise: dcols[n] is dx[n], so the GEMM writes the gradient in place.
@@ -182,7 +179,7 @@ function inputGrad(g: Geometry, weight: Tensor, dy: Tensor): Tensor {
     runKernel('gemm', {
       a: weight.buffer, aOffset: weight.offset, b: dy.buffer, bOffset: dy.offset + n0 * g.cout * g.l, c: C.buffer,
       cOffset, batch: count, m: g.k, n: g.l, k: g.cout, transA: true, transB: false, alpha: 1, beta: 0, strideA: 0,
-      strideB: g.cout * g.l, strideC: g.k * g.l, lda: g.k, ldb: g.l, ldc: g.l, precision: matmulPrecision()
+      strideB: g.cout * g.l, strideC: g.k * g.l, lda: g.k, ldb: g.l, ldc: g.l, precision: g.precision
     });
     if (dcols) {
       runKernel('col2im', {
@@ -215,8 +212,8 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   const g = geometry(x, weight, options);
   const X = dense(x), W = dense(weight);
   const out = conv2dForward(g, X, W, bias);
-  if (X !== x) X.dispose();
-  if (W !== weight) W.dispose();
+  release(X, x);
+  release(W, weight);
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record('conv2d', out, inputs, (dy) => {
     const G = dense(dy);
@@ -224,15 +221,15 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
     if (x.requiresGrad) {
       const Wb = dense(weight);
       grads[0] = inputGrad(g, Wb, G);
-      if (Wb !== weight) Wb.dispose();
+      release(Wb, weight);
     }
     if (weight.requiresGrad) {
       const Xb = dense(x);
       grads[1] = weightGrad(g, Xb, G);
-      if (Xb !== x) Xb.dispose();
+      release(Xb, x);
     }
     if (bias?.requiresGrad) grads[2] = biasGrad(g, G);
-    if (G !== dy) G.dispose();
+    release(G, dy);
     return bias ? grads : grads.slice(0, 2);
   });
 }

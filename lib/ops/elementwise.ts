@@ -8,9 +8,8 @@ import type { BinaryOpName, UnaryOpName } from '../backend/kernels/core.js';
 import { runKernel } from '../backend/dispatch.js';
 import { record } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
-import { sumToShape } from './reduce.js';
-import { contiguous } from './shape.js';
-import { broadcastShapes, broadcastStrides, checkNumber, checkTensor } from './util.js';
+import { sumToShape } from './sum_to_shape.js';
+import { broadcastShapes, broadcastStrides, checkNumber, checkTensor, dense, release } from './util.js';
 
 function binaryKernel(op: BinaryOpName, a: Tensor, b: Tensor): Tensor {
   const shape = broadcastShapes(op, a.shape, b.shape);
@@ -21,21 +20,21 @@ function binaryKernel(op: BinaryOpName, a: Tensor, b: Tensor): Tensor {
 }
 
 function unaryKernel(op: UnaryOpName, x: Tensor, alpha = 0, beta = 0): Tensor {
-  const src = contiguous(x);
+  const src = dense(x);
   const out = Tensor.empty(x.shape, 'float32', x.device);
   runKernel('unary', { op, x: src.buffer, xOffset: src.offset, out: out.buffer, outOffset: 0, n: x.size, alpha, beta });
-  if (src !== x) src.dispose();
+  release(src, x);
   return out;
 }
 
 /** dx = dy * f'(x) through the native gradient kernel. */
 function unaryGradKernel(op: UnaryOpName, x: Tensor, dy: Tensor, alpha = 0, beta = 0): Tensor {
-  const xs = contiguous(x), gs = contiguous(dy);
+  const xs = dense(x), gs = dense(dy);
   const dx = Tensor.empty(x.shape, 'float32', x.device);
   runKernel('unaryGrad', { op, x: xs.buffer, xOffset: xs.offset, dy: gs.buffer, dyOffset: gs.offset, dx: dx.buffer,
     dxOffset: 0, n: x.size, alpha, beta });
-  if (xs !== x) xs.dispose();
-  if (gs !== dy) gs.dispose();
+  release(xs, x);
+  release(gs, dy);
   return dx;
 }
 

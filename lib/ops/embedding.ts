@@ -6,19 +6,11 @@
  */
 import { runKernel } from '../backend/dispatch.js';
 import { record } from '../tensor/autograd.js';
-import { copyInto, formatShape, Tensor } from '../tensor/tensor.js';
-import { argError, checkRank, checkTensor } from './util.js';
+import { formatShape, Tensor } from '../tensor/tensor.js';
+import { argError, checkRank, checkTensor, dense, release } from './util.js';
 
 /** The native kernels take at most this many index dims (as the strided copies do). */
 const MAX_INDEX_RANK = 8;
-
-/** t itself when contiguous, else a contiguous copy (no autograd) that the caller disposes. */
-function dense(t: Tensor): Tensor {
-  if (t.isContiguous()) return t;
-  const c = Tensor.empty(t.shape, t.dtype);
-  copyInto(t, c);
-  return c;
-}
 
 /**
  * table (rows, dim) float32 gathered at indices (any shape, int32): (...indices.shape, dim).
@@ -34,7 +26,7 @@ export function embedding(table: Tensor, indices: Tensor): Tensor {
   }
   const [rows, dim] = table.shape;
   const T = dense(table), I = dense(indices);
-  const out = Tensor.empty([...indices.shape, dim]);
+  const out = Tensor.empty([...indices.shape, dim], 'float32', table.device);
   try {
     runKernel('embedding', {
       table: T.buffer, tableOffset: T.offset, rows, dim, indices: I.buffer, indicesOffset: I.offset,
@@ -44,18 +36,18 @@ export function embedding(table: Tensor, indices: Tensor): Tensor {
     out.dispose();
     throw err;
   } finally {
-    if (T !== table) T.dispose();
-    if (I !== indices) I.dispose();
+    release(T, table);
+    release(I, indices);
   }
   return record('embedding', out, [table], (dy) => {
     const G = dense(dy), Ib = dense(indices);
-    const dtable = Tensor.empty([rows, dim]);
+    const dtable = Tensor.empty([rows, dim], 'float32', table.device);
     runKernel('embeddingBackward', {
       dy: G.buffer, dyOffset: G.offset, indices: Ib.buffer, indicesOffset: Ib.offset,
       indicesShape: [...indices.shape], dtable: dtable.buffer, dtableOffset: 0, rows, dim
     });
-    if (G !== dy) G.dispose();
-    if (Ib !== indices) Ib.dispose();
+    release(G, dy);
+    release(Ib, indices);
     return [dtable];
   });
 }

@@ -68,10 +68,10 @@ export function layerNormModulate(x: Tensor, shift: Tensor, scale: Tensor, eps =
   checkPerItem(op, 'scale', scale, x);
   checkEps(op, eps);
   const X = dense(x), Sh = perItemRows(shift), Sc = perItemRows(scale);
-  const out = Tensor.empty(x.shape);
+  const out = Tensor.empty(x.shape, 'float32', x.device);
   // Per-row statistics for the backward, (2, B*N): mean in row 0, 1/sqrt(var + eps) in row 1.
   const rows = B * N;
-  const stats = needsGrad(x, shift, scale) ? Tensor.empty([2, rows]) : null;
+  const stats = needsGrad(x, shift, scale) ? Tensor.empty([2, rows], 'float32', x.device) : null;
   runKernel('layerNormModulate', {
     x: X.buffer, xOffset: X.offset, shift: Sh.t.buffer, shiftOffset: Sh.t.offset, shiftStride: Sh.stride,
     scale: Sc.t.buffer, scaleOffset: Sc.t.offset, scaleStride: Sc.stride, y: out.buffer, yOffset: 0,
@@ -84,9 +84,9 @@ export function layerNormModulate(x: Tensor, shift: Tensor, scale: Tensor, eps =
   if (!stats) return out;
   return record(op, out, [x, shift, scale], (dy) => {
     const G = dense(dy), Xb = dense(x), Sb = perItemRows(scale);
-    const dx = x.requiresGrad ? Tensor.empty(x.shape) : null;
-    const dshift = shift.requiresGrad ? Tensor.empty(shift.shape) : null;
-    const dscale = scale.requiresGrad ? Tensor.empty(scale.shape) : null;
+    const dx = x.requiresGrad ? Tensor.empty(x.shape, 'float32', x.device) : null;
+    const dshift = shift.requiresGrad ? Tensor.empty(shift.shape, 'float32', x.device) : null;
+    const dscale = scale.requiresGrad ? Tensor.empty(scale.shape, 'float32', x.device) : null;
     runKernel('layerNormModulateBackward', {
       x: Xb.buffer, xOffset: Xb.offset, scale: Sb.t.buffer, scaleOffset: Sb.t.offset, scaleStride: Sb.stride,
       mean: stats.buffer, meanOffset: 0, rstd: stats.buffer, rstdOffset: rows, dy: G.buffer, dyOffset: G.offset,
@@ -116,7 +116,7 @@ export function addGated(x: Tensor, gate: Tensor, y: Tensor): Tensor {
     throw argError(op, 'y', `shape ${formatShape(x.shape)} (the shape of x)`, `shape ${formatShape(y.shape)}`);
   }
   const X = dense(x), Y = dense(y), Gt = perItemRows(gate);
-  const out = Tensor.empty(x.shape);
+  const out = Tensor.empty(x.shape, 'float32', x.device);
   runKernel('addGated', {
     x: X.buffer, xOffset: X.offset, gate: Gt.t.buffer, gateOffset: Gt.t.offset, gateStride: Gt.stride, y: Y.buffer,
     yOffset: Y.offset, out: out.buffer, outOffset: 0, batch: B, tokens: N, cols: D
@@ -125,8 +125,8 @@ export function addGated(x: Tensor, gate: Tensor, y: Tensor): Tensor {
   release(Y, y);
   release(Gt.t, gate);
   return record(op, out, [x, gate, y], (dout) => {
-    const dgate = gate.requiresGrad ? Tensor.empty(gate.shape) : null;
-    const dy = y.requiresGrad ? Tensor.empty(y.shape) : null;
+    const dgate = gate.requiresGrad ? Tensor.empty(gate.shape, 'float32', x.device) : null;
+    const dy = y.requiresGrad ? Tensor.empty(y.shape, 'float32', x.device) : null;
     if (dgate || dy) {
       const G = dense(dout), Yb = dense(y), Gb = perItemRows(gate);
       runKernel('addGatedBackward', {

@@ -5,11 +5,11 @@
  */
 import type { EpilogueAct } from '../backend/kernels/fused.js';
 import { runKernel } from '../backend/dispatch.js';
-import { matmulPrecision } from '../tensor/autocast.js';
+import { type MatmulPrecision, matmulPrecision } from '../tensor/autocast.js';
 import { needsGrad, record } from '../tensor/autograd.js';
 import { copyInto, formatShape, shapeSize, Tensor } from '../tensor/tensor.js';
-import { sumToShape } from './reduce.js';
-import { argError, broadcastShapes, checkRank, checkTensor } from './util.js';
+import { sumToShape } from './sum_to_shape.js';
+import { argError, broadcastShapes, checkRank, checkTensor, dense, release } from './util.js';
 
 interface Operand {
   t: Tensor; // the tensor whose memory is read (x itself or a contiguous copy)
@@ -36,7 +36,11 @@ function collapseBatch(shape: readonly number[], strides: readonly number[]): nu
   return stride ?? 0;
 }
 
-/** Describes x (viewed as batch x rows x cols after broadcasting) for the GEMM, copying only if needed. */
+/**
+ * Describes x (viewed as batch x rows x cols after broadcasting) for the GEMM, copying only if needed.
+ * Not dense(): a row- or column-major view is read in place (trans) and broadcast batch dims with
+ * stride 0; the copy, when one is needed, is broadcast to the full batch shape.
+ */
 function operand(x: Tensor, batchShape: readonly number[]): Operand {
   const rows = x.shape[x.rank - 2], cols = x.shape[x.rank - 1];
   const lead = batchShape.length - (x.rank - 2);
@@ -47,7 +51,7 @@ function operand(x: Tensor, batchShape: readonly number[]): Operand {
     if (cs === 1 || cols === 1) return { t: x, owned: false, trans: false, ld: rows === 1 ? Math.max(cols, 1) : Math.max(rs, cols), batchStride };
     if (rs === 1 || rows === 1) return { t: x, owned: false, trans: true, ld: cols === 1 ? Math.max(rows, 1) : Math.max(cs, rows), batchStride };
   }
-  const full = Tensor.empty([...batchShape, rows, cols]);
+  const full = Tensor.empty([...batchShape, rows, cols], 'float32', x.device);
   const lead2 = full.rank - x.rank;
   const view = x.view(full.shape, full.shape.map((s, i) => (i < lead2 || (x.shape[i - lead2] === 1 && s !== 1) ? 0 : x.strides[i - lead2])), x.offset);
   copyInto(view, full);
@@ -55,11 +59,11 @@ function operand(x: Tensor, batchShape: readonly number[]): Operand {
   return { t: full, owned: true, trans: false, ld: cols, batchStride: rows * cols };
 }
 
-/** out = op(a) @ op(b) on raw tensors (no autograd), a: (..., m, k), b: (..., k, n). */
-function matmulKernel(a: Tensor, b: Tensor): Tensor {
+/** out = op(a) @ op(b) on raw tensors (no autograd), a: (..., m, k), b: (..., k, n), on a's device. */
+function matmulKernel(a: Tensor, b: Tensor, precision: MatmulPrecision): Tensor {
   const batchShape = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
   const m = a.shape[a.rank - 2], k = a.shape[a.rank - 1], n = b.shape[b.rank - 1];
-  const out = Tensor.empty([...batchShape, m, n]);
+  const out = Tensor.empty([...batchShape, m, n], 'float32', a.device);
   const batch = batchShape.reduce((p, s) => p * s, 1);
   const A = operand(a, batchShape), B = operand(b, batchShape);
   if (k === 0) {
@@ -68,7 +72,7 @@ function matmulKernel(a: Tensor, b: Tensor): Tensor {
     runKernel('gemm', {
       a: A.t.buffer, aOffset: A.t.offset, b: B.t.buffer, bOffset: B.t.offset, c: out.buffer, cOffset: 0, batch, m, n,
       k, transA: A.trans, transB: B.trans, alpha: 1, beta: 0, strideA: A.batchStride, strideB: B.batchStride,
-      strideC: m * n, lda: A.ld, ldb: B.ld, ldc: n, precision: matmulPrecision()
+      strideC: m * n, lda: A.ld, ldb: B.ld, ldc: n, precision
     });
   }
   if (A.owned) A.t.dispose();
@@ -97,33 +101,27 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   if (b.shape[b.rank - 2] !== k) {
     throw argError('matmul', 'b', `${k} rows to match a's ${k} columns (a is ${formatShape(a.shape)})`, `shape ${formatShape(b.shape)}`);
   }
-  const out = matmulKernel(a, b);
+  // The precision active now (autocast) also runs the backward's GEMMs, wherever backward() is called.
+  const precision = matmulPrecision();
+  const out = matmulKernel(a, b, precision);
   return record('matmul', out, [a, b], (dy) => {
     const grads: (Tensor | null)[] = [null, null];
     if (a.requiresGrad) {
       const bt = transposeLast(b);
-      const full = matmulKernel(dy, bt);
+      const full = matmulKernel(dy, bt, precision);
       bt.dispose();
       grads[0] = sumToShape(full, a.shape);
       full.dispose();
     }
     if (b.requiresGrad) {
       const at = transposeLast(a);
-      const full = matmulKernel(at, dy);
+      const full = matmulKernel(at, dy, precision);
       at.dispose();
       grads[1] = sumToShape(full, b.shape);
       full.dispose();
     }
     return grads;
   });
-}
-
-/** x's values in contiguous row-major memory, without recording autograd. */
-function rowsOf(x: Tensor): { t: Tensor; owned: boolean } {
-  if (x.isContiguous()) return { t: x, owned: false };
-  const c = Tensor.empty(x.shape);
-  copyInto(x, c);
-  return { t: c, owned: true };
 }
 
 /** Validates the arguments of a Linear-shaped op (`linear`, `linearGelu`): x (..., in), weight (out, in), bias (out) or null. */
@@ -146,53 +144,53 @@ function checkLinear(op: string, x: Tensor, weight: Tensor, bias: Tensor | null)
  * applied to each output tile while it is in cache. `pre` (x's rows x out, contiguous), when given,
  * receives x Wᵀ + b before the activation. Arguments as checked by checkLinear.
  */
-function linearKernel(x: Tensor, weight: Tensor, bias: Tensor | null, act: EpilogueAct, pre: Tensor | null = null): Tensor {
+function linearKernel(x: Tensor, weight: Tensor, bias: Tensor | null, act: EpilogueAct, precision: MatmulPrecision,
+  pre: Tensor | null = null): Tensor {
   const [outF, inF] = weight.shape;
   const rows = shapeSize(x.shape.slice(0, -1));
-  const out = Tensor.empty([...x.shape.slice(0, -1), outF]);
-  const X = rowsOf(x), W = operand(weight, []), B = bias && rowsOf(bias);
+  const out = Tensor.empty([...x.shape.slice(0, -1), outF], 'float32', x.device);
+  const X = dense(x), W = operand(weight, []), B = bias && dense(bias);
   // W (out x in) stored row-major is read as is; a transposed view (W.trans) as its (in x out) storage.
   runKernel('linearAct', {
-    x: X.t.buffer, xOffset: X.t.offset, weight: W.t.buffer, weightOffset: W.t.offset, weightTransposed: W.trans,
-    ldw: W.ld, bias: B?.t.buffer ?? null, biasOffset: B?.t.offset ?? 0, out: out.buffer, outOffset: 0,
-    pre: pre?.buffer ?? null, preOffset: pre?.offset ?? 0, rows, outFeatures: outF, inFeatures: inF, act,
-    precision: matmulPrecision()
+    x: X.buffer, xOffset: X.offset, weight: W.t.buffer, weightOffset: W.t.offset, weightTransposed: W.trans,
+    ldw: W.ld, bias: B?.buffer ?? null, biasOffset: B?.offset ?? 0, out: out.buffer, outOffset: 0,
+    pre: pre?.buffer ?? null, preOffset: pre?.offset ?? 0, rows, outFeatures: outF, inFeatures: inF, act, precision
   });
-  if (X.owned) X.t.dispose();
+  release(X, x);
   if (W.owned) W.t.dispose();
-  if (B?.owned) B.t.dispose();
+  release(B, bias);
   return out;
 }
 
 /**
  * The input and weight gradients of y = x Wᵀ (+ b) from dy as contiguous (rows, out) rows `g`:
- * [dx, dW], each null when that input does not require grad.
+ * [dx, dW] (on x's device), each null when that input does not require grad. `precision`: the forward's.
  */
-function linearGrads(x: Tensor, weight: Tensor, g: Tensor): [Tensor | null, Tensor | null] {
+function linearGrads(x: Tensor, weight: Tensor, g: Tensor, precision: MatmulPrecision): [Tensor | null, Tensor | null] {
   const [outF, inF] = weight.shape;
   const rows = shapeSize(x.shape.slice(0, -1));
   let dx: Tensor | null = null, dw: Tensor | null = null;
   if (x.requiresGrad) {
     // dx (rows x in) = dy (rows x out) · W (out x in)
-    dx = Tensor.empty(x.shape);
+    dx = Tensor.empty(x.shape, 'float32', x.device);
     const Wb = operand(weight, []);
     runKernel('gemm', {
       a: g.buffer, aOffset: g.offset, b: Wb.t.buffer, bOffset: Wb.t.offset, c: dx.buffer, cOffset: 0, batch: 1,
       m: rows, n: inF, k: outF, transA: false, transB: Wb.trans, alpha: 1, beta: 0, strideA: 0, strideB: 0,
-      strideC: 0, lda: outF, ldb: Wb.ld, ldc: inF, precision: matmulPrecision()
+      strideC: 0, lda: outF, ldb: Wb.ld, ldc: inF, precision
     });
     if (Wb.owned) Wb.t.dispose();
   }
   if (weight.requiresGrad) {
     // dW (out x in) = dyᵀ (out x rows) · x (rows x in)
-    dw = Tensor.empty(weight.shape);
-    const Xb = rowsOf(x);
+    dw = Tensor.empty(weight.shape, 'float32', x.device);
+    const Xb = dense(x);
     runKernel('gemm', {
-      a: g.buffer, aOffset: g.offset, b: Xb.t.buffer, bOffset: Xb.t.offset, c: dw.buffer, cOffset: 0, batch: 1,
+      a: g.buffer, aOffset: g.offset, b: Xb.buffer, bOffset: Xb.offset, c: dw.buffer, cOffset: 0, batch: 1,
       m: outF, n: inF, k: rows, transA: true, transB: false, alpha: 1, beta: 0, strideA: 0, strideB: 0, strideC: 0,
-      lda: outF, ldb: inF, ldc: inF, precision: matmulPrecision()
+      lda: outF, ldb: inF, ldc: inF, precision
     });
-    if (Xb.owned) Xb.t.dispose();
+    release(Xb, x);
   }
   return [dx, dw];
 }
@@ -204,20 +202,22 @@ function linearGrads(x: Tensor, weight: Tensor, g: Tensor): [Tensor | null, Tens
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
   checkLinear('linear', x, weight, bias);
   const outF = weight.shape[0];
-  const out = linearKernel(x, weight, bias, 'none');
+  // The precision active now (autocast) also runs the backward's GEMMs, wherever backward() is called.
+  const precision = matmulPrecision();
+  const out = linearKernel(x, weight, bias, 'none', precision);
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record('linear', out, inputs, (dy) => {
-    const G = rowsOf(dy);
-    const [dx, dw] = linearGrads(x, weight, G.t);
+    const G = dense(dy);
+    const [dx, dw] = linearGrads(x, weight, G, precision);
     let db: Tensor | null = null;
     if (bias?.requiresGrad) {
-      db = Tensor.empty([outF]);
+      db = Tensor.empty([outF], 'float32', x.device);
       runKernel('reduceSum', {
-        x: G.t.buffer, xOffset: G.t.offset, out: db.buffer, outOffset: 0, outer: 1,
+        x: G.buffer, xOffset: G.offset, out: db.buffer, outOffset: 0, outer: 1,
         r: shapeSize(x.shape.slice(0, -1)), inner: outF
       });
     }
-    if (G.owned) G.t.dispose();
+    release(G, dy);
     return bias ? [dx, dw, db] : [dx, dw];
   });
 }
@@ -235,20 +235,22 @@ export function linearGelu(x: Tensor, weight: Tensor, bias: Tensor | null = null
   checkLinear(op, x, weight, bias);
   const inputs = bias ? [x, weight, bias] : [x, weight];
   const outShape = [...x.shape.slice(0, -1), weight.shape[0]];
-  const pre = needsGrad(...inputs) ? Tensor.empty(outShape) : null;
-  const out = linearKernel(x, weight, bias, 'gelu_tanh', pre);
+  const pre = needsGrad(...inputs) ? Tensor.empty(outShape, 'float32', x.device) : null;
+  // The precision active now (autocast) also runs the backward's GEMMs, wherever backward() is called.
+  const precision = matmulPrecision();
+  const out = linearKernel(x, weight, bias, 'gelu_tanh', precision, pre);
   if (!pre) return out;
   return record(op, out, inputs, (dout) => {
     const outF = weight.shape[0], rows = shapeSize(x.shape.slice(0, -1));
-    const G = rowsOf(dout);
-    const dh = Tensor.empty(outShape);
-    const db = bias?.requiresGrad ? Tensor.empty([outF]) : null;
+    const G = dense(dout);
+    const dh = Tensor.empty(outShape, 'float32', x.device);
+    const db = bias?.requiresGrad ? Tensor.empty([outF], 'float32', x.device) : null;
     runKernel('geluBackwardBias', {
-      h: pre.buffer, hOffset: pre.offset, dout: G.t.buffer, doutOffset: G.t.offset, dh: dh.buffer, dhOffset: 0,
+      h: pre.buffer, hOffset: pre.offset, dout: G.buffer, doutOffset: G.offset, dh: dh.buffer, dhOffset: 0,
       dbias: db?.buffer ?? null, dbiasOffset: 0, rows, cols: outF
     });
-    if (G.owned) G.t.dispose();
-    const [dx, dw] = linearGrads(x, weight, dh);
+    release(G, dout);
+    const [dx, dw] = linearGrads(x, weight, dh, precision);
     dh.dispose();
     return bias ? [dx, dw, db] : [dx, dw];
   });

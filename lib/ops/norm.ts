@@ -27,13 +27,13 @@ export function softmax(x: Tensor, axis = -1): Tensor {
   const n = x.rank === 0 ? 1 : x.shape[d];
   const inner = shapeSize(x.shape.slice(d + 1));
   const src = dense(x);
-  const out = Tensor.empty(x.shape);
+  const out = Tensor.empty(x.shape, 'float32', x.device);
   runKernel('softmax', { x: src.buffer, xOffset: src.offset, y: out.buffer, yOffset: 0, outer, n, inner });
   release(src, x);
   // The backward needs only the output: dx = y * (dy - sum_axis(dy * y)).
   return record('softmax', out, [x], (dy) => {
     const g = dense(dy);
-    const dx = Tensor.empty(x.shape);
+    const dx = Tensor.empty(x.shape, 'float32', x.device);
     runKernel('softmaxBackward', {
       y: out.buffer, yOffset: out.offset, dy: g.buffer, dyOffset: g.offset, dx: dx.buffer, dxOffset: 0, outer, n,
       inner
@@ -72,10 +72,10 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
   }
   const inputs = [x, ...(w ? [w] : []), ...(b ? [b] : [])];
   const X = dense(x), W = w && dense(w), B = b && dense(b);
-  const out = Tensor.empty(x.shape);
+  const out = Tensor.empty(x.shape, 'float32', x.device);
   // Per-row statistics for the backward, (2, rows): mean in row 0, 1/sqrt(var + eps) in row 1.
   // Only saved when a gradient will be asked for.
-  const stats = needsGrad(...inputs) ? Tensor.empty([2, rows]) : null;
+  const stats = needsGrad(...inputs) ? Tensor.empty([2, rows], 'float32', x.device) : null;
   runKernel('layerNorm', {
     x: X.buffer, xOffset: X.offset, weight: W?.buffer ?? null, weightOffset: W?.offset ?? 0, bias: B?.buffer ?? null,
     biasOffset: B?.offset ?? 0, y: out.buffer, yOffset: 0, mean: stats?.buffer ?? null, meanOffset: 0,
@@ -87,9 +87,9 @@ export function layerNorm(x: Tensor, weight: Tensor | null = null, bias: Tensor 
   if (!stats) return out;
   return record('layerNorm', out, inputs, (dy) => {
     const G = dense(dy), Xb = dense(x), Wb = w && dense(w);
-    const dx = x.requiresGrad ? Tensor.empty(x.shape) : null;
-    const dw = w?.requiresGrad ? Tensor.empty([cols]) : null;
-    const db = b?.requiresGrad ? Tensor.empty([cols]) : null;
+    const dx = x.requiresGrad ? Tensor.empty(x.shape, 'float32', x.device) : null;
+    const dw = w?.requiresGrad ? Tensor.empty([cols], 'float32', x.device) : null;
+    const db = b?.requiresGrad ? Tensor.empty([cols], 'float32', x.device) : null;
     runKernel('layerNormBackward', {
       x: Xb.buffer, xOffset: Xb.offset, weight: Wb?.buffer ?? null, weightOffset: Wb?.offset ?? 0,
       mean: stats.buffer, meanOffset: 0, rstd: stats.buffer, rstdOffset: rows, dy: G.buffer, dyOffset: G.offset,

@@ -12,8 +12,8 @@
  */
 import { runKernel } from '../backend/dispatch.js';
 import { needsGrad } from '../tensor/autograd.js';
-import { copyInto, formatShape, Tensor } from '../tensor/tensor.js';
-import { argError, checkRank, checkTensor, describe } from './util.js';
+import { formatShape, Tensor } from '../tensor/tensor.js';
+import { argError, checkRank, checkTensor, dense, describe, release } from './util.js';
 
 /** Kernel, stride and padding stay below 2^31 (the native kernels' limit). */
 const MAX_WINDOW = 2 ** 31;
@@ -94,14 +94,6 @@ function poolGeometry(op: string, x: Tensor, kernelSize: unknown, options: Pool2
   return { n, c, h, w, kh, kw, sh, sw, ph, pw, ceilMode, oh, ow };
 }
 
-/** x itself when contiguous, else a contiguous copy (no autograd) that the caller disposes. */
-function dense(x: Tensor): Tensor {
-  if (x.isContiguous()) return x;
-  const c = Tensor.empty(x.shape);
-  copyInto(x, c);
-  return c;
-}
-
 function outputShape(x: Tensor, n: number, c: number, oh: number, ow: number): number[] {
   return x.rank === 4 ? [n, c, oh, ow] : [c, oh, ow];
 }
@@ -109,7 +101,7 @@ function outputShape(x: Tensor, n: number, c: number, oh: number, ow: number): n
 function pool(op: 'maxPool2d' | 'avgPool2d', x: Tensor, kernelSize: unknown, options: AvgPool2dOptions): Tensor {
   const g = poolGeometry(op, x, kernelSize, options);
   const countIncludePad = op === 'avgPool2d' ? flag(op, 'options.countIncludePad', options.countIncludePad, true) : false;
-  const out = Tensor.empty(outputShape(x, g.n, g.c, g.oh, g.ow));
+  const out = Tensor.empty(outputShape(x, g.n, g.c, g.oh, g.ow), 'float32', x.device);
   if (out.size === 0) return out;
   const X = dense(x);
   if (op === 'maxPool2d') {
@@ -124,7 +116,7 @@ function pool(op: 'maxPool2d' | 'avgPool2d', x: Tensor, kernelSize: unknown, opt
       countIncludePad
     });
   }
-  if (X !== x) X.dispose();
+  release(X, x);
   return out;
 }
 
@@ -164,13 +156,13 @@ export function resizeBilinear(x: Tensor, size: number | [number, number], optio
   if (options === null || typeof options !== 'object') throw argError(op, 'options', 'an object', describe(options));
   const [oh, ow] = pair(op, 'size', size, 1);
   const alignCorners = flag(op, 'options.alignCorners', options.alignCorners, false);
-  const out = Tensor.empty(outputShape(x, n, c, oh, ow));
+  const out = Tensor.empty(outputShape(x, n, c, oh, ow), 'float32', x.device);
   if (out.size === 0) return out;
   const X = dense(x);
   runKernel('resizeBilinear', {
     x: X.buffer, xOffset: X.offset, y: out.buffer, yOffset: 0, planes: n * c, inH: h, inW: w, outH: oh, outW: ow,
     alignCorners
   });
-  if (X !== x) X.dispose();
+  release(X, x);
   return out;
 }

@@ -1,10 +1,13 @@
-/** Sums and means over axes; sumToShape undoes broadcasting in gradients. */
+/** Sums and means over axes, and the squared norm of many tensors; sumToShape undoes broadcasting in gradients. */
 import { runKernel } from '../backend/dispatch.js';
 import { noGrad, record } from '../tensor/autograd.js';
-import { formatShape, type Shape, Tensor } from '../tensor/tensor.js';
-import { contiguous, expand, permute, reshape } from './shape.js';
-import { argError, checkTensor, dense, normAxis, release } from './util.js';
+import { Tensor } from '../tensor/tensor.js';
 import { mulScalar } from './elementwise.js';
+import { expand, reshape } from './shape.js';
+import { sumAxes } from './sum_to_shape.js';
+import { argError, checkTensor, dense, normAxis, release } from './util.js';
+
+export { sumToShape } from './sum_to_shape.js';
 
 function normAxes(op: string, x: Tensor, axes?: number | readonly number[]): number[] {
   if (axes === undefined) return [...x.shape.keys()];
@@ -19,28 +22,7 @@ export function sum(x: Tensor, axes?: number | readonly number[], keepDims = fal
   const reduced = normAxes('sum', x, axes);
   const keptShape = x.shape.map((s, i) => (reduced.includes(i) ? 1 : s));
   const outShape = keepDims ? keptShape : x.shape.filter((_, i) => !reduced.includes(i));
-  const out = Tensor.empty(outShape, 'float32', x.device);
-  // Bring the reduced axes together at the end unless they already form one block.
-  const first = reduced[0] ?? 0, last = reduced[reduced.length - 1] ?? -1;
-  const isBlock = reduced.length === 0 || last - first + 1 === reduced.length;
-  let src: Tensor;
-  let outer: number, r: number, inner: number;
-  if (isBlock) {
-    src = contiguous(x);
-    outer = x.shape.slice(0, first).reduce((a, b) => a * b, 1);
-    r = reduced.reduce((a, d) => a * x.shape[d], 1);
-    inner = x.shape.slice(last + 1).reduce((a, b) => a * b, 1);
-  } else {
-    const kept = [...x.shape.keys()].filter((d) => !reduced.includes(d));
-    const p = permute(x, [...kept, ...reduced]);
-    src = contiguous(p);
-    if (src !== p) p.dispose();
-    outer = kept.reduce((a, d) => a * x.shape[d], 1);
-    r = reduced.reduce((a, d) => a * x.shape[d], 1);
-    inner = 1;
-  }
-  runKernel('reduceSum', { x: src.buffer, xOffset: src.offset, out: out.buffer, outOffset: 0, outer, r, inner });
-  if (src !== x) src.dispose();
+  const out = sumAxes(x, reduced, outShape);
   return record('sum', out, [x], (dy) => {
     const kept = reshape(dy, keptShape);
     const dx = expand(kept, x.shape);
@@ -71,21 +53,6 @@ export function mean(x: Tensor, axes?: number | readonly number[], keepDims = fa
     wide.dispose();
     return [dx];
   });
-}
-
-/** Sums a broadcast gradient back to `shape` (leading axes and size-1 axes). */
-export function sumToShape(g: Tensor, shape: Shape): Tensor {
-  const lead = g.rank - shape.length;
-  if (lead < 0) throw argError('sumToShape', 'shape', `rank <= ${g.rank}`, formatShape(shape));
-  const axes: number[] = [];
-  for (let i = 0; i < g.rank; i++) {
-    if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
-  }
-  if (axes.length === 0) return g.view(g.shape, g.strides, g.offset);
-  const s = sum(g, axes, true);
-  const out = reshape(s, shape);
-  s.dispose();
-  return out;
 }
 
 /**

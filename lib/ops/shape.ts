@@ -5,8 +5,8 @@
 import { runKernel } from '../backend/dispatch.js';
 import { noGrad, record } from '../tensor/autograd.js';
 import { contiguousStrides, copyInto, formatShape, type Shape, shapeSize, Tensor } from '../tensor/tensor.js';
-import { sumToShape } from './reduce.js';
-import { argError, checkInt, checkShape, checkTensor, describe, normAxis } from './util.js';
+import { sumToShape } from './sum_to_shape.js';
+import { argError, checkInt, checkShape, checkTensor, dense, describe, normAxis, release } from './util.js';
 
 function anyTensor(op: string, arg: string, t: unknown): Tensor {
   if (t instanceof Tensor) return checkTensor(op, arg, t, t.dtype);
@@ -53,9 +53,10 @@ function resolveShape(op: string, x: Tensor, shape: Shape): number[] {
 export function reshape(x: Tensor, shape: Shape): Tensor {
   anyTensor('reshape', 'x', x);
   const target = resolveShape('reshape', x, shape);
-  const src = contiguous(x);
+  // A copy when x is not contiguous (off the tape: the reshape node below links out to x).
+  const src = dense(x);
   const out = src.view(target, contiguousStrides(target), src.offset);
-  if (src !== x) src.dispose();
+  release(src, x);
   return record('reshape', out, [x], (dy) => [reshape(dy, x.shape)]);
 }
 

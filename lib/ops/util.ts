@@ -83,7 +83,13 @@ export function broadcastStrides(t: Tensor, shape: Shape): number[] {
   });
 }
 
-/** x's values in contiguous row-major memory without recording autograd: x itself or a copy the caller disposes. */
+/**
+ * x's values in contiguous row-major memory, without recording autograd: x itself or a copy on x's
+ * device that the caller gives to release(). The one "contiguous or copy" helper of lib/ops (the
+ * autograd op is shape.ts's contiguous()). Ops whose kernels read other layouts in place keep their
+ * own test: attention's unitHeadDim and fused's perItemRows fall back to dense(); matmul's operand
+ * copies to the broadcast batch shape instead.
+ */
 export function dense(x: Tensor): Tensor {
   if (x.isContiguous()) return x;
   const c = Tensor.empty(x.shape, x.dtype, x.device);
