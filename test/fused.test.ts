@@ -457,10 +457,14 @@ test('native entry points validate every argument', () => {
     bufs.push(b);
     return b;
   };
+  // Cases are written by argument position; kernels take one object keyed by kernels.def's names.
+  const table = native.kernelTable();
   const call = (fn: unknown, base: unknown[], over: [number, unknown][]) => {
     const args = [...base];
     for (const [i, v] of over) args[i] = v;
-    return () => (fn as (...a: unknown[]) => void)(...args);
+    const names = table[(fn as { name: string }).name];
+    expect(names).toHaveLength(args.length);
+    return () => (fn as (a: unknown) => void)(Object.fromEntries(names.map((n, i) => [n, args[i]])));
   };
   try {
     // batch 2, tokens 3, cols 4; shift/scale rows 24 apart (a (2, 24) buffer's column slices).
@@ -482,7 +486,7 @@ test('native entry points validate every argument', () => {
     expect(ln([4, -1])).toThrow(`${e} 'shiftStride' expected an integer in [0,`);
     expect(ln([15, 2.5])).toThrow(`${e} 'tokens' expected an integer, received 2.5`);
     for (const eps of [0, -1, NaN, Infinity, 1e-50, 1e40]) expect(ln([17, eps])).toThrow(`${e} 'eps' expected a finite number`);
-    expect(() => (native.layerNormModulate as (...a: unknown[]) => void)(x, 0)).toThrow(`${e} '(arguments)' expected 18 arguments`);
+    expect(() => (native.layerNormModulate as (...a: unknown[]) => void)(x, 0)).toThrow(`${e} '(arguments)' expected one object { x, xOffset, shift,`);
 
     const lnbBase = [x, 0, mod, 0, 24, stats, 0, stats, 0, y, 0, buf(24), 0, buf(8), 0, buf(8), 0, 2, 3, 4];
     const lnb = (...over: [number, unknown][]) => call(native.layerNormModulateBackward, lnbBase, over);
@@ -520,7 +524,7 @@ test('native entry points validate every argument', () => {
 
     // x (6, 4) -> out (6, 5): W stored (5, 4), or (4, 5) when transposed.
     const w = buf(20), bias = buf(5), out = buf(30), pre = buf(30);
-    const laBase = [x, 0, w, 0, false, 4, bias, 0, out, 0, pre, 0, 6, 5, 4, 'gelu_tanh'];
+    const laBase = [x, 0, w, 0, false, 4, bias, 0, out, 0, pre, 0, 6, 5, 4, 'gelu_tanh', 'float32'];
     const la = (...over: [number, unknown][]) => call(native.linearAct, laBase, over);
     const el = 'diffvit.linearAct: argument';
     expect(la()).not.toThrow();
@@ -534,6 +538,8 @@ test('native entry points validate every argument', () => {
     expect(la([11, 1])).toThrow(`${el} 'pre' expected at least 31`);
     expect(la([15, 'relu'])).toThrow(`${el} 'act' expected one of`);
     expect(la([4, 1])).toThrow(`${el} 'weightTransposed' expected a boolean`);
+    expect(la([16, 'bf16'])).not.toThrow();
+    expect(la([16, 'fp16'])).toThrow(`${el} 'precision' expected one of 'float32', 'bf16'`);
 
     const gbBase = [y, 0, x, 0, buf(24), 0, buf(4), 0, 6, 4];
     const gb = (...over: [number, unknown][]) => call(native.geluBackwardBias, gbBase, over);
