@@ -436,49 +436,63 @@ test('bad arguments are rejected with the op, the argument and what was expected
     // The binding checks every argument itself (it is reachable without the TS op).
     const buf = (n: number) => dv.zeros([n]).buffer;
     const n = 1 * 2 * 5 * 8;
-    const good = (): Parameters<typeof native.attentionForward> => [
-      buf(n), 0, [80, 40, 8], buf(n), 0, [80, 40, 8], buf(n), 0, [80, 40, 8], buf(n), 0, [80, 40, 8], buf(10), 0,
-      1, 2, 5, 5, 8, 0.5];
-    expect(() => native.attentionForward(...good())).not.toThrow();
-    const bad = (i: number, value: unknown, message: RegExp) => {
-      const args = good() as unknown[];
-      args[i] = value;
-      expect(() => (native.attentionForward as (...a: unknown[]) => void)(...args)).toThrow(message);
+    type FwdArgs = Parameters<typeof native.attentionForward>[0];
+    type BwdArgs = Parameters<typeof native.attentionBackward>[0];
+    const call = (kernel: string, args: unknown) =>
+      (native as unknown as Record<string, (a: unknown) => void>)[kernel](args);
+    const good = (): FwdArgs => ({
+      q: buf(n), qOffset: 0, qStrides: [80, 40, 8], k: buf(n), kOffset: 0, kStrides: [80, 40, 8],
+      v: buf(n), vOffset: 0, vStrides: [80, 40, 8], out: buf(n), outOffset: 0, outStrides: [80, 40, 8],
+      lse: buf(10), lseOffset: 0, batch: 1, heads: 2, nq: 5, nk: 5, d: 8, scale: 0.5 });
+    expect(() => native.attentionForward(good())).not.toThrow();
+    const bad = (key: keyof FwdArgs, value: unknown, message: RegExp) => {
+      const args: Record<string, unknown> = { ...good() };
+      expect(key in args).toBe(true);
+      args[key] = value;
+      expect(() => call('attentionForward', args)).toThrow(message);
     };
-    bad(0, buf(n - 1), /attentionForward: argument 'q' expected at least 80 float32 elements/);
-    bad(4, 1, /argument 'k' expected at least 81/);
-    bad(5, [80, 40], /argument 'kStrides' expected 3 strides/);
-    bad(8, [80, 40, -8], /argument 'vStrides' expected integers in \[0/);
-    bad(11, [80, 40, 4], /argument 'outStrides' expected strides of a non-overlapping/);
-    bad(11, [0, 8, 8], /argument 'outStrides' expected strides of a non-overlapping/);
-    bad(12, buf(9), /argument 'lse' expected at least 10/);
-    const noLse = good();
-    noLse[12] = null;
-    expect(() => native.attentionForward(...noLse)).not.toThrow();
-    bad(17, 0, /argument 'nk' expected an integer in \[1,/);
-    bad(18, 257, /argument 'd' expected an integer in \[1, 256\]/);
-    bad(18, 0, /argument 'd' expected an integer in \[1, 256\]/);
-    bad(19, Infinity, /argument 'scale' expected a finite number/);
-    bad(3, 'k', /argument 'k' expected a float32 NativeBuffer, received a string/);
-    expect(() => (native.attentionForward as (...a: unknown[]) => void)(...good().slice(1)))
-      .toThrow(/expected 20 arguments/);
+    bad('q', buf(n - 1), /attentionForward: argument 'q' expected at least 80 float32 elements/);
+    bad('kOffset', 1, /argument 'k' expected at least 81/);
+    bad('kStrides', [80, 40], /argument 'kStrides' expected 3 strides/);
+    bad('vStrides', [80, 40, -8], /argument 'vStrides' expected integers in \[0/);
+    bad('outStrides', [80, 40, 4], /argument 'outStrides' expected strides of a non-overlapping/);
+    bad('outStrides', [0, 8, 8], /argument 'outStrides' expected strides of a non-overlapping/);
+    bad('lse', buf(9), /argument 'lse' expected at least 10/);
+    expect(() => native.attentionForward({ ...good(), lse: null })).not.toThrow();
+    bad('nk', 0, /argument 'nk' expected an integer in \[1,/);
+    bad('d', 257, /argument 'd' expected an integer in \[1, 256\]/);
+    bad('d', 0, /argument 'd' expected an integer in \[1, 256\]/);
+    bad('scale', Infinity, /argument 'scale' expected a finite number/);
+    bad('k', 'k', /argument 'k' expected a float32 NativeBuffer, received a string/);
+    // The call shape itself: one object with exactly the kernel's keys.
+    const { q: _q, ...noQ } = good();
+    void _q;
+    expect(() => call('attentionForward', noQ))
+      .toThrow(/attentionForward: argument 'q' expected a value \(the argument is missing\), received no such key/);
+    expect(() => call('attentionForward', { ...good(), dropout: 0.1 }))
+      .toThrow(/attentionForward: argument 'dropout' expected no such argument/);
+    expect(() => (native.attentionForward as (...a: unknown[]) => void)(...Object.values(good())))
+      .toThrow(/attentionForward: argument '\(arguments\)' expected one object \{ q, qOffset, qStrides, .*, scale \}, received 20 arguments/);
 
-    const goodBwd = (): Parameters<typeof native.attentionBackward> => [
-      buf(n), 0, [80, 40, 8], buf(n), 0, [80, 40, 8], buf(n), 0, [80, 40, 8], buf(n), 0, [80, 40, 8],
-      buf(n), 0, [80, 40, 8], buf(10), 0, buf(n), 0, [80, 40, 8], buf(n), 0, [80, 40, 8], buf(n), 0, [80, 40, 8],
-      1, 2, 5, 5, 8, 0.5];
-    expect(() => native.attentionBackward(...goodBwd())).not.toThrow();
-    const badBwd = (i: number, value: unknown, message: RegExp) => {
-      const args = goodBwd() as unknown[];
-      args[i] = value;
-      expect(() => (native.attentionBackward as (...a: unknown[]) => void)(...args)).toThrow(message);
+    const goodBwd = (): BwdArgs => ({
+      q: buf(n), qOffset: 0, qStrides: [80, 40, 8], k: buf(n), kOffset: 0, kStrides: [80, 40, 8],
+      v: buf(n), vOffset: 0, vStrides: [80, 40, 8], out: buf(n), outOffset: 0, outStrides: [80, 40, 8],
+      dout: buf(n), doutOffset: 0, doutStrides: [80, 40, 8], lse: buf(10), lseOffset: 0,
+      dq: buf(n), dqOffset: 0, dqStrides: [80, 40, 8], dk: buf(n), dkOffset: 0, dkStrides: [80, 40, 8],
+      dv: buf(n), dvOffset: 0, dvStrides: [80, 40, 8], batch: 1, heads: 2, nq: 5, nk: 5, d: 8, scale: 0.5 });
+    expect(() => native.attentionBackward(goodBwd())).not.toThrow();
+    const badBwd = (key: keyof BwdArgs, value: unknown, message: RegExp) => {
+      const args: Record<string, unknown> = { ...goodBwd() };
+      expect(key in args).toBe(true);
+      args[key] = value;
+      expect(() => call('attentionBackward', args)).toThrow(message);
     };
-    badBwd(12, buf(n - 8), /attentionBackward: argument 'dout' expected at least 80/);
-    badBwd(15, null, /argument 'lse' expected a float32 NativeBuffer, received null/);
-    badBwd(16, 1, /argument 'lse' expected at least 11/);
-    badBwd(19, [80, 8, 8], /argument 'dqStrides' expected strides of a non-overlapping/);
-    badBwd(22, [80, 40, 0], /argument 'dkStrides' expected strides of a non-overlapping/);
-    badBwd(23, buf(n - 1), /argument 'dv' expected at least 80/);
-    badBwd(30, 300, /argument 'd' expected an integer in \[1, 256\]/);
+    badBwd('dout', buf(n - 8), /attentionBackward: argument 'dout' expected at least 80/);
+    badBwd('lse', null, /argument 'lse' expected a float32 NativeBuffer, received null/);
+    badBwd('lseOffset', 1, /argument 'lse' expected at least 11/);
+    badBwd('dqStrides', [80, 8, 8], /argument 'dqStrides' expected strides of a non-overlapping/);
+    badBwd('dkStrides', [80, 40, 0], /argument 'dkStrides' expected strides of a non-overlapping/);
+    badBwd('dv', buf(n - 1), /argument 'dv' expected at least 80/);
+    badBwd('d', 300, /argument 'd' expected an integer in \[1, 256\]/);
   });
 });

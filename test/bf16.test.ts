@@ -1,21 +1,20 @@
 /**
- * bf16 matmul precision (setMatmulPrecision('bf16'), native/cpu/gemm.h): operands rounded to
+ * bf16 matmul precision (the GEMM kernels' `precision` argument, chosen per call by
+ * lib/tensor/autocast.ts: autocast scopes, else setMatmulPrecision's default; native/cpu/gemm.h): operands rounded to
  * bfloat16 as VCVTNEPS2BF16 rounds, exact products accumulated in fp32. At every CPU level —
  * vdpbf16ps at avx512 on CPUs with AVX512_BF16, bf16-rounded packing with the fp32 kernel
  * elsewhere — against a float64 reference on the rounded operands (tight: fp32 accumulation) and
  * against the exact float64 product (bf16 accuracy); the ops (linear, matmul, conv2d) in both
- * directions; the flag, its environment variable and `diffvit train --precision`.
+ * directions; autocast, the default, its environment variable and `diffvit train --precision`.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
 
 import type { NativeBuffer } from '../lib/backend/kernels/core.js';
 import { native } from '../lib/backend/cpu/addon.js';
-import { packageRoot } from '../lib/package_root.js';
 import { trainCommand } from '../lib/cli/train.js';
 import * as dv from '../lib/index.js';
 import { describeEachLevel, fromValues, ODD_SIZES, randomValues, recordError, toF32 } from './helpers.js';
@@ -58,8 +57,8 @@ interface Run {
 
 const OFF_A = 1, OFF_B = 2, OFF_C = 3;
 
-/** native.gemm on seeded operands at offsets, padded rows and gapped (or broadcast) batch items. */
-function runGemm(t: Case): Run {
+/** native.gemm at `precision` on seeded operands at offsets, padded rows and gapped (or broadcast) batch items. */
+function runGemm(t: Case, precision: dv.MatmulPrecision): Run {
   const [pa, pb, pc] = t.pad ?? [0, 0, 0];
   const aRows = t.transA ? t.k : t.m, aCols = (t.transA ? t.m : t.k) + pa;
   const bRows = t.transB ? t.n : t.k, bCols = (t.transB ? t.k : t.n) + pb;
@@ -74,8 +73,7 @@ function runGemm(t: Case): Run {
   try {
     native.gemm({
       a: A, aOffset: OFF_A, b: B, bOffset: OFF_B, c: C, cOffset: OFF_C, batch: t.batch, m: t.m, n: t.n, k: t.k,
-      transA: t.transA, transB: t.transB, alpha: t.alpha, beta: t.beta, strideA, strideB, strideC, lda, ldb, ldc,
-      precision: 'float32'
+      transA: t.transA, transB: t.transB, alpha: t.alpha, beta: t.beta, strideA, strideB, strideC, lda, ldb, ldc, precision,
     });
     return { c: C.read(0, C.numel) as Float32Array, c0, a, b, lda, ldb, ldc, strideA, strideB, strideC };
   } finally {
@@ -149,17 +147,63 @@ function record(e: { rounded: number; exact: number; exactNorm: number }, what: 
   recordError(`gemm bf16 ${what} vs exact (err/2^-8‖ab‖₂)`, e.exactNorm);
 }
 
-describe('matmul precision flag', () => {
+/** A valid 2 x 3 @ 3 x 2 GEMM's arguments on fresh buffers (dispose with disposeArgs). */
+function gemmArgs(precision: unknown): Record<string, unknown> {
+  return {
+    a: makeBuffer([1, 2, 3, 4, 5, 6]), aOffset: 0, b: makeBuffer([1, 2, 3, 4, 5, 6]), bOffset: 0, c: makeBuffer([0, 0, 0, 0]),
+    cOffset: 0, batch: 1, m: 2, n: 2, k: 3, transA: false, transB: false, alpha: 1, beta: 0, strideA: 0, strideB: 0,
+    strideC: 0, lda: 3, ldb: 2, ldc: 2, precision,
+  };
+}
+const disposeArgs = (args: Record<string, unknown>) => {
+  for (const v of Object.values(args)) if (v instanceof native.NativeBuffer) v.dispose();
+};
+
+describe('matmul precision: per call, autocast scopes, the default', () => {
   afterEach(() => dv.setMatmulPrecision(envPrecision as dv.MatmulPrecision));
 
   test('defaults to float32 (or DIFFVIT_MATMUL_PRECISION), round-trips, reported by runtimeInfo', () => {
     expect(dv.getMatmulPrecision()).toBe(envPrecision);
+    expect(dv.matmulPrecision()).toBe(envPrecision);
     dv.setMatmulPrecision('bf16');
     expect(dv.getMatmulPrecision()).toBe('bf16');
+    expect(dv.matmulPrecision()).toBe('bf16');
     expect(dv.runtimeInfo().matmulPrecision).toBe('bf16');
     dv.setMatmulPrecision('float32');
     expect(dv.getMatmulPrecision()).toBe('float32');
+    expect(dv.matmulPrecision()).toBe('float32');
     expect(dv.runtimeInfo().matmulPrecision).toBe('float32');
+  });
+
+  test('autocast scopes: the innermost wins, the default is untouched, a throw restores the outer scope', () => {
+    dv.setMatmulPrecision('float32');
+    const seen: string[] = [];
+    const result = dv.autocast('bf16', () => {
+      seen.push(dv.matmulPrecision());
+      dv.autocast('float32', () => {
+        seen.push(dv.matmulPrecision());
+        dv.autocast('bf16', () => seen.push(dv.matmulPrecision()));
+        seen.push(dv.matmulPrecision());
+      });
+      expect(() => dv.autocast('float32', () => {
+        seen.push(dv.matmulPrecision());
+        throw new Error('inside');
+      })).toThrow('inside');
+      seen.push(dv.matmulPrecision());
+      // The default is what outside-scope code gets; setting it inside a scope does not override the scope.
+      expect(dv.getMatmulPrecision()).toBe('float32');
+      dv.setMatmulPrecision('bf16');
+      seen.push(dv.matmulPrecision());
+      dv.setMatmulPrecision('float32');
+      return 42;
+    });
+    expect(result).toBe(42);
+    expect(seen).toEqual(['bf16', 'float32', 'bf16', 'float32', 'float32', 'bf16', 'bf16']);
+    expect(dv.matmulPrecision()).toBe('float32');
+    expect(dv.getMatmulPrecision()).toBe('float32');
+    dv.setMatmulPrecision('bf16');
+    expect(dv.autocast('float32', () => dv.matmulPrecision())).toBe('float32');
+    expect(dv.matmulPrecision()).toBe('bf16');
   });
 
   test('bad values throw naming the argument and the choices, and change nothing', () => {
@@ -171,30 +215,109 @@ describe('matmul precision flag', () => {
     expect(() => set('highest')).toThrow(`${expected} 'highest'`);
     expect(() => set(16)).toThrow(`${expected} 16`);
     expect(() => set(undefined)).toThrow(expected);
-    expect(() => (native.setMatmulPrecision as (...a: unknown[]) => void)()).toThrow("diffvit.setMatmulPrecision: argument '(arguments)' expected 1 arguments (precision), received 0");
     expect(dv.getMatmulPrecision()).toBe('bf16');
+
+    const autocast = dv.autocast as (p: unknown, fn: () => unknown) => unknown;
+    let ran = false;
+    expect(() => autocast('float16', () => (ran = true)))
+      .toThrow("diffvit.autocast: argument 'precision' expected one of 'float32', 'bf16', received 'float16'");
+    expect(() => autocast(null, () => (ran = true))).toThrow("diffvit.autocast: argument 'precision' expected one of 'float32', 'bf16', received null");
+    expect(ran).toBe(false);
+    expect(dv.matmulPrecision()).toBe('bf16');
+    expect(dv.autocast('float32', () => dv.matmulPrecision())).toBe('float32'); // no scope was left behind
+
+    // The kernels check the precision they are given (every call passes one: there is no global).
+    const gemm = native.gemm as (args: unknown) => void;
+    for (const [value, received] of [['fp16', "'fp16'"], ['BF16', "'BF16'"], [1, '1'], [null, 'null'], [undefined, 'undefined']] as const) {
+      const args = gemmArgs(value);
+      try {
+        expect(() => gemm(args)).toThrow(`diffvit.gemm: argument 'precision' expected one of 'float32', 'bf16', received ${received}`);
+      } finally {
+        disposeArgs(args);
+      }
+    }
+    const args = gemmArgs('bf16');
+    try {
+      const { precision: _p, ...noPrecision } = args;
+      void _p;
+      expect(() => gemm(noPrecision)).toThrow("diffvit.gemm: argument 'precision' expected a value (the argument is missing), received no such key");
+      gemm(args);
+      expect(Array.from((args.c as NativeBuffer).read(0, 4))).toEqual([22, 28, 49, 64]);
+    } finally {
+      disposeArgs(args);
+    }
+    const linearAct = native.linearAct as (args: unknown) => void;
+    const x = makeBuffer([1, 2, 3]), w = makeBuffer([1, 2, 3, 4, 5, 6]), out = makeBuffer([0, 0]);
+    try {
+      const lin = (precision: unknown) => ({
+        x, xOffset: 0, weight: w, weightOffset: 0, weightTransposed: false, ldw: 3, bias: null, biasOffset: 0, out, outOffset: 0,
+        pre: null, preOffset: 0, rows: 1, outFeatures: 2, inFeatures: 3, act: 'none', precision,
+      });
+      expect(() => linearAct(lin('half'))).toThrow("diffvit.linearAct: argument 'precision' expected one of 'float32', 'bf16', received 'half'");
+      linearAct(lin('float32'));
+      expect(Array.from(out.read(0, 2))).toEqual([14, 32]);
+    } finally {
+      x.dispose();
+      w.dispose();
+      out.dispose();
+    }
   });
 
-  test('DIFFVIT_MATMUL_PRECISION sets the initial precision; an invalid value errors until one is set', () => {
-    const addon = [process.env.DIFFVIT_ADDON, join(packageRoot(), 'build', 'Release', 'diffvit.node'), join(packageRoot(), 'build', 'diffvit.node')]
-      .find((p) => p && existsSync(p))!;
-    const script = `const n = require(${JSON.stringify(addon)});
-      const get = () => { try { return n.getMatmulPrecision(); } catch (e) { return 'error: ' + e.message; } };
-      const before = get(); n.setMatmulPrecision('float32'); console.log(JSON.stringify([before, get()]));`;
-    const run = (value: string) => JSON.parse(execFileSync(process.execPath, ['-e', script],
-      { env: { ...process.env, DIFFVIT_MATMUL_PRECISION: value }, encoding: 'utf8' })) as [string, string];
-    expect(run('bf16')).toEqual(['bf16', 'float32']);
-    expect(run('float32')).toEqual(['float32', 'float32']);
-    expect(run('')).toEqual(['float32', 'float32']);
-    expect(run('bfloat16')).toEqual([
-      "error: diffvit.matmulPrecision: DIFFVIT_MATMUL_PRECISION expected 'float32' or 'bf16', received 'bfloat16'", 'float32']);
+  // The default is read from DIFFVIT_MATMUL_PRECISION on first use (not at import). A fresh
+  // instance of lib/tensor/autocast.ts (vi.resetModules) has not read it yet.
+  test('DIFFVIT_MATMUL_PRECISION sets the initial precision; an invalid value errors until one is set', async () => {
+    const saved = process.env.DIFFVIT_MATMUL_PRECISION;
+    const fresh = async (value: string | undefined) => {
+      vi.resetModules();
+      delete process.env.DIFFVIT_MATMUL_PRECISION;
+      const m = await import('../lib/tensor/autocast.js');
+      // Set after the import: the module must read it lazily.
+      if (value !== undefined) process.env.DIFFVIT_MATMUL_PRECISION = value;
+      return m;
+    };
+    const run = async (value: string | undefined) => {
+      const m = await fresh(value);
+      const get = () => {
+        try {
+          return m.getMatmulPrecision();
+        } catch (e) {
+          return 'error: ' + (e as Error).message;
+        }
+      };
+      const first = get(), again = get();
+      const inScope = m.autocast('float32', () => m.matmulPrecision()); // a scope never reads the default
+      m.setMatmulPrecision('float32');
+      return [first, again, inScope, get(), m.matmulPrecision()];
+    };
+    try {
+      expect(await run('bf16')).toEqual(['bf16', 'bf16', 'float32', 'float32', 'float32']);
+      expect(await run('float32')).toEqual(['float32', 'float32', 'float32', 'float32', 'float32']);
+      expect(await run('')).toEqual(['float32', 'float32', 'float32', 'float32', 'float32']);
+      expect(await run(undefined)).toEqual(['float32', 'float32', 'float32', 'float32', 'float32']);
+      const error = "error: diffvit.matmulPrecision: DIFFVIT_MATMUL_PRECISION expected 'float32' or 'bf16', received 'bfloat16'";
+      expect(await run('bfloat16')).toEqual([error, error, 'float32', 'float32', 'float32']);
+      // Outside a scope, a GEMM's precision (matmulPrecision()) errors too, rather than running float32.
+      const m = await fresh('bfloat16');
+      expect(() => m.matmulPrecision()).toThrow("DIFFVIT_MATMUL_PRECISION expected 'float32' or 'bf16', received 'bfloat16'");
+      expect(m.autocast('bf16', () => m.matmulPrecision())).toBe('bf16');
+      // Once read, the environment no longer matters.
+      const once = await fresh('bf16');
+      expect(once.getMatmulPrecision()).toBe('bf16');
+      process.env.DIFFVIT_MATMUL_PRECISION = 'float32';
+      expect(once.getMatmulPrecision()).toBe('bf16');
+    } finally {
+      if (saved === undefined) delete process.env.DIFFVIT_MATMUL_PRECISION;
+      else process.env.DIFFVIT_MATMUL_PRECISION = saved;
+      vi.resetModules();
+    }
   });
 });
 
 describeEachLevel('gemm at bf16 precision', (level) => {
-  beforeAll(() => dv.setMatmulPrecision('bf16'));
-  afterAll(() => dv.setMatmulPrecision(envPrecision as dv.MatmulPrecision));
-  afterEach(() => dv.setThreads(defaultThreads));
+  afterEach(() => {
+    dv.setThreads(defaultThreads);
+    dv.setMatmulPrecision(envPrecision as dv.MatmulPrecision);
+  });
 
   test('runs on vdpbf16ps exactly where the level and the CPU allow it', () => {
     const info = dv.runtimeInfo();
@@ -213,7 +336,7 @@ describeEachLevel('gemm at bf16 precision', (level) => {
         batch: 1 + (n % 5 === 0 ? 1 : 0), m, n: nn, k, transA, transB, alpha: ALPHAS[n % 3], beta: BETAS[n % 4],
         pad: [n % 3, (n * 7) % 5, n % 2 === 0 ? 0 : 19], seed: 300 + n,
       };
-      const e = checkBf16(t, runGemm(t), `${level} ${JSON.stringify(t)}`);
+      const e = checkBf16(t, runGemm(t, 'bf16'), `${level} ${JSON.stringify(t)}`);
       worst = { rounded: Math.max(worst.rounded, e.rounded), exact: Math.max(worst.exact, e.exact), exactNorm: Math.max(worst.exactNorm, e.exactNorm) };
       n++;
     }
@@ -228,14 +351,14 @@ describeEachLevel('gemm at bf16 precision', (level) => {
     [1, 64, 64, 1024, false, false, 1, 0],
   ])('batch %i, %i x %i x k %i, transA %s transB %s, alpha %f beta %f', (batch, m, n, k, transA, transB, alpha, beta) => {
     const t: Case = { batch, m, n, k, transA, transB, alpha, beta, pad: [5, 0, 3], seed: 17 };
-    record(checkBf16(t, runGemm(t), `${level} ${JSON.stringify(t)}`), 'large k');
+    record(checkBf16(t, runGemm(t, 'bf16'), `${level} ${JSON.stringify(t)}`), 'large k');
   });
 
   test('batch broadcast of A or B (stride 0)', () => {
     for (const [broadcastA, broadcastB] of [[true, false], [false, true], [true, true]]) {
       const t: Case = { batch: 3, m: 17, n: 33, k: 65, transA: broadcastA, transB: !broadcastB, alpha: 1.5, beta: 0.25,
         pad: [1, 2, 3], broadcastA, broadcastB, seed: 19 };
-      checkBf16(t, runGemm(t), `${level} ${JSON.stringify(t)}`);
+      checkBf16(t, runGemm(t, 'bf16'), `${level} ${JSON.stringify(t)}`);
     }
   });
 
@@ -251,7 +374,7 @@ describeEachLevel('gemm at bf16 precision', (level) => {
       native.gemm({
         a: A, aOffset: 0, b: B, bOffset: 0, c: C, cOffset: 0, batch: 1, m: values.length, n: 1, k: 1, transA: false,
         transB: false, alpha: 1, beta: 0, strideA: 0, strideB: 0, strideC: 0, lda: 1, ldb: 1, ldc: 1,
-        precision: 'float32'
+        precision: 'bf16',
       });
       const got = Array.from(C.read(0, values.length));
       const want = values.map(bf16);
@@ -265,16 +388,17 @@ describeEachLevel('gemm at bf16 precision', (level) => {
     }
   });
 
-  test('bf16 results differ from float32 ones (the flag takes effect) and float32 ones are unchanged by it', () => {
+  test('bf16 results differ from float32 ones (the argument takes effect) and float32 ones are unchanged by it', () => {
     const t: Case = { batch: 1, m: 33, n: 40, k: 300, transA: false, transB: true, alpha: 1, beta: 0, seed: 23 };
-    dv.setMatmulPrecision('float32');
-    const before = runGemm(t).c;
+    const before = runGemm(t, 'float32').c;
+    const low = runGemm(t, 'bf16').c;
+    // Neither the process default nor an autocast scope reaches a kernel: only its argument does.
     dv.setMatmulPrecision('bf16');
-    const low = runGemm(t).c;
+    const after = dv.autocast('bf16', () => runGemm(t, 'float32').c);
     dv.setMatmulPrecision('float32');
-    const after = runGemm(t).c;
-    dv.setMatmulPrecision('bf16');
+    const lowAgain = dv.autocast('float32', () => runGemm(t, 'bf16').c);
     expect(bits(after)).toEqual(bits(before));
+    expect(bits(lowAgain)).toEqual(bits(low));
     let differ = 0;
     for (let i = 0; i < low.length; i++) if (low[i] !== before[i]) differ++;
     // bf16 rounding moves almost every dot product of 300 random terms.
@@ -291,11 +415,11 @@ describeEachLevel('gemm at bf16 precision', (level) => {
     ];
     for (const t of cases) {
       dv.setThreads(1);
-      const run = runGemm(t), one = bits(run.c);
+      const run = runGemm(t, 'bf16'), one = bits(run.c);
       checkBf16(t, run, `${level} ${JSON.stringify(t)} with 1 thread`);
       for (const threads of [2, 3]) {
         dv.setThreads(threads);
-        const many = bits(runGemm(t).c);
+        const many = bits(runGemm(t, 'bf16').c);
         expect(many.findIndex((v, i) => v !== one[i]), `${JSON.stringify(t)}: first element that differs with ${threads} threads`).toBe(-1);
       }
     }
@@ -304,7 +428,8 @@ describeEachLevel('gemm at bf16 precision', (level) => {
   // Every GEMM of these ops, forward and backward, sees bf16 operands: with bf16-exact inputs and
   // output gradient the float32 run computes the same products. The emulated path is then
   // bit-identical (same fp32 kernel on the same panels); vdpbf16ps adds each k pair in its own
-  // order, so only close.
+  // order, so only close. The precision is the default's, or an autocast scope's around the
+  // forward: the backward's GEMMs run at the forward's precision wherever backward() is called.
   test('linear, linearGelu (GEMM epilogue), matmul and conv2d honour the precision in both directions', () => {
     const exactSame = dv.runtimeInfo().bf16Path.path === 'emulated';
     const cases: [string, number[][], (...xs: dv.Tensor[]) => dv.Tensor][] = [
@@ -315,12 +440,17 @@ describeEachLevel('gemm at bf16 precision', (level) => {
     ];
     cases.forEach(([name, shapes, op], ci) => {
       const inputs = shapes.map((s, i) => toF32(randomValues(s.reduce((p, d) => p * d, 1), 50 + 10 * ci + i)));
-      const run = (precision: dv.MatmulPrecision, xs: Float64Array[], grad: (n: number) => Float64Array) => {
-        dv.setMatmulPrecision(precision);
+      const other = (p: dv.MatmulPrecision): dv.MatmulPrecision => (p === 'bf16' ? 'float32' : 'bf16');
+      const run = (precision: dv.MatmulPrecision, xs: Float64Array[], grad: (n: number) => Float64Array, how: 'default' | 'autocast' = 'default') => {
+        // 'autocast': the default is the other precision, the forward runs in autocast(precision)
+        // and the backward in autocast(the other one).
+        dv.setMatmulPrecision(how === 'default' ? precision : other(precision));
         return dv.scope(() => {
           const ts = xs.map((v, i) => fromValues(v, shapes[i], true));
-          const y = op(...ts);
-          y.backward({ grad: fromValues(grad(y.size), y.shape) });
+          const y = how === 'default' ? op(...ts) : dv.autocast(precision, () => op(...ts));
+          const backward = () => y.backward({ grad: fromValues(grad(y.size), y.shape) });
+          if (how === 'default') backward();
+          else dv.autocast(other(precision), backward);
           return [y.data(), ...ts.map((t) => t.grad!.data())];
         });
       };
@@ -329,6 +459,10 @@ describeEachLevel('gemm at bf16 precision', (level) => {
       // The first two inputs are the GEMM operands; a bias is added in fp32 at either precision.
       const ref = run('float32', inputs.map((v, i) => (i < 2 ? roundAll(v) : v)), g);
       const plain = run('float32', inputs, g);
+      const same = (a: ArrayLike<number>[], b: ArrayLike<number>[], what: string) =>
+        a.forEach((v, i) => expect(bits(Float32Array.from(v)), `${name} ${what} output ${i}`).toEqual(bits(Float32Array.from(b[i]))));
+      same(run('bf16', inputs, g, 'autocast'), low, 'bf16 by autocast vs by default');
+      same(run('float32', inputs, g, 'autocast'), plain, 'float32 by autocast vs by default');
       low.forEach((v, i) => {
         const what = `${name} ${i === 0 ? 'forward' : `d/dinput${i - 1}`}`;
         if (name === 'linearGelu' && i > 0) {
@@ -346,9 +480,16 @@ describeEachLevel('gemm at bf16 precision', (level) => {
         if (!biasGrad) expect(bits(Float32Array.from(v)), `${what} differs from float32`).not.toEqual(bits(Float32Array.from(plain[i])));
       });
     });
-    dv.setMatmulPrecision('bf16');
   });
 });
+
+/** The matmulPrecision of the train config stored in a checkpoint's safetensors header. */
+function storedPrecision(ckpt: string): string | undefined {
+  // The safetensors header: 8-byte little-endian length, then JSON with the __metadata__ strings.
+  const bytes = readFileSync(ckpt), len = Number(bytes.readBigUInt64LE(0));
+  const meta = (JSON.parse(bytes.subarray(8, 8 + len).toString('utf8')) as { __metadata__: { train_config: string } }).__metadata__;
+  return (JSON.parse(meta.train_config) as dv.TrainConfig).matmulPrecision;
+}
 
 describe('diffvit train --precision', () => {
   let dir: string;
@@ -364,6 +505,7 @@ describe('diffvit train --precision', () => {
     await expect(trainCommand(['--precision', 'fp16'])).rejects.toThrow("diffvit train: --precision expected float32 or bf16, received 'fp16'");
   });
 
+  // The run's precision lives in its config (and checkpoints); the process default is never changed.
   test('applies the precision, stores it in the train config, and a resumed run keeps it', async () => {
     const config = join(dir, 'tiny.json');
     writeFileSync(config, JSON.stringify({ model: { arch: 'iuvit', img_size: 32, in_chans: 3, patch: 8, dim: 32, depth: 1, heads: 1, num_classes: 4 } }));
@@ -371,40 +513,50 @@ describe('diffvit train --precision', () => {
     const common = ['--batch', '2', '--out', out, '--sample-every', '0', '--checkpoint-every', '1'];
     dv.setMatmulPrecision('float32');
     expect(await trainCommand(['--config', config, '--precision', 'bf16', '--steps', '1', ...common])).toBe(0);
-    expect(dv.getMatmulPrecision()).toBe('bf16');
-    const ckpt = join(out, 'checkpoint.safetensors');
-    // The safetensors header: 8-byte little-endian length, then JSON with the __metadata__ strings.
-    const stored = () => {
-      const bytes = readFileSync(ckpt), len = Number(bytes.readBigUInt64LE(0));
-      const meta = (JSON.parse(bytes.subarray(8, 8 + len).toString('utf8')) as { __metadata__: { train_config: string } }).__metadata__;
-      return (JSON.parse(meta.train_config) as dv.TrainConfig).matmulPrecision;
-    };
-    expect(stored()).toBe('bf16');
-
-    dv.setMatmulPrecision('float32');
-    expect(await trainCommand(['--resume', ckpt, ...common, '--steps', '2'])).toBe(0);
-    expect(dv.getMatmulPrecision()).toBe('bf16');
-    expect(stored()).toBe('bf16');
-
-    expect(await trainCommand(['--resume', ckpt, ...common, '--steps', '3', '--precision', 'float32'])).toBe(0);
     expect(dv.getMatmulPrecision()).toBe('float32');
+    const ckpt = join(out, 'checkpoint.safetensors');
+    const stored = () => storedPrecision(ckpt);
+    expect(stored()).toBe('bf16');
+
+    expect(await trainCommand(['--resume', ckpt, ...common, '--steps', '2'])).toBe(0);
+    expect(dv.getMatmulPrecision()).toBe('float32');
+    expect(stored()).toBe('bf16');
+
+    dv.setMatmulPrecision('bf16');
+    expect(await trainCommand(['--resume', ckpt, ...common, '--steps', '3', '--precision', 'float32'])).toBe(0);
+    expect(dv.getMatmulPrecision()).toBe('bf16');
     expect(stored()).toBe('float32');
+    // A resumed run without --precision keeps the stored one, not the process default.
+    expect(await trainCommand(['--resume', ckpt, ...common, '--steps', '4'])).toBe(0);
+    expect(stored()).toBe('float32');
+    expect(dv.getMatmulPrecision()).toBe('bf16');
   });
 
   test('without --precision or DIFFVIT_MATMUL_PRECISION a run uses bf16 where the CPU has AVX512_BF16, else float32', async () => {
     const config = join(dir, 'tiny-default.json');
     writeFileSync(config, JSON.stringify({ model: { arch: 'iuvit', img_size: 32, in_chans: 3, patch: 8, dim: 32, depth: 1, heads: 1, num_classes: 4 } }));
-    const out = join(dir, 'run-default');
+    const out = join(dir, 'run-default'), ckpt = join(out, 'checkpoint.safetensors');
     const saved = process.env.DIFFVIT_MATMUL_PRECISION;
     delete process.env.DIFFVIT_MATMUL_PRECISION;
+    const train = async () => {
+      rmSync(out, { recursive: true, force: true });
+      expect(await trainCommand(['--config', config, '--steps', '1', '--batch', '2', '--out', out, '--sample-every', '0'])).toBe(0);
+      return storedPrecision(ckpt);
+    };
     try {
       dv.setMatmulPrecision('float32');
-      expect(await trainCommand(['--config', config, '--steps', '1', '--batch', '2', '--out', out, '--sample-every', '0'])).toBe(0);
       const expected = dv.runtimeInfo().bf16Path.path === 'avx512bf16' ? 'bf16' : 'float32';
-      expect(dv.getMatmulPrecision()).toBe(expected);
+      expect(await train()).toBe(expected);
+      // The process default is neither the run's source nor changed by it.
+      dv.setMatmulPrecision(expected === 'bf16' ? 'float32' : 'bf16');
+      expect(await train()).toBe(expected);
+      expect(dv.getMatmulPrecision()).toBe(expected === 'bf16' ? 'float32' : 'bf16');
       process.env.DIFFVIT_MATMUL_PRECISION = 'float32';
-      expect(await trainCommand(['--config', config, '--steps', '1', '--batch', '2', '--out', out, '--sample-every', '0'])).toBe(0);
-      expect(dv.getMatmulPrecision()).toBe('float32');
+      expect(await train()).toBe('float32');
+      process.env.DIFFVIT_MATMUL_PRECISION = 'bf16';
+      expect(await train()).toBe('bf16');
+      process.env.DIFFVIT_MATMUL_PRECISION = 'bfloat16';
+      await expect(train()).rejects.toThrow("DIFFVIT_MATMUL_PRECISION expected float32 or bf16, received 'bfloat16'");
     } finally {
       if (saved === undefined) delete process.env.DIFFVIT_MATMUL_PRECISION;
       else process.env.DIFFVIT_MATMUL_PRECISION = saved;

@@ -4,12 +4,15 @@
  * the process must live (this file finishing is the proof).
  *
  * Bindings are enumerated at run time, so kernels added later are fuzzed without editing this
- * file. For each one the fuzzer learns the argument list from the addon's own errors ("expected
- * 4 arguments (out, offset, n, value)", "argument 'op' expected one of 'neg', ...") until it has a
- * call that succeeds, then throws random and mutated arguments at it. The core bindings also have
- * hand-written valid templates that are mutated one argument at a time ("near-valid" calls); when
- * such a call succeeds, every element outside the region it may write is checked untouched and
- * every input checked unchanged, at every CPU kernel level.
+ * file. A kernel (native/addon/kernels.def) takes one object of named arguments, whose names come
+ * from native.kernelTable(); the other functions take positional arguments, whose names come from
+ * the addon's arity error ("expected 1 arguments (threads)"). For each binding the fuzzer learns
+ * each argument's kind from the addon's own errors ("argument 'op' expected one of 'neg', ...")
+ * until it has a call that succeeds, then throws random and mutated arguments at it — and, for
+ * kernels, malformed call shapes: positional arguments, no object, a missing or an unknown key,
+ * getters, proxies. The core kernels also have hand-written valid templates whose keys are mutated
+ * one at a time ("near-valid" calls); when such a call succeeds, every element outside the region
+ * it may write is checked untouched and every input checked unchanged, at every CPU kernel level.
  */
 import { afterAll, describe, expect, test } from 'vitest';
 
@@ -21,6 +24,16 @@ import { cpuLevels } from './helpers.js';
 type AnyFn = (...args: unknown[]) => unknown;
 const addon = native as unknown as Record<string, unknown>;
 const NB = native.NativeBuffer as unknown as new (...args: unknown[]) => NativeBuffer;
+/** Every kernel with its argument names, in kernels.def order. */
+const KERNELS: Record<string, string[]> = native.kernelTable();
+const isKernel = (name: string) => Object.prototype.hasOwnProperty.call(KERNELS, name);
+type ArgObject = Record<string, unknown>;
+/** A kernel's argument object from its values in kernels.def order. */
+function named(name: string, values: readonly unknown[]): ArgObject {
+  const o: ArgObject = {};
+  KERNELS[name].forEach((key, i) => (o[key] = values[i]));
+  return o;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Deterministic randomness: one stream per binding, so adding a binding changes no other's calls.
@@ -60,6 +73,8 @@ class Rng {
  * TypeErrors any built-in class gives (`Map.prototype.get.call({})`), so they are allowed.
  */
 const ENGINE_TYPE_ERRORS = ['Illegal invocation', "Class constructors cannot be invoked without 'new'"];
+/** What the fuzzer's own getters and proxy traps throw (passed through by the addon, unchanged). */
+const USER_THROWN = new Set<unknown>();
 
 /** A real NativeBuffer (by prototype chain: immune to a user-defined Symbol.hasInstance). */
 function isBuffer(v: unknown): v is NativeBuffer {
@@ -79,7 +94,17 @@ function show(v: unknown, depth = 0): string {
   if (typeof v === 'symbol' || typeof v === 'function') return typeof v;
   if (Array.isArray(v)) return v.length > 10 ? `Array(${v.length})` : depth > 2 ? '[…]' : `[${v.map((x) => show(x, depth + 1)).join(', ')}]`;
   if (ArrayBuffer.isView(v)) return `${v.constructor.name}(${(v as unknown as ArrayLike<number>).length ?? v.byteLength})`;
-  if (v && typeof v === 'object') return depth > 1 ? '{…}' : `{${Object.keys(v).slice(0, 4).map((k) => `${k}: ${show((v as Record<string, unknown>)[k], depth + 1)}`).join(', ')}}`;
+  if (v && typeof v === 'object') {
+    if (depth > 1) return '{…}';
+    try {
+      return `{${Object.keys(v).slice(0, depth === 0 ? 40 : 4).map((k) => {
+        const d = Object.getOwnPropertyDescriptor(v, k);
+        return `${k}: ${d && !('value' in d) ? 'a getter' : show((v as Record<string, unknown>)[k], depth + 1)}`;
+      }).join(', ')}}`;
+    } catch {
+      return 'an object whose properties throw (a proxy)';
+    }
+  }
   return Object.is(v, -0) ? '-0' : String(v);
 }
 
@@ -90,18 +115,24 @@ class Campaign {
   readonly perBinding = new Map<string, number>();
   readonly violations: string[] = [];
 
-  /** Runs one call; returns whether it succeeded. A throw that breaks the contract is recorded. */
-  call(label: string, fn: () => unknown, args: readonly unknown[], allowEngineTypeErrors = false): boolean {
+  /**
+   * Runs one call; returns whether it succeeded. A throw that breaks the contract is recorded.
+   * `mustThrow`: a success is a violation too. A value thrown by the caller's own code (a getter
+   * of the argument object) may come back as itself.
+   */
+  call(label: string, fn: () => unknown, args: readonly unknown[], allowEngineTypeErrors = false, mustThrow = false): boolean {
     this.calls++;
-    this.perBinding.set(label, (this.perBinding.get(label) ?? 0) + 1);
+    const binding = label.split(' (')[0]; // 'gemm (a missing key)' counts for gemm
+    this.perBinding.set(binding, (this.perBinding.get(binding) ?? 0) + 1);
     try {
       fn();
       this.succeeded++;
+      if (mustThrow) this.violations.push(`${label}(${args.map((a) => show(a)).join(', ')}) was accepted, expected a rejection`);
       return true;
     } catch (e) {
       this.rejected++;
-      const ok = e instanceof Error && (e.message.startsWith('diffvit.') ||
-        (allowEngineTypeErrors && e instanceof TypeError && ENGINE_TYPE_ERRORS.includes(e.message)));
+      const ok = USER_THROWN.has(e) || (e instanceof Error && (e.message.startsWith('diffvit.') ||
+        (allowEngineTypeErrors && e instanceof TypeError && ENGINE_TYPE_ERRORS.includes(e.message))));
       if (!ok) {
         const what = e instanceof Error ? `${e.constructor.name}: ${e.message}` : `a thrown ${typeof e}: ${show(e)}`;
         this.violations.push(`${label}(${args.map((a) => show(a)).join(', ')}) threw ${what}`);
@@ -174,7 +205,7 @@ function junk(rng: Rng): unknown {
 // ---------------------------------------------------------------------------------------------
 // Learning each binding's arguments from the addon's own messages
 
-type Kind = 'f32' | 'i32' | 'buffer' | 'int' | 'number' | 'bool' | 'choice' | 'ints' | 'unknown';
+type Kind = 'f32' | 'i32' | 'buffer' | 'buffers' | 'int' | 'number' | 'bool' | 'choice' | 'ints' | 'unknown';
 interface ArgSpec {
   name: string;
   kind: Kind;
@@ -182,7 +213,7 @@ interface ArgSpec {
 }
 interface Protocol {
   name: string;
-  /** Argument list from the arity error; null when the binding did not say. */
+  /** Argument list (kernels: from kernelTable(); others: from the arity error); null when the binding did not say. */
   args: ArgSpec[] | null;
   /** A call that succeeded, when one was found. */
   template: unknown[] | null;
@@ -198,7 +229,13 @@ function restoreRuntimeState(): () => void {
 }
 const STATEFUL = new Set(['setThreads', 'setCpuLevel']);
 
+/** Calls a binding with `args`: a kernel with them as its named-argument object, another function positionally. */
 function invoke(name: string, args: readonly unknown[]): unknown {
+  return isKernel(name) ? invokeRaw(name, [named(name, args)]) : invokeRaw(name, args);
+}
+
+/** Calls a binding with exactly these JS arguments. */
+function invokeRaw(name: string, args: readonly unknown[]): unknown {
   const fn = addon[name] as AnyFn;
   if (!STATEFUL.has(name)) return fn(...args);
   // A valid request for hundreds of threads starts and joins them (twice, with the restore): the
@@ -223,11 +260,16 @@ function errorOf(fn: () => unknown): string | null {
 }
 
 function learn(name: string): Protocol {
-  const first = errorOf(() => invoke(name, []));
-  if (first === null) return { name, args: [], template: [] };
-  const arity = /argument '\(arguments\)' expected (\d+) arguments \(([^)]*)\)/.exec(first);
-  if (!arity) return { name, args: null, template: null };
-  const names = arity[2] ? arity[2].split(', ') : [];
+  let names: string[];
+  if (isKernel(name)) {
+    names = KERNELS[name];
+  } else {
+    const first = errorOf(() => invoke(name, []));
+    if (first === null) return { name, args: [], template: [] };
+    const arity = /argument '\(arguments\)' expected (\d+) arguments \(([^)]*)\)/.exec(first);
+    if (!arity) return { name, args: null, template: null };
+    names = arity[2] ? arity[2].split(', ') : [];
+  }
   const args: ArgSpec[] = names.map((n) => ({ name: n, kind: 'unknown', choices: [] }));
   const values: unknown[] = names.map(() => undefined);
   const attempts = names.map(() => 0);
@@ -235,7 +277,7 @@ function learn(name: string): Protocol {
     const message = errorOf(() => invoke(name, values));
     if (message === null) return { name, args, template: values };
     const m = /^diffvit\.[\w.]+: argument '([^']+)' expected (.*), received/s.exec(message);
-    const i = m ? names.indexOf(m[1]) : -1;
+    const i = m ? names.indexOf(m[1].replace(/\[\d+\]$/, '')) : -1;
     if (i < 0 || ++attempts[i] > 4) break;
     const expected = m![2], spec = args[i];
     const choices = /one of ((?:'[^']*'(?:, )?)+)/.exec(expected);
@@ -244,10 +286,13 @@ function learn(name: string): Protocol {
       spec.kind = 'choice';
       spec.choices = [...choices[1].matchAll(/'([^']*)'/g)].map((c) => c[1]);
       values[i] = spec.choices[0];
+    } else if (/^an array of (float32|int32) NativeBuffers/.test(expected)) {
+      spec.kind = 'buffers';
+      values[i] = [/int32/.test(expected) ? VALID_I32[1] : VALID_F32[5]];
     } else if (/NativeBuffer|dtype float32|dtype int32|elements/.test(expected)) {
       const wantsI32 = /int32/.test(expected) && !/float32/.test(expected);
       spec.kind = spec.kind === 'unknown' ? (wantsI32 ? 'i32' : /^a NativeBuffer/.test(expected) ? 'buffer' : 'f32') : spec.kind;
-      values[i] = wantsI32 ? VALID_I32[1] : VALID_F32[5];
+      values[i] = spec.kind === 'buffers' ? [wantsI32 ? VALID_I32[1] : VALID_F32[5]] : wantsI32 ? VALID_I32[1] : VALID_F32[5];
     } else if (/^an integer in \[(-?\d+), (-?\d+)\]/.test(expected)) {
       const [, lo, hi] = /^an integer in \[(-?\d+), (-?\d+)\]/.exec(expected)!;
       spec.kind = 'int';
@@ -261,6 +306,10 @@ function learn(name: string): Protocol {
     } else if (/boolean/.test(expected)) {
       spec.kind = 'bool';
       values[i] = false;
+    } else if (/^(\d+) (offsets|counts)/.test(expected)) {
+      // One entry per buffer of a list argument (sumSquares' offsets and counts).
+      spec.kind = 'ints';
+      values[i] = new Array(Number(/^(\d+)/.exec(expected)![1])).fill(0);
     } else if (/array|integers|strides/.test(expected)) {
       spec.kind = 'ints';
       const len = /^(\d+) strides/.exec(expected);
@@ -284,6 +333,9 @@ function sameKind(spec: ArgSpec, rng: Rng): unknown {
       return rng.pick([...VALID_F32, ...VALID_F32, VALID_I32[0], disposedBuffer, ...FAKE_BUFFERS]);
     case 'i32':
       return rng.pick([...VALID_I32, ...VALID_I32, VALID_F32[3], disposedBuffer, ...FAKE_BUFFERS]);
+    case 'buffers':
+      return rng.chance(0.2) ? rng.pick(ARRAYS) : Array.from({ length: rng.int(4) },
+        () => rng.pick([...VALID_F32, ...VALID_F32, VALID_I32[0], disposedBuffer, ...FAKE_BUFFERS]));
     case 'int':
       return rng.pick(INTS);
     case 'number':
@@ -299,18 +351,175 @@ function sameKind(spec: ArgSpec, rng: Rng): unknown {
   }
 }
 
+/** A JS value as the addon's error messages describe it (native/addon/args.cpp, describe()). */
+function describeValue(v: unknown): string {
+  if (isBuffer(v)) return v.disposed ? 'a disposed NativeBuffer' : `a ${v.dtype} NativeBuffer of ${v.numel} elements on ${v.device}`;
+  if (Array.isArray(v)) return `an array of length ${v.length}`;
+  if (typeof v === 'string') return 'a string';
+  if (typeof v === 'number') return Number.isNaN(v) ? 'NaN' : String(v);
+  if (v === null || v === undefined || typeof v === 'boolean') return String(v);
+  return typeof v === 'object' ? (ArrayBuffer.isView(v) ? 'a typed array' : 'an object') : `a ${typeof v}`;
+}
+
+/** Keys no kernel takes, including ones JS treats specially. */
+const UNKNOWN_KEYS = ['foo', 'constructor', 'toString', 'valueOf', '__proto__', 'prototype', '', '0', 'x'.repeat(5000), 'precision ', 'OFFSET'];
+
+/** Adds `key` as an own enumerable data property (also '__proto__', which plain assignment would not). */
+function withKey(o: ArgObject, key: string, value: unknown): ArgObject {
+  Object.defineProperty(o, key, { value, enumerable: true, configurable: true, writable: true });
+  return o;
+}
+
+/** A key of the kernel spelled differently (case, whitespace): not one of its keys. */
+function misspelled(key: string, rng: Rng): string {
+  const variants = [key.toUpperCase(), key.toLowerCase() === key ? key[0].toUpperCase() + key.slice(1) : key.toLowerCase(), key + ' ', ' ' + key, key + '_'];
+  return rng.pick(variants.filter((v) => v !== key));
+}
+
+interface Shape {
+  /** The JS arguments of the call. */
+  raw: unknown[];
+  /** Whether the call shape alone makes the call invalid. */
+  mustThrow: boolean;
+  what: string;
+}
+
+/**
+ * A malformed call of kernel `name` built from its values: positional arguments, no or several
+ * arguments, a non-object, a missing, unknown or misspelled key (all rejected), or an object the
+ * binding reads through getters, a proxy or its prototype (accepted or rejected cleanly).
+ */
+function malformedShape(name: string, values: readonly unknown[], rng: Rng): Shape {
+  const keys = KERNELS[name];
+  const obj = named(name, values);
+  switch (rng.int(10)) {
+    case 0:
+      return { raw: [...values], mustThrow: true, what: 'positional arguments' };
+    case 1:
+      return { raw: [], mustThrow: true, what: 'no arguments' };
+    case 2:
+      return { raw: [obj, rng.chance(0.5) ? { ...obj } : junk(rng)], mustThrow: true, what: 'two arguments' };
+    case 3: {
+      const v = rng.pick([...values, [obj], [...values], 0, 'x', null, undefined, true, 1n, Symbol('s'), ...VALID_F32]);
+      // An array, a NativeBuffer or a primitive is never the argument object.
+      const notObject = v === null || typeof v !== 'object' || Array.isArray(v) || isBuffer(v);
+      return { raw: [v], mustThrow: notObject, what: 'a non-object argument' };
+    }
+    case 4: {
+      delete obj[rng.pick(keys)];
+      return { raw: [obj], mustThrow: true, what: 'a missing key' };
+    }
+    case 5:
+      return { raw: [withKey(obj, rng.pick(UNKNOWN_KEYS), junk(rng))], mustThrow: true, what: 'an unknown key' };
+    case 6: {
+      const key = rng.pick(keys), value = obj[key];
+      delete obj[key];
+      return { raw: [withKey(obj, misspelled(key, rng), value)], mustThrow: true, what: 'a misspelled key' };
+    }
+    case 7: {
+      // Getters: some return other values on each read, some throw, some dispose a buffer.
+      const key = rng.pick(keys), value = obj[key];
+      const thrown = new Error(`a getter of '${key}' throws`);
+      USER_THROWN.add(thrown);
+      const getter = rng.pick([
+        () => value,
+        () => junk(rng),
+        () => {
+          throw thrown;
+        },
+        () => {
+          const b = f32(8);
+          b.dispose();
+          return b;
+        },
+      ]);
+      Object.defineProperty(obj, key, { get: getter, enumerable: rng.chance(0.8), configurable: true });
+      return { raw: [obj], mustThrow: false, what: 'a getter' };
+    }
+    case 8: {
+      const thrown = new Error('a proxy trap throws');
+      USER_THROWN.add(thrown);
+      const trap = rng.pick(['get', 'has', 'ownKeys', 'getOwnPropertyDescriptor', 'none']);
+      const handler: ProxyHandler<ArgObject> = trap === 'none' ? {} : { [trap]: () => { throw thrown; } };
+      return { raw: [new Proxy(obj, handler)], mustThrow: false, what: `a proxy (${trap} trap)` };
+    }
+    default: {
+      // The keys on the prototype (enumerable there), on a null-prototype object, or on a function.
+      const host = rng.pick(['inherited', 'null', 'function']);
+      const o = host === 'inherited' ? Object.create(obj) : Object.assign(host === 'null' ? Object.create(null) : () => 0, obj);
+      return { raw: [o], mustThrow: false, what: `keys on ${host}` };
+    }
+  }
+}
+
 const BINDINGS = Object.keys(addon).filter((k) => k !== 'NativeBuffer' && typeof addon[k] === 'function').sort();
 const PROTOCOLS = new Map(BINDINGS.map((name) => [name, learn(name)]));
 
 describe('random malformed calls to every binding', () => {
   test('the binding list is enumerated from the addon and the protocols were learned', () => {
-    for (const core of ['fill', 'copyStrided', 'randomFill', 'unary', 'unaryGrad', 'binary', 'axpby', 'reduceSum', 'gemm', 'info', 'memoryStats']) {
+    for (const core of ['fill', 'copyStrided', 'randomFill', 'unary', 'unaryGrad', 'binary', 'axpby', 'reduceSum', 'sumSquares', 'gemm', 'info', 'memoryStats', 'kernelTable']) {
       expect(BINDINGS).toContain(core);
     }
-    // Every binding the core defines validates its argument count and reaches a successful call.
-    for (const name of ['fill', 'copyStrided', 'unary', 'binary', 'reduceSum', 'gemm', 'axpby', 'randomFill']) {
+    // The kernel table: every kernel is a function of the addon, with distinct argument names.
+    expect(Object.keys(KERNELS).length).toBeGreaterThan(30);
+    for (const [name, keys] of Object.entries(KERNELS)) {
+      expect(BINDINGS, `kernelTable() lists '${name}'`).toContain(name);
+      expect(keys.length, `${name} has arguments`).toBeGreaterThan(0);
+      expect(new Set(keys).size, `${name}'s argument names are distinct`).toBe(keys.length);
+      for (const key of keys) expect(key).toMatch(/^[A-Za-z][A-Za-z0-9]*$/);
+    }
+    const unlearned = BINDINGS.filter((name) => !PROTOCOLS.get(name)!.template);
+    console.log(`fuzz: a valid call learned for ${BINDINGS.length - unlearned.length} of ${BINDINGS.length} bindings (not for ${unlearned.join(', ') || 'none'})`);
+    // Every binding the core defines reaches a successful call.
+    for (const name of ['fill', 'copyStrided', 'unary', 'binary', 'reduceSum', 'sumSquares', 'gemm', 'axpby', 'randomFill']) {
       expect(PROTOCOLS.get(name)!.template, `no valid call learned for ${name}`).not.toBeNull();
     }
+  });
+
+  // Every kernel, whether or not a valid call was learned: the call shape is checked before any
+  // argument, and every key of kernels.def is required by name.
+  test.each(Object.keys(KERNELS).sort())('%s: call shapes (one object, every key, no other key)', (name) => {
+    const keys = KERNELS[name], p = PROTOCOLS.get(name)!;
+    const values = p.template ?? keys.map(() => 0);
+    const c = new Campaign();
+    const op = `diffvit.${name}: argument `;
+    const rejected = (raw: unknown[], message: string) => {
+      c.call(name, () => invokeRaw(name, raw), raw, false, true);
+      expect(errorOf(() => invokeRaw(name, raw)), show(raw)).toBe(message);
+    };
+    const oneObject = `${op}'(arguments)' expected one object { ${keys.join(', ')} }, received`;
+    // (The learned call may no longer be valid: a kernel may check the contents of buffers that
+    // other calls have since written. The shape is checked before any value either way.)
+    rejected([...values], `${oneObject} ${keys.length} arguments, the first ${describeValue(values[0])}`);
+    rejected([], `${oneObject} 0 arguments`);
+    rejected([named(name, values), {}], `${oneObject} 2 arguments, the first an object`);
+    for (const [v, what] of [[undefined, 'undefined'], [null, 'null'], [7, '7'], ['x', 'a string'], [true, 'true'],
+      [[named(name, values)], 'an array of length 1'], [VALID_F32[2], 'a float32 NativeBuffer of 3 elements on cpu']] as const) {
+      rejected([v], `${oneObject} 1 arguments, the first ${what}`);
+    }
+    keys.forEach((key) => {
+      const o = named(name, values);
+      delete o[key];
+      rejected([o], `${op}'${key}' expected a value (the argument is missing), received no such key`);
+      // Spelled otherwise, it is both missing and unknown: missing is reported first.
+      const alt = key.toUpperCase() === key ? key.toLowerCase() : key.toUpperCase();
+      expect(keys).not.toContain(alt);
+      const renamed = withKey(named(name, values), alt, values[keys.indexOf(key)]);
+      delete renamed[key];
+      rejected([renamed], `${op}'${key}' expected a value (the argument is missing), received no such key`);
+    });
+    for (const extra of UNKNOWN_KEYS) {
+      rejected([withKey(named(name, values), extra, 1)],
+        `${op}'${extra}' expected no such argument (this kernel takes only the keys of kernels.def), received a value`);
+    }
+    // A key present with the value undefined is not missing: its own check rejects the value.
+    const undef = named(name, values);
+    undef[keys[0]] = undefined;
+    const m = errorOf(() => invokeRaw(name, [undef]));
+    expect(m, `${name} with ${keys[0]}: undefined`).toMatch(new RegExp(`^diffvit\\.${name}: argument '${keys[0]}(\\[\\d+\\])?' expected `));
+    expect(m).not.toMatch(/the argument is missing/);
+    tally(c);
+    c.expectClean();
   });
 
   test.each(BINDINGS)('%s', (name) => {
@@ -318,10 +527,11 @@ describe('random malformed calls to every binding', () => {
     const rng = new Rng(hashString(name));
     const p = PROTOCOLS.get(name)!;
     const arity = p.args?.length ?? 3;
+    const kernel = isKernel(name);
     for (let i = 0; i < 400; i++) {
       let args: unknown[];
       const mode = rng.next();
-      if (mode < 0.1) {
+      if (mode < 0.1 && !kernel) {
         // Wrong arity, anything in it.
         let n = rng.int(arity + 4);
         if (n === arity) n = arity + 1;
@@ -338,7 +548,13 @@ describe('random malformed calls to every binding', () => {
         // Every argument of its own kind where known.
         args = Array.from({ length: arity }, (_, at) => (p.args && rng.chance(0.8) ? sameKind(p.args[at], rng) : junk(rng)));
       }
-      c.call(name, () => invoke(name, args), args);
+      if (kernel && mode < 0.2) {
+        // A malformed call shape around these values (half of them the valid call's).
+        const shape = malformedShape(name, rng.chance(0.5) && p.template ? p.template : args, rng);
+        c.call(`${name} (${shape.what})`, () => invokeRaw(name, shape.raw), shape.raw, false, shape.mustThrow);
+      } else {
+        c.call(name, () => invoke(name, args), kernel ? [named(name, args)] : args);
+      }
     }
     tally(c);
     c.expectClean();
@@ -440,10 +656,11 @@ describe('NativeBuffer abuse', () => {
       for (const [name, p] of PROTOCOLS) {
         if (!p.template || !p.args) continue;
         p.args.forEach((spec, i) => {
-          if (!['f32', 'i32', 'buffer'].includes(spec.kind)) return;
+          if (!['f32', 'i32', 'buffer', 'buffers'].includes(spec.kind)) return;
           lookAlikes.forEach((fake, k) => {
             const args = [...p.template!];
-            args[i] = fake;
+            // A list of buffers gets the look-alike as its only, or as its second, element.
+            args[i] = spec.kind !== 'buffers' ? fake : k % 2 ? [fake] : [real, fake];
             if (c.call(name, () => invoke(name, args), args)) accepted.push(`${name}: look-alike #${k} as '${spec.name}'`);
           });
         });
@@ -478,54 +695,80 @@ describe('NativeBuffer abuse', () => {
 // Known-dangerous patterns, spelled out
 
 describe('known-dangerous patterns', () => {
-  const b = (n: number) => VALID_F32.find((x) => x.numel === n)!;
+  const buf = (n: number) => VALID_F32.find((x) => x.numel === n)!;
+  const gemm = (over: ArgObject): ArgObject => ({
+    a: buf(64), aOffset: 0, b: buf(64), bOffset: 0, c: buf(64), cOffset: 0, batch: 1, m: 4, n: 4, k: 4, transA: false, transB: false,
+    alpha: 1, beta: 0, strideA: 0, strideB: 0, strideC: 0, lda: 4, ldb: 4, ldc: 4, precision: 'float32', ...over,
+  });
+  const copy = (src: NativeBuffer, srcStrides: unknown, dst: NativeBuffer, dstStrides: unknown, shape: unknown): ArgObject =>
+    ({ src, srcOffset: 0, srcStrides, dst, dstOffset: 0, dstStrides, shape });
+  const reduce = (outer: number, r: number, inner: number): ArgObject => ({ x: buf(64), xOffset: 0, out: buf(64), outOffset: 0, outer, r, inner });
+  const unary = (x: NativeBuffer, out: NativeBuffer, n: number): ArgObject => ({ op: 'exp', x, xOffset: 0, out, outOffset: 0, n, alpha: 0, beta: 0 });
+  const random = (counter: number, b: number): ArgObject =>
+    ({ out: buf(64), offset: 0, n: 64, distribution: 'normal', seed: 1, counter, a: 0, b });
 
-  // [label, binding, args, must it throw?]
-  const CASES: [string, string, unknown[], boolean][] = [
+  // [label, binding, args (a kernel's object, another function's list), must it throw?]
+  const CASES: [string, string, ArgObject | unknown[], boolean][] = [
     // Offsets and counts at and past the end of a buffer.
-    ['fill: n = 0 at offset = numel', 'fill', [b(17), 17, 0, 1], false],
-    ['fill: one past the end', 'fill', [b(17), 17, 1, 1], true],
-    ['fill: offset 2^53', 'fill', [b(17), 2 ** 53, 1, 1], true],
-    ['fill: offset + n overflows int64', 'fill', [b(17), 2 ** 50, 2 ** 40, 1], true],
-    ['fill: zero-size buffer, n = 0', 'fill', [b(0), 0, 0, 1], false],
-    ['fill: zero-size buffer, n = 1', 'fill', [b(0), 0, 1, 1], true],
-    ['fill: int32 buffer with a fractional value', 'fill', [VALID_I32[0], 0, 1, 0.5], true],
-    ['unary: n = 2^40 on a small buffer', 'unary', ['exp', b(64), 0, b(64), 0, 2 ** 40, 0, 0], true],
-    ['unary: in-place (x and out the same buffer)', 'unary', ['exp', b(64), 0, b(64), 0, 64, 0, 0], false],
-    ['unary: int32 buffers', 'unary', ['exp', VALID_I32[0], 0, VALID_I32[0], 0, 1, 0, 0], true],
+    ['fill: n = 0 at offset = numel', 'fill', { out: buf(17), offset: 17, n: 0, value: 1 }, false],
+    ['fill: one past the end', 'fill', { out: buf(17), offset: 17, n: 1, value: 1 }, true],
+    ['fill: offset 2^53', 'fill', { out: buf(17), offset: 2 ** 53, n: 1, value: 1 }, true],
+    ['fill: offset + n overflows int64', 'fill', { out: buf(17), offset: 2 ** 50, n: 2 ** 40, value: 1 }, true],
+    ['fill: zero-size buffer, n = 0', 'fill', { out: buf(0), offset: 0, n: 0, value: 1 }, false],
+    ['fill: zero-size buffer, n = 1', 'fill', { out: buf(0), offset: 0, n: 1, value: 1 }, true],
+    ['fill: int32 buffer with a fractional value', 'fill', { out: VALID_I32[0], offset: 0, n: 1, value: 0.5 }, true],
+    ['unary: n = 2^40 on a small buffer', 'unary', unary(buf(64), buf(64), 2 ** 40), true],
+    ['unary: in-place (x and out the same buffer)', 'unary', unary(buf(64), buf(64), 64), false],
+    ['unary: int32 buffers', 'unary', unary(VALID_I32[0], VALID_I32[0], 1), true],
     // Strided extents whose arithmetic overflows int64.
-    ['copyStrided: extent overflow', 'copyStrided', [b(64), 0, [2 ** 40, 2 ** 40], b(64), 0, [2 ** 40, 2 ** 40], [2 ** 40, 2 ** 40]], true],
-    ['copyStrided: 9 dims', 'copyStrided', [b(64), 0, new Array(9).fill(0), b(64), 0, new Array(9).fill(0), new Array(9).fill(1)], true],
-    ['copyStrided: strides shorter than shape', 'copyStrided', [b(64), 0, [1], b(64), 0, [4, 1], [4, 4]], true],
-    ['copyStrided: negative stride', 'copyStrided', [b(64), 0, [-1], b(64), 0, [1], [4]], true],
-    ['copyStrided: float32 to int32', 'copyStrided', [b(64), 0, [1], VALID_I32[0], 0, [1], [4]], true],
+    ['copyStrided: extent overflow', 'copyStrided', copy(buf(64), [2 ** 40, 2 ** 40], buf(64), [2 ** 40, 2 ** 40], [2 ** 40, 2 ** 40]), true],
+    ['copyStrided: 9 dims', 'copyStrided', copy(buf(64), new Array(9).fill(0), buf(64), new Array(9).fill(0), new Array(9).fill(1)), true],
+    ['copyStrided: strides shorter than shape', 'copyStrided', copy(buf(64), [1], buf(64), [4, 1], [4, 4]), true],
+    ['copyStrided: negative stride', 'copyStrided', copy(buf(64), [-1], buf(64), [1], [4]), true],
+    ['copyStrided: float32 to int32', 'copyStrided', copy(buf(64), [1], VALID_I32[0], [1], [4]), true],
     // Zero strides read one element many times; on the destination they would make the kernel
     // loop over an element count the buffers never bound (2^80 here wraps int64 to 0).
-    ['copyStrided: broadcast source (stride 0)', 'copyStrided', [b(1), 0, [0, 0], b(64), 0, [8, 1], [8, 8]], false],
-    ['copyStrided: 2^80 elements through zero strides', 'copyStrided', [b(1), 0, [0, 0], b(1), 0, [0, 0], [2 ** 40, 2 ** 40]], true],
-    ['copyStrided: 2^70 elements through zero strides', 'copyStrided', [b(1), 0, [0, 0], b(1), 0, [0, 0], [2 ** 40, 2 ** 30]], true],
-    ['copyStrided: destination with a zero stride (overlapping writes)', 'copyStrided', [b(64), 0, [4, 1], b(64), 0, [0, 1], [4, 4]], true],
-    ['copyStrided: empty shape, zero strides (nothing to write)', 'copyStrided', [b(1), 0, [0, 0, 0], b(1), 0, [0, 3, 1], [2, 0, 3]], false],
-    ['copyStrided: overlapping destination rows', 'copyStrided', [b(64), 0, [4, 1], b(64), 0, [1, 1], [4, 4]], true],
-    ['binary: 2^80 broadcast elements', 'binary', ['add', b(1), 0, [0, 0], b(1), 0, [0, 0], b(64), 0, [2 ** 40, 2 ** 40]], true],
-    ['binary: out too short for the shape', 'binary', ['add', b(64), 0, [8, 1], b(64), 0, [8, 1], b(17), 0, [8, 8]], true],
+    ['copyStrided: broadcast source (stride 0)', 'copyStrided', copy(buf(1), [0, 0], buf(64), [8, 1], [8, 8]), false],
+    ['copyStrided: 2^80 elements through zero strides', 'copyStrided', copy(buf(1), [0, 0], buf(1), [0, 0], [2 ** 40, 2 ** 40]), true],
+    ['copyStrided: 2^70 elements through zero strides', 'copyStrided', copy(buf(1), [0, 0], buf(1), [0, 0], [2 ** 40, 2 ** 30]), true],
+    ['copyStrided: destination with a zero stride (overlapping writes)', 'copyStrided', copy(buf(64), [4, 1], buf(64), [0, 1], [4, 4]), true],
+    ['copyStrided: empty shape, zero strides (nothing to write)', 'copyStrided', copy(buf(1), [0, 0, 0], buf(1), [0, 3, 1], [2, 0, 3]), false],
+    ['copyStrided: overlapping destination rows', 'copyStrided', copy(buf(64), [4, 1], buf(64), [1, 1], [4, 4]), true],
+    ['binary: 2^80 broadcast elements', 'binary',
+      { op: 'add', a: buf(1), aOffset: 0, aStrides: [0, 0], b: buf(1), bOffset: 0, bStrides: [0, 0], out: buf(64), outOffset: 0, shape: [2 ** 40, 2 ** 40] }, true],
+    ['binary: out too short for the shape', 'binary',
+      { op: 'add', a: buf(64), aOffset: 0, aStrides: [8, 1], b: buf(64), bOffset: 0, bStrides: [8, 1], out: buf(17), outOffset: 0, shape: [8, 8] }, true],
     // GEMM leading dimensions, batch strides and empty products.
-    ['gemm: lda < k', 'gemm', [b(64), 0, b(64), 0, b(64), 0, 1, 4, 4, 4, false, false, 1, 0, 0, 0, 0, 3, 4, 4], true],
-    ['gemm: batch 2^40 with broadcast A/B and C stride 0', 'gemm', [b(64), 0, b(64), 0, b(64), 0, 2 ** 40, 1, 1, 1, false, false, 1, 0, 0, 0, 0, 1, 1, 1], true],
-    ['gemm: batch 2^40, C stride 1', 'gemm', [b(64), 0, b(64), 0, b(64), 0, 2 ** 40, 1, 1, 1, false, false, 1, 0, 0, 0, 1, 1, 1, 1], true],
-    ['gemm: k = 2^40 with m = 0 still needs B to hold k x n', 'gemm', [b(64), 0, b(64), 0, b(64), 0, 1, 0, 4, 2 ** 40, false, false, 1, 0, 0, 0, 0, 2 ** 40, 4, 4], true],
-    ['gemm: k = 2^40 with m = n = 0 (nothing to read or write)', 'gemm', [b(64), 0, b(64), 0, b(64), 0, 1, 0, 0, 2 ** 40, false, false, 1, 0, 0, 0, 0, 2 ** 40, 0, 0], false],
-    ['gemm: k = 0 (C = beta C)', 'gemm', [b(64), 0, b(64), 0, b(64), 0, 1, 4, 4, 0, false, false, 1, 0.5, 0, 0, 0, 0, 4, 4], false],
-    ['gemm: transposed A too short', 'gemm', [b(17), 0, b(64), 0, b(64), 0, 1, 4, 4, 8, true, false, 1, 0, 0, 0, 0, 4, 4, 4], true],
+    ['gemm: lda < k', 'gemm', gemm({ lda: 3 }), true],
+    ['gemm: batch 2^40 with broadcast A/B and C stride 0', 'gemm', gemm({ batch: 2 ** 40, m: 1, n: 1, k: 1, lda: 1, ldb: 1, ldc: 1 }), true],
+    ['gemm: batch 2^40, C stride 1', 'gemm', gemm({ batch: 2 ** 40, m: 1, n: 1, k: 1, strideC: 1, lda: 1, ldb: 1, ldc: 1 }), true],
+    ['gemm: k = 2^40 with m = 0 still needs B to hold k x n', 'gemm', gemm({ m: 0, k: 2 ** 40, lda: 2 ** 40 }), true],
+    ['gemm: k = 2^40 with m = n = 0 (nothing to read or write)', 'gemm', gemm({ m: 0, n: 0, k: 2 ** 40, lda: 2 ** 40, ldb: 0, ldc: 0 }), false],
+    ['gemm: k = 0 (C = beta C)', 'gemm', gemm({ k: 0, beta: 0.5, lda: 0 }), false],
+    ['gemm: k = 0 at bf16', 'gemm', gemm({ k: 0, beta: 0.5, lda: 0, precision: 'bf16' }), false],
+    ['gemm: transposed A too short', 'gemm', gemm({ a: buf(17), k: 8, transA: true }), true],
+    ['gemm: unknown precision', 'gemm', gemm({ precision: 'fp8' }), true],
     // Reductions with empty and huge axes.
-    ['reduceSum: outer 2^40, r 0, inner 0', 'reduceSum', [b(64), 0, b(64), 0, 2 ** 40, 0, 0], false],
-    ['reduceSum: r 2^40 over an empty inner axis', 'reduceSum', [b(64), 0, b(64), 0, 1, 2 ** 40, 0], false],
-    ['reduceSum: outer*r*inner overflows int64', 'reduceSum', [b(64), 0, b(64), 0, 2 ** 40, 2 ** 40, 2 ** 40], true],
-    ['reduceSum: r = 0 (sums of nothing)', 'reduceSum', [b(64), 0, b(64), 0, 4, 0, 4], false],
-    ['sumSquares: n = 0 on a zero-size buffer', 'sumSquares', [b(0), 0, 0], false],
-    ['randomFill: counter 2^53', 'randomFill', [b(64), 0, 64, 'normal', 1, 2 ** 53, 0, 1], false],
-    ['randomFill: counter past 2^53', 'randomFill', [b(64), 0, 64, 'normal', 1, 2 ** 60, 0, 1], true],
-    ['randomFill: std NaN', 'randomFill', [b(64), 0, 64, 'normal', 1, 0, 0, NaN], true],
+    ['reduceSum: outer 2^40, r 0, inner 0', 'reduceSum', reduce(2 ** 40, 0, 0), false],
+    ['reduceSum: r 2^40 over an empty inner axis', 'reduceSum', reduce(1, 2 ** 40, 0), false],
+    ['reduceSum: outer*r*inner overflows int64', 'reduceSum', reduce(2 ** 40, 2 ** 40, 2 ** 40), true],
+    ['reduceSum: r = 0 (sums of nothing)', 'reduceSum', reduce(4, 0, 4), false],
+    // sumSquares: a list of buffers with an offset and a count each.
+    ['sumSquares: n = 0 on a zero-size buffer', 'sumSquares', { xs: [buf(0)], offsets: [0], counts: [0], out: buf(1), outOffset: 0 }, false],
+    ['sumSquares: no buffers at all', 'sumSquares', { xs: [], offsets: [], counts: [], out: buf(1), outOffset: 0 }, false],
+    ['sumSquares: the same buffer twice, and out among the inputs', 'sumSquares',
+      { xs: [buf(64), buf(64), buf(17)], offsets: [0, 10, 0], counts: [64, 54, 17], out: buf(17), outOffset: 16 }, false],
+    ['sumSquares: a count past the end of its buffer', 'sumSquares', { xs: [buf(17), buf(64)], offsets: [0, 1], counts: [17, 64], out: buf(1), outOffset: 0 }, true],
+    ['sumSquares: offset + count overflows int64', 'sumSquares', { xs: [buf(17)], offsets: [2 ** 50], counts: [2 ** 40], out: buf(1), outOffset: 0 }, true],
+    ['sumSquares: fewer offsets than buffers', 'sumSquares', { xs: [buf(17), buf(17)], offsets: [0], counts: [1, 1], out: buf(1), outOffset: 0 }, true],
+    ['sumSquares: more counts than buffers', 'sumSquares', { xs: [buf(17)], offsets: [0], counts: [1, 1], out: buf(1), outOffset: 0 }, true],
+    ['sumSquares: a disposed buffer in the list', 'sumSquares', { xs: [buf(17), disposedBuffer], offsets: [0, 0], counts: [1, 1], out: buf(1), outOffset: 0 }, true],
+    ['sumSquares: an int32 buffer in the list', 'sumSquares', { xs: [VALID_I32[0]], offsets: [0], counts: [1], out: buf(1), outOffset: 0 }, true],
+    ['sumSquares: a hole in the list', 'sumSquares', { xs: new Array(2).fill(buf(17), 1), offsets: [0, 0], counts: [1, 1], out: buf(1), outOffset: 0 }, true],
+    ['sumSquares: out past the end', 'sumSquares', { xs: [buf(17)], offsets: [0], counts: [1], out: buf(1), outOffset: 1 }, true],
+    ['randomFill: counter 2^53', 'randomFill', random(2 ** 53, 1), false],
+    ['randomFill: counter past 2^53', 'randomFill', random(2 ** 60, 1), true],
+    ['randomFill: std NaN', 'randomFill', random(0, NaN), true],
     ['setThreads: 0 threads', 'setThreads', [0], true],
     ['setThreads: 2^31 threads', 'setThreads', [2 ** 31], true],
     ['setCpuLevel: unknown level', 'setCpuLevel', ['avx1024'], true],
@@ -533,7 +776,12 @@ describe('known-dangerous patterns', () => {
 
   test.each(CASES)('%s', (_label, name, args, mustThrow) => {
     const c = new Campaign();
-    const ok = c.call(name, () => invoke(name, args), args);
+    if (isKernel(name)) {
+      // Exactly the kernel's keys: a misspelled one would make a case fail for the wrong reason.
+      expect(Object.keys(args).sort(), `${name} case keys`).toEqual([...KERNELS[name]].sort());
+    }
+    const raw = Array.isArray(args) ? args : [args];
+    const ok = c.call(name, () => invokeRaw(name, raw), raw);
     tally(c);
     c.expectClean();
     expect(ok, mustThrow ? 'must be rejected' : 'must be accepted').toBe(!mustThrow);
@@ -541,15 +789,15 @@ describe('known-dangerous patterns', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// Near-valid calls: valid templates of the core bindings, one argument mutated at a time
+// Near-valid calls: valid templates of the core kernels, one key mutated at a time
 
 interface Template {
   name: string;
-  args: unknown[];
-  /** Index of the argument written to (none for pure queries). */
-  out?: number;
+  args: ArgObject;
+  /** The key of the argument written to (none for pure queries). */
+  out?: string;
   /** Elements of the output buffer that a successful call with `args` may write. */
-  writes?: (args: unknown[]) => Iterable<number>;
+  writes?: (args: ArgObject) => Iterable<number>;
 }
 
 function* range(start: number, n: number): Iterable<number> {
@@ -575,24 +823,35 @@ function templates(): Template[] {
   // Odd sizes and non-zero offsets: SIMD bodies, tails and misaligned starts all run.
   const X = f32(300), Y = f32(300), OUT = f32(300), I = i32(64);
   return [
-    { name: 'fill', args: [OUT, 5, 37, 2.5], out: 0, writes: (a) => range(n(a[1]), n(a[2])) },
-    { name: 'fill', args: [I, 3, 21, -7], out: 0, writes: (a) => range(n(a[1]), n(a[2])) },
-    { name: 'copyStrided', args: [X, 7, [40, 1, 5], OUT, 3, [1, 60, 12], [3, 5, 4]], out: 3, writes: (a) => strided(n(a[4]), arr(a[5]), arr(a[6])) },
+    { name: 'fill', args: { out: OUT, offset: 5, n: 37, value: 2.5 }, out: 'out', writes: (a) => range(n(a.offset), n(a.n)) },
+    { name: 'fill', args: { out: I, offset: 3, n: 21, value: -7 }, out: 'out', writes: (a) => range(n(a.offset), n(a.n)) },
+    { name: 'copyStrided', args: { src: X, srcOffset: 7, srcStrides: [40, 1, 5], dst: OUT, dstOffset: 3, dstStrides: [1, 60, 12], shape: [3, 5, 4] },
+      out: 'dst', writes: (a) => strided(n(a.dstOffset), arr(a.dstStrides), arr(a.shape)) },
     // The bias broadcast of linear(): a zero source stride.
-    { name: 'copyStrided', args: [X, 2, [0, 1], OUT, 1, [19, 1], [6, 19]], out: 3, writes: (a) => strided(n(a[4]), arr(a[5]), arr(a[6])) },
-    { name: 'randomFill', args: [OUT, 9, 33, 'normal', 5, 7, 0.5, 2], out: 0, writes: (a) => range(n(a[1]), n(a[2])) },
-    { name: 'unary', args: ['gelu_tanh', X, 3, OUT, 11, 77, 0.5, 0.25], out: 3, writes: (a) => range(n(a[4]), n(a[5])) },
-    { name: 'unaryGrad', args: ['silu', X, 1, Y, 2, OUT, 3, 45, 1, 0], out: 5, writes: (a) => range(n(a[6]), n(a[7])) },
-    { name: 'binary', args: ['mul', X, 4, [17, 0, 1], Y, 1, [0, 17, 1], OUT, 6, [3, 5, 17]], out: 7,
-      writes: (a) => range(n(a[8]), arr(a[9]).reduce((p, s) => p * s, 1)) },
-    { name: 'axpby', args: [OUT, 2, X, 5, 67, 0.5, -1.5], out: 0, writes: (a) => range(n(a[1]), n(a[4])) },
-    { name: 'reduceSum', args: [X, 3, OUT, 2, 3, 7, 11], out: 2, writes: (a) => range(n(a[3]), n(a[4]) * n(a[6])) },
-    { name: 'reduceSum', args: [X, 1, OUT, 4, 5, 33, 1], out: 2, writes: (a) => range(n(a[3]), n(a[4]) * n(a[6])) },
-    { name: 'sumSquares', args: [X, 3, 101] },
+    { name: 'copyStrided', args: { src: X, srcOffset: 2, srcStrides: [0, 1], dst: OUT, dstOffset: 1, dstStrides: [19, 1], shape: [6, 19] },
+      out: 'dst', writes: (a) => strided(n(a.dstOffset), arr(a.dstStrides), arr(a.shape)) },
+    { name: 'randomFill', args: { out: OUT, offset: 9, n: 33, distribution: 'normal', seed: 5, counter: 7, a: 0.5, b: 2 },
+      out: 'out', writes: (a) => range(n(a.offset), n(a.n)) },
+    { name: 'unary', args: { op: 'gelu_tanh', x: X, xOffset: 3, out: OUT, outOffset: 11, n: 77, alpha: 0.5, beta: 0.25 },
+      out: 'out', writes: (a) => range(n(a.outOffset), n(a.n)) },
+    { name: 'unaryGrad', args: { op: 'silu', x: X, xOffset: 1, dy: Y, dyOffset: 2, dx: OUT, dxOffset: 3, n: 45, alpha: 1, beta: 0 },
+      out: 'dx', writes: (a) => range(n(a.dxOffset), n(a.n)) },
+    { name: 'binary', args: { op: 'mul', a: X, aOffset: 4, aStrides: [17, 0, 1], b: Y, bOffset: 1, bStrides: [0, 17, 1], out: OUT, outOffset: 6, shape: [3, 5, 17] },
+      out: 'out', writes: (a) => range(n(a.outOffset), arr(a.shape).reduce((p, s) => p * s, 1)) },
+    { name: 'axpby', args: { dst: OUT, dstOffset: 2, src: X, srcOffset: 5, n: 67, alpha: 0.5, beta: -1.5 },
+      out: 'dst', writes: (a) => range(n(a.dstOffset), n(a.n)) },
+    { name: 'reduceSum', args: { x: X, xOffset: 3, out: OUT, outOffset: 2, outer: 3, r: 7, inner: 11 },
+      out: 'out', writes: (a) => range(n(a.outOffset), n(a.outer) * n(a.inner)) },
+    { name: 'reduceSum', args: { x: X, xOffset: 1, out: OUT, outOffset: 4, outer: 5, r: 33, inner: 1 },
+      out: 'out', writes: (a) => range(n(a.outOffset), n(a.outer) * n(a.inner)) },
+    // Two tensors (one of them twice), each at an offset with a count.
+    { name: 'sumSquares', args: { xs: [X, Y, X], offsets: [3, 0, 250], counts: [101, 7, 50], out: OUT, outOffset: 13 },
+      out: 'out', writes: (a) => range(n(a.outOffset), 1) },
     // C (2 batches of 5 x 7, ldc 9, batch stride 50) = A (5 x 6, lda 8) · Bᵀ (B stored 7 x 6, ldb 6).
-    { name: 'gemm', args: [X, 1, Y, 2, OUT, 3, 2, 5, 7, 6, false, true, 1, 0.5, 40, 0, 50, 8, 6, 9], out: 4,
+    { name: 'gemm', args: { a: X, aOffset: 1, b: Y, bOffset: 2, c: OUT, cOffset: 3, batch: 2, m: 5, n: 7, k: 6, transA: false, transB: true,
+      alpha: 1, beta: 0.5, strideA: 40, strideB: 0, strideC: 50, lda: 8, ldb: 6, ldc: 9, precision: 'float32' }, out: 'c',
       writes: (a) => (function* () {
-        for (let bt = 0; bt < n(a[6]); bt++) for (let i = 0; i < n(a[7]); i++) yield* range(n(a[5]) + bt * n(a[16]) + i * n(a[19]), n(a[8]));
+        for (let bt = 0; bt < n(a.batch); bt++) for (let i = 0; i < n(a.m); i++) yield* range(n(a.cOffset) + bt * n(a.strideC) + i * n(a.ldc), n(a.n));
       })() },
   ];
 }
@@ -615,9 +874,12 @@ function mutations(value: unknown, spec: ArgSpec | undefined, otherBuffers: Nati
     return [...(spec?.choices ?? []), '', 'bogus', value.toUpperCase(), value + ' ', value + '\0', 'x'.repeat(5000), 3, null, undefined];
   }
   if (Array.isArray(value)) {
-    const out: unknown[] = [value.slice(0, -1), [...value, 1], [], new Array(9).fill(1), new Array(1_000_000), Int32Array.from(value), value.map((x) => [x])];
-    value.forEach((_, i) => {
-      for (const bad of [0, 1, -1, 1.5, NaN, 2 ** 40, 2 ** 40 + 1, 2 ** 60, '1', null]) {
+    const out: unknown[] = [value.slice(0, -1), [...value, value[0]], [], new Array(9).fill(1), new Array(1_000_000), Int32Array.from(value.map(Number)),
+      value.map((x) => [x])];
+    value.forEach((element, i) => {
+      // A list of buffers: each element replaced by every buffer mutation; a list of integers: by bad integers.
+      const bads = isBuffer(element) ? mutations(element, undefined, otherBuffers) : [0, 1, -1, 1.5, NaN, 2 ** 40, 2 ** 40 + 1, 2 ** 60, '1', null];
+      for (const bad of bads) {
         const m = [...value];
         m[i] = bad;
         out.push(m);
@@ -638,21 +900,27 @@ function bits(values: Float32Array | Int32Array): Uint32Array {
   return new Uint32Array(values.buffer, values.byteOffset, values.length);
 }
 
+/** The live buffers among a call's arguments, also inside lists (sumSquares' xs). */
+function liveBuffers(args: ArgObject): NativeBuffer[] {
+  return [...new Set(Object.values(args).flatMap((v) => (Array.isArray(v) ? v : [v])).filter(isLive))];
+}
+
 /**
  * One call with a bounds check: the output buffer is filled with a sentinel first; on success
  * every element outside the call's declared write region must still hold it, and every other
- * buffer passed must be bit-for-bit unchanged.
+ * buffer passed must be bit-for-bit unchanged. `raw`: the JS arguments, when not [args].
  */
-function checkedCall(c: Campaign, t: Template, args: unknown[], outOfBounds: string[]): void {
+function checkedCall(c: Campaign, t: Template, args: ArgObject, outOfBounds: string[], raw?: unknown[], mustThrow = false): void {
   const outBuf = t.out !== undefined && isLive(args[t.out]) ? (args[t.out] as NativeBuffer) : null;
   if (outBuf && outBuf.numel > 0) native.fill({ out: outBuf, offset: 0, n: outBuf.numel, value: outBuf.dtype === 'float32' ? SENTINEL : -777 });
-  const inputs = [...new Set(args.filter(isLive))].filter((b) => b !== outBuf);
+  const inputs = liveBuffers(args).filter((b) => b !== outBuf);
   const before = inputs.map((b) => bits(b.read(0, b.numel)).slice());
   const outBefore = outBuf ? bits(outBuf.read(0, outBuf.numel)).slice() : null;
-  if (!c.call(t.name, () => invoke(t.name, args), args)) return;
+  const call = raw ?? [args];
+  if (!c.call(t.name, () => invokeRaw(t.name, call), call, false, mustThrow)) return;
   inputs.forEach((b, k) => {
     const now = bits(b.read(0, b.numel));
-    if (now.some((v, i) => v !== before[k][i])) outOfBounds.push(`${t.name}(${args.map((a) => show(a)).join(', ')}) changed an input`);
+    if (now.some((v, i) => v !== before[k][i])) outOfBounds.push(`${t.name}(${show(args)}) changed an input`);
   });
   if (outBuf && t.writes) {
     const allowed = new Set<number>();
@@ -664,7 +932,7 @@ function checkedCall(c: Campaign, t: Template, args: unknown[], outOfBounds: str
     const now = bits(outBuf.read(0, outBuf.numel));
     for (let i = 0; i < now.length; i++) {
       if (!allowed.has(i) && now[i] !== outBefore![i]) {
-        outOfBounds.push(`${t.name}(${args.map((a) => show(a)).join(', ')}) wrote element ${i} outside its region`);
+        outOfBounds.push(`${t.name}(${show(args)}) wrote element ${i} outside its region`);
         break;
       }
     }
@@ -672,6 +940,10 @@ function checkedCall(c: Campaign, t: Template, args: unknown[], outOfBounds: str
 }
 
 describe('near-valid calls: one argument of a valid call mutated at a time', () => {
+  test('the templates name exactly the keys of their kernels', () => {
+    for (const t of templates()) expect(Object.keys(t.args), t.name).toEqual(KERNELS[t.name]);
+  });
+
   for (const level of cpuLevels()) {
     test(`every template at cpu level ${level}`, () => {
       const previous = native.info().cpuLevel;
@@ -682,26 +954,32 @@ describe('near-valid calls: one argument of a valid call mutated at a time', () 
         const list = templates();
         // Inputs hold values in every kernel's domain (positive for log/sqrt, moderate for exp).
         for (const t of list) {
-          for (const a of t.args) if (isLive(a) && a.dtype === 'float32') native.randomFill({
+          for (const a of liveBuffers(t.args)) if (a.dtype === 'float32') native.randomFill({
             out: a, offset: 0, n: a.numel, distribution: 'uniform', seed: 3, counter: 0, a: 0.25, b: 2
           });
         }
         for (const t of list) {
+          const keys = KERNELS[t.name];
           const spec = PROTOCOLS.get(t.name)?.args ?? undefined;
           // The template itself must be valid and stay in bounds.
-          checkedCall(c, t, [...t.args], outOfBounds);
+          checkedCall(c, t, { ...t.args }, outOfBounds);
           expect(c.violations).toEqual([]);
-          const buffers = [...new Set(t.args.filter(isLive))];
-          t.args.forEach((value, i) => {
-            for (const m of mutations(value, spec?.[i], buffers.filter((b) => b !== value))) {
-              const args = [...t.args];
-              args[i] = m;
-              checkedCall(c, t, args, outOfBounds);
-            }
+          expect(c.succeeded, `the template of ${t.name} is valid`).toBeGreaterThan(0);
+          const buffers = liveBuffers(t.args);
+          keys.forEach((key, i) => {
+            const value = t.args[key];
+            for (const m of mutations(value, spec?.[i], buffers.filter((b) => b !== value))) checkedCall(c, t, { ...t.args, [key]: m }, outOfBounds);
+            // Without the key, or with it spelled otherwise: rejected, whatever the other values.
+            const { [key]: _dropped, ...without } = t.args;
+            void _dropped;
+            checkedCall(c, t, without, outOfBounds, undefined, true);
+            checkedCall(c, t, withKey({ ...without }, key.toUpperCase() === key ? key.toLowerCase() : key.toUpperCase(), value), outOfBounds, undefined, true);
           });
-          checkedCall(c, t, t.args.slice(0, -1), outOfBounds);
-          checkedCall(c, t, [...t.args, 0], outOfBounds);
-          checkedCall(c, t, [], outOfBounds);
+          // The call shape: an unknown key, positional arguments, nothing, two objects.
+          checkedCall(c, t, withKey({ ...t.args }, 'extra', 0), outOfBounds, undefined, true);
+          checkedCall(c, t, t.args, outOfBounds, Object.values(t.args), true);
+          checkedCall(c, t, t.args, outOfBounds, [], true);
+          checkedCall(c, t, t.args, outOfBounds, [{ ...t.args }, { ...t.args }], true);
         }
         tally(c);
         c.expectClean();

@@ -246,9 +246,9 @@ describeEachLevel('native gemm', (level) => {
       // A (6 x 5) @ B (5 x 4) = C (6 x 4) with these arguments is valid:
       const ok = (over: Partial<Record<string, unknown>> = {}) => {
         const v = { a: A, aOffset: 0, b: B, bOffset: 0, c: C, cOffset: 0, batch: 1, m: 6, n: 4, k: 5, transA: false,
-          transB: false, alpha: 1, beta: 0, strideA: 0, strideB: 0, strideC: 24, lda: 5, ldb: 4, ldc: 4, ...over };
-        return () => (native.gemm as (...args: unknown[]) => void)(v.a, v.aOffset, v.b, v.bOffset, v.c, v.cOffset,
-          v.batch, v.m, v.n, v.k, v.transA, v.transB, v.alpha, v.beta, v.strideA, v.strideB, v.strideC, v.lda, v.ldb, v.ldc);
+          transB: false, alpha: 1, beta: 0, strideA: 0, strideB: 0, strideC: 24, lda: 5, ldb: 4, ldc: 4, precision: 'float32',
+          ...over };
+        return () => (native.gemm as (args: unknown) => void)(v);
       };
       expect(ok()).not.toThrow();
       expect(ok({ aOffset: 1 })).toThrow("diffvit.gemm: argument 'a' expected at least 31 float32 elements (offset 1 + 30), received a buffer of 30");
@@ -265,6 +265,17 @@ describeEachLevel('native gemm', (level) => {
       expect(ok({ alpha: NaN })).toThrow("diffvit.gemm: argument 'alpha' expected");
       expect(ok({ a: I })).toThrow("diffvit.gemm: argument 'a' expected dtype float32, received int32");
       expect(ok({ transA: 1 })).toThrow("diffvit.gemm: argument 'transA' expected");
+      expect(ok({ precision: 'fp16' })).toThrow("diffvit.gemm: argument 'precision' expected one of 'float32', 'bf16', received 'fp16'");
+      expect(ok({ precision: undefined })).toThrow("diffvit.gemm: argument 'precision' expected one of 'float32', 'bf16', received undefined");
+      // One object holding exactly the kernel's arguments.
+      expect(ok({ ldd: 4 })).toThrow("diffvit.gemm: argument 'ldd' expected no such argument (this kernel takes only the keys of kernels.def), received a value");
+      const { lda: _lda, ...noLda } = { a: A, aOffset: 0, b: B, bOffset: 0, c: C, cOffset: 0, batch: 1, m: 6, n: 4, k: 5, transA: false,
+        transB: false, alpha: 1, beta: 0, strideA: 0, strideB: 0, strideC: 24, lda: 5, ldb: 4, ldc: 4, precision: 'float32' };
+      void _lda;
+      expect(() => (native.gemm as (args: unknown) => void)(noLda))
+        .toThrow("diffvit.gemm: argument 'lda' expected a value (the argument is missing), received no such key");
+      expect(() => (native.gemm as (...args: unknown[]) => void)(A, 0, B, 0, C, 0, 1, 6, 4, 5, false, false, 1, 0, 0, 0, 24, 5, 4, 4, 'float32'))
+        .toThrow("diffvit.gemm: argument '(arguments)' expected one object { a, aOffset, b, bOffset, c, cOffset, batch, m, n, k, transA, transB, alpha, beta, strideA, strideB, strideC, lda, ldb, ldc, precision }, received 21 arguments, the first a float32 NativeBuffer of 30 elements on cpu");
     } finally {
       for (const buf of [A, B, C, C2, I]) buf.dispose();
     }

@@ -160,26 +160,67 @@ test('a loop that never yields does not grow the heap through freed small blocks
 describe('V8 external memory accounting', () => {
   const MB8 = 2 * 1024 * 1024; // floats in an 8 MB buffer
 
-  test('allocating and disposing 16 GB in 8 MB buffers starts (almost) no collection', async () => {
-    const kinds: number[] = [];
-    const observer = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) kinds.push((e.detail as { kind: number }).kind);
-    });
-    observer.observe({ entryTypes: ['gc'] });
+  // Counted by cause, not by number: V8 flags the collections that external memory started
+  // (NODE_PERFORMANCE_GC_FLAGS_ALL_EXTERNAL_MEMORY, set by Heap::ReportExternalMemoryPressure), while
+  // collections for other reasons (the memory reducer's, on a timer; heap growth) come and go with
+  // the machine's load. Telling V8 of every allocation and disposal started one every round or two
+  // (30 in these 50 rounds, the old scheme replayed with napi_adjust_external_memory); the
+  // high-water mark starts none once it is reached.
+  test('allocating and disposing 16 GB in 8 MB buffers starts no collection for external memory', async () => {
+    expect(gc, 'run with node --expose-gc (vitest.config.ts passes it to the workers)').toBeTypeOf('function');
+    const EXTERNAL = constants.NODE_PERFORMANCE_GC_FLAGS_ALL_EXTERNAL_MEMORY;
+    const MAJOR = [constants.NODE_PERFORMANCE_GC_MAJOR, constants.NODE_PERFORMANCE_GC_INCREMENTAL];
+    const observe = () => {
+      const entries: { kind: number; flags: number }[] = [];
+      const observer = new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) entries.push((e as unknown as { detail: { kind: number; flags: number } }).detail);
+      });
+      observer.observe({ entryTypes: ['gc'] });
+      return { entries, stop: () => observer.disconnect() };
+    };
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const round = () => {
+      const live = Array.from({ length: 40 }, () => new native.NativeBuffer('cpu', 'float32', MB8));
+      for (const b of live) b.dispose();
+    };
+
+    // The control: 256 MB of ArrayBuffers (which V8 counts as external memory as they are allocated)
+    // start a flagged collection, so the flag is seen here and the count below can fail. (After a
+    // forced collection: a marking already under way would absorb the pressure under its own flags.)
+    gc!();
+    const control = observe();
+    try {
+      let held: ArrayBuffer[] | null = Array.from({ length: 32 }, () => new ArrayBuffer(4 * MB8));
+      for (let i = 0; i < 2000 && !control.entries.some((e) => e.flags & EXTERNAL); i++) await sleep(10);
+      expect(held.length).toBe(32);
+      held = null;
+    } finally {
+      control.stop();
+    }
+    expect(control.entries.filter((e) => e.flags & EXTERNAL).length, 'collections flagged for external memory in the control').toBeGreaterThan(0);
+
+    // A first round sets the high-water mark (and may start collections); a forced collection then
+    // finishes whatever marking is under way, so that none is left to finish inside the count.
+    round();
+    await yieldToEventLoop();
+    gc!();
+    await yieldToEventLoop();
+
+    const { entries, stop } = observe();
     try {
       for (let step = 0; step < 50; step++) {
-        const live = Array.from({ length: 40 }, () => new native.NativeBuffer('cpu', 'float32', MB8));
-        for (const b of live) b.dispose();
+        round();
         await yieldToEventLoop();
       }
-      await new Promise((resolve) => setTimeout(resolve, 20)); // deliver the last entries
+      await sleep(20); // deliver the last entries
     } finally {
-      observer.disconnect();
+      stop();
     }
-    const major = kinds.filter((k) => k === constants.NODE_PERFORMANCE_GC_MAJOR || k === constants.NODE_PERFORMANCE_GC_INCREMENTAL);
-    console.log(`memory: 50 x 320 MB allocated and disposed: ${major.length} major/incremental collections of ${kinds.length}`);
-    // Reporting every disposal made V8 collect on nearly every round (as a training step did).
-    expect(major.length).toBeLessThanOrEqual(3);
+    const external = entries.filter((e) => e.flags & EXTERNAL).length;
+    const major = entries.filter((e) => MAJOR.includes(e.kind)).length;
+    console.log(`memory: 50 x 320 MB allocated and disposed: ${external} collections for external memory; ${major} ` +
+      `major/incremental collections of ${entries.length} in all`);
+    expect(external).toBeLessThanOrEqual(1);
   });
 
   test('8 MB buffers dropped without dispose() stay bounded without explicit collections', async () => {
@@ -197,8 +238,10 @@ describe('V8 external memory accounting', () => {
     console.log(`memory: 3000 leaked 8 MB buffers peaked at ${first.toFixed(0)} MB live over the first half, ${second.toFixed(0)} MB over the second`);
     // Bounded, not creeping: a V8 figure of the live bytes' high-water mark alone (blind to what
     // the collector freed, so each collection raised the next one's trigger) peaked at 2.8 GB
-    // over the first half and 3.5 GB over the second.
-    expect(Math.max(first, second)).toBeLessThan(1536);
-    expect(second).toBeLessThan(first + 256);
+    // over the first half and 3.5 GB over the second. The peaks of the working scheme move in
+    // 160 MB steps with the machine's load (collection and finalizer latency): 0.9-1.5 GB on an
+    // idle 2-core machine, so the bounds leave room for a busy one and still catch the old scheme.
+    expect(Math.max(first, second)).toBeLessThan(2048);
+    expect(second).toBeLessThan(first + 768);
   });
 });

@@ -184,6 +184,7 @@ DV_KERNEL_IMPL(linearAct) {
     a.require_same_device(0, x, 10, *pre);
     a.require_extent(10, *pre, po, numel_out);
   }
+  const cpu::MatmulPrecision precision = read_precision(a, 16);  // checked even when there is nothing to compute
   if (numel_out == 0) return info.Env().Undefined();
   cpu::GemmArgs g{};
   g.a = x.as<float>() + xo;
@@ -203,7 +204,7 @@ DV_KERNEL_IMPL(linearAct) {
   g.bias = ptr(bias, bo);
   g.act = act == 1 ? cpu::GemmAct::gelu_tanh : cpu::GemmAct::none;
   g.pre = mut(pre, po);
-  g.precision = read_precision(a, 16);
+  g.precision = precision;
   cpu::gemm(g);
   return info.Env().Undefined();
 }

@@ -50,11 +50,11 @@ DV_KERNEL_IMPL(gemm) {
   if (g.batch > 1 && g.m > 0 && g.n > 0 && g.stride_c < (g.m - 1) * g.ldc + g.n)
     a.fail(16, "at least " + std::to_string((g.m - 1) * g.ldc + g.n) + " when batch > 1 (items of C must not overlap)",
            std::to_string(g.stride_c));
+  g.precision = read_precision(a, 20);  // checked even when there is nothing to compute
   if (g.batch == 0 || g.m == 0 || g.n == 0) return info.Env().Undefined();
   g.a = A.as<float>() + ao;
   g.b = B.as<float>() + bo;
   g.c = C.as<float>() + co;
-  g.precision = read_precision(a, 20);
   cpu::gemm(g);
   return info.Env().Undefined();
 }

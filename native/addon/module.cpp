@@ -48,6 +48,7 @@ Napi::Value call_guarded(const char* name, const Napi::CallbackInfo& info, Call&
 
 // kernelTable(): { [kernel]: argument names }, for the test that checks lib/backend/kernel_names.ts.
 Napi::Value kernel_table_object(const Napi::CallbackInfo& info) {
+  Args a(info, "kernelTable", {});
   Napi::Object out = Napi::Object::New(info.Env());
   for (const KernelDecl& k : kernel_table()) {
     Napi::Array args = Napi::Array::New(info.Env(), k.args.size());
@@ -82,7 +83,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
                             },
                             k.name));
   }
-  exports.Set("kernelTable", Napi::Function::New(env, kernel_table_object, "kernelTable"));
+  exports.Set("kernelTable", Napi::Function::New(
+                                 env,
+                                 [](const Napi::CallbackInfo& info) {
+                                   return call_guarded("kernelTable", info, [&] { return kernel_table_object(info); });
+                                 },
+                                 "kernelTable"));
   return exports;
 }
 
