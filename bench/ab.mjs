@@ -8,7 +8,7 @@
  * without gradient clipping: since the seam the gradient norm is one float32 reduction on the
  * device, so a clipped step's scale may differ from the old float64 host sum in its last bit).
  *
- *   node bench/ab.mjs BEFORE_ROOT AFTER_ROOT [--rounds 5] [--out bench/results/ab.json]
+ *   node bench/ab.mjs BEFORE_ROOT AFTER_ROOT [--rounds 5] [--cases train:iuvit-xs/4,sample] [--out bench/results/ab.json]
  *
  * A root is a checkout with `npm ci` done (dist/ and build/ present), e.g. a `git worktree` of
  * the earlier commit. Plain JavaScript over each build's public API, so any two versions compare.
@@ -62,7 +62,7 @@ async function child(root, spec) {
 }
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: {
-  child: { type: 'string' }, rounds: { type: 'string', default: '5' }, out: { type: 'string' },
+  child: { type: 'string' }, rounds: { type: 'string', default: '5' }, out: { type: 'string' }, cases: { type: 'string' },
 } });
 
 if (values.child) {
@@ -71,9 +71,12 @@ if (values.child) {
   const [before, after] = positionals.map((p) => resolve(p));
   if (!before || !after) throw new Error('usage: node bench/ab.mjs BEFORE_ROOT AFTER_ROOT [--rounds N] [--out file.json]');
   const rounds = Number(values.rounds);
-  const results = Object.fromEntries(CASES.map((c) => [c, { before: [], after: [], checks: { before: new Set(), after: new Set() } }]));
+  // --cases keeps the cases starting with any of its comma-separated prefixes.
+  const prefixes = values.cases?.split(',');
+  const cases = prefixes ? CASES.filter((c) => prefixes.some((p) => c.startsWith(p))) : CASES;
+  const results = Object.fromEntries(cases.map((c) => [c, { before: [], after: [], checks: { before: new Set(), after: new Set() } }]));
   for (let r = 0; r < rounds; r++) {
-    for (const c of CASES) {
+    for (const c of cases) {
       // Alternate which build goes first from round to round.
       for (const [side, root] of r % 2 ? [['after', after], ['before', before]] : [['before', before], ['after', after]]) {
         const p = spawnSync(process.execPath, ['--expose-gc', new URL(import.meta.url).pathname, '--child', c, root], { encoding: 'utf8' });
@@ -85,7 +88,7 @@ if (values.child) {
       }
     }
   }
-  const rows = CASES.map((c) => {
+  const rows = cases.map((c) => {
     const x = results[c], b = median(x.before), a = median(x.after);
     const identical = x.checks.before.size === 1 && x.checks.after.size === 1 && [...x.checks.before][0] === [...x.checks.after][0];
     return { case: c, beforeMs: b, afterMs: a, afterOverBefore: a / b, identical, before: x.before, after: x.after };

@@ -20,8 +20,15 @@ Args::Args(const Napi::CallbackInfo& info, const char* op, std::initializer_list
   for (size_t k = 0; k < info.Length(); ++k) values_.push_back(info[k]);
 }
 
-Args::Args(const Napi::CallbackInfo& info, const char* op, const std::vector<const char*>& names)
+Args::Args(const Napi::CallbackInfo& info, const char* op, const std::vector<const char*>& names, Call call)
     : info_(info), op_(op), names_(&names) {
+  if (call == Call::positional) {
+    if (info.Length() != names.size())
+      fail_arg(op_, "(arguments)", std::to_string(names.size()) + " positional arguments", std::to_string(info.Length()));
+    values_.reserve(info.Length());
+    for (size_t k = 0; k < info.Length(); ++k) values_.push_back(info[k]);
+    return;
+  }
   if (info.Length() != 1 || !info[0].IsObject() || info[0].IsArray() || BufferObject::From(info[0])) {
     std::string list;
     for (size_t k = 0; k < names.size(); ++k) list += (k ? ", " : "") + std::string(names[k]);

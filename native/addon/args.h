@@ -16,9 +16,11 @@ class Args {
  public:
   // `names` lists the arguments in order; a call with another count is rejected.
   Args(const Napi::CallbackInfo& info, const char* op, std::initializer_list<const char*> names);
-  // A kernel call: one object argument holding exactly `names` (kernels.def), read by name and
-  // then addressed by index in that order. A missing or unknown key is rejected.
-  Args(const Napi::CallbackInfo& info, const char* op, const std::vector<const char*>& names);
+  // A kernel call (kernels.def's `names`): `named`, one object argument holding exactly `names`,
+  // read by name and then addressed by index in that order (a missing or unknown key is
+  // rejected); `positional`, the values themselves in that order (module.cpp's fast path).
+  enum class Call { named, positional };
+  Args(const Napi::CallbackInfo& info, const char* op, const std::vector<const char*>& names, Call call);
 
   Args(const Args&) = delete;
   Args& operator=(const Args&) = delete;
