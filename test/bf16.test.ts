@@ -15,9 +15,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vite
 
 import type { NativeBuffer } from '../lib/backend/kernels/core.js';
 import { native } from '../lib/backend/cpu/addon.js';
+import { runKernel } from '../lib/backend/dispatch.js';
 import { trainCommand } from '../lib/cli/train.js';
 import * as dv from '../lib/index.js';
-import { describeEachLevel, fromValues, ODD_SIZES, randomValues, recordError, toF32 } from './helpers.js';
+import {
+  describeEachBackend, describeEachLevel, deviceBuffer, expectClose, fromValues, ODD_SIZES, randomValues, readBuffer,
+  recordError, tolerance, toF32,
+} from './helpers.js';
 
 /** x (a float32 value) rounded to bfloat16 exactly as VCVTNEPS2BF16 does, as a float64. */
 const f32 = new Float32Array(1), u32 = new Uint32Array(f32.buffer);
@@ -31,11 +35,12 @@ function bf16(x: number): number {
 }
 const roundAll = (v: Float64Array) => v.map(bf16);
 
-const U32 = 2 ** -24, UBF16 = 2 ** -8, LAMBDA = 4;
+const UBF16 = 2 ** -8;
 const envPrecision = process.env.DIFFVIT_MATMUL_PRECISION || 'float32';
 const defaultThreads = dv.runtimeInfo().threads;
 const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
 
+/** A CPU addon buffer, for the addon's own argument checks. */
 function makeBuffer(values: ArrayLike<number>): NativeBuffer {
   const buf = new native.NativeBuffer('cpu', 'float32', values.length);
   buf.write(0, Float32Array.from(values));
@@ -57,7 +62,7 @@ interface Run {
 
 const OFF_A = 1, OFF_B = 2, OFF_C = 3;
 
-/** native.gemm at `precision` on seeded operands at offsets, padded rows and gapped (or broadcast) batch items. */
+/** The suite's device's gemm kernel at `precision` on seeded operands at offsets, padded rows and gapped (or broadcast) batch items. */
 function runGemm(t: Case, precision: dv.MatmulPrecision): Run {
   const [pa, pb, pc] = t.pad ?? [0, 0, 0];
   const aRows = t.transA ? t.k : t.m, aCols = (t.transA ? t.m : t.k) + pa;
@@ -69,13 +74,13 @@ function runGemm(t: Case, precision: dv.MatmulPrecision): Run {
   const b = toF32(randomValues(OFF_B + (t.broadcastB ? 1 : t.batch) * Math.max(strideB, bRows * ldb), t.seed + 1));
   // beta == 0 must not read C: NaN there would poison the result.
   const c0 = t.beta === 0 ? new Float64Array(OFF_C + t.batch * strideC).fill(NaN) : toF32(randomValues(OFF_C + t.batch * strideC, t.seed + 2));
-  const A = makeBuffer(a), B = makeBuffer(b), C = makeBuffer(c0);
+  const A = deviceBuffer(a), B = deviceBuffer(b), C = deviceBuffer(c0);
   try {
-    native.gemm({
+    runKernel('gemm', {
       a: A, aOffset: OFF_A, b: B, bOffset: OFF_B, c: C, cOffset: OFF_C, batch: t.batch, m: t.m, n: t.n, k: t.k,
       transA: t.transA, transB: t.transB, alpha: t.alpha, beta: t.beta, strideA, strideB, strideC, lda, ldb, ldc, precision,
     });
-    return { c: C.read(0, C.numel) as Float32Array, c0, a, b, lda, ldb, ldc, strideA, strideB, strideC };
+    return { c: readBuffer(C), c0, a, b, lda, ldb, ldc, strideA, strideB, strideC };
   } finally {
     A.dispose();
     B.dispose();
@@ -84,17 +89,20 @@ function runGemm(t: Case, precision: dv.MatmulPrecision): Run {
 }
 
 /**
- * Checks a bf16 run element by element against two float64 references and returns the worst
- * errors (relative to Σ|a·b| of the reference; vs exact also relative to 2^-8·‖α·a∘b‖₂, which
- * for unit-scale operands grows as sqrt(k)):
+ * Checks a bf16 run element by element against two float64 references, with the table's bounds,
+ * and returns the worst errors (relative to Σ|a·b| of the reference; vs exact also relative to
+ * 2^-8·‖α·a∘b‖₂, which for unit-scale operands grows as sqrt(k)):
  *   rounded: Σ bf16(α·a)·bf16(b) + β·c (alpha is folded into A in fp32 before rounding), within
- *            the fp32 accumulation bound λ·sqrt(k)·2^-24·(Σ|products| + |β·c|): the kernel's
- *            only rounding once the operands are bf16;
- *   exact:   α·Σ a·b + β·c, within bf16's worst case (2·2^-8 + 2·2^-24 per product) plus that.
+ *            the fp32 accumulation bound (float32 'dot': λ·sqrt(k)·2^-24·(Σ|products| + |β·c|)):
+ *            the kernel's only rounding once the operands are bf16;
+ *   exact:   α·Σ a·b + β·c, within bf16's worst case per product (bf16 'dot': 2·2^-8 + 2·2^-24
+ *            of |α|·Σ|a·b|) plus that.
  * Everything outside the C items must be untouched.
  */
 function checkBf16(t: Case, r: Run, label: string): { rounded: number; exact: number; exactNorm: number } {
+  const f32 = tolerance('float32', 'dot'), bf = tolerance('bf16', 'dot');
   const inside = new Uint8Array(r.c.length);
+  const got: number[] = [], wantR: number[] = [], scaleR: number[] = [], wantE: number[] = [], scaleE: number[] = [];
   // The kernel folds alpha into A in fp32 before rounding.
   const ar = r.a.map((x) => bf16(Math.fround(t.alpha * x))), br = r.b.map(bf16);
   let rounded = 0, exact = 0, exactNorm = 0;
@@ -115,24 +123,25 @@ function checkBf16(t: Case, r: Run, label: string): { rounded: number; exact: nu
         const at = OFF_C + bi * r.strideC + i * r.ldc + j;
         inside[at] = 1;
         const prior = t.beta === 0 ? 0 : t.beta * r.c0[at];
-        const got = r.c[at];
-        const tight = LAMBDA * Math.sqrt(Math.max(t.k, 1)) * U32 * (magR + Math.abs(prior)) + 1e-30;
-        const errR = Math.abs(got - (sr + prior));
-        if (!(errR <= tight)) {
-          expect.fail(`${label}: batch ${bi} C[${i}, ${j}] = ${got}, expected ${sr + prior} from bf16-rounded operands (bound ${tight.toExponential(2)})`);
-        }
+        const c = r.c[at];
+        got.push(c);
+        // rounded: float32 'dot' of sqrt(k)·(Σ|products| + |β·c|).
+        const sR = Math.sqrt(Math.max(t.k, 1)) * (magR + Math.abs(prior));
+        wantR.push(sr + prior);
+        scaleR.push(sR);
+        // exact: bf16 'dot' of |α|·Σ|a·b|, plus the rounded bound (folded into the scale bf16 'dot' multiplies).
         const scale = Math.abs(t.alpha) * magE;
-        const loose = (2 * UBF16 + 2 * U32) * scale + tight;
-        const errE = Math.abs(got - (t.alpha * se + prior));
-        if (!(errE <= loose)) {
-          expect.fail(`${label}: batch ${bi} C[${i}, ${j}] = ${got}, expected ${t.alpha * se + prior} within bf16 accuracy (bound ${loose.toExponential(2)})`);
-        }
+        wantE.push(t.alpha * se + prior);
+        scaleE.push(scale + (f32.atol + f32.rtol * sR) / bf.rtol);
+        const errR = Math.abs(c - (sr + prior)), errE = Math.abs(c - (t.alpha * se + prior));
         rounded = Math.max(rounded, errR / Math.max(magR + Math.abs(prior), 1e-30));
         exact = Math.max(exact, errE / Math.max(scale, 1e-30));
         exactNorm = Math.max(exactNorm, errE / Math.max(UBF16 * Math.sqrt(sq), 1e-30));
       }
     }
   }
+  expectClose(got, wantR, { dtype: 'float32', kind: 'dot', scale: scaleR }, `${label}: C (row-major batch order) from bf16-rounded operands`);
+  expectClose(got, wantE, { dtype: 'bf16', kind: 'dot', scale: scaleE }, `${label}: C (row-major batch order) within bf16 accuracy`);
   for (let i = 0; i < r.c.length; i++) {
     if (!inside[i] && !Object.is(r.c[i], Math.fround(r.c0[i]))) {
       expect.fail(`${label}: element ${i} outside C changed from ${r.c0[i]} to ${r.c[i]}`);
@@ -159,6 +168,7 @@ const disposeArgs = (args: Record<string, unknown>) => {
   for (const v of Object.values(args)) if (v instanceof native.NativeBuffer) v.dispose();
 };
 
+// Runs once: the precision policy is host state, and its kernel checks are the CPU addon's own argument checks.
 describe('matmul precision: per call, autocast scopes, the default', () => {
   afterEach(() => dv.setMatmulPrecision(envPrecision as dv.MatmulPrecision));
 
@@ -313,18 +323,9 @@ describe('matmul precision: per call, autocast scopes, the default', () => {
   });
 });
 
-describeEachLevel('gemm at bf16 precision', (level) => {
-  afterEach(() => {
-    dv.setThreads(defaultThreads);
-    dv.setMatmulPrecision(envPrecision as dv.MatmulPrecision);
-  });
-
-  test('runs on vdpbf16ps exactly where the level and the CPU allow it', () => {
-    const info = dv.runtimeInfo();
-    const expected = level === 'avx512' && info.cpuFeatures.avx512bf16 ? 'avx512bf16' : 'emulated';
-    expect(info.bf16Path.path).toBe(expected);
-    expect(native.bf16GemmPath().path).toBe(expected);
-  });
+describeEachBackend('gemm at bf16 precision', ({ device, level: cpuLevel }) => {
+  const level = cpuLevel ? `cpu ${cpuLevel}` : device;
+  afterEach(() => dv.setMatmulPrecision(envPrecision as dv.MatmulPrecision));
 
   // Every (m, n, k) over the odd sizes for each transpose pair; alpha, beta, padding and a second
   // batch item cycle through the cases.
@@ -369,14 +370,14 @@ describeEachLevel('gemm at bf16 precision', (level) => {
       1 + 2 ** -8, one + 2 ** -8, -(1 + 2 ** -8), 1 + 2 ** -8 + 2 ** -20, 1 + 2 ** -9, 3.0000002, Math.fround(1 / 3),
       65504.5, 3.4028234663852886e38, -3.4028234663852886e38, 1e-39, -1e-40, 1.1754943508222875e-38, Infinity, -Infinity, NaN, 0, -0,
     ];
-    const A = makeBuffer(values), B = makeBuffer([1]), C = makeBuffer(new Float32Array(values.length));
+    const A = deviceBuffer(values), B = deviceBuffer([1]), C = deviceBuffer(new Float32Array(values.length));
     try {
-      native.gemm({
+      runKernel('gemm', {
         a: A, aOffset: 0, b: B, bOffset: 0, c: C, cOffset: 0, batch: 1, m: values.length, n: 1, k: 1, transA: false,
         transB: false, alpha: 1, beta: 0, strideA: 0, strideB: 0, strideC: 0, lda: 1, ldb: 1, ldc: 1,
         precision: 'bf16',
       });
-      const got = Array.from(C.read(0, values.length));
+      const got = Array.from(readBuffer(C));
       const want = values.map(bf16);
       expect(want.slice(0, 4)).toEqual([1, 1 + 2 ** -6, -1, one]); // the rule itself, spelled out
       // (A sum that starts at +0 cannot show -0: compared by value, NaN as NaN.)
@@ -405,33 +406,13 @@ describeEachLevel('gemm at bf16 precision', (level) => {
     expect(differ).toBeGreaterThan(0.9 * t.m * t.n);
   });
 
-  test('results do not depend on the thread count', () => {
-    const cases: Case[] = [
-      { batch: 1, m: 130, n: 100, k: 1101, transA: false, transB: true, alpha: 1, beta: 0, seed: 29 },
-      { batch: 3, m: 65, n: 64, k: 65, transA: false, transB: false, alpha: 0.5, beta: 1, pad: [0, 3, 1], seed: 31 },
-      { batch: 1, m: 64, n: 1000, k: 300, transA: true, transB: false, alpha: 1, beta: 0, seed: 37 },
-      // M parts sharing one packed B over 2 column blocks (n > NC) and 2 K blocks
-      { batch: 1, m: 230, n: 3100, k: 1030, transA: false, transB: true, alpha: 1, beta: 0.5, seed: 41 },
-    ];
-    for (const t of cases) {
-      dv.setThreads(1);
-      const run = runGemm(t, 'bf16'), one = bits(run.c);
-      checkBf16(t, run, `${level} ${JSON.stringify(t)} with 1 thread`);
-      for (const threads of [2, 3]) {
-        dv.setThreads(threads);
-        const many = bits(runGemm(t, 'bf16').c);
-        expect(many.findIndex((v, i) => v !== one[i]), `${JSON.stringify(t)}: first element that differs with ${threads} threads`).toBe(-1);
-      }
-    }
-  });
-
   // Every GEMM of these ops, forward and backward, sees bf16 operands: with bf16-exact inputs and
   // output gradient the float32 run computes the same products. The emulated path is then
   // bit-identical (same fp32 kernel on the same panels); vdpbf16ps adds each k pair in its own
   // order, so only close. The precision is the default's, or an autocast scope's around the
   // forward: the backward's GEMMs run at the forward's precision wherever backward() is called.
   test('linear, linearGelu (GEMM epilogue), matmul and conv2d honour the precision in both directions', () => {
-    const exactSame = dv.runtimeInfo().bf16Path.path === 'emulated';
+    const exactSame = cpuLevel !== null && dv.runtimeInfo().bf16Path.path === 'emulated';
     const cases: [string, number[][], (...xs: dv.Tensor[]) => dv.Tensor][] = [
       ['linear', [[17, 65], [33, 65], [33]], (x, w, b) => dv.linear(x, w, b)],
       ['linearGelu', [[17, 65], [33, 65], [33]], (x, w, b) => dv.linearGelu(x, w, b)],
@@ -467,19 +448,54 @@ describeEachLevel('gemm at bf16 precision', (level) => {
         const what = `${name} ${i === 0 ? 'forward' : `d/dinput${i - 1}`}`;
         if (name === 'linearGelu' && i > 0) {
           // Its backward GEMMs read dh = dout·gelu'(h), computed inside the op, which bf16 rounds
-          // and the pre-rounded float32 reference does not: close at bf16 accuracy only.
+          // and the pre-rounded float32 reference does not: close at bf16 accuracy only (of the largest gradient).
           const scale = ref[i].reduce((m, r) => Math.max(m, Math.abs(r)), 0);
-          for (let e = 0; e < v.length; e++) expect(Math.abs(v[e] - ref[i][e]), `${what} [${e}]`).toBeLessThanOrEqual(2 ** -6 * scale);
+          expectClose(v, ref[i], { dtype: 'bf16', kind: 'epilogue', grad: true, scale: new Float64Array(v.length).fill(scale) }, what);
         } else if (exactSame) {
           expect(bits(Float32Array.from(v)), what).toEqual(bits(Float32Array.from(ref[i])));
         } else {
-          for (let e = 0; e < v.length; e++) expect(Math.abs(v[e] - ref[i][e]), `${what} [${e}]`).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(ref[i][e])));
+          expectClose(v, ref[i], { dtype: 'bf16', kind: 'order', grad: i > 0 }, what);
         }
         // The bias gradient is a sum, not a GEMM: it may equal float32's; GEMM outputs may not.
         const biasGrad = shapes.length === 3 && i === 3;
         if (!biasGrad) expect(bits(Float32Array.from(v)), `${what} differs from float32`).not.toEqual(bits(Float32Array.from(plain[i])));
       });
     });
+  });
+});
+
+// Which bf16 micro-kernel runs, and thread counts, are the CPU backend's: per CPU level, not per backend.
+describeEachLevel('gemm at bf16 precision on the CPU', (level) => {
+  afterEach(() => {
+    dv.setThreads(defaultThreads);
+    dv.setMatmulPrecision(envPrecision as dv.MatmulPrecision);
+  });
+
+  test('runs on vdpbf16ps exactly where the level and the CPU allow it', () => {
+    const info = dv.runtimeInfo();
+    const expected = level === 'avx512' && info.cpuFeatures.avx512bf16 ? 'avx512bf16' : 'emulated';
+    expect(info.bf16Path.path).toBe(expected);
+    expect(native.bf16GemmPath().path).toBe(expected);
+  });
+
+  test('results do not depend on the thread count', () => {
+    const cases: Case[] = [
+      { batch: 1, m: 130, n: 100, k: 1101, transA: false, transB: true, alpha: 1, beta: 0, seed: 29 },
+      { batch: 3, m: 65, n: 64, k: 65, transA: false, transB: false, alpha: 0.5, beta: 1, pad: [0, 3, 1], seed: 31 },
+      { batch: 1, m: 64, n: 1000, k: 300, transA: true, transB: false, alpha: 1, beta: 0, seed: 37 },
+      // M parts sharing one packed B over 2 column blocks (n > NC) and 2 K blocks
+      { batch: 1, m: 230, n: 3100, k: 1030, transA: false, transB: true, alpha: 1, beta: 0.5, seed: 41 },
+    ];
+    for (const t of cases) {
+      dv.setThreads(1);
+      const run = runGemm(t, 'bf16'), one = bits(run.c);
+      checkBf16(t, run, `${level} ${JSON.stringify(t)} with 1 thread`);
+      for (const threads of [2, 3]) {
+        dv.setThreads(threads);
+        const many = bits(runGemm(t, 'bf16').c);
+        expect(many.findIndex((v, i) => v !== one[i]), `${JSON.stringify(t)}: first element that differs with ${threads} threads`).toBe(-1);
+      }
+    }
   });
 });
 
@@ -579,7 +595,7 @@ describe('diffvit train --precision', () => {
     expect(dv.getMatmulPrecision()).toBe('float32');
     const full = loss('float32');
     expect(low).not.toBe(full);
-    expect(Math.abs(low - full)).toBeLessThan(1e-2 * full);
+    expectClose([low], [full], { dtype: 'bf16', kind: 'trainStep' }, 'gradient norm, bf16 vs float32');
     dv.setMatmulPrecision('bf16');
     expect(loss('float32')).toBe(full);
     expect(dv.getMatmulPrecision()).toBe('bf16');

@@ -3,7 +3,11 @@ import { expect, test } from 'vitest';
 import * as dv from '../lib/index.js';
 import { native } from '../lib/backend/cpu/addon.js';
 import { conv2d } from '../lib/ops/conv.js';
-import { checkOp, describeEachLevel, expectClose, fromValues, randomValues, recordError, toF32 } from './helpers.js';
+import { checkOp, type CloseOptions, describeEachBackend, expectClose, fromValues, randomValues, recordError, toF32 } from './helpers.js';
+
+// conv2d is im2col + GEMM: the table's GEMM row; the weight and bias gradients of the grouped case sum ~10^6 products.
+const CONV_TOL: CloseOptions = { dtype: 'float32', kind: 'matmul' };
+const LONG_SUM_TOL: CloseOptions = { dtype: 'float32', kind: 'longSum' };
 
 interface Case {
   n: number; cin: number; h: number; w: number; cout: number;
@@ -61,14 +65,16 @@ const cases: [string, Case, boolean][] = [
 
 const options = (c: Case) => ({ stride: [c.sh, c.sw] as [number, number], padding: [c.ph, c.pw] as [number, number] });
 
-describeEachLevel('conv2d', () => {
+// Every suite runs once per backend (the cpu once per kernel level); fromValues and checkOp put their
+// tensors on the suite's device.
+describeEachBackend('conv2d', ({ device }) => {
   test.each(cases)('%s', (_name, c, withBias) => {
     const inputs = [
       { values: randomValues(c.n * c.cin * c.h * c.w, 11), shape: [c.n, c.cin, c.h, c.w] },
       { values: randomValues(c.cout * c.cin * c.kh * c.kw, 12, 0.3), shape: [c.cout, c.cin, c.kh, c.kw] },
     ];
     if (withBias) inputs.push({ values: randomValues(c.cout, 13), shape: [c.cout] });
-    checkOp('conv2d', (x, w, b) => conv2d(x, w, b ?? null, options(c)), refConv(c), inputs);
+    checkOp('conv2d', (x, w, b) => conv2d(x, w, b ?? null, options(c)), refConv(c), inputs, CONV_TOL);
   });
 
   test('reads a channels-last (permuted) input view', () => {
@@ -86,7 +92,7 @@ describeEachLevel('conv2d', () => {
         { values: randomValues(c.n * c.h * c.w * c.cin, 21), shape: [c.n, c.h, c.w, c.cin] },
         { values: randomValues(c.cout * c.cin * 9, 22, 0.3), shape: [c.cout, c.cin, 3, 3] },
         { values: randomValues(c.cout, 23), shape: [c.cout] },
-      ]);
+      ], CONV_TOL);
   });
 
   test('patch embedding at model size: batch 4, 3 -> 64 channels, 32×32, patch 4 (forward)', () => {
@@ -98,16 +104,49 @@ describeEachLevel('conv2d', () => {
     dv.scope(() => {
       const y = conv2d(fromValues(x, [c.n, c.cin, c.h, c.w]), fromValues(w, [c.cout, c.cin, 4, 4]), fromValues(b, [c.cout]), { stride: 4 });
       expect(y.shape).toEqual([4, 64, 8, 8]);
-      recordError('conv2d patch 4 (4x3x32x32 -> 64)', expectClose(y.data(), expected, { atol: 1e-5, rtol: 1e-4 }, 'patch embed'));
+      recordError('conv2d patch 4 (4x3x32x32 -> 64)', expectClose(y.data(), expected, CONV_TOL, 'patch embed'));
+    });
+  });
+
+  // Cin·kh·kw · OH·OW = 9 · 10^6 floats of columns per image exceeds the op's 2^23-float workspace,
+  // so every image is its own group: the grouped forward, col2im and the cross-group weight-gradient
+  // accumulation are compared with the float64 adjoint (computed once, for every suite).
+  test('images processed in several workspace groups (1 -> 2 channels, 1000×1000, kernel 3, pad 1)', () => {
+    const { c, x, w, b, dyv, expected, dxRef, dwRef, dbRef } = groupedCase();
+    dv.scope(() => {
+      const xt = fromValues(x, [c.n, 1, c.h, c.w], true), wt = fromValues(w, [c.cout, 1, 3, 3], true), bt = fromValues(b, [c.cout], true);
+      const y = conv2d(xt, wt, bt, { padding: 1 });
+      expect(y.device).toBe(device);
+      const fwd = expectClose(y.data(), expected, CONV_TOL, 'grouped forward');
+      y.backward({ grad: fromValues(dyv, y.shape) });
+      // dw and db sum 2·10^6 float32 products: allow for the accumulated rounding.
+      const bwd = Math.max(
+        expectClose(xt.grad!.data(), dxRef, CONV_TOL, 'grouped dx'),
+        expectClose(wt.grad!.data(), dwRef, LONG_SUM_TOL, 'grouped dw'),
+        expectClose(bt.grad!.data(), dbRef, LONG_SUM_TOL, 'grouped db'),
+      );
+      recordError('conv2d grouped (2x1x1000x1000)', fwd, bwd);
+    });
+  });
+
+  test('conv2d on an empty batch gives an empty output and zero weight and bias gradients', () => {
+    dv.scope(() => {
+      const x = fromValues(new Float64Array(0), [0, 3, 8, 8], true);
+      const w = fromValues(randomValues(5 * 3 * 9, 61), [5, 3, 3, 3], true), b = fromValues(randomValues(5, 62), [5], true);
+      const y = conv2d(x, w, b, { padding: 1 });
+      expect(y.shape).toEqual([0, 5, 8, 8]);
+      y.backward({ grad: dv.zeros(y.shape, { device }) });
+      expect(x.grad!.shape).toEqual([0, 3, 8, 8]);
+      expect(Array.from(w.grad!.data())).toEqual(new Array(5 * 3 * 9).fill(0));
+      expect(Array.from(b.grad!.data())).toEqual(new Array(5).fill(0));
     });
   });
 });
 
-// Cin·kh·kw · OH·OW = 9 · 10^6 floats of columns per image exceeds the op's 2^23-float workspace,
-// so every image is its own group: the grouped forward, col2im and the cross-group weight-gradient
-// accumulation are compared with the float64 adjoint. The grouping is TS logic over the same
-// kernels the per-level tests cover, so this runs once, at the best CPU level.
-test('images processed in several workspace groups (1 -> 2 channels, 1000×1000, kernel 3, pad 1)', () => {
+/** The grouped case's float32 inputs and float64 results, computed on first use. */
+let grouped: ReturnType<typeof makeGroupedCase> | null = null;
+const groupedCase = () => (grouped ??= makeGroupedCase());
+function makeGroupedCase() {
   const c: Case = { n: 2, cin: 1, h: 1000, w: 1000, cout: 2, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1 };
   const x = toF32(randomValues(c.n * c.h * c.w, 41));
   const w = toF32(randomValues(c.cout * 9, 42, 0.3));
@@ -115,21 +154,10 @@ test('images processed in several workspace groups (1 -> 2 channels, 1000×1000,
   const dyv = toF32(randomValues(c.n * c.cout * c.h * c.w, 44));
   const expected = refConv(c)(x, w, b);
   const [dxRef, dwRef, dbRef] = refConvGrads(c, x, w, dyv);
-  dv.scope(() => {
-    const xt = fromValues(x, [c.n, 1, c.h, c.w], true), wt = fromValues(w, [c.cout, 1, 3, 3], true), bt = fromValues(b, [c.cout], true);
-    const y = conv2d(xt, wt, bt, { padding: 1 });
-    const fwd = expectClose(y.data(), expected, { atol: 1e-5, rtol: 1e-4 }, 'grouped forward');
-    y.backward({ grad: fromValues(dyv, y.shape) });
-    // dw and db sum 2·10^6 float32 products: allow for the accumulated rounding.
-    const bwd = Math.max(
-      expectClose(xt.grad!.data(), dxRef, { atol: 1e-5, rtol: 1e-4 }, 'grouped dx'),
-      expectClose(wt.grad!.data(), dwRef, { atol: 1e-2, rtol: 1e-3 }, 'grouped dw'),
-      expectClose(bt.grad!.data(), dbRef, { atol: 1e-2, rtol: 1e-3 }, 'grouped db'),
-    );
-    recordError('conv2d grouped (2x1x1000x1000)', fwd, bwd);
-  });
-});
+  return { c, x, w, b, dyv, expected, dxRef, dwRef, dbRef };
+}
 
+// Thread counts are the CPU backend's: run once, on the cpu.
 test('conv2d results are bitwise identical for any thread count', () => {
   const c: Case = { n: 3, cin: 4, h: 20, w: 20, cout: 6, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1 };
   const threads = dv.runtimeInfo().threads;
@@ -152,19 +180,7 @@ test('conv2d results are bitwise identical for any thread count', () => {
   }
 });
 
-test('conv2d on an empty batch gives an empty output and zero weight and bias gradients', () => {
-  dv.scope(() => {
-    const x = fromValues(new Float64Array(0), [0, 3, 8, 8], true);
-    const w = fromValues(randomValues(5 * 3 * 9, 61), [5, 3, 3, 3], true), b = fromValues(randomValues(5, 62), [5], true);
-    const y = conv2d(x, w, b, { padding: 1 });
-    expect(y.shape).toEqual([0, 5, 8, 8]);
-    y.backward({ grad: dv.zeros(y.shape) });
-    expect(x.grad!.shape).toEqual([0, 3, 8, 8]);
-    expect(Array.from(w.grad!.data())).toEqual(new Array(5 * 3 * 9).fill(0));
-    expect(Array.from(b.grad!.data())).toEqual(new Array(5).fill(0));
-  });
-});
-
+// The op's argument checks run before any kernel, whatever the device: run once, on the cpu.
 test('conv2d validates its arguments', () => {
   dv.scope(() => {
     const x = dv.ones([2, 3, 8, 8]), w = dv.ones([5, 3, 3, 3]), b = dv.ones([5]);
@@ -182,6 +198,7 @@ test('conv2d validates its arguments', () => {
   });
 });
 
+// The CPU addon's own argument checks (native calls): CPU only.
 test('im2col / col2im bindings check buffer extents and geometry', () => {
   const x = new native.NativeBuffer('cpu', 'float32', 2 * 3 * 8 * 8);
   const cols = new native.NativeBuffer('cpu', 'float32', 10);

@@ -3,7 +3,10 @@ import { expect, test } from 'vitest';
 import * as dv from '../lib/index.js';
 import { native } from '../lib/backend/cpu/addon.js';
 import { embedding } from '../lib/ops/embedding.js';
-import { checkOp, describeEachLevel, expectClose, fromValues, randomValues, recordError, toF32 } from './helpers.js';
+import { checkOp, type CloseOptions, describeEachBackend, expectClose, fromValues, randomValues, recordError, toF32 } from './helpers.js';
+
+// The gather copies values (exact); its gradient adds the rows of repeated indices.
+const EMBEDDING_TOL: CloseOptions = { dtype: 'float32', kind: 'embedding' };
 
 /** float64 gather: out[k, :] = table[indices[k], :]. */
 function refEmbedding(indices: readonly number[], dim: number) {
@@ -14,14 +17,17 @@ function refEmbedding(indices: readonly number[], dim: number) {
   };
 }
 
-describeEachLevel('embedding', () => {
+// Every suite runs once per backend (the cpu once per kernel level); fromValues and checkOp put their
+// tensors on the suite's device.
+describeEachBackend('embedding', ({ device }) => {
+  const on = { device };
   test('2-D indices with repeats: forward and the summed gradient', () => {
     const rows = 5, dim = 7;
     const idx = [1, 4, 1, 0, 4, 4];
-    const indices = dv.tensor(Int32Array.from(idx), [2, 3]);
+    const indices = dv.tensor(Int32Array.from(idx), [2, 3], on);
     try {
       checkOp('embedding', (table) => embedding(table, indices), refEmbedding(idx, dim),
-        [{ values: randomValues(rows * dim, 1), shape: [rows, dim] }]);
+        [{ values: randomValues(rows * dim, 1), shape: [rows, dim] }], EMBEDDING_TOL);
     } finally {
       indices.dispose();
     }
@@ -30,9 +36,10 @@ describeEachLevel('embedding', () => {
   test('repeated indices add their gradients; unused rows get zero', () => {
     dv.scope(() => {
       const table = fromValues(randomValues(4 * 3, 2), [4, 3], true);
-      const y = embedding(table, dv.tensor(Int32Array.from([2, 2, 0, 2]), [4]));
+      const y = embedding(table, dv.tensor(Int32Array.from([2, 2, 0, 2]), [4], on));
       expect(y.shape).toEqual([4, 3]);
-      y.backward({ grad: dv.ones([4, 3]) });
+      expect(y.device).toBe(device);
+      y.backward({ grad: dv.ones([4, 3], on) });
       expect(Array.from(table.grad!.data())).toEqual([1, 1, 1, 0, 0, 0, 3, 3, 3, 0, 0, 0]);
     });
   });
@@ -44,13 +51,13 @@ describeEachLevel('embedding', () => {
     const dyV = toF32(randomValues(n * dim, 5));
     dv.scope(() => {
       const table = fromValues(tableV, [rows, dim], true);
-      const y = embedding(table, dv.tensor(Int32Array.from(idx), [3, 100]));
+      const y = embedding(table, dv.tensor(Int32Array.from(idx), [3, 100], on));
       expect(y.shape).toEqual([3, 100, dim]);
-      const fwd = expectClose(y.data(), refEmbedding(idx, dim)(tableV), { atol: 1e-12, rtol: 1e-7 }, 'gather');
+      const fwd = expectClose(y.data(), refEmbedding(idx, dim)(tableV), EMBEDDING_TOL, 'gather');
       y.backward({ grad: fromValues(dyV, y.shape) });
       const ref = new Float64Array(rows * dim);
       idx.forEach((r, k) => { for (let c = 0; c < dim; c++) ref[r * dim + c] += dyV[k * dim + c]; });
-      recordError('embedding (300 x 1000)', fwd, expectClose(table.grad!.data(), ref, { atol: 1e-5, rtol: 1e-5 }, 'scatter-add'));
+      recordError('embedding (300 x 1000)', fwd, expectClose(table.grad!.data(), ref, { ...EMBEDDING_TOL, grad: true }, 'scatter-add'));
     });
   });
 
@@ -59,33 +66,35 @@ describeEachLevel('embedding', () => {
       const tableT = fromValues(randomValues(6 * 4, 6), [6, 4]); // the table is its transpose (4, 6)
       const table = dv.transpose(tableT, 0, 1);
       const t = table.data();
-      const y0 = embedding(table, dv.tensor(Int32Array.from([3]), []));
+      const y0 = embedding(table, dv.tensor(Int32Array.from([3]), [], on));
       expect(y0.shape).toEqual([6]);
       expect(Array.from(y0.data())).toEqual(Array.from(t.subarray(18, 24)));
-      const idx = dv.transpose(dv.tensor(Int32Array.from([0, 1, 2, 3, 3, 2]), [2, 3]), 0, 1); // [[0, 3], [1, 3], [2, 2]]
+      const idx = dv.transpose(dv.tensor(Int32Array.from([0, 1, 2, 3, 3, 2]), [2, 3], on), 0, 1); // [[0, 3], [1, 3], [2, 2]]
       const y = embedding(table, idx);
       expect(y.shape).toEqual([3, 2, 6]);
       const expected = [0, 3, 1, 3, 2, 2].flatMap((r) => Array.from(t.subarray(r * 6, r * 6 + 6)));
       expect(Array.from(y.data())).toEqual(expected);
     });
   });
-});
 
-test('embedding rejects out-of-range and negative indices, naming the value and its position', () => {
-  dv.scope(() => {
-    const table = dv.ones([5, 3]);
-    const live = dv.liveTensorCount();
-    expect(() => embedding(table, dv.tensor(Int32Array.from([0, 5]), [2])))
-      .toThrow("diffvit.embedding: argument 'indices' expected values in [0, 5) (rows of the table), received 5 at position [1]");
-    expect(() => embedding(table, dv.tensor(Int32Array.from([0, 1, 2, 3, 4, -1]), [2, 3])))
-      .toThrow(/argument 'indices' expected values in \[0, 5\).*received -1 at position \[1, 2\]/);
-    expect(() => embedding(dv.ones([0, 3]), dv.tensor(Int32Array.from([0]), [1]))).toThrow(/received 0 at position \[0\]/);
-    // Only the three index tensors and the empty table made above remain: the failed calls
-    // disposed the outputs they had allocated.
-    expect(dv.liveTensorCount()).toBe(live + 4);
+  // The kernel checks the index range (the device's own check), and the op disposes its output when it throws.
+  test('embedding rejects out-of-range and negative indices, naming the value and its position', () => {
+    dv.scope(() => {
+      const table = dv.ones([5, 3], on);
+      const live = dv.liveTensorCount();
+      expect(() => embedding(table, dv.tensor(Int32Array.from([0, 5]), [2], on)))
+        .toThrow("diffvit.embedding: argument 'indices' expected values in [0, 5) (rows of the table), received 5 at position [1]");
+      expect(() => embedding(table, dv.tensor(Int32Array.from([0, 1, 2, 3, 4, -1]), [2, 3], on)))
+        .toThrow(/argument 'indices' expected values in \[0, 5\).*received -1 at position \[1, 2\]/);
+      expect(() => embedding(dv.ones([0, 3], on), dv.tensor(Int32Array.from([0]), [1], on))).toThrow(/received 0 at position \[0\]/);
+      // Only the three index tensors and the empty table made above remain: the failed calls
+      // disposed the outputs they had allocated.
+      expect(dv.liveTensorCount()).toBe(live + 4);
+    });
   });
 });
 
+// The op's dtype and rank checks run before any kernel, whatever the device: run once, on the cpu.
 test('embedding rejects wrong dtypes and ranks', () => {
   dv.scope(() => {
     const table = dv.ones([5, 3]), idx = dv.tensor(Int32Array.from([1]), [1]);
@@ -96,6 +105,7 @@ test('embedding rejects wrong dtypes and ranks', () => {
   });
 });
 
+// The CPU addon's own argument checks (native calls): CPU only.
 test('embedding bindings validate buffers and indices before writing', () => {
   const table = new native.NativeBuffer('cpu', 'float32', 12);
   const indices = new native.NativeBuffer('cpu', 'int32', 2);
@@ -135,6 +145,7 @@ test('embedding bindings validate buffers and indices before writing', () => {
   }
 });
 
+// Thread counts are the CPU backend's: run once, on the cpu.
 test('embedding gradients are bitwise identical for any thread count', () => {
   const threads = dv.runtimeInfo().threads;
   const idx = Array.from(randomValues(500, 7), (v) => Math.floor(Math.abs(v) * 1000) % 11);

@@ -3,7 +3,9 @@ import { expect, test } from 'vitest';
 import * as dv from '../lib/index.js';
 import { native } from '../lib/backend/cpu/addon.js';
 import type { NativeBuffer } from '../lib/backend/kernels/core.js';
-import { checkOp, describeEachLevel, expectClose, fromValues, ODD_SIZES, randomValues, recordError, refStats, toF32 } from './helpers.js';
+import {
+  checkOp, type CloseOptions, describeEachBackend, expectClose, fromValues, ODD_SIZES, randomValues, recordError, refStats, toF32,
+} from './helpers.js';
 
 // ---------------------------------------------------------------------------------------------
 // float64 references
@@ -89,12 +91,16 @@ function takeGrad(t: dv.Tensor): Float32Array {
   return g;
 }
 
-// Tolerances: a few times the worst error seen on avx512/avx2/scalar (the summary printed after the
-// file lists it). The GELU's tanh is accurate to ~1e-7 absolute, its derivative to a few 1e-6.
-const LN_TOL = { atol: 2e-6, rtol: 1e-5, gradAtol: 2e-5, gradRtol: 1e-4 };
-const GATE_TOL = { atol: 1e-6, rtol: 1e-5, gradAtol: 2e-5, gradRtol: 1e-4 };
-const GELU_TOL = { atol: 2e-6, rtol: 2e-5, gradAtol: 5e-5, gradRtol: 1e-4 };
-const grad = (t: { gradAtol: number; gradRtol: number }) => ({ atol: t.gradAtol, rtol: t.gradRtol });
+// Tolerances: rows of the table in helpers.ts, a few times the worst error seen on avx512/avx2/scalar
+// (the summary printed after the file lists it). The GELU's tanh is accurate to ~1e-7 absolute, its
+// derivative to a few 1e-6. A fused op against its unfused composition: the 'composition' row (the
+// GEMM row for linearGelu).
+const LN_TOL: CloseOptions = { dtype: 'float32', kind: 'layerNorm' };
+const GATE_TOL: CloseOptions = { dtype: 'float32', kind: 'addGated' };
+const GELU_TOL: CloseOptions = { dtype: 'float32', kind: 'linearGelu' };
+const UNFUSED_TOL: CloseOptions = { dtype: 'float32', kind: 'composition' };
+const MATMUL_TOL: CloseOptions = { dtype: 'float32', kind: 'matmul' };
+const grad = (tol: CloseOptions): CloseOptions => ({ ...tol, grad: true });
 
 const FD_TOKENS = [1, 17];
 // Finite differences cost (inputs)^2 reference work: the odd sizes up to 17, and 33 (> 2 avx512 vectors).
@@ -105,7 +111,9 @@ const BIG: [number, number, number][] = [[2, 65, 256], [3, 17, 257], [1, 1, 256]
 // layerNormModulate
 // ---------------------------------------------------------------------------------------------
 
-describeEachLevel('layerNormModulate', () => {
+// Every suite runs once per backend (the cpu once per kernel level); fromValues and checkOp put their
+// tensors on the suite's device.
+describeEachBackend('layerNormModulate', () => {
   for (const N of FD_TOKENS) {
     test.each(FD_DIMS)(`B 2, N ${N}, D %i: shift/scale (B, 1, D)`, (D) => {
       const B = 2;
@@ -174,7 +182,7 @@ describeEachLevel('layerNormModulate', () => {
       return [y.data(), takeGrad(xt), takeGrad(sh), takeGrad(sc)];
     });
     const [a, b] = [run(true), run(false)];
-    ['y', 'dx', 'dshift', 'dscale'].forEach((name, i) => expectClose(a[i], b[i], { atol: 1e-5, rtol: 1e-5 }, `fused vs unfused ${name}`));
+    ['y', 'dx', 'dshift', 'dscale'].forEach((name, i) => expectClose(a[i], b[i], UNFUSED_TOL, `fused vs unfused ${name}`));
   });
 
   test('computes only the gradients asked for', () => {
@@ -200,7 +208,7 @@ describeEachLevel('layerNormModulate', () => {
 // addGated
 // ---------------------------------------------------------------------------------------------
 
-describeEachLevel('addGated', () => {
+describeEachBackend('addGated', () => {
   for (const N of [1, 17, 65]) {
     // (N = 65 with D = 33 would cost 1.5 s per level; the analytic cases cover N = 65 at D = 256.)
     test.each(FD_DIMS.filter((d) => N * d <= 65 * 17))(`B 2, N ${N}, D %i`, (D) => {
@@ -249,7 +257,7 @@ describeEachLevel('addGated', () => {
     const bwd = Math.max(expectClose(got[1], df, grad(GATE_TOL), 'dx'), expectClose(got[2], dgate, grad(GATE_TOL), 'dgate'),
       expectClose(got[3], dy, grad(GATE_TOL), 'dy'));
     recordError(`addGated ${B}x${N}x${D} (analytic)`, fwd, bwd);
-    ['out', 'dx', 'dgate', 'dy'].forEach((name, i) => expectClose(got[i], unfused[i], { atol: 1e-5, rtol: 1e-5 }, `fused vs unfused ${name}`));
+    ['out', 'dx', 'dgate', 'dy'].forEach((name, i) => expectClose(got[i], unfused[i], UNFUSED_TOL, `fused vs unfused ${name}`));
   });
 });
 
@@ -257,7 +265,7 @@ describeEachLevel('addGated', () => {
 // linearGelu (and linear's bias epilogue)
 // ---------------------------------------------------------------------------------------------
 
-describeEachLevel('linearGelu', () => {
+describeEachBackend('linearGelu', ({ device }) => {
   const cases: [number, number, number][] = [[1, 1, 1], [1, 3, 17], [3, 17, 33], [17, 3, 1], [2, 33, 65], [65, 17, 3]];
   test.each(cases)('%i rows, %i -> %i', (rows, inF, outF) => {
     checkOp('linearGelu', dv.linearGelu, refLinearGelu(rows, inF, outF), [
@@ -322,7 +330,7 @@ describeEachLevel('linearGelu', () => {
     const bwd = Math.max(expectClose(got[1], dx, grad(GELU_TOL), 'dx'), expectClose(got[2], dw, grad(GELU_TOL), 'dweight'),
       expectClose(got[3], db, grad(GELU_TOL), 'dbias'));
     recordError(`linearGelu ${rows}x${inF}->${outF} (analytic)`, fwd, bwd);
-    ['y', 'dx', 'dweight', 'dbias'].forEach((name, i) => expectClose(got[i], unfused[i], { atol: 1e-5, rtol: 1e-4 }, `fused vs unfused ${name}`));
+    ['y', 'dx', 'dweight', 'dbias'].forEach((name, i) => expectClose(got[i], unfused[i], MATMUL_TOL, `fused vs unfused ${name}`));
   });
 
   test('linear: the bias epilogue over several K blocks, and in = 0', () => {
@@ -330,10 +338,10 @@ describeEachLevel('linearGelu', () => {
     const x = toF32(randomValues(rows * inF, 71, 0.3)), w = toF32(randomValues(outF * inF, 72, 0.03)), b = toF32(randomValues(outF, 73));
     dv.scope(() => {
       const y = dv.linear(fromValues(x, [rows, inF]), fromValues(w, [outF, inF]), fromValues(b, [outF]));
-      expectClose(y.data(), refLinearGelu(rows, inF, outF, false)(x, w, b), { atol: 1e-5, rtol: 1e-4 }, 'linear, 3 K blocks');
-      const bias = fromValues([1.5, -2, 0.25], [3]);
-      expect(Array.from(dv.linear(dv.ones([2, 0]), dv.ones([3, 0]), bias).data())).toEqual([1.5, -2, 0.25, 1.5, -2, 0.25]);
-      expectClose(dv.linearGelu(dv.ones([1, 0]), dv.ones([3, 0]), bias).data(), [1.5, -2, 0.25].map(gelu), GELU_TOL, 'linearGelu, in = 0');
+      expectClose(y.data(), refLinearGelu(rows, inF, outF, false)(x, w, b), MATMUL_TOL, 'linear, 3 K blocks');
+      const bias = fromValues([1.5, -2, 0.25], [3]), on = { device };
+      expect(Array.from(dv.linear(dv.ones([2, 0], on), dv.ones([3, 0], on), bias).data())).toEqual([1.5, -2, 0.25, 1.5, -2, 0.25]);
+      expectClose(dv.linearGelu(dv.ones([1, 0], on), dv.ones([3, 0], on), bias).data(), [1.5, -2, 0.25].map(gelu), GELU_TOL, 'linearGelu, in = 0');
     });
   });
 });
@@ -342,6 +350,64 @@ describeEachLevel('linearGelu', () => {
 // determinism, memory, edge cases, bad arguments
 // ---------------------------------------------------------------------------------------------
 
+describeEachBackend('fused ops: memory and empty shapes', ({ device }) => {
+  test('ops free their temporaries; nothing is saved for backward without autograd', () => {
+    const base = dv.memory(device).buffers;
+    dv.scope(() => {
+      // Non-contiguous inputs and gradients force the internal copies.
+      const x = fromValues(randomValues(4 * 3 * 8, 1), [4, 3, 8], true);
+      const ada = fromValues(randomValues(3 * 8 * 3, 2), [8, 3 * 3], true);
+      const modT = dv.chunk(ada, 3, 1).map((t) => t.transpose(0, 1)); // (3, 8) with column stride 9
+      const w = fromValues(randomValues(8 * 6, 3), [8, 6], true), b = fromValues(randomValues(6 * 2, 4), [6, 2], true);
+      const h = dv.layerNormModulate(x.transpose(0, 1), modT[0], modT[1]);
+      const a = dv.linearGelu(h, w.transpose(0, 1), dv.chunk(b, 2, 1)[0].reshape([6]));
+      const out = dv.addGated(x.transpose(0, 1), modT[2], dv.linear(a, fromValues(randomValues(8 * 6, 5), [8, 6])));
+      expect(out.device).toBe(device);
+      out.backward({ grad: fromValues(randomValues(4 * 3 * 8, 6), [4, 3, 8]).transpose(0, 1) });
+      for (const t of [x, ada, w, b]) {
+        expect(t.grad!.device).toBe(device);
+        takeGrad(t);
+      }
+    });
+    expect(dv.memory(device).buffers).toBe(base);
+    dv.scope(() => {
+      const x = fromValues(randomValues(2 * 3 * 8, 1), [2, 3, 8], true);
+      const m = fromValues(randomValues(2 * 8, 2), [2, 8], true);
+      const w = fromValues(randomValues(5 * 8, 3), [5, 8], true);
+      const inside = dv.memory(device).buffers;
+      dv.noGrad(() => dv.layerNormModulate(x, m, m));
+      dv.noGrad(() => dv.addGated(x, m, x));
+      dv.noGrad(() => dv.linearGelu(x, w, null));
+      expect(dv.memory(device).buffers).toBe(inside + 3); // the outputs only: no statistics, no pre-activation
+    });
+    expect(dv.memory(device).buffers).toBe(base);
+  });
+
+  test('empty shapes', () => {
+    dv.scope(() => {
+      const on = { device };
+      expect(dv.layerNormModulate(dv.zeros([0, 3, 4], on), dv.zeros([0, 4], on), dv.zeros([0, 4], on)).shape).toEqual([0, 3, 4]);
+      expect(dv.addGated(dv.zeros([2, 0, 4], on), dv.zeros([2, 4], on), dv.zeros([2, 0, 4], on)).shape).toEqual([2, 0, 4]);
+      expect(dv.linearGelu(dv.zeros([0, 4], on), dv.ones([3, 4], on), null).shape).toEqual([0, 3]);
+      // No tokens: the modulation and gate gradients are zeros of their shapes.
+      const sh = fromValues([1, 2, 3, 4], [2, 1, 2], true), sc = fromValues([1, 2, 3, 4], [2, 2], true);
+      dv.layerNormModulate(dv.zeros([2, 0, 2], on), sh, sc).backward({ grad: dv.zeros([2, 0, 2], on) });
+      expect(Array.from(takeGrad(sh))).toEqual([0, 0, 0, 0]);
+      expect(Array.from(takeGrad(sc))).toEqual([0, 0, 0, 0]);
+      const g = fromValues([1, 2], [1, 2], true);
+      dv.addGated(dv.zeros([1, 0, 2], on), g, dv.zeros([1, 0, 2], on)).backward({ grad: dv.zeros([1, 0, 2], on) });
+      expect(Array.from(takeGrad(g))).toEqual([0, 0]);
+      const b = fromValues([1, 2, 3], [3], true);
+      dv.linearGelu(dv.zeros([0, 4], on), dv.ones([3, 4], on), b).backward({ grad: dv.zeros([0, 3], on) });
+      expect(Array.from(takeGrad(b))).toEqual([0, 0, 0]);
+      // One feature: LN(x) = 0, so the output is the shift.
+      expect(Array.from(dv.layerNormModulate(fromValues([3, -2], [1, 2, 1]), fromValues([0.5], [1, 1]), fromValues([2], [1, 1])).data()))
+        .toEqual([0.5, 0.5]);
+    });
+  });
+});
+
+// Thread counts are the CPU backend's: run once, on the cpu.
 test('results are bit-identical for 1 and 2 threads', () => {
   const before = dv.runtimeInfo().threads;
   // N = 600 tokens of 64: 3 runs of 256 rows per batch item, so dshift/dscale/dgate/dbias really
@@ -369,56 +435,7 @@ test('results are bit-identical for 1 and 2 threads', () => {
   }
 });
 
-test('ops free their temporaries; nothing is saved for backward without autograd', () => {
-  const base = dv.memory().buffers;
-  dv.scope(() => {
-    // Non-contiguous inputs and gradients force the internal copies.
-    const x = fromValues(randomValues(4 * 3 * 8, 1), [4, 3, 8], true);
-    const ada = fromValues(randomValues(3 * 8 * 3, 2), [8, 3 * 3], true);
-    const modT = dv.chunk(ada, 3, 1).map((t) => t.transpose(0, 1)); // (3, 8) with column stride 9
-    const w = fromValues(randomValues(8 * 6, 3), [8, 6], true), b = fromValues(randomValues(6 * 2, 4), [6, 2], true);
-    const h = dv.layerNormModulate(x.transpose(0, 1), modT[0], modT[1]);
-    const a = dv.linearGelu(h, w.transpose(0, 1), dv.chunk(b, 2, 1)[0].reshape([6]));
-    const out = dv.addGated(x.transpose(0, 1), modT[2], dv.linear(a, fromValues(randomValues(8 * 6, 5), [8, 6])));
-    out.backward({ grad: fromValues(randomValues(4 * 3 * 8, 6), [4, 3, 8]).transpose(0, 1) });
-    for (const t of [x, ada, w, b]) takeGrad(t);
-  });
-  expect(dv.memory().buffers).toBe(base);
-  dv.scope(() => {
-    const x = fromValues(randomValues(2 * 3 * 8, 1), [2, 3, 8], true);
-    const m = fromValues(randomValues(2 * 8, 2), [2, 8], true);
-    const w = fromValues(randomValues(5 * 8, 3), [5, 8], true);
-    const inside = dv.memory().buffers;
-    dv.noGrad(() => dv.layerNormModulate(x, m, m));
-    dv.noGrad(() => dv.addGated(x, m, x));
-    dv.noGrad(() => dv.linearGelu(x, w, null));
-    expect(dv.memory().buffers).toBe(inside + 3); // the outputs only: no statistics, no pre-activation
-  });
-  expect(dv.memory().buffers).toBe(base);
-});
-
-test('empty shapes', () => {
-  dv.scope(() => {
-    expect(dv.layerNormModulate(dv.zeros([0, 3, 4]), dv.zeros([0, 4]), dv.zeros([0, 4])).shape).toEqual([0, 3, 4]);
-    expect(dv.addGated(dv.zeros([2, 0, 4]), dv.zeros([2, 4]), dv.zeros([2, 0, 4])).shape).toEqual([2, 0, 4]);
-    expect(dv.linearGelu(dv.zeros([0, 4]), dv.ones([3, 4]), null).shape).toEqual([0, 3]);
-    // No tokens: the modulation and gate gradients are zeros of their shapes.
-    const sh = fromValues([1, 2, 3, 4], [2, 1, 2], true), sc = fromValues([1, 2, 3, 4], [2, 2], true);
-    dv.layerNormModulate(dv.zeros([2, 0, 2]), sh, sc).backward({ grad: dv.zeros([2, 0, 2]) });
-    expect(Array.from(takeGrad(sh))).toEqual([0, 0, 0, 0]);
-    expect(Array.from(takeGrad(sc))).toEqual([0, 0, 0, 0]);
-    const g = fromValues([1, 2], [1, 2], true);
-    dv.addGated(dv.zeros([1, 0, 2]), g, dv.zeros([1, 0, 2])).backward({ grad: dv.zeros([1, 0, 2]) });
-    expect(Array.from(takeGrad(g))).toEqual([0, 0]);
-    const b = fromValues([1, 2, 3], [3], true);
-    dv.linearGelu(dv.zeros([0, 4]), dv.ones([3, 4]), b).backward({ grad: dv.zeros([0, 3]) });
-    expect(Array.from(takeGrad(b))).toEqual([0, 0, 0]);
-    // One feature: LN(x) = 0, so the output is the shift.
-    expect(Array.from(dv.layerNormModulate(fromValues([3, -2], [1, 2, 1]), fromValues([0.5], [1, 1]), fromValues([2], [1, 1])).data()))
-      .toEqual([0.5, 0.5]);
-  });
-});
-
+// The ops' argument checks run before any kernel, whatever the device: run once, on the cpu.
 test('ops reject bad arguments with clear errors', () => {
   dv.scope(() => {
     const x = dv.ones([2, 3, 4]), m = dv.ones([2, 1, 4]);
@@ -450,6 +467,7 @@ test('ops reject bad arguments with clear errors', () => {
   });
 });
 
+// The CPU addon's own argument checks (native calls): CPU only.
 test('native entry points validate every argument', () => {
   const bufs: NativeBuffer[] = [];
   const buf = (n: number, dtype: 'float32' | 'int32' = 'float32') => {

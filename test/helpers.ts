@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
+import type { DeviceBuffer } from '../lib/backend/kernels/core.js';
 import * as dv from '../lib/index.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -45,6 +46,58 @@ export const TOLERANCES = {
     offset: { atol: 1e-4, rtol: 1e-4, gradAtol: 2e-4, gradRtol: 1e-3 },
     /** Bit-identical (same kernel, same order of operations). */
     exact: { atol: 0, rtol: 0, gradAtol: 0, gradRtol: 0 },
+    /** GEMM-based ops (matmul, linear, conv2d through im2col) on unit-scale operands. */
+    matmul: { atol: 1e-5, rtol: 1e-4, gradAtol: 1e-4, gradRtol: 1e-3 },
+    /**
+     * One GEMM element, a length-k float32 dot product, with `scale` = sqrt(k)·(|alpha|·Σ|a·b| + |beta·c|):
+     * the probabilistic bound λ·sqrt(k)·u·Σ|a·b| (Higham & Mary), λ = 4, u = 2^-24. Not relative to the
+     * result, which cancellation can make arbitrarily small.
+     */
+    dot: { atol: 1e-30, rtol: 2 ** -22, gradAtol: 1e-30, gradRtol: 2 ** -22 },
+    /** Sums of ~10^6 float32 products (conv2d's weight and bias gradients over a 2×1000×1000 batch). */
+    longSum: { atol: 1e-2, rtol: 1e-3, gradAtol: 1e-2, gradRtol: 1e-3 },
+    /** Attention forward and gradients: sums of up to 1025 terms and a vectorised exp. */
+    attention: { atol: 2e-5, rtol: 2e-4, gradAtol: 5e-5, gradRtol: 1e-3 },
+    /** addGated, x + gate·y: one fused multiply-add forward, token sums for the gate's gradient. */
+    addGated: { atol: 1e-6, rtol: 1e-5, gradAtol: 2e-5, gradRtol: 1e-4 },
+    /** linearGelu: a GEMM then the tanh GELU (accurate to ~1e-7 absolute, its derivative to a few 1e-6). */
+    linearGelu: { atol: 2e-6, rtol: 2e-5, gradAtol: 5e-5, gradRtol: 1e-4 },
+    /**
+     * A fused kernel against the unfused composition of ops computing the same function (both float32:
+     * a few roundings each, in different orders): layerNormModulate, addGated, the EDM sampler step.
+     */
+    composition: { atol: 1e-5, rtol: 1e-5, gradAtol: 1e-5, gradRtol: 1e-5 },
+    /** embedding: the gather copies values (exact); its gradient sums the rows of repeated indices. */
+    embedding: { atol: 0, rtol: 0, gradAtol: 1e-5, gradRtol: 1e-5 },
+    /** maxPool2d and avgPool2d (forward only): a max, or a window's sum times 1/count. */
+    pool: { atol: 1e-6, rtol: 1e-6, gradAtol: 1e-6, gradRtol: 1e-6 },
+    /** resizeBilinear (forward only): two lerps with float32 source positions and weights. */
+    resize: { atol: 1e-6, rtol: 1e-5, gradAtol: 1e-6, gradRtol: 1e-5 },
+    /** PyTorch's float32 pooling and interpolate against our float64 references of them. */
+    pytorch: { atol: 1e-5, rtol: 1e-5, gradAtol: 1e-5, gradRtol: 1e-5 },
+    /** AdamW's parameter after each of 5 steps against torch.optim.AdamW's update in float64. */
+    adamw: { atol: 1e-6, rtol: 1e-5, gradAtol: 1e-6, gradRtol: 1e-5 },
+    /** AdamW's exp_avg: β1·m + (1-β1)·g can cancel, so an absolute bound of a few ulps of the O(1) terms. */
+    adamwExpAvg: { atol: 1e-7, rtol: 1e-5, gradAtol: 1e-7, gradRtol: 1e-5 },
+    /** AdamW's exp_avg_sq: (1-β2)·g² of gradients down to 1e-3 is ~1e-8; relative only, in effect. */
+    adamwExpAvgSq: { atol: 1e-12, rtol: 1e-5, gradAtol: 1e-12, gradRtol: 1e-5 },
+    /** The fused EDM noise injection and input scaling against randn·σ + y, then ·c_in (two roundings each). */
+    edmNoise: { atol: 1e-6, rtol: 1e-6, gradAtol: 1e-6, gradRtol: 1e-6 },
+    /** The fused EDM weighted loss (a mean of B·C·H·W terms) and dL/dF against autograd of the composition. */
+    edmLoss: { atol: 0, rtol: 1e-5, gradAtol: 1e-7, gradRtol: 1e-5 },
+    /** edmLoss through a 3-block DiffusionViT against the unfused D composition: loss, parameter gradients. */
+    edmModel: { atol: 0, rtol: 1e-5, gradAtol: 1e-6, gradRtol: 1e-3 },
+    /** Parameter gradients of a loss whose upstream gradient is a device scalar (2.5) against 2.5× the unit ones. */
+    gradScale: { atol: 1e-7, rtol: 1e-6, gradAtol: 1e-7, gradRtol: 1e-6 },
+    /**
+     * A sampler's images against the latents times its scalar float64 update factor (F ≡ 0), with
+     * `scale` = |latents|: 18-50 steps of float32 updates.
+     */
+    sampler: { atol: 1e-5, rtol: 1e-5, gradAtol: 1e-5, gradRtol: 1e-5 },
+    /** Heun with 200 steps against the exact ODE solution: its discretisation error, not rounding. */
+    samplerConvergence: { atol: 1e-5, rtol: 2e-3, gradAtol: 1e-5, gradRtol: 2e-3 },
+    /** The fused float32 Heun sampler against the float64 reference sampler, with `scale` = max |reference|. */
+    samplerReference: { atol: 0, rtol: 1e-4, gradAtol: 0, gradRtol: 1e-4 },
   },
   /**
    * GEMMs on bf16-rounded operands (8 significant bits: 2^-9 relative per operand) with float32
@@ -53,15 +106,35 @@ export const TOLERANCES = {
    */
   bf16: {
     default: { atol: 3e-2, rtol: 2e-2, gradAtol: 6e-2, gradRtol: 4e-2 },
+    /**
+     * One bf16 GEMM element against the exact float64 α·Σa·b + β·c, with `scale` = |alpha|·Σ|a·b|:
+     * bf16's worst case per product (operands rounded to 2^-8 relative, alpha folded into A in fp32
+     * first: 2·2^-8 + 2·2^-24), on top of float32.dot's bound for the fp32 accumulation.
+     */
+    dot: { atol: 0, rtol: 2 * 2 ** -8 + 2 * 2 ** -24, gradAtol: 0, gradRtol: 2 * 2 ** -8 + 2 * 2 ** -24 },
+    /**
+     * Gradients through a GEMM epilogue that bf16 rounds inside the op (linearGelu's dh = dout·gelu'(h))
+     * against float32 on pre-rounded operands, with `scale` = the reference's max |value|.
+     */
+    epilogue: { atol: 0, rtol: 2 ** -6, gradAtol: 0, gradRtol: 2 ** -6 },
+    /** bf16 GEMMs (vdpbf16ps: each k pair summed in its own order) against float32 ones on the same bf16-exact operands. */
+    order: { atol: 1e-5, rtol: 1e-5, gradAtol: 1e-5, gradRtol: 1e-5 },
+    /** A tiny model's train-step gradient norm at bf16 against float32's. */
+    trainStep: { atol: 0, rtol: 1e-2, gradAtol: 0, gradRtol: 1e-2 },
   },
   /** float64 computations against each other (a reference against another, or against exact values). */
   float64: {
     default: { atol: 1e-12, rtol: 1e-10, gradAtol: 1e-8, gradRtol: 1e-6 },
+    /** One closed form computed two ways in float64 (EDM's preconditioning against Table 1): a few ulp. */
+    formula: { atol: 5e-15, rtol: 0, gradAtol: 5e-15, gradRtol: 0 },
+    /** An identity of computed float64 coefficients (EDM's λ·c_out² = 1). */
+    identity: { atol: 5e-13, rtol: 0, gradAtol: 5e-13, gradRtol: 0 },
   },
 } as const satisfies Record<string, { default: Tolerance } & Record<string, Tolerance>>;
 
 export type TolDType = keyof typeof TOLERANCES;
-export type TolKind = keyof (typeof TOLERANCES)['float32'];
+/** A kind of any row (a dtype that does not list it gives its 'default'). */
+export type TolKind = { [D in TolDType]: keyof (typeof TOLERANCES)[D] }[TolDType];
 
 export interface CloseOptions {
   /** The table row: the result's dtype or GEMM precision (default 'float32'). */
@@ -73,6 +146,12 @@ export interface CloseOptions {
   /** Overrides of the row's bounds for this one comparison. */
   atol?: number;
   rtol?: number;
+  /**
+   * Per-element magnitudes the rtol bound is relative to, in place of |expected|: for results whose
+   * error scales with something other than their own size (a dot product's Σ|a·b|, which
+   * cancellation does not shrink; a sampler's latents; a whole output's max).
+   */
+  scale?: ArrayLike<number>;
 }
 
 /** The table's row for dtype and kind (see TOLERANCES). */
@@ -82,9 +161,10 @@ export function tolerance(dtype: TolDType = 'float32', kind: TolKind = 'default'
 }
 
 /**
- * |actual - expected| <= atol + rtol*|expected| elementwise, atol and rtol from the tolerance
- * table (options.dtype, options.kind, options.grad) unless given; a NaN on either side fails.
- * Returns the max relative error seen (relative to max(|expected|, atol / rtol)).
+ * |actual - expected| <= atol + rtol*|expected| elementwise (|scale| in place of |expected| where
+ * options.scale is given), atol and rtol from the tolerance table (options.dtype, options.kind,
+ * options.grad) unless given; a NaN on either side fails.
+ * Returns the max relative error seen (relative to max(|expected| or |scale|, atol / rtol)).
  */
 export function expectClose(
   actual: ArrayLike<number>,
@@ -95,20 +175,23 @@ export function expectClose(
   const row = tolerance(options.dtype, options.kind);
   const atol = options.atol ?? (options.grad ? row.gradAtol : row.atol);
   const rtol = options.rtol ?? (options.grad ? row.gradRtol : row.rtol);
+  const scale = options.scale;
   expect(actual.length, `${label}: length`).toBe(expected.length);
+  if (scale) expect(scale.length, `${label}: length of scale`).toBe(expected.length);
   let worst = 0, worstAt = -1, maxRel = 0;
   for (let i = 0; i < actual.length; i++) {
-    const a = actual[i], e = expected[i];
+    const a = actual[i], e = expected[i], mag = Math.abs(scale ? scale[i] : e);
     const err = Math.abs(a - e);
-    const excess = err - (atol + rtol * Math.abs(e));
+    const excess = err - (atol + rtol * mag);
     if (!(excess <= 0) && (worstAt < 0 || excess > worst || Number.isNaN(excess))) {
       worst = excess;
       worstAt = i;
     }
-    if (err > 0) maxRel = Math.max(maxRel, err / Math.max(Math.abs(e), rtol > 0 ? atol / rtol : 0, Number.MIN_VALUE));
+    if (err > 0) maxRel = Math.max(maxRel, err / Math.max(mag, rtol > 0 ? atol / rtol : 0, Number.MIN_VALUE));
   }
   if (worstAt >= 0) {
-    expect.fail(`${label}: element ${worstAt} is ${actual[worstAt]}, expected ${expected[worstAt]} (atol ${atol}, rtol ${rtol})`);
+    const relTo = scale ? `, relative to scale ${scale[worstAt]}` : '';
+    expect.fail(`${label}: element ${worstAt} is ${actual[worstAt]}, expected ${expected[worstAt]} (atol ${atol}, rtol ${rtol}${relTo})`);
   }
   return maxRel;
 }
@@ -142,6 +225,22 @@ export function fromValues(values: ArrayLike<number>, shape: readonly number[], 
   const t = dv.tensor(Float32Array.from(values), shape, { device });
   t.requiresGrad = requiresGrad;
   return t;
+}
+
+/**
+ * A float32 buffer of the values on `device` (default: the running suite's), from that device's
+ * backend: for tests that call one kernel of the table directly (runKernel). Free it with dispose().
+ */
+export function deviceBuffer(values: ArrayLike<number>, device: string = currentDevice): DeviceBuffer {
+  const { device: canonical, backend } = dv.resolveDevice(device);
+  const buffer = backend.alloc(canonical, 'float32', values.length);
+  backend.write(buffer, 0, Float32Array.from(values));
+  return buffer;
+}
+
+/** Every element of a float32 buffer, read back to the host through its backend. */
+export function readBuffer(buffer: DeviceBuffer): Float32Array {
+  return dv.resolveDevice(buffer.device).backend.read(buffer, 0, buffer.numel) as Float32Array;
 }
 
 export interface GradInput {

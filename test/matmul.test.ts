@@ -1,9 +1,15 @@
 import { afterEach, expect, test } from 'vitest';
 
 import { native } from '../lib/backend/cpu/addon.js';
-import type { NativeBuffer } from '../lib/backend/kernels/core.js';
+import { runKernel } from '../lib/backend/dispatch.js';
 import * as dv from '../lib/index.js';
-import { checkOp, describeEachLevel, ODD_SIZES, randomValues, recordError, toF32 } from './helpers.js';
+import {
+  checkOp, type CloseOptions, describeEachBackend, describeEachLevel, deviceBuffer, expectClose, ODD_SIZES, randomValues,
+  readBuffer, recordError, toF32,
+} from './helpers.js';
+
+// The table's row for GEMM-based ops (the same bounds as its default: unit-scale operands, k <= 65).
+const MATMUL_TOL: CloseOptions = { dtype: 'float32', kind: 'matmul' };
 
 /** Reference batched matmul on float64 with broadcasting over one leading batch dim. */
 function refMatmul(ba: number, bb: number, m: number, k: number, n: number) {
@@ -22,7 +28,8 @@ function refMatmul(ba: number, bb: number, m: number, k: number, n: number) {
   };
 }
 
-describeEachLevel('matmul', () => {
+// Every suite runs once per backend (the cpu once per kernel level); checkOp's tensors go on its device.
+describeEachBackend('matmul', () => {
   const cases: [number, number, number, number, number][] = [
     [1, 1, 1, 1, 1], [1, 1, 3, 17, 5], [2, 2, 17, 3, 65], [3, 1, 5, 65, 17], [1, 2, 17, 17, 3],
   ];
@@ -30,7 +37,7 @@ describeEachLevel('matmul', () => {
     checkOp('matmul', dv.matmul, refMatmul(ba, bb, m, k, n), [
       { values: randomValues(ba * m * k, 1), shape: [ba, m, k] },
       { values: randomValues(bb * k * n, 2), shape: [bb, k, n] },
-    ], { atol: 1e-5, rtol: 1e-4 });
+    ], MATMUL_TOL);
   });
   test.each([[3, 17, 5], [65, 17, 33], [1, 3, 1]])('linear %i rows, %i -> %i', (rows, inF, outF) => {
     const ref = (x: Float64Array, w: Float64Array, b: Float64Array) => {
@@ -46,7 +53,7 @@ describeEachLevel('matmul', () => {
       { values: randomValues(rows * inF, 3), shape: [rows, inF] },
       { values: randomValues(outF * inF, 4), shape: [outF, inF] },
       { values: randomValues(outF, 5), shape: [outF] },
-    ], { atol: 1e-5, rtol: 1e-4 });
+    ], MATMUL_TOL);
   });
   test('matmul reads transposed views', () => {
     const m = 17, k = 5, n = 3;
@@ -58,11 +65,12 @@ describeEachLevel('matmul', () => {
         for (let p = 0; p < k; p++) for (let j = 0; j < n; j++) b[p * n + j] = bt[j * k + p];
         return ref(a, b);
       },
-      [{ values: randomValues(k * m, 6), shape: [k, m] }, { values: randomValues(n * k, 7), shape: [n, k] }]);
+      [{ values: randomValues(k * m, 6), shape: [k, m] }, { values: randomValues(n * k, 7), shape: [n, k] }], MATMUL_TOL);
   });
 });
 
-// ---- native.gemm directly: layouts, alpha/beta, padding, batching, threads, argument errors ----
+// ---- the gemm kernel directly (runKernel on the suite's device): layouts, alpha/beta, padding, batching;
+// ---- on the CPU addon only: threads, argument errors ----
 
 interface GemmCase {
   batch: number; m: number; n: number; k: number;
@@ -84,13 +92,7 @@ interface GemmRun {
   offA: number; offB: number; offC: number;
 }
 
-function makeBuffer(values: Float64Array): NativeBuffer {
-  const buf = new native.NativeBuffer('cpu', 'float32', values.length);
-  buf.write(0, Float32Array.from(values));
-  return buf;
-}
-
-/** Runs native.gemm on seeded random operands at awkward offsets, leading dims and batch strides. */
+/** Runs the gemm kernel of the suite's device on seeded random operands at awkward offsets, leading dims and batch strides. */
 function runGemm(t: GemmCase): GemmRun {
   const [pa, pb, pc] = t.pad ?? [0, 0, 0];
   const aRows = t.transA ? t.k : t.m, aCols = t.transA ? t.m : t.k;
@@ -105,14 +107,14 @@ function runGemm(t: GemmCase): GemmRun {
   const b = toF32(randomValues(offB + itemsB * Math.max(strideB, bRows * ldb), t.seed + 1));
   // beta == 0 must not read C: fill it with NaN so any read poisons the result.
   const c0 = t.beta === 0 ? new Float64Array(offC + t.batch * strideC).fill(NaN) : toF32(randomValues(offC + t.batch * strideC, t.seed + 2));
-  const A = makeBuffer(a), B = makeBuffer(b), C = makeBuffer(c0);
+  const A = deviceBuffer(a), B = deviceBuffer(b), C = deviceBuffer(c0);
   try {
-    native.gemm({
+    runKernel('gemm', {
       a: A, aOffset: offA, b: B, bOffset: offB, c: C, cOffset: offC, batch: t.batch, m: t.m, n: t.n, k: t.k,
       transA: t.transA, transB: t.transB, alpha: t.alpha, beta: t.beta, strideA, strideB, strideC, lda, ldb, ldc,
       precision: 'float32'
     });
-    return { c: C.read(0, C.numel) as Float32Array, c0, lda, ldb, ldc, strideA, strideB, strideC, a, b, offA, offB, offC };
+    return { c: readBuffer(C), c0, lda, ldb, ldc, strideA, strideB, strideC, a, b, offA, offB, offC };
   } finally {
     A.dispose();
     B.dispose();
@@ -121,15 +123,14 @@ function runGemm(t: GemmCase): GemmRun {
 }
 
 /**
- * Compares against a float64 reference with the probabilistic bound for a length-k float32 dot
- * product (Higham & Mary): |err| <= λ·sqrt(k)·u·(|alpha|·Σ|a·b| + |beta·c|), u = 2^-24, λ = 4.
+ * Compares against a float64 reference with the table's bound for a length-k float32 dot product
+ * (float32 'dot', Higham & Mary): |err| <= λ·u·sqrt(k)·(|alpha|·Σ|a·b| + |beta·c|), u = 2^-24, λ = 4.
  * Everything outside the C items (offset, row padding, batch gaps) must be untouched.
- * Returns the worst error relative to the bound's scale.
+ * Returns the worst error relative to sqrt(k)·(|alpha|·Σ|a·b| + |beta·c|).
  */
 function checkGemm(t: GemmCase, r: GemmRun, label: string): number {
-  const u = 2 ** -24, lambda = 4;
   const inside = new Uint8Array(r.c.length);
-  let worst = 0;
+  const got: number[] = [], want: number[] = [], scale: number[] = [];
   for (let bi = 0; bi < t.batch; bi++) {
     const ao = r.offA + bi * r.strideA, bo = r.offB + bi * r.strideB;
     for (let i = 0; i < t.m; i++) {
@@ -144,17 +145,13 @@ function checkGemm(t: GemmCase, r: GemmRun, label: string): number {
         const at = r.offC + bi * r.strideC + i * r.ldc + j;
         inside[at] = 1;
         const prior = t.beta === 0 ? 0 : t.beta * r.c0[at];
-        const expected = t.alpha * s + prior;
-        const scale = Math.abs(t.alpha) * mag + Math.abs(prior);
-        const err = Math.abs(r.c[at] - expected);
-        if (!(err <= lambda * Math.sqrt(Math.max(t.k, 1)) * u * scale + 1e-30)) {
-          expect.fail(`${label}: batch ${bi} C[${i}, ${j}] = ${r.c[at]}, expected ${expected} ` +
-            `(bound ${(lambda * Math.sqrt(t.k) * u * scale).toExponential(2)})`);
-        }
-        worst = Math.max(worst, err / Math.max(scale, 1e-30));
+        got.push(r.c[at]);
+        want.push(t.alpha * s + prior);
+        scale.push(Math.sqrt(Math.max(t.k, 1)) * (Math.abs(t.alpha) * mag + Math.abs(prior)));
       }
     }
   }
+  const worst = expectClose(got, want, { dtype: 'float32', kind: 'dot', scale }, `${label} (C in row-major batch order)`);
   for (let i = 0; i < r.c.length; i++) {
     if (!inside[i] && !Object.is(r.c[i], Math.fround(r.c0[i]))) {
       expect.fail(`${label}: element ${i} outside C changed from ${r.c0[i]} to ${r.c[i]}`);
@@ -166,8 +163,8 @@ function checkGemm(t: GemmCase, r: GemmRun, label: string): number {
 const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
 const defaultThreads = dv.runtimeInfo().threads;
 
-describeEachLevel('native gemm', (level) => {
-  afterEach(() => dv.setThreads(defaultThreads));
+describeEachBackend('gemm kernel', ({ device, level: cpuLevel }) => {
+  const level = cpuLevel ? `cpu ${cpuLevel}` : device;
 
   // Every (m, n, k) over the odd sizes, for each transpose combination; alpha, beta and padding
   // cycle through the cases so each combination meets each of them many times.
@@ -182,7 +179,7 @@ describeEachLevel('native gemm', (level) => {
       worst = Math.max(worst, checkGemm(t, runGemm(t), `${level} ${JSON.stringify(t)}`));
       n++;
     }
-    recordError(`gemm (err / Σ|a·b|) ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`, worst);
+    recordError(`gemm (err / sqrt(k)·Σ|a·b|) ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`, worst);
   });
 
   // Several K blocks (k > KC at every level), partial tiles on both edges, and multi-threaded splits.
@@ -192,7 +189,7 @@ describeEachLevel('native gemm', (level) => {
     [1, 300, 33, 520, true, true, 0.5, 1],
   ])('batch %i, %i x %i x k %i, transA %s transB %s, alpha %f beta %f', (batch, m, n, k, transA, transB, alpha, beta) => {
     const t: GemmCase = { batch, m, n, k, transA, transB, alpha, beta, pad: [5, 0, 3], seed: 7 };
-    recordError('gemm (err / Σ|a·b|) large', checkGemm(t, runGemm(t), `${level} ${JSON.stringify(t)}`));
+    recordError('gemm (err / sqrt(k)·Σ|a·b|) large', checkGemm(t, runGemm(t), `${level} ${JSON.stringify(t)}`));
   });
 
   test('batch broadcast of A or B (stride 0)', () => {
@@ -213,6 +210,11 @@ describeEachLevel('native gemm', (level) => {
       }
     }
   });
+});
+
+// Thread counts and the addon's own argument checks are the CPU backend's: per CPU level, not per backend.
+describeEachLevel('native gemm', (level) => {
+  afterEach(() => dv.setThreads(defaultThreads));
 
   // Work is split over batch x M x N by thread count; K never is, so results are bit-identical.
   test('results do not depend on the thread count', () => {

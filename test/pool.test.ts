@@ -14,7 +14,7 @@ import { describe, expect, test } from 'vitest';
 import * as dv from '../lib/index.js';
 import { native } from '../lib/backend/cpu/addon.js';
 import { avgPool2d, maxPool2d, resizeBilinear } from '../lib/ops/pool.js';
-import { describeEachLevel, expectClose, fromValues, ODD_SIZES, randomValues, recordError, toF32 } from './helpers.js';
+import { describeEachBackend, expectClose, fromValues, ODD_SIZES, randomValues, recordError, toF32 } from './helpers.js';
 
 interface PoolCase {
   n: number; c: number; h: number; w: number;
@@ -101,7 +101,7 @@ function checkPool(kind: 'max' | 'avg', c: PoolCase, seed: number): number {
   return dv.scope(() => {
     const y = runPool(kind, c, fromValues(x, [c.n, c.c, c.h, c.w]));
     expect(y.shape).toEqual([c.n, c.c, ...outSize(c)]);
-    const err = expectClose(y.data(), expected, { atol: 1e-6, rtol: 1e-6 }, `${kind}Pool2d`);
+    const err = expectClose(y.data(), expected, { dtype: 'float32', kind: 'pool' }, `${kind}Pool2d`);
     recordError(`${kind}Pool2d`, err);
     return err;
   });
@@ -137,13 +137,14 @@ function checkResize(c: ResizeCase, seed: number): number {
   return dv.scope(() => {
     const y = resizeBilinear(fromValues(x, [c.n, c.c, c.h, c.w]), [c.oh, c.ow], { alignCorners: c.alignCorners });
     expect(y.shape).toEqual([c.n, c.c, c.oh, c.ow]);
-    const err = expectClose(y.data(), expected, { atol: 1e-6, rtol: 1e-5 }, 'resizeBilinear');
+    const err = expectClose(y.data(), expected, { dtype: 'float32', kind: 'resize' }, 'resizeBilinear');
     recordError('resizeBilinear', err);
     return err;
   });
 }
 
-describeEachLevel('pooling', () => {
+// Every suite runs once per backend (the cpu once per kernel level); fromValues puts its tensors on the suite's device.
+describeEachBackend('pooling', ({ device }) => {
   for (const kind of ['max', 'avg'] as const) {
     test.each(poolCases)(`${kind}: %s`, (_name, c) => {
       checkPool(kind, c, 7);
@@ -165,7 +166,7 @@ describeEachLevel('pooling', () => {
     const c: PoolCase = { ...base, n: 1, c: 1, h: 4, w: 20, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1 };
     const expected = refPool(c, 'max', Float64Array.from(x));
     dv.scope(() => {
-      const y = maxPool2d(dv.tensor(x, [1, 1, 4, 20]), 3, { stride: 1, padding: 1 }).data();
+      const y = maxPool2d(dv.tensor(x, [1, 1, 4, 20], { device }), 3, { stride: 1, padding: 1 }).data();
       for (let i = 0; i < y.length; i++) {
         if (Number.isNaN(expected[i])) expect(y[i], `element ${i}`).toBeNaN();
         else expect(y[i], `element ${i}`).toBe(expected[i]);
@@ -184,7 +185,7 @@ describeEachLevel('pooling', () => {
   });
 });
 
-describe('pool and resize ops', () => {
+describeEachBackend('pool and resize ops', ({ device }) => {
   test('the FID Inception resize: (2, 3, 32, 32) -> (2, 3, 299, 299)', () => {
     checkResize({ n: 2, c: 3, h: 32, w: 32, oh: 299, ow: 299, alignCorners: false }, 3);
   });
@@ -208,6 +209,29 @@ describe('pool and resize ops', () => {
     });
   });
 
+  test('empty batches give empty outputs', () => {
+    dv.scope(() => {
+      const x = dv.zeros([0, 3, 8, 8], { device });
+      expect(maxPool2d(x, 2).shape).toEqual([0, 3, 4, 4]);
+      expect(avgPool2d(x, 3, { stride: 1, padding: 1 }).shape).toEqual([0, 3, 8, 8]);
+      expect(resizeBilinear(x, [5, 6]).shape).toEqual([0, 3, 5, 6]);
+    });
+  });
+
+  test('an input that needs a gradient is refused (forward-only ops), and accepted under noGrad', () => {
+    dv.scope(() => {
+      const x = fromValues(randomValues(2 * 3 * 8 * 8, 4), [2, 3, 8, 8], true);
+      expect(() => maxPool2d(x, 2)).toThrow(/diffvit\.maxPool2d: no gradient is implemented \(inference only\)/);
+      expect(() => avgPool2d(x, 2)).toThrow(/diffvit\.avgPool2d: no gradient/);
+      expect(() => resizeBilinear(x, 4)).toThrow(/diffvit\.resizeBilinear: no gradient/);
+      expect(dv.noGrad(() => maxPool2d(x, 2)).shape).toEqual([2, 3, 4, 4]);
+      expect(maxPool2d(dv.detach(x), 2).requiresGrad).toBe(false);
+    });
+  });
+});
+
+// Thread counts, the ops' argument checks (they run before any kernel) and the addon's own checks: once, on the cpu.
+describe('pool and resize on the CPU', () => {
   test('results are bitwise identical for any thread count', () => {
     const threads = dv.runtimeInfo().threads;
     const run = (t: number) => {
@@ -225,15 +249,6 @@ describe('pool and resize ops', () => {
     } finally {
       dv.setThreads(threads);
     }
-  });
-
-  test('empty batches give empty outputs', () => {
-    dv.scope(() => {
-      const x = dv.zeros([0, 3, 8, 8]);
-      expect(maxPool2d(x, 2).shape).toEqual([0, 3, 4, 4]);
-      expect(avgPool2d(x, 3, { stride: 1, padding: 1 }).shape).toEqual([0, 3, 8, 8]);
-      expect(resizeBilinear(x, [5, 6]).shape).toEqual([0, 3, 5, 6]);
-    });
   });
 
   test('the ops validate their arguments', () => {
@@ -255,17 +270,6 @@ describe('pool and resize ops', () => {
       const dead = dv.ones([1, 1, 4, 4]);
       dead.dispose();
       expect(() => avgPool2d(dead, 2)).toThrow(/argument 'x' expected a live tensor/);
-    });
-  });
-
-  test('an input that needs a gradient is refused (forward-only ops), and accepted under noGrad', () => {
-    dv.scope(() => {
-      const x = fromValues(randomValues(2 * 3 * 8 * 8, 4), [2, 3, 8, 8], true);
-      expect(() => maxPool2d(x, 2)).toThrow(/diffvit\.maxPool2d: no gradient is implemented \(inference only\)/);
-      expect(() => avgPool2d(x, 2)).toThrow(/diffvit\.avgPool2d: no gradient/);
-      expect(() => resizeBilinear(x, 4)).toThrow(/diffvit\.resizeBilinear: no gradient/);
-      expect(dv.noGrad(() => maxPool2d(x, 2)).shape).toEqual([2, 3, 4, 4]);
-      expect(maxPool2d(dv.detach(x), 2).requiresGrad).toBe(false);
     });
   });
 
@@ -336,6 +340,7 @@ const torchVersion = (() => {
   return r.status === 0 ? r.stdout.trim() : null;
 })();
 
+// Checks the float64 references (no kernel of ours runs): once, not per backend.
 describe.skipIf(!torchVersion)(`pool and resize semantics against PyTorch ${torchVersion ?? '(not installed: /usr/bin/python3 cannot import torch)'}`, () => {
   test('max/avg pool (ceil mode, count_include_pad) and bilinear resize match torch.nn.functional', () => {
     const dir = mkdtempSync(join(tmpdir(), 'diffvit-pool-'));
@@ -377,7 +382,7 @@ torch.cat(outs).numpy().astype(np.float64).tofile(d + '/y.f64')
       const torchOut = new Float64Array(raw.buffer, raw.byteOffset, raw.byteLength / 8);
       let at = 0, worst = 0;
       const compare = (ours: Float64Array, label: string) => {
-        worst = Math.max(worst, expectClose(torchOut.subarray(at, at + ours.length), ours, { atol: 1e-5, rtol: 1e-5 }, label));
+        worst = Math.max(worst, expectClose(torchOut.subarray(at, at + ours.length), ours, { dtype: 'float32', kind: 'pytorch' }, label));
         at += ours.length;
       };
       pools.forEach(([kind, c], i) => compare(refPool(c, kind, inputs[i]), `torch ${kind}_pool2d case ${i}`));
