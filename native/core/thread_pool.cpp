@@ -4,11 +4,14 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "core/trace.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -74,7 +77,14 @@ class ThreadPool {
   void start(int n) {
     quit_.store(false);
     const uint64_t current = generation_.load();
-    for (int i = 1; i < n; ++i) workers_.emplace_back([this, current] { loop(current); });
+    for (int i = 1; i < n; ++i) {
+      workers_.emplace_back([this, current, i] {
+        char name[16];
+        std::snprintf(name, sizeof name, "diffvit-w%d", i);  // the caller is thread 0
+        trace::name_thread(name);
+        loop(current);
+      });
+    }
   }
   void stop() {
     {

@@ -26,7 +26,19 @@ export interface NativeInfo {
   buildFlags: string;
 }
 
-/** The addon's functions that are not kernels (native/addon/bind_runtime.cpp, bind_peak.cpp, bind_file.cpp). */
+/** NVTX in this build of the addon (native/core/trace.h). */
+export interface ProfilerInfo {
+  /** NVTX3 ranges are compiled in (CMake found nvtx3/nvToolsExt.h; DIFFVIT_NVTX=AUTO|ON|OFF). */
+  nvtx: boolean;
+  /**
+   * A profiler takes the ranges: an NVTX tool was loaded through NVTX_INJECTION64_PATH (Nsight
+   * Systems, or build/Release/libdiffvit_nvtx_recorder.so) when the addon loaded. Fixed for the
+   * process; when false, every range is a no-op.
+   */
+  attached: boolean;
+}
+
+/** The addon's functions that are not kernels (native/addon/bind_runtime.cpp, bind_peak.cpp, bind_file.cpp, bind_trace.cpp). */
 export interface AddonRuntime {
   NativeBuffer: new (device: 'cpu', dtype: NativeDType, numel: number) => NativeBuffer;
   info(): NativeInfo;
@@ -53,9 +65,21 @@ export interface AddonRuntime {
    * ("diffvit.mapFile: <path>: cannot open (No such file or directory)").
    */
   mapFile(path: string): ArrayBuffer;
+  /**
+   * Opens an NVTX range named `name` on the calling thread, in the "diffvit" domain where every
+   * kernel call opens its own range (named after the kernel, its sizes as the message: "gemm m=64
+   * n=128 k=32"). A no-op unless profilerInfo().attached; a name that is not a string throws.
+   */
+  profilerRangePush(name: string): void;
+  /** Closes the calling thread's innermost range opened by profilerRangePush. */
+  profilerRangePop(): void;
+  profilerInfo(): ProfilerInfo;
 }
 
 export type NativeAddon = KernelTable & AddonRuntime;
+
+/** The addon file that was loaded. */
+export let addonPath = '';
 
 function loadAddon(): NativeAddon {
   const require = createRequire(import.meta.url);
@@ -63,7 +87,10 @@ function loadAddon(): NativeAddon {
     ? [process.env.DIFFVIT_ADDON]
     : [join(packageRoot(), 'build', 'Release', 'diffvit.node'), join(packageRoot(), 'build', 'diffvit.node')];
   for (const path of candidates) {
-    if (existsSync(path)) return require(path) as NativeAddon;
+    if (existsSync(path)) {
+      addonPath = path;
+      return require(path) as NativeAddon;
+    }
   }
   if (process.env.DIFFVIT_ADDON) {
     throw new Error(`diffvit: DIFFVIT_ADDON=${process.env.DIFFVIT_ADDON} does not exist (unset it to load the addon built by npm install)`);

@@ -1,8 +1,11 @@
 /** The CPU backend's own controls and facts, beyond the Backend interface: threads, kernel level, GEMM peaks, mapped files. */
-import { native, type CpuLevel, type NativeInfo } from './addon.js';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+
+import { addonPath, native, type CpuLevel, type NativeInfo, type ProfilerInfo } from './addon.js';
 import type { MatmulPrecision } from '../kernels/gemm.js';
 
-export type { CpuLevel, NativeInfo } from './addon.js';
+export type { CpuLevel, NativeInfo, ProfilerInfo } from './addon.js';
 
 /** CPU features, kernel levels, threads, CUDA build status and build flags of the addon. */
 export function nativeInfo(): NativeInfo {
@@ -36,4 +39,32 @@ export function mapFile(path: string): ArrayBuffer {
 /** Every kernel the addon exports with its argument names (native/addon/kernels.def). */
 export function addonKernelTable(): Record<string, string[]> {
   return native.kernelTable();
+}
+
+/**
+ * Opens an NVTX range on this thread (see AddonRuntime.profilerRangePush); close it with
+ * nvtxRangePop. A no-op unless nvtxStatus().attached: callers that build names may test that once.
+ */
+export function nvtxRangePush(name: string): void {
+  native.profilerRangePush(name);
+}
+
+/** Closes this thread's innermost range opened by nvtxRangePush. */
+export function nvtxRangePop(): void {
+  native.profilerRangePop();
+}
+
+export interface NvtxStatus extends ProfilerInfo {
+  /**
+   * diffvit's own NVTX tool, built next to the addon when NVTX is compiled in: run a process with
+   * NVTX_INJECTION64_PATH=<this> DIFFVIT_NVTX_LOG=<file> (%p in it: the process id) and every range
+   * and thread name goes to <file> as a JSON line. Null when absent.
+   */
+  recorder: string | null;
+}
+
+/** Whether NVTX is compiled in, whether a profiler is attached, and where the recorder tool is. */
+export function nvtxStatus(): NvtxStatus {
+  const recorder = join(dirname(addonPath), 'libdiffvit_nvtx_recorder.so');
+  return { ...native.profilerInfo(), recorder: existsSync(recorder) ? recorder : null };
 }
