@@ -40,3 +40,7 @@ export { featureStats, frechetDistance, kernelDistance, type FeatureStats } from
 export { imageGridPNG } from './image/grid.js';
 export { encodePNG } from './image/png.js';
 export { decodeImage, type RGBImage } from './image/decode.js';
+// The profiler: dv.profile(fn) -> { result, report } (report.table(), report.writeChromeTrace(path)),
+// and dv.profiler.range(name, fn) for NVTX/trace ranges in your own code (lib/profiler).
+export * as profiler from './profiler/index.js';
+export { profile, Profiler, ProfileReport, type ProfileOptions, type ProfileResult, type KernelStats, type RangeStats, type GroupBy, type ChromeTrace } from './profiler/index.js';

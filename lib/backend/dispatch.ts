@@ -1,8 +1,10 @@
 /**
  * The one dispatch point of the kernel table: finds the device of the call's buffers, checks they
  * all share it, and runs the kernel of that device's backend. Dtypes, extents and overlaps are
- * checked by the backend's binding (for the CPU, native/addon/args.h), once per kernel.
+ * checked by the backend's binding (for the CPU, native/addon/args.h), once per kernel. It is also
+ * where the built-in profiler (lib/profiler) times every kernel call while it records.
  */
+import { profilerState, recordKernel } from '../profiler/recorder.js';
 import { backendOf } from './backend.js';
 import type { KernelArgs, KernelName, KernelResult } from './kernel_names.js';
 
@@ -36,5 +38,7 @@ export function runKernel<K extends KernelName>(name: K, args: KernelArgs<K>): K
   const backend = backendOf(device ?? 'cpu');
   const kernel = backend.kernels[name] as ((a: KernelArgs<K>) => KernelResult<K>) | undefined;
   if (!kernel) throw new Error(`diffvit.${name}: the '${backend.name}' backend has no '${name}' kernel`);
+  // The profiler's whole cost when it is off: this one check.
+  if (profilerState.on) return recordKernel(name, args, kernel);
   return kernel(args);
 }

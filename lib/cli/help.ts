@@ -45,6 +45,11 @@ Options:
   --no-samples             no sample grids at all (large models on a CPU)
   --guidance W             guidance scale of the sample grids (default 2)
   --resume FILE            continue the run saved in FILE (same data order and RNG)
+  --profile [FILE]         profile steps 3-12 of the run (steps 1-2 warm up; a run of 1-2 steps
+                           is profiled whole) with the built-in profiler: a table of kernel and
+                           phase times at the end, and a Chrome trace (chrome://tracing,
+                           Perfetto) in FILE (default <out>/profile.trace.json). Under nsys
+                           the same phases are NVTX ranges: docs/profiling.md
   -h, --help               this text`;
 
 export const SAMPLE_HELP = `diffvit sample --checkpoint FILE [options]
@@ -71,6 +76,10 @@ Options:
   --churn S             Heun's S_churn (default 0)
   --seed N              latent seed (default 0)
   --columns N           grid columns
+  --profile [FILE]      profile the sampling with the built-in profiler: a table of kernel and
+                        step times, and a Chrome trace (chrome://tracing, Perfetto) in FILE
+                        (default: beside --out, samples.png -> samples.trace.json; with
+                        --folder, <out>/profile.trace.json)
   -h, --help            this text`;
 
 export const MAKE_CAPTIONS_HELP = `diffvit make-captions --out DIR [options]

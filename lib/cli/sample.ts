@@ -1,6 +1,6 @@
-/** `diffvit sample`: checkpoint -> PNG grid or a folder of PNGs. */
+/** `diffvit sample`: checkpoint -> PNG grid or a folder of PNGs (--profile: the built-in profiler around the sampling). */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { generate, SAMPLERS, type SamplerName } from '../diffusion/sample.js';
@@ -10,10 +10,12 @@ import { loadCheckpoint } from '../models/checkpoint.js';
 import type { FullModelConfig } from '../models/configs.js';
 import { readSafetensorsFloats, readSafetensorsHeader } from '../models/safetensors_header.js';
 import { tensor } from '../ops/creation.js';
+import { profile, type ProfileReport } from '../profiler/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { HashTextEmbedder } from '../text/embedder.js';
 import { guidanceIntervalOption } from './guidance_interval.js';
 import { SAMPLE_HELP } from './help.js';
+import { optionalValue, profileOption } from './profile.js';
 import { ProgressBar } from './progress.js';
 
 export function parseLabels(spec: string | undefined, numClasses: number, count: number): Int32Array | null {
@@ -66,11 +68,12 @@ export function loadSampleContext(c: FullModelConfig, captionsFile: string | und
 
 export async function sampleCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
-    args: argv,
+    args: optionalValue(argv, 'profile'),
     options: {
       checkpoint: { type: 'string' }, out: { type: 'string' }, folder: { type: 'boolean' }, count: { type: 'string', short: 'n' },
       labels: { type: 'string' }, captions: { type: 'string' }, context: { type: 'string' }, sampler: { type: 'string' }, steps: { type: 'string' }, guidance: { type: 'string' },
       'guidance-interval': { type: 'string' }, churn: { type: 'string' }, seed: { type: 'string' }, columns: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      profile: { type: 'string' },
     },
     strict: true,
   });
@@ -87,6 +90,9 @@ export async function sampleCommand(argv: string[]): Promise<number> {
     if (!Number.isFinite(n)) throw new Error(`diffvit sample: --${name} expected a number, received '${v}'`);
     return n;
   };
+  const out = values.out ?? (values.folder ? 'samples' : 'samples.png');
+  // --profile [FILE]: the trace beside the images (samples.png -> samples.trace.json; a folder: FILE/profile.trace.json).
+  const tracePath = profileOption(values.profile, () => values.folder ? join(out, 'profile.trace.json') : join(dirname(out), `${basename(out, extname(out))}.trace.json`));
   const { model, extra } = loadCheckpoint(values.checkpoint);
   for (const t of extra.values()) t.dispose();
   const c = model.config;
@@ -111,18 +117,20 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   const evals = sampler === 'heun' ? 2 * steps - 1 : steps;
   const bar = new ProgressBar(steps, `sample (${sampler}, ${evals} evaluations)`);
   let generated: ReturnType<typeof generate>;
+  let report: ProfileReport | null = null;
   try {
-    generated = generate(model, {
+    const options = {
       labels, context, count, sampler, steps, guidance: int('guidance', values.guidance, 1),
       guidanceInterval: guidanceIntervalOption('sample', values['guidance-interval']), churn: int('churn', values.churn, 0),
-      seed: int('seed', values.seed, 0), onStep: (i) => bar.update(i),
-    });
+      seed: int('seed', values.seed, 0), onStep: (i: number) => bar.update(i),
+    };
+    if (tracePath) ({ result: generated, report } = profile(() => generate(model, options)));
+    else generated = generate(model, options);
   } finally {
     context?.dispose();
   }
   const { images, shape } = generated;
   const [B, C, H, W] = shape;
-  const out = values.out ?? (values.folder ? 'samples' : 'samples.png');
   if (values.folder) {
     mkdirSync(out, { recursive: true });
     for (let b = 0; b < B; b++) {
@@ -142,6 +150,11 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   console.error(`diffvit sample: wrote ${B} images to ${out}`);
   // each caption's images are consecutive (a grid row each when --count > 1; files tagged -captionN)
   if (captions) console.error(captions.map((cap, i) => `  caption ${i}: ${cap}`).join('\n'));
+  if (report && tracePath) {
+    report.writeChromeTrace(tracePath);
+    console.log(`diffvit sample: profile of ${B} images, ${sampler}, ${steps} steps\n${report.table()}`);
+    console.error(`diffvit sample: Chrome trace in ${tracePath} (open in chrome://tracing or https://ui.perfetto.dev)`);
+  }
   model.dispose();
   return 0;
 }

@@ -2,7 +2,8 @@
  * `diffvit train`: EDM training from the command line. With no arguments it trains the small
  * class-conditional IU-ViT preset on the built-in `shapes` data and samples a grid at the end.
  * Writes <out>/metrics.jsonl, <out>/samples/step-NNNNNN.png, <out>/checkpoint.safetensors,
- * <out>/loss.svg. Ctrl-C finishes the current step, saves a checkpoint and exits.
+ * <out>/loss.svg. Ctrl-C finishes the current step, saves a checkpoint and exits. --profile records
+ * steps 3-12 with the built-in profiler: <out>/profile.trace.json and a table at the end.
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,11 +18,13 @@ import { createDataset, type DatasetSpec } from '../data/dataset.js';
 import { tensor } from '../ops/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { type ModelConfig, PRESETS } from '../models/configs.js';
+import { Profiler, type ProfileReport } from '../profiler/index.js';
 import { autocast } from '../tensor/autocast.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../train/trainer.js';
 import { LR_SCHEDULES, type LrSchedule } from '../train/schedule.js';
 import { DEFAULT_PRESET, TRAIN_HELP } from './help.js';
 import { precisionOption, trainPrecision } from './precision.js';
+import { optionalValue, profileOption, profileWindow } from './profile.js';
 import { ProgressBar } from './progress.js';
 
 /** --data shapes | folder:PATH | cifar10:DIR | mnist:DIR | cache:FILE | captions:INDEX.jsonl; `command` prefixes the error. */
@@ -44,7 +47,7 @@ function scheduleOption(v: string | undefined): LrSchedule | undefined {
 
 export async function trainCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
-    args: argv,
+    args: optionalValue(argv, 'profile'),
     options: {
       preset: { type: 'string' }, config: { type: 'string' }, data: { type: 'string' }, 'image-size': { type: 'string' },
       unconditional: { type: 'boolean' }, steps: { type: 'string' },
@@ -52,7 +55,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       'label-dropout': { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
       'checkpoint-every': { type: 'string' }, 'sample-every': { type: 'string' }, 'no-samples': { type: 'boolean' }, guidance: { type: 'string' },
       resume: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-      precision: { type: 'string' },
+      precision: { type: 'string' }, profile: { type: 'string' },
     },
     strict: true,
   });
@@ -96,6 +99,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     : { ...conditioning, ...(fromFile.model as ModelConfig), ...unconditional };
   const config: TrainConfig = { ...DEFAULT_TRAIN_CONFIG, matmulPrecision: trainPrecision().precision, ...fromFile, data, model: modelConfig, ...overrides };
   const out = values.out ?? join('runs', `${preset.replace('/', '_')}-${data.kind}`);
+  const tracePath = profileOption(values.profile, () => join(out, 'profile.trace.json'));
   mkdirSync(join(out, 'samples'), { recursive: true });
   const checkpointEvery = num('checkpoint-every', values['checkpoint-every']) ?? 500;
   const sampleEvery = num('sample-every', values['sample-every']) ?? 800;
@@ -146,9 +150,21 @@ export async function trainCommand(argv: string[]): Promise<number> {
     context?.dispose();
     writeFileSync(join(out, 'samples', name), imageGridPNG(images, shape[0], shape[1], shape[2], shape[3], { columns: context ? 4 : numClasses || 4, scale: 2 }));
   };
+  // --profile: the built-in profiler over a window of steps (see profileWindow), its trace written
+  // when the window closes, its table printed at the end of the run.
+  const [profileFrom, profileTo] = tracePath ? profileWindow(startStep, cfg.steps) : [Infinity, Infinity];
+  let profiler: Profiler | null = null;
+  let profileReport = null as ProfileReport | null; // (set in stopProfile)
+  const stopProfile = () => {
+    if (!profiler) return;
+    profileReport = profiler.stop();
+    profiler = null;
+    profileReport.writeChromeTrace(tracePath!);
+  };
   const loader = new PrefetchLoader(cfg.data, trainer.sampler.options);
   try {
     while (trainer.step < cfg.steps && !interrupted) {
+      if (trainer.step === profileFrom && profileTo > profileFrom) profiler = new Profiler().start();
       // Awaiting the prefetched batch also lets the event loop see Ctrl-C between steps.
       const r = trainer.trainStep(await loader.get(trainer.step));
       losses.push([r.step, r.loss]);
@@ -157,8 +173,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
       bar.update(r.step, { loss: r.loss.toFixed(4), 'img/s': imgPerSec.toFixed(1) });
       if (r.step % checkpointEvery === 0) trainer.save(ckptPath);
       if (!values['no-samples'] && sampleEvery > 0 && r.step % sampleEvery === 0 && r.step < cfg.steps) sampleGrid(`step-${String(r.step).padStart(6, '0')}.png`);
+      if (trainer.step === profileTo) stopProfile();
     }
   } finally {
+    stopProfile();
     await loader.close();
     process.off('SIGINT', onSigint);
     trainer.save(ckptPath);
@@ -170,6 +188,11 @@ export async function trainCommand(argv: string[]): Promise<number> {
     }
   }
   if (!interrupted && !values['no-samples']) sampleGrid('final.png');
+  if (profileReport) {
+    const steps = profileReport.ranges.find((r) => r.path === 'train_step')?.count ?? 0;
+    console.log(`diffvit train: profile of ${steps} step${steps === 1 ? '' : 's'} (${profileFrom + 1}-${profileFrom + steps})\n${profileReport.table()}`);
+    console.error(`diffvit train: Chrome trace of the profiled steps in ${tracePath} (open in chrome://tracing or https://ui.perfetto.dev)`);
+  }
   console.error(`diffvit train: ${interrupted ? 'stopped' : 'done'} at step ${trainer.step}; checkpoint ${ckptPath}, ${values['no-samples'] ? 'no samples' : `samples in ${join(out, 'samples')}`}, loss curve ${join(out, 'loss.svg')}`);
   trainer.dispose();
   return 0;

@@ -1,6 +1,7 @@
 /** Image generation from a model: latents from a seed, a sampler, optional guidance. */
 import { randn, zeros } from '../ops/creation.js';
 import type { DiffusionViT } from '../models/diffusion_vit.js';
+import { range } from '../profiler/range.js';
 import { Generator } from '../tensor/random.js';
 import { formatShape, type Tensor } from '../tensor/tensor.js';
 import { GuidedNetwork } from './guidance.js';
@@ -37,8 +38,15 @@ export interface GenerateOptions {
   onStep?: StepCallback;
 }
 
-/** Generates images (B, C, H, W) in [-1, 1] (not clipped). */
+/**
+ * Generates images (B, C, H, W) in [-1, 1] (not clipped). All of it is the profiler range `sample`
+ * (lib/profiler), around the sampler's `step <i>` ranges.
+ */
 export function generate(model: DiffusionViT, options: GenerateOptions = {}): { images: Float64Array; shape: number[] } {
+  return range('sample', () => generateImages(model, options));
+}
+
+function generateImages(model: DiffusionViT, options: GenerateOptions): { images: Float64Array; shape: number[] } {
   const c = model.config;
   const given = options.context ?? null;
   if (given && !c.context_dim) throw new Error(`diffvit.generate: argument 'context' given but the model has no context (context_dim 0)`);

@@ -18,6 +18,7 @@ import { backward } from '../ops/backward.js';
 import { Generator } from '../tensor/random.js';
 import { autocast, getMatmulPrecision } from '../tensor/autocast.js';
 import { scope } from '../tensor/scope.js';
+import { range } from '../profiler/range.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { EMA } from './ema.js';
 import { AdamW } from './optim.js';
@@ -88,30 +89,45 @@ export class Trainer {
   /**
    * One optimiser step (or a skipped one when the gradients are not finite). `batch` must be
    * batch number `step` of the run (a PrefetchLoader provides it); by default it is loaded here.
+   *
+   * Profiler ranges (lib/profiler: NVTX for nsys, and the built-in profiler's trace): `train_step`
+   * around the whole step, inside it `data` (only when the batch is loaded here), `forward` (the
+   * batch to tensors, the noise and the denoiser, the loss), `backward`, `metrics` (the gradient
+   * norm and the step's one read of the loss and the norm to the host; on a device that queues
+   * kernels this read is where the host waits for the forward and backward), `optimizer` (the
+   * clipping and the AdamW update) and `ema`.
    */
-  trainStep(batch: Batch = this.sampler.batch(this.step)): StepResult {
+  trainStep(batch?: Batch): StepResult {
+    return range('train_step', () => this.runStep(batch ?? range('data', () => this.sampler.batch(this.step))));
+  }
+
+  private runStep(batch: Batch): StepResult {
     const c = this.config;
     const lr = learningRate(this.step, c.lr, c.warmupSteps, c.lrSchedule ?? 'constant', c.steps);
     // Every GEMM of the step (forward and backward) at the run's precision.
     const result = autocast(c.matmulPrecision, () => scope(() => {
-      const mc = this.model.config;
-      const y = tensor(batch.images, [c.batchSize, mc.in_chans, mc.img_size, mc.img_size]);
-      const labels = mc.num_classes ? tensor(batch.labels, [c.batchSize], 'int32') : null;
-      let context: Tensor | null = null;
-      if (mc.context_dim) {
-        const n = c.batchSize * mc.context_len * mc.context_dim;
-        if (batch.context?.length !== n) throw new Error(`diffvit.train: the model needs a batch context of ${c.batchSize}x${mc.context_len}x${mc.context_dim} = ${n} values, the batch has ${batch.context?.length ?? 'none'}`);
-        context = tensor(batch.context, [c.batchSize, mc.context_len, mc.context_dim]); // (B, L, C)
-      }
-      const loss = edmLoss(this.denoiser, y, labels, { generator: this.generator, P_mean: c.P_mean, P_std: c.P_std, context });
-      backward(loss);
-      const grads = this.model.parameters().map((p) => p.grad).filter((g): g is Tensor => g !== null);
-      // The step's one read back to the host: the loss and the squared gradient norm (one reduction
-      // over every parameter) side by side, for the metrics, the clipping and the NaN/Inf guard.
-      const [lossValue, squaredNorm] = noGrad(() => stack([loss, sumSquares(grads)])).data();
-      const gradNorm = Math.sqrt(squaredNorm);
-      const finite = Number.isFinite(lossValue) && Number.isFinite(gradNorm);
-      return { lossValue, gradNorm, finite, grads };
+      const loss = range('forward', () => {
+        const mc = this.model.config;
+        const y = tensor(batch.images, [c.batchSize, mc.in_chans, mc.img_size, mc.img_size]);
+        const labels = mc.num_classes ? tensor(batch.labels, [c.batchSize], 'int32') : null;
+        let context: Tensor | null = null;
+        if (mc.context_dim) {
+          const n = c.batchSize * mc.context_len * mc.context_dim;
+          if (batch.context?.length !== n) throw new Error(`diffvit.train: the model needs a batch context of ${c.batchSize}x${mc.context_len}x${mc.context_dim} = ${n} values, the batch has ${batch.context?.length ?? 'none'}`);
+          context = tensor(batch.context, [c.batchSize, mc.context_len, mc.context_dim]); // (B, L, C)
+        }
+        return edmLoss(this.denoiser, y, labels, { generator: this.generator, P_mean: c.P_mean, P_std: c.P_std, context });
+      });
+      range('backward', () => backward(loss));
+      return range('metrics', () => {
+        const grads = this.model.parameters().map((p) => p.grad).filter((g): g is Tensor => g !== null);
+        // The step's one read back to the host: the loss and the squared gradient norm (one reduction
+        // over every parameter) side by side, for the metrics, the clipping and the NaN/Inf guard.
+        const [lossValue, squaredNorm] = noGrad(() => stack([loss, sumSquares(grads)])).data();
+        const gradNorm = Math.sqrt(squaredNorm);
+        const finite = Number.isFinite(lossValue) && Number.isFinite(gradNorm);
+        return { lossValue, gradNorm, finite, grads };
+      });
     }));
     let skipped = false;
     if (!result.finite) {
@@ -122,14 +138,16 @@ export class Trainer {
         throw new Error(`diffvit.train: ${this.nonFinite} steps had a non-finite loss or gradient (limit ${c.maxNonFinite}); stopping at step ${this.step}. Lower the learning rate or enable gradient clipping.`);
       }
     } else {
-      if (c.gradClip !== null && result.gradNorm > c.gradClip) {
-        const scale = c.gradClip / (result.gradNorm + 1e-6);
-        for (const g of result.grads) axpby_(g, g, scale, 0);
-      }
-      this.optimizer.lr = lr;
-      this.optimizer.update();
+      range('optimizer', () => {
+        if (c.gradClip !== null && result.gradNorm > c.gradClip) {
+          const scale = c.gradClip / (result.gradNorm + 1e-6);
+          for (const g of result.grads) axpby_(g, g, scale, 0);
+        }
+        this.optimizer.lr = lr;
+        this.optimizer.update();
+      });
       this.imagesSeen += c.batchSize;
-      this.ema.update(c.batchSize, this.imagesSeen);
+      range('ema', () => this.ema.update(c.batchSize, this.imagesSeen));
     }
     this.model.zeroGrad();
     this.step++;
