@@ -172,8 +172,13 @@ async function loadInfo() {
   // Loading the runtime loads the addon: a missing build surfaces here with its own message.
   const { runtimeInfo } = await import('../runtime.js');
   const { trainPrecision } = await import('./precision.js');
+  const { registeredBackends } = await import('../backend/index.js');
+  const { nvtxStatus } = await import('../backend/cpu/runtime.js');
   return {
     ...runtimeInfo(),
+    /** The devices this build can use (one registered backend each). */
+    backends: registeredBackends(),
+    nvtx: nvtxStatus(),
     /** The precision `diffvit train` runs at without --precision, and why. */
     trainPrecision: trainPrecision(),
     platform: `${process.platform} ${process.arch}`,
@@ -213,7 +218,10 @@ function formatInfo(info: Info): string {
       `library default outside autocast: ${info.matmulPrecision}; attention stays fp32`],
     ['bf16 gemm', info.bf16Path.description + (info.bf16Path.path === 'avx512bf16' ? ''
       : info.cpuFeatures.avx512bf16 ? ` — vdpbf16ps needs the avx512 level, not ${info.cpuLevel}` : ' — this CPU lacks AVX512_BF16')],
+    ['devices', info.backends.join(', ')],
     ['cuda', info.cudaBuilt ? `built — ${info.cudaStatus}` : info.cudaStatus],
+    ['nvtx', info.nvtx.nvtx ? `compiled in: one range per kernel under nsys${info.nvtx.attached ? ' (a tool is attached now)' : ''} — docs/profiling.md`
+      : 'not compiled in (CMake found no nvtx3/nvToolsExt.h); the built-in profiler (--profile) still works'],
     ['build', info.buildFlags],
   ];
   if (info.env.DIFFVIT_ADDON) rows.push(['addon', `${info.env.DIFFVIT_ADDON} (from DIFFVIT_ADDON)`]);
