@@ -8,7 +8,12 @@
  * without gradient clipping: since the seam the gradient norm is one float32 reduction on the
  * device, so a clipped step's scale may differ from the old float64 host sum in its last bit).
  *
- *   node bench/ab.mjs BEFORE_ROOT AFTER_ROOT [--rounds 5] [--cases train:iuvit-xs/4,sample] [--out bench/results/ab.json]
+ *   node bench/ab.mjs BEFORE_ROOT AFTER_ROOT [--rounds 5] [--cases train:iuvit-xs/4,sample] [--in-process] [--out bench/results/ab.json]
+ *
+ * --in-process loads both builds into this one process and alternates them case by case: no
+ * process start-up, page-cache or memory-placement differences between the sides, so on a noisy
+ * VM its medians are steadier (2026-12-06, Zen 4 VM: reruns of separate-process rounds moved
+ * the same case between -4.6 % and +11.9 %; in-process runs stayed within +0.3 % .. +2.4 %).
  *
  * A root is a checkout with `npm ci` done (dist/ and build/ present), e.g. a `git worktree` of
  * the earlier commit. Plain JavaScript over each build's public API, so any two versions compare.
@@ -30,7 +35,7 @@ function median(values) {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-/** Runs one case in this process against the build at `root`; prints { ms, check }. */
+/** Runs one case in this process against the build at `root`: { ms, check }. */
 async function child(root, spec) {
   const dv = await import(pathToFileURL(resolve(root, 'dist/lib/index.js')).href);
   const [kind, preset, precision] = spec.split(':');
@@ -63,6 +68,7 @@ async function child(root, spec) {
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: {
   child: { type: 'string' }, rounds: { type: 'string', default: '5' }, out: { type: 'string' }, cases: { type: 'string' },
+  'in-process': { type: 'boolean', default: false },
 } });
 
 if (values.child) {
@@ -79,9 +85,14 @@ if (values.child) {
     for (const c of cases) {
       // Alternate which build goes first from round to round.
       for (const [side, root] of r % 2 ? [['after', after], ['before', before]] : [['before', before], ['after', after]]) {
-        const p = spawnSync(process.execPath, ['--expose-gc', new URL(import.meta.url).pathname, '--child', c, root], { encoding: 'utf8' });
-        if (p.status !== 0) throw new Error(`${side} ${c} failed:\n${p.stderr}`);
-        const { ms, check } = JSON.parse(p.stdout.trim().split('\n').pop());
+        let ms, check;
+        if (values['in-process']) {
+          ({ ms, check } = await child(root, c));
+        } else {
+          const p = spawnSync(process.execPath, ['--expose-gc', new URL(import.meta.url).pathname, '--child', c, root], { encoding: 'utf8' });
+          if (p.status !== 0) throw new Error(`${side} ${c} failed:\n${p.stderr}`);
+          ({ ms, check } = JSON.parse(p.stdout.trim().split('\n').pop()));
+        }
         results[c][side].push(ms);
         results[c].checks[side].add(check);
         process.stderr.write(`round ${r + 1}/${rounds} ${c} ${side}: ${ms.toFixed(1)} ms\n`);
@@ -96,5 +107,5 @@ if (values.child) {
   for (const r of rows) {
     console.log(`${r.case.padEnd(26)} before ${r.beforeMs.toFixed(1).padStart(7)} ms  after ${r.afterMs.toFixed(1).padStart(7)} ms  ${((r.afterOverBefore - 1) * 100).toFixed(1).padStart(5)} %  ${r.identical ? 'bit-identical' : 'RESULTS DIFFER'}`);
   }
-  if (values.out) writeFileSync(values.out, JSON.stringify({ date: new Date().toISOString(), before, after, rounds, rows }, null, 2) + '\n');
+  if (values.out) writeFileSync(values.out, JSON.stringify({ date: new Date().toISOString(), before, after, rounds, inProcess: values['in-process'], rows }, null, 2) + '\n');
 }
