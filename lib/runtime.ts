@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { backendOf, resolveDevice, type Device } from './backend/backend.js';
+import { resolveDevice, type Device } from './backend/backend.js';
 import './backend/index.js';
 import { bf16GemmPath, type CpuLevel, type NativeInfo, nativeInfo, setCpuLevel as setLevel, setThreads as setPoolThreads } from './backend/cpu/runtime.js';
 import { packageRoot } from './package_root.js';
@@ -38,7 +38,7 @@ export function emptyCache(device: Device = 'cpu'): void {
 
 /** Waits for every kernel queued on the device (a no-op on the CPU, whose kernels finish before they return). */
 export function synchronize(device: Device = 'cpu'): void {
-  backendOf(resolveDevice(device, 'synchronize').device).synchronize();
+  resolveDevice(device, 'synchronize').backend.synchronize();
 }
 
 export function setThreads(n: number): void {

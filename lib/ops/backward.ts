@@ -9,6 +9,7 @@ import { keep } from '../tensor/scope.js';
 import { formatShape, type GradNode, Tensor } from '../tensor/tensor.js';
 import { add } from './elementwise.js';
 import { axpby_, copy_, fill_ } from './inplace.js';
+import { sameShape } from './util.js';
 
 function topologicalOrder(root: Tensor): Tensor[] {
   const order: Tensor[] = [];
@@ -31,10 +32,6 @@ function topologicalOrder(root: Tensor): Tensor[] {
     }
   }
   return order.reverse();
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((s, i) => s === b[i]);
 }
 
 /** A contiguous copy that no other tensor shares, so it can be accumulated into in place. */

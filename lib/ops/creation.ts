@@ -7,7 +7,7 @@ import { resolveDevice, type Device } from '../backend/backend.js';
 import { runKernel } from '../backend/dispatch.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { formatShape, type DType, type Shape, shapeSize, Tensor } from '../tensor/tensor.js';
-import { argError, checkNumber, checkShape, describe } from './util.js';
+import { argError, checkNumber, checkShape, describe, fillRandom } from './util.js';
 
 type NestedArray = number | NestedArray[];
 
@@ -107,8 +107,7 @@ export function randn(shape: Shape, options: RandomOptions & { mean?: number; st
   const t = Tensor.empty(checkShape('randn', 'shape', [...shape]), 'float32', device);
   const g = options.generator ?? defaultGenerator;
   const mean = checkNumber('randn', 'mean', options.mean ?? 0), std = checkNumber('randn', 'std', options.std ?? 1);
-  runKernel('randomFill', { out: t.buffer, offset: 0, n: t.size, distribution: 'normal', seed: g.seed, counter: g.take(t.size), a: mean, b: std });
-  return t;
+  return fillRandom(t, 'normal', mean, std, g);
 }
 
 /** Uniform(low, high] draws from the Philox stream of `generator`. */
@@ -117,6 +116,5 @@ export function rand(shape: Shape, options: RandomOptions & { low?: number; high
   const t = Tensor.empty(checkShape('rand', 'shape', [...shape]), 'float32', device);
   const g = options.generator ?? defaultGenerator;
   const low = checkNumber('rand', 'low', options.low ?? 0), high = checkNumber('rand', 'high', options.high ?? 1);
-  runKernel('randomFill', { out: t.buffer, offset: 0, n: t.size, distribution: 'uniform', seed: g.seed, counter: g.take(t.size), a: low, b: high });
-  return t;
+  return fillRandom(t, 'uniform', low, high, g);
 }

@@ -8,7 +8,7 @@
 import { runKernel } from '../backend/dispatch.js';
 import type { Generator } from '../tensor/random.js';
 import { copyInto, formatShape, Tensor } from '../tensor/tensor.js';
-import { argError, checkNumber, checkTensor, dense, describe, release, sameShape } from './util.js';
+import { argError, checkNumber, checkTensor, dense, describe, fillRandom, release, sameShape } from './util.js';
 
 function checkDestination(op: string, dst: Tensor): Tensor {
   checkTensor(op, 'dst', dst, dst instanceof Tensor ? dst.dtype : 'float32');
@@ -63,15 +63,11 @@ export function assign_(dst: Tensor, values: Float32Array | Int32Array, start = 
 /** dst[:] = draws of Uniform(low, high] from the Philox stream of `generator`. Returns dst. */
 export function uniform_(dst: Tensor, low: number, high: number, generator: Generator): Tensor {
   checkDestination('uniform_', dst);
-  runKernel('randomFill', { out: dst.buffer, offset: dst.offset, n: dst.size, distribution: 'uniform', seed: generator.seed,
-    counter: generator.take(dst.size), a: checkNumber('uniform_', 'low', low), b: checkNumber('uniform_', 'high', high) });
-  return dst;
+  return fillRandom(dst, 'uniform', checkNumber('uniform_', 'low', low), checkNumber('uniform_', 'high', high), generator);
 }
 
 /** dst[:] = draws of Normal(mean, std) from the Philox stream of `generator`. Returns dst. */
 export function normal_(dst: Tensor, mean: number, std: number, generator: Generator): Tensor {
   checkDestination('normal_', dst);
-  runKernel('randomFill', { out: dst.buffer, offset: dst.offset, n: dst.size, distribution: 'normal', seed: generator.seed,
-    counter: generator.take(dst.size), a: checkNumber('normal_', 'mean', mean), b: checkNumber('normal_', 'std', std) });
-  return dst;
+  return fillRandom(dst, 'normal', checkNumber('normal_', 'mean', mean), checkNumber('normal_', 'std', std), generator);
 }

@@ -1,4 +1,6 @@
 /** Argument checks and shape helpers shared by the op files. */
+import { runKernel } from '../backend/dispatch.js';
+import type { Generator } from '../tensor/random.js';
 import { copyInto, formatShape, type DType, type Shape, Tensor } from '../tensor/tensor.js';
 
 /** Throws the standard error: "diffvit.<op>: argument '<arg>' expected <expected>, received <received>". */
@@ -100,4 +102,14 @@ export function dense(x: Tensor): Tensor {
 /** Disposes `copy` when it is a copy made by dense(), not the original. */
 export function release(copy: Tensor | null, original: Tensor | null): void {
   if (copy && copy !== original) copy.dispose();
+}
+
+/**
+ * Fills the contiguous t with draws from the Philox stream of `generator`: Normal(a, b) (mean, std)
+ * or Uniform(a, b] — randn/rand and normal_/uniform_. Returns t.
+ */
+export function fillRandom(t: Tensor, distribution: 'normal' | 'uniform', a: number, b: number, generator: Generator): Tensor {
+  runKernel('randomFill', { out: t.buffer, offset: t.offset, n: t.size, distribution, seed: generator.seed,
+    counter: generator.take(t.size), a, b });
+  return t;
 }
