@@ -132,9 +132,11 @@ function countingReads<T>(device: string, fn: () => T): { value: T; reads: numbe
 describeEachBackend('EDM training noise and loss', ({ device }) => {
   // DiffusionViT has no device option yet (its parameters are made on the cpu): the tests through a
   // model run on the cpu backend only.
-  const modelTest = device === 'cpu' ? test : test.skip;
+  const modelTest = test.skipIf(device !== 'cpu');
+  // Appended to the titles of the tests modelTest skips, saying why.
+  const cpuOnly = device === 'cpu' ? '' : ` (skipped on ${device}: DiffusionViT has no device option yet)`;
 
-  modelTest('edmLoss (fused) equals the unfused D composition, loss and parameter gradients', () => {
+  modelTest(`edmLoss (fused) equals the unfused D composition, loss and parameter gradients${cpuOnly}`, () => {
     dv.scope(() => {
       const model = new DiffusionViT({ arch: 'iuvit', img_size: 8, in_chans: 3, patch: 2, dim: 32, depth: 3, heads: 2, num_classes: 3 }, { seed: 4 });
       for (const p of model.parameters()) dv.keep(p);
@@ -177,7 +179,7 @@ describeEachBackend('EDM training noise and loss', ({ device }) => {
     });
   });
 
-  modelTest('edmLoss and its backward read nothing back to the host; dL/dF scales with the upstream gradient', () => {
+  modelTest(`edmLoss and its backward read nothing back to the host; dL/dF scales with the upstream gradient${cpuOnly}`, () => {
     dv.scope(() => {
       const model = new DiffusionViT({ arch: 'iuvit', img_size: 8, in_chans: 3, patch: 2, dim: 32, depth: 1, heads: 2, num_classes: 3 }, { seed: 4 });
       for (const p of model.parameters()) dv.keep(p);

@@ -43,7 +43,9 @@ function heunReference(D: (x: Float64Array, s: number) => Float64Array, latents:
 // no device option yet (parameters and latents are made on the cpu), so on other backends the tests
 // are registered but skipped.
 describeEachBackend('samplers', ({ device }) => {
-  const samplerTest = device === 'cpu' ? test : test.skip;
+  const samplerTest = test.skipIf(device !== 'cpu');
+  // Appended to the titles of the tests samplerTest skips, saying why.
+  const cpuOnly = device === 'cpu' ? '' : ` (skipped on ${device}: DiffusionViT and generate() have no device option yet)`;
 
   describe('samplers on the Gaussian ODE (F ≡ 0: D(x; σ) = x·σ_d²/(σ²+σ_d²))', () => {
     // adaLN-Zero initialises the final Linear to zero; without final_conv the network output is 0,
@@ -74,14 +76,14 @@ describeEachBackend('samplers', ({ device }) => {
         return x;
       },
     };
-    samplerTest.each([...SAMPLERS])('%s multiplies the latents by its scalar update factor', (sampler) => {
+    samplerTest.each([...SAMPLERS])(`%s multiplies the latents by its scalar update factor${cpuOnly}`, (sampler) => {
       const labels = Int32Array.from([0, 1, 2, 3]);
       const { images } = generate(model, { sampler, labels, guidance: 3, seed: 5 });
       const latents = dv.scope(() => dv.randn([4, 3, 8, 8], { generator: new dv.Generator(5) }).data());
       const factor = scalarRun[sampler](sampler === 'ddim' ? ddimSigmas(50) : edmSigmas(18));
       expectClose(images, Array.from(latents, (l) => l * factor), { dtype: 'float32', kind: 'sampler', scale: latents }, `${sampler} images`);
     });
-    samplerTest.each([...SAMPLERS])('%s keeps its state on the device: one read back, the final images', (sampler) => {
+    samplerTest.each([...SAMPLERS])(`%s keeps its state on the device: one read back, the final images${cpuOnly}`, (sampler) => {
       const backend = backendOf(device), read = backend.read;
       const sizes: number[] = [];
       backend.read = (buffer, offset, count) => {
@@ -95,7 +97,7 @@ describeEachBackend('samplers', ({ device }) => {
       }
       expect(sizes).toEqual([3 * 3 * 8 * 8]);
     });
-    samplerTest('Heun converges to the exact ODE solution as steps grow', () => {
+    samplerTest(`Heun converges to the exact ODE solution as steps grow${cpuOnly}`, () => {
       const exact = (80 * 0.5) / Math.sqrt(80 * 80 + 0.25);
       const { images } = generate(model, { count: 2, steps: 200, seed: 6 });
       const latents = dv.scope(() => dv.randn([2, 3, 8, 8], { generator: new dv.Generator(6) }).data());
@@ -103,7 +105,7 @@ describeEachBackend('samplers', ({ device }) => {
     });
   });
 
-  samplerTest('fused Heun with guidance equals the float64 reference sampler', () => {
+  samplerTest(`fused Heun with guidance equals the float64 reference sampler${cpuOnly}`, () => {
     const model = new DiffusionViT(CONFIG, { seed: 2 });
     for (const p of model.parameters()) dv.assign_(p, Float32Array.from(randomValues(p.size, p.size + 1, 0.05)));
     const labels = Int32Array.from([2, 0, 1]);
@@ -124,7 +126,7 @@ describeEachBackend('samplers', ({ device }) => {
     const latents = dv.scope(() => Float64Array.from(dv.randn([3, 3, 8, 8], { generator: new dv.Generator(4) }).data()));
     const interval = [0.5, 10] as const; // edmSigmas(10) has levels on both sides of each end
 
-    samplerTest('fused Heun guides only at lo < σ <= hi, as the float64 reference does', () => {
+    samplerTest(`fused Heun guides only at lo < σ <= hi, as the float64 reference does${cpuOnly}`, () => {
       const { images } = generate(model, { labels, guidance: 3, guidanceInterval: interval, steps: 10, seed: 4 });
       const guided = new GuidedNetwork(model, [3, 3, 8, 8], { labels, guidance: 3 });
       const plain = new GuidedNetwork(model, [3, 3, 8, 8], { labels });
@@ -140,7 +142,7 @@ describeEachBackend('samplers', ({ device }) => {
       expect(fromEverywhere / scale).toBeGreaterThan(1e-3); // the interval did change the samples (by 4e-3)
     });
 
-    samplerTest('an interval holding every level is plain guidance; one holding none is guidance 1', () => {
+    samplerTest(`an interval holding every level is plain guidance; one holding none is guidance 1${cpuOnly}`, () => {
       for (const sampler of SAMPLERS) {
         const all = generate(model, { sampler, labels, guidance: 3, guidanceInterval: [0, Infinity], steps: 6, seed: 4 }).images;
         expect(all).toEqual(generate(model, { sampler, labels, guidance: 3, steps: 6, seed: 4 }).images);
@@ -149,7 +151,7 @@ describeEachBackend('samplers', ({ device }) => {
       }
     });
 
-    samplerTest('the network runs the unconditional half only inside the interval', () => {
+    samplerTest(`the network runs the unconditional half only inside the interval${cpuOnly}`, () => {
       const net = new GuidedNetwork(model, [3, 3, 8, 8], { labels, guidance: 3, guidanceInterval: interval });
       const x = dv.randn([3, 3, 8, 8], { generator: new dv.Generator(1) });
       for (const [sigma, rows] of [[0.5, 3], [0.6, 6], [10, 6], [11, 3]] as const) {
@@ -161,7 +163,7 @@ describeEachBackend('samplers', ({ device }) => {
       net.dispose();
     });
 
-    samplerTest('a bad interval is an error that names it', () => {
+    samplerTest(`a bad interval is an error that names it${cpuOnly}`, () => {
       for (const bad of [[2, 1], [-1, 3], [Number.NaN, 1]] as const) {
         expect(() => generate(model, { labels, guidance: 3, guidanceInterval: bad })).toThrow(/'guidanceInterval' expected 0 <= lo < hi, received/);
       }
