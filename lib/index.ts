@@ -16,7 +16,7 @@ export { Block, FinalLayer, type BlockOptions } from './nn/block.js';
 export { TimestepEmbed, edmPositionalEmbedding } from './nn/timestep.js';
 export { DiffusionViT } from './models/diffusion_vit.js';
 export { PRESETS, fullConfig, type ModelConfig, type FullModelConfig } from './models/configs.js';
-export { loadCheckpoint, saveCheckpoint, type LoadedCheckpoint } from './models/checkpoint.js';
+export { loadCheckpoint, saveCheckpoint, type LoadedCheckpoint, type LoadCheckpointOptions } from './models/checkpoint.js';
 export { readSafetensors, writeSafetensors, type SafetensorsFile } from './models/safetensors.js';
 export { readSafetensorsHeader, readSafetensorsFloats, type SafetensorsHeader, type SafetensorsEntry } from './models/safetensors_header.js';
 export { EDMDenoiser, edmLoss, preconditioning, sampleTrainingSigmas, SIGMA_DATA } from './diffusion/edm.js';
@@ -43,4 +43,6 @@ export { decodeImage, type RGBImage } from './image/decode.js';
 // The profiler: dv.profile(fn) -> { result, report } (report.table(), report.writeChromeTrace(path)),
 // and dv.profiler.range(name, fn) for NVTX/trace ranges in your own code (lib/profiler).
 export * as profiler from './profiler/index.js';
+// The CUDA device and CUDA graphs: dv.cuda.isAvailable(), dv.cuda.info(), dv.cuda.graph(fn) (lib/cuda.ts).
+export * as cuda from './cuda.js';
 export { profile, Profiler, ProfileReport, type ProfileOptions, type ProfileResult, type KernelStats, type RangeStats, type GroupBy, type ChromeTrace } from './profiler/index.js';

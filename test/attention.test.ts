@@ -367,6 +367,35 @@ describeEachBackend('attention', ({ device }) => {
     });
   });
 
+  // autocast('bf16'): CUDA multiplies Q·Kᵀ, P·V and the backward's products on tensor cores (bf16
+  // operands, fp32 softmax and accumulation), the CPU stays fp32; both within the bf16 GEMM bounds of
+  // the float64 reference. The backward runs at the forward's precision wherever backward() is called.
+  test.each([
+    [2, 2, 65, 33, 64],
+    [1, 3, 17, 40, 40],
+    [1, 1, 70, 9, 130],
+  ])('bf16 (autocast), B=%i H=%i Nq=%i Nk=%i D=%i', (B, H, Nq, Nk, D) => {
+    const m = dims(B, H, Nq, Nk, D), x = inputs(m, 7 * Nq + D);
+    const ref = refForward(m, x.q, x.k, x.v).out, grads = refBackward(m, x.q, x.k, x.v, x.dout);
+    const BF16: CloseOptions = { dtype: 'bf16' };
+    const run = (precision: 'bf16' | 'float32') => dv.scope(() => {
+      const q = fromValues(x.q, [B, H, Nq, D], true), k = fromValues(x.k, [B, H, Nk, D], true);
+      const v = fromValues(x.v, [B, H, Nk, D], true);
+      const out = dv.autocast(precision, () => attention(q, k, v));
+      out.backward({ grad: fromValues(x.dout, out.shape) });
+      return [out.data(), q.grad!.data(), k.grad!.data(), v.grad!.data()];
+    });
+    const [out, dq, dk, dv_] = run('bf16');
+    expectClose(out, ref, BF16, 'bf16 forward');
+    expectClose(dq, grads.dq, { ...BF16, grad: true }, 'bf16 dq');
+    expectClose(dk, grads.dk, { ...BF16, grad: true }, 'bf16 dk');
+    expectClose(dv_, grads.dv, { ...BF16, grad: true }, 'bf16 dv');
+    // The precision reaches the kernels: on CUDA the bf16 results differ from fp32's, on the CPU not.
+    const fp32 = run('float32');
+    if (device === 'cpu') expect(bits(out)).toEqual(bits(fp32[0]));
+    else expect(bits(out)).not.toEqual(bits(fp32[0]));
+  });
+
   test('empty batch and empty queries', () => {
     dv.scope(() => {
       const on = { device };
@@ -453,8 +482,9 @@ test('bad arguments are rejected with the op, the argument and what was expected
     const good = (): FwdArgs => ({
       q: buf(n), qOffset: 0, qStrides: [80, 40, 8], k: buf(n), kOffset: 0, kStrides: [80, 40, 8],
       v: buf(n), vOffset: 0, vStrides: [80, 40, 8], out: buf(n), outOffset: 0, outStrides: [80, 40, 8],
-      lse: buf(10), lseOffset: 0, batch: 1, heads: 2, nq: 5, nk: 5, d: 8, scale: 0.5 });
+      lse: buf(10), lseOffset: 0, batch: 1, heads: 2, nq: 5, nk: 5, d: 8, scale: 0.5, precision: 'float32' });
     expect(() => native.attentionForward(good())).not.toThrow();
+    expect(() => native.attentionForward({ ...good(), precision: 'bf16' })).not.toThrow();
     const bad = (key: keyof FwdArgs, value: unknown, message: RegExp) => {
       const args: Record<string, unknown> = { ...good() };
       expect(key in args).toBe(true);
@@ -474,6 +504,7 @@ test('bad arguments are rejected with the op, the argument and what was expected
     bad('d', 0, /argument 'd' expected an integer in \[1, 256\]/);
     bad('scale', Infinity, /argument 'scale' expected a finite number/);
     bad('k', 'k', /argument 'k' expected a float32 NativeBuffer, received a string/);
+    bad('precision', 'float16', /attentionForward: argument 'precision' expected one of 'float32', 'bf16'/);
     // The call shape itself: one object with exactly the kernel's keys.
     const { q: _q, ...noQ } = good();
     void _q;
@@ -482,14 +513,15 @@ test('bad arguments are rejected with the op, the argument and what was expected
     expect(() => call('attentionForward', { ...good(), dropout: 0.1 }))
       .toThrow(/attentionForward: argument 'dropout' expected no such argument/);
     expect(() => (native.attentionForward as (...a: unknown[]) => void)(...Object.values(good())))
-      .toThrow(/attentionForward: argument '\(arguments\)' expected one object \{ q, qOffset, qStrides, .*, scale \}, received 20 arguments/);
+      .toThrow(/attentionForward: argument '\(arguments\)' expected one object \{ q, qOffset, qStrides, .*, scale, precision \}, received 21 arguments/);
 
     const goodBwd = (): BwdArgs => ({
       q: buf(n), qOffset: 0, qStrides: [80, 40, 8], k: buf(n), kOffset: 0, kStrides: [80, 40, 8],
       v: buf(n), vOffset: 0, vStrides: [80, 40, 8], out: buf(n), outOffset: 0, outStrides: [80, 40, 8],
       dout: buf(n), doutOffset: 0, doutStrides: [80, 40, 8], lse: buf(10), lseOffset: 0,
       dq: buf(n), dqOffset: 0, dqStrides: [80, 40, 8], dk: buf(n), dkOffset: 0, dkStrides: [80, 40, 8],
-      dv: buf(n), dvOffset: 0, dvStrides: [80, 40, 8], batch: 1, heads: 2, nq: 5, nk: 5, d: 8, scale: 0.5 });
+      dv: buf(n), dvOffset: 0, dvStrides: [80, 40, 8], batch: 1, heads: 2, nq: 5, nk: 5, d: 8, scale: 0.5,
+      precision: 'float32' });
     expect(() => native.attentionBackward(goodBwd())).not.toThrow();
     const badBwd = (key: keyof BwdArgs, value: unknown, message: RegExp) => {
       const args: Record<string, unknown> = { ...goodBwd() };
@@ -504,5 +536,6 @@ test('bad arguments are rejected with the op, the argument and what was expected
     badBwd('dkStrides', [80, 40, 0], /argument 'dkStrides' expected strides of a non-overlapping/);
     badBwd('dv', buf(n - 1), /argument 'dv' expected at least 80/);
     badBwd('d', 300, /argument 'd' expected an integer in \[1, 256\]/);
+    badBwd('precision', null, /attentionBackward: argument 'precision' expected one of 'float32', 'bf16'/);
   });
 });

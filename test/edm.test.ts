@@ -179,6 +179,39 @@ describeEachBackend('EDM training noise and loss', ({ device }) => {
     });
   });
 
+  test('σ, c_noise, the noise, dL/dF and the sampler step are bit-identical to the cpu backend\'s (same seed and counter)', () => {
+    // Awkward sizes: 3 images of 257 values, so normal pairs straddle images; an odd starting counter
+    // (3) and an even one (4) take both the pairwise and the element-by-element paths of the kernels.
+    const B = 3, per = 257, shape = [B, 1, 1, per], n = B * per;
+    const yv = Float32Array.from(randomValues(n, 51, 0.5)), Fv = Float32Array.from(randomValues(2 * n, 52));
+    const dPrev = Float32Array.from(randomValues(n, 53)), base = Float32Array.from(randomValues(n, 54, 3));
+    const run = (on: string, counter: number) => dv.scope(() => {
+      const y = dv.tensor(yv, shape, { device: on });
+      const g = new dv.Generator(11, counter);
+      const drawn = edmTrainingNoise(y, g, { P_mean: -0.4, P_std: 1.4 });
+      const again = edmNoiseInputs(y, drawn.sigmas, g, 0.3);
+      const F = dv.tensor(Fv.subarray(0, n), shape, { device: on });
+      F.requiresGrad = true;
+      const loss = edmWeightedLoss(F, drawn.xNoisy, y, drawn.sigmas);
+      loss.backward();
+      const step = edmSamplerUpdate({
+        F: dv.tensor(Fv, [2 * B, 1, 1, per], { device: on }), x: drawn.xNoisy, sigma: 2.3, guidance: 1.7,
+        base: dv.tensor(base, shape, { device: on }), h: -0.35, dPrev: dv.tensor(dPrev, shape, { device: on }), a: 0.5, b: 0.5,
+      });
+      return {
+        values: [drawn.sigmas, drawn.cNoise, drawn.xNoisy, drawn.xIn, again.xNoisy, again.xIn, F.grad!, step.d, step.xNext].map((t) => t.data()),
+        loss: loss.item(),
+      };
+    });
+    const names = ['sigmas', 'cNoise', 'xNoisy', 'xIn', 'xNoisy (given σ)', 'xIn (given σ)', 'dL/dF', 'd', 'xNext'];
+    for (const counter of [3, 4]) {
+      const here = run(device, counter), cpu = run('cpu', counter);
+      names.forEach((name, i) => expect(here.values[i], `${name}, counter ${counter}`).toEqual(cpu.values[i]));
+      // The float64 loss sum is ordered differently per backend: equal to float32 rounding.
+      expectClose([here.loss], [cpu.loss], { dtype: 'float32', kind: 'edmLoss' }, 'loss');
+    }
+  });
+
   modelTest(`edmLoss and its backward read nothing back to the host; dL/dF scales with the upstream gradient${cpuOnly}`, () => {
     dv.scope(() => {
       const model = new DiffusionViT({ arch: 'iuvit', img_size: 8, in_chans: 3, patch: 2, dim: 32, depth: 1, heads: 2, num_classes: 3 }, { seed: 4 });

@@ -1,7 +1,7 @@
 import { expect, test } from 'vitest';
 
 import * as dv from '../lib/index.js';
-import { checkOp, describeEachBackend, expectClose, ODD_SIZES, randomValues } from './helpers.js';
+import { checkOp, describeEachBackend, expectClose, ODD_SIZES, randomValues, toF32 } from './helpers.js';
 
 const map = (f: (v: number) => number) => (x: Float64Array) => x.map(f);
 const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
@@ -137,4 +137,109 @@ test('random draws depend only on (seed, counter), never on thread count', () =>
   const u = dv.scope(() => dv.rand([1000], { generator: new dv.Generator(7), low: -2, high: 3 }).data());
   expect(Math.min(...u)).toBeGreaterThan(-2);
   expect(Math.max(...u)).toBeLessThanOrEqual(3);
+});
+
+const bitsOf = (values: Float32Array | Int32Array) => Array.from(new Uint32Array(values.slice().buffer));
+
+// Seeded draws are a function of (seed, counter) only: every backend gives the CPU's bits.
+describeEachBackend('seeded random fills', ({ device }) => {
+  const draw = (on: string, kind: 'normal' | 'uniform', n: number, counter: number) => dv.scope(() => {
+    const generator = new dv.Generator(7, counter);
+    const t = kind === 'normal'
+      ? dv.randn([n], { device: on, generator, mean: 0.5, std: 2 })
+      : dv.rand([n], { device: on, generator, low: -2, high: 3 });
+    expect(t.device).toBe(on);
+    return bitsOf(t.data() as Float32Array);
+  });
+
+  test.each([[1, 0], [1, 1], [2, 3], [5, 1], [17, 4], [65, 5], [4099, 7], [20007, 10]])(
+    'randn and rand of %i values from counter %i equal the CPU bit for bit', (n, counter) => {
+      expect(draw(device, 'normal', n, counter)).toEqual(draw('cpu', 'normal', n, counter));
+      expect(draw(device, 'uniform', n, counter)).toEqual(draw('cpu', 'uniform', n, counter));
+    });
+
+  test('normal_ and uniform_ into a slice at an odd offset leave the rest alone', () => {
+    const fillPart = (on: string) => dv.scope(() => {
+      const t = dv.full([2, 1003], -7, { device: on });
+      const row = t.slice(0, 1, 2).reshape([1003]);
+      const parts = [row.slice(0, 1, 500), row.slice(0, 500, 1003)];
+      dv.normal_(parts[0], 1, 3, new dv.Generator(11, 3));
+      dv.uniform_(parts[1], 2, 4, new dv.Generator(12, 1));
+      return bitsOf(t.data() as Float32Array);
+    });
+    const got = fillPart(device);
+    expect(got).toEqual(fillPart('cpu'));
+    const minus7 = bitsOf(Float32Array.of(-7))[0];
+    expect(got.slice(0, 1003).every((b) => b === minus7)).toBe(true);
+  });
+});
+
+describeEachBackend('fill, axpby and strided copies', ({ device }) => {
+  test.each([1, 3, 17, 65, 1027])('fill_ of float32 and int32 tensors (%i elements), whole and from an offset', (n) => {
+    dv.scope(() => {
+      const f = dv.full([n + 3], 2.5, { device });
+      dv.fill_(f.slice(0, 3, n + 3), -1.25);
+      expect(Array.from(f.data())).toEqual([2.5, 2.5, 2.5, ...new Array(n).fill(-1.25)]);
+      const i = dv.full([n + 1], 7, { device, dtype: 'int32' });
+      dv.fill_(i.slice(0, 1, n + 1), -2147483648);
+      expect(Array.from(i.toArray())).toEqual([7, ...new Array(n).fill(-2147483648)]);
+    });
+  });
+
+  test.each([1, 5, 64, 1029])('axpby_ on %i elements, aligned and at offsets', (n) => {
+    dv.scope(() => {
+      for (const [dOff, sOff] of [[0, 0], [1, 1], [2, 3]]) {
+        const d = toF32(randomValues(n + dOff, n + dOff)), s = toF32(randomValues(n + sOff, 2 * n + sOff));
+        const dst = dv.tensor(Float32Array.from(d), [n + dOff], { device }), src = dv.tensor(Float32Array.from(s), [n + sOff], { device });
+        dv.axpby_(dst.slice(0, dOff, n + dOff), src.slice(0, sOff, n + sOff), 0.75, -1.5);
+        const want = Array.from(d, (v, i) => (i < dOff ? v : 0.75 * v - 1.5 * s[i - dOff + sOff]));
+        expectClose(dst.data(), want, { dtype: 'float32', kind: 'binary' }, `axpby offsets ${dOff}, ${sOff}`);
+      }
+    });
+  });
+
+  // [shape, permutation, slice (dim, start, end) applied after it]
+  const VIEWS: [number[], number[], [number, number, number] | null][] = [
+    [[37], [0], [0, 3, 37]],
+    [[6, 17], [1, 0], null],
+    [[45, 67], [1, 0], [1, 2, 40]],
+    [[2, 33, 40], [0, 2, 1], null],
+    [[3, 4, 5, 6], [3, 1, 0, 2], [2, 1, 3]],
+    [[2, 3, 2, 3, 2, 3, 2, 3], [7, 6, 5, 4, 3, 2, 1, 0], null],
+    [[5, 1, 64, 9], [2, 1, 3, 0], [0, 7, 50]],
+  ];
+  test.each(VIEWS)('contiguous() of %j permuted by %j, sliced %j: float32 and int32 values exactly', (shape, perm, cut) => {
+    dv.scope(() => {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const values = Float32Array.from(randomValues(n, n));
+      const ints = Int32Array.from({ length: n }, (_, i) => i * 7 - 3);
+      const view = (t: dv.Tensor) => {
+        const p = dv.permute(t, perm);
+        return cut ? dv.slice(p, ...cut) : p;
+      };
+      for (const [data, dtype] of [[values, 'float32'], [ints, 'int32']] as const) {
+        const onDevice = view(dv.tensor(data, shape, { device, dtype }));
+        const onCpu = view(dv.tensor(data, shape, { dtype }));
+        const c = dv.contiguous(onDevice);
+        expect(c.isContiguous()).toBe(true);
+        expect(c.device).toBe(device);
+        expect(bitsOf(c.toArray())).toEqual(bitsOf(dv.contiguous(onCpu).toArray()));
+      }
+    });
+  });
+
+  test('copies from broadcast (zero-stride) sources and into strided destinations', () => {
+    dv.scope(() => {
+      const row = dv.tensor(Float32Array.from([1, 2, 3, 4, 5]), [1, 5], { device });
+      const wide = dv.contiguous(dv.expand(row, [3, 5]));
+      expect(Array.from(wide.data())).toEqual([1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2, 3, 4, 5]);
+      const dst = dv.zeros([5, 3], { device });
+      dv.copy_(dv.transpose(dst, 0, 1), wide);
+      expect(Array.from(dst.data())).toEqual([1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5]);
+      const scalar = dv.tensor(Float32Array.from([9]), [], { device });
+      const out = dv.zeros([], { device });
+      dv.copy_(out, scalar);
+      expect(Array.from(out.data())).toEqual([9]);
+    });
+  });
 });

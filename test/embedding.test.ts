@@ -77,6 +77,21 @@ describeEachBackend('embedding', ({ device }) => {
     });
   });
 
+  // Each element of the gradient sums its rows' contributions in index order, on every backend: the
+  // CPU's bits, whatever the device's work split (heavy repeats, odd and vector-friendly widths).
+  test.each([[1, 3, 8], [7, 65, 5000], [50, 128, 3001], [1000, 12, 1500]])(
+    'scatter-add into %i rows of width %i from %i indices equals the CPU bit for bit', (rows, dim, n) => {
+      const idx = Array.from(randomValues(n, rows + n), (v, k) => (k % 3 === 0 ? 0 : Math.floor(Math.abs(v) * 7919) % rows));
+      const tableV = randomValues(rows * dim, 10), dyV = randomValues(n * dim, 11);
+      const grad = (on: string) => dv.scope(() => {
+        const table = fromValues(tableV, [rows, dim], true, on);
+        const y = embedding(table, dv.tensor(Int32Array.from(idx), [n], { device: on }));
+        y.backward({ grad: fromValues(dyV, y.shape, false, on) });
+        return Array.from(new Uint32Array(table.grad!.data().slice().buffer));
+      });
+      expect(grad(device)).toEqual(grad('cpu'));
+    });
+
   // The kernel checks the index range (the device's own check), and the op disposes its output when it throws.
   test('embedding rejects out-of-range and negative indices, naming the value and its position', () => {
     dv.scope(() => {

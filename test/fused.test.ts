@@ -105,7 +105,8 @@ const grad = (tol: CloseOptions): CloseOptions => ({ ...tol, grad: true });
 const FD_TOKENS = [1, 17];
 // Finite differences cost (inputs)^2 reference work: the odd sizes up to 17, and 33 (> 2 avx512 vectors).
 const FD_DIMS = [...ODD_SIZES.filter((d) => d <= 17), 33];
-const BIG: [number, number, number][] = [[2, 65, 256], [3, 17, 257], [1, 1, 256]];
+// D 1100: the block-per-row LayerNorm kernels on CUDA (one warp per row up to 1024 columns).
+const BIG: [number, number, number][] = [[2, 65, 256], [3, 17, 257], [1, 1, 256], [2, 5, 1100]];
 
 // ---------------------------------------------------------------------------------------------
 // layerNormModulate

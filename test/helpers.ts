@@ -384,7 +384,10 @@ export function describeEachBackend(title: string, body: (c: BackendCase) => voi
     body(c);
   });
   const backends = dv.registeredBackends();
+  // DIFFVIT_TEST_BACKENDS=cuda (the emulated run of npm test) runs only the listed backends' suites.
+  const only = process.env.DIFFVIT_TEST_BACKENDS?.split(',').map((b) => b.trim()).filter(Boolean);
   for (const backend of backends) {
+    if (only && !only.includes(backend)) continue;
     if (backend === 'cpu') {
       for (const level of cpuLevels()) suite(`${title} [cpu ${level}]`, { device: 'cpu', backend, level });
     } else {
@@ -392,7 +395,7 @@ export function describeEachBackend(title: string, body: (c: BackendCase) => voi
       suite(`${title} [${device}]`, { device, backend, level: null });
     }
   }
-  if (!backends.includes('cuda')) {
+  if (!backends.includes('cuda') && !only) {
     const reason = dv.runtimeInfo().cudaStatus;
     describe.skip(`${title} [cuda]`, () => {
       test(`no CUDA backend: ${reason}`, () => {});

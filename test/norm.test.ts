@@ -125,7 +125,7 @@ describeEachBackend('softmax', () => {
     });
   }
 
-  test.each([[0, [3, 5, 20]], [1, [3, 5, 20]], [2, [3, 5, 20]], [-2, [2, 17, 3]], [0, [33, 2, 1]]] as [number, number[]][])(
+  test.each([[0, [3, 5, 20]], [1, [3, 5, 20]], [2, [3, 5, 20]], [-2, [2, 17, 3]], [0, [33, 2, 1]], [0, [5, 40]]] as [number, number[]][])(
     'axis %i of %j', (axis, shape) => {
       const d = axis < 0 ? axis + shape.length : axis;
       checkOp(`softmax(axis ${d} of 3-D)`, (x) => softmax(x, axis), refSoftmax(shape, d),
@@ -141,7 +141,8 @@ describeEachBackend('softmax', () => {
     }, [{ values: randomValues(5 * 17, 12, 2), shape: [5, 17] }], SOFTMAX_TOL);
   });
 
-  test.each([[3, 257], [33, 1024], [2, 1000]])('%i rows x %i: forward and analytic backward', (rows, cols) => {
+  // Up to 1024 columns a row is one warp's on CUDA; longer rows (1500) take the block-per-row kernels.
+  test.each([[3, 257], [33, 1024], [2, 1000], [3, 1500]])('%i rows x %i: forward and analytic backward', (rows, cols) => {
     const x = toF32(randomValues(rows * cols, cols, 4)), dy = toF32(randomValues(rows * cols, cols + 1));
     const yRef = refSoftmax([rows, cols], 1)(x);
     const dxRef = refSoftmaxBackward(yRef, dy, cols);
@@ -195,7 +196,9 @@ describeEachBackend('layerNorm', () => {
       lnInputs(3, 17, hasW, hasB, 77), LN_TOL);
   });
 
-  test.each([[3, 257], [17, 1024], [5, 1000]])('%i rows x %i: forward and analytic backward', (rows, cols) => {
+  // CUDA: up to 1024 columns one warp per row, longer rows (1100, 1030) one block per row; 17 and 40
+  // rows make several row chunks, so dweight/dbias combine per-chunk partials.
+  test.each([[3, 257], [17, 1024], [5, 1000], [3, 1100], [40, 1030]])('%i rows x %i: forward and analytic backward', (rows, cols) => {
     const x = toF32(randomValues(rows * cols, cols, 2)), dy = toF32(randomValues(rows * cols, cols + 1));
     const w = toF32(randomValues(cols, cols + 2, 0.5).map((v) => v + 1)), b = toF32(randomValues(cols, cols + 3));
     const got = runLayerNorm(x, w, b, dy, [rows, cols], EPS);

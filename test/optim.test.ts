@@ -57,6 +57,23 @@ describeEachBackend('adamwUpdate', ({ device }) => {
     checkSteps(65, PYTORCH_DEFAULTS, (step) => ({ lr: 1e-3, step }), 3, device);
   });
 
+  test('views at different offsets (no common alignment) update exactly as fresh tensors', () => {
+    const n = 1031, step = 3, opts = { lr: 0.01, weightDecay: 0.05, step };
+    const p0 = randomValues(n, 21), g0 = randomValues(n, 22), m0 = randomValues(n, 23).map((x) => 0.1 * x);
+    const v0 = randomValues(n, 24).map((x) => 0.01 * x * x);
+    dv.scope(() => {
+      const at = (values: Float64Array, offset: number) =>
+        fromValues(Float64Array.from([...new Array(offset).fill(5), ...values]), [offset + n]).slice(0, offset, offset + n);
+      const [p, g, m, v] = [at(p0, 1), at(g0, 2), at(m0, 3), at(v0, 0)];
+      const [pa, ga, ma, va] = [p0, g0, m0, v0].map((x) => fromValues(x, [n]));
+      adamwUpdate(p, g, m, v, opts);
+      adamwUpdate(pa, ga, ma, va, opts);
+      expect(Array.from(p.data())).toEqual(Array.from(pa.data()));
+      expect(Array.from(m.data())).toEqual(Array.from(ma.data()));
+      expect(Array.from(v.data())).toEqual(Array.from(va.data()));
+    });
+  });
+
   test('adamwUpdate works on any shape and leaves the gradient untouched', () => {
     dv.scope(() => {
       const g0 = toF32(randomValues(12, 5));

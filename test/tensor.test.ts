@@ -7,7 +7,7 @@ import { describe, expect, test } from 'vitest';
 
 import * as dv from '../lib/index.js';
 import { native } from '../lib/backend/cpu/addon.js';
-import { checkOp, describeEachLevel, expectClose, fromValues, randomValues, toF32 } from './helpers.js';
+import { checkOp, describeEachBackend, describeEachLevel, expectClose, fromValues, randomValues, toF32 } from './helpers.js';
 
 // ---------------------------------------------------------------------------------------------
 // float64 references for ops that only move values
@@ -131,7 +131,7 @@ describe('reshape shares or copies memory', () => {
   });
 });
 
-describeEachLevel('view and layout ops: values and gradients', () => {
+describeEachBackend('view and layout ops: values and gradients', () => {
   test.each([
     [[2, 3, 4], [2, 0, 1]],
     [[5, 1, 3], [1, 2, 0]],

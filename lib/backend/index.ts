@@ -2,9 +2,11 @@
 import { markUnavailable, registerBackend } from './backend.js';
 import { native } from './cpu/addon.js';
 import { cpuBackend } from './cpu/backend.js';
+import { cudaBackend } from './cuda/backend.js';
 
 registerBackend(cpuBackend);
-markUnavailable('cuda', () => native.info().cudaStatus);
+if (native.info().cudaAvailable) registerBackend(cudaBackend);
+else markUnavailable('cuda', () => native.info().cudaStatus);
 
 export { registerBackend, removeBackend, registeredBackends, resolveDevice, type Backend, type Device, type MemoryStats } from './backend.js';
 export { runKernel } from './dispatch.js';

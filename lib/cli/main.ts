@@ -178,6 +178,7 @@ async function loadInfo() {
     ...runtimeInfo(),
     /** The devices this build can use (one registered backend each). */
     backends: registeredBackends(),
+    cuda: (await import('../cuda.js')).info(),
     nvtx: nvtxStatus(),
     /** The precision `diffvit train` runs at without --precision, and why. */
     trainPrecision: trainPrecision(),
@@ -220,6 +221,7 @@ function formatInfo(info: Info): string {
       : info.cpuFeatures.avx512bf16 ? ` — vdpbf16ps needs the avx512 level, not ${info.cpuLevel}` : ' — this CPU lacks AVX512_BF16')],
     ['devices', info.backends.join(', ')],
     ['cuda', info.cudaBuilt ? `built — ${info.cudaStatus}` : info.cudaStatus],
+    ...(info.cuda.usable ? [['cuda gemm', info.cuda.gemm] as [string, string]] : []),
     ['nvtx', info.nvtx.nvtx ? `compiled in: one range per kernel under nsys${info.nvtx.attached ? ' (a tool is attached now)' : ''} — docs/profiling.md`
       : 'not compiled in (CMake found no nvtx3/nvToolsExt.h); the built-in profiler (--profile) still works'],
     ['build', info.buildFlags],

@@ -11,6 +11,7 @@
 import type { AttentionStrides } from '../backend/kernels/attention.js';
 import { runKernel } from '../backend/dispatch.js';
 import { needsGrad, record } from '../tensor/autograd.js';
+import { matmulPrecision } from '../tensor/autocast.js';
 import { Storage } from '../tensor/storage.js';
 import { formatShape, Tensor } from '../tensor/tensor.js';
 import { argError, checkNumber, checkRank, checkTensor, dense, describe, release } from './util.js';
@@ -81,6 +82,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   if (options === null || typeof options !== 'object') throw argError(op, 'options', 'an object', describe(options));
   const scale = options.scale === undefined ? 1 / Math.sqrt(D) : checkNumber(op, 'options.scale', options.scale);
 
+  // The precision active now (autocast) also runs the backward, wherever backward() is called.
+  const precision = matmulPrecision();
   const saveLse = needsGrad(q, k, v);
   const lseOffset = B * H * Nq * D;
   const out = tokenMajor(q.device, B, H, Nq, D, saveLse ? B * H * Nq : 0);
@@ -91,7 +94,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
       q: qc.buffer, qOffset: qc.offset, qStrides: strides3(qc), k: kc.buffer, kOffset: kc.offset,
       kStrides: strides3(kc), v: vc.buffer, vOffset: vc.offset, vStrides: strides3(vc), out: out.buffer,
       outOffset: out.offset, outStrides: strides3(out), lse: saveLse ? out.buffer : null, lseOffset, batch: B,
-      heads: H, nq: Nq, nk: Nk, d: D, scale
+      heads: H, nq: Nq, nk: Nk, d: D, scale, precision
     });
   } catch (err) {
     out.dispose();
@@ -111,7 +114,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
         outOffset: out.offset, outStrides: strides3(out), dout: g.buffer, doutOffset: g.offset,
         doutStrides: strides3(g), lse: out.buffer, lseOffset, dq: dq.buffer, dqOffset: 0, dqStrides: strides3(dq),
         dk: dk.buffer, dkOffset: 0, dkStrides: strides3(dk), dv: dv.buffer, dvOffset: 0, dvStrides: strides3(dv),
-        batch: B, heads: H, nq: Nq, nk: Nk, d: D, scale
+        batch: B, heads: H, nq: Nq, nk: Nk, d: D, scale, precision
       });
     } catch (err) {
       dq.dispose();
@@ -151,6 +154,7 @@ export function selfAttention(qkv: Tensor, heads: number, options: AttentionOpti
   // (batch, head, token) strides of q, k, v inside a contiguous (B, N, 3, H, D) tensor, and of (B, N, H, D) rows.
   const packed: AttentionStrides = [N * width, D, width];
   const merged: AttentionStrides = [N * HD, D, HD];
+  const precision = matmulPrecision();
   const saveLse = needsGrad(qkv);
   const lseOffset = B * N * HD;
   const out = new Tensor(new Storage(qkv.device, 'float32', lseOffset + (saveLse ? B * H * N : 0)), [B, N, HD], [N * HD, HD, 1], 0);
@@ -159,7 +163,7 @@ export function selfAttention(qkv: Tensor, heads: number, options: AttentionOpti
     runKernel('attentionForward', {
       q: src.buffer, qOffset: src.offset, qStrides: packed, k: src.buffer, kOffset: src.offset + HD,
       kStrides: packed, v: src.buffer, vOffset: src.offset + 2 * HD, vStrides: packed, out: out.buffer, outOffset: 0,
-      outStrides: merged, lse: saveLse ? out.buffer : null, lseOffset, batch: B, heads: H, nq: N, nk: N, d: D, scale
+      outStrides: merged, lse: saveLse ? out.buffer : null, lseOffset, batch: B, heads: H, nq: N, nk: N, d: D, scale, precision
     });
   } catch (err) {
     out.dispose();
@@ -177,7 +181,7 @@ export function selfAttention(qkv: Tensor, heads: number, options: AttentionOpti
         v: x.buffer, vOffset: x.offset + 2 * HD, vStrides: packed, out: out.buffer, outOffset: 0, outStrides: merged,
         dout: g.buffer, doutOffset: g.offset, doutStrides: merged, lse: out.buffer, lseOffset, dq: dqkv.buffer,
         dqOffset: 0, dqStrides: packed, dk: dqkv.buffer, dkOffset: HD, dkStrides: packed, dv: dqkv.buffer,
-        dvOffset: 2 * HD, dvStrides: packed, batch: B, heads: H, nq: N, nk: N, d: D, scale
+        dvOffset: 2 * HD, dvStrides: packed, batch: B, heads: H, nq: N, nk: N, d: D, scale, precision
       });
     } catch (err) {
       dqkv.dispose();

@@ -96,14 +96,26 @@ Buffer& Args::buffer(int i, DType dtype) {
   if (!b) fail(i, std::string("a ") + dtype_name(dtype) + " NativeBuffer", describe(at(i)));
   if (!b->alive()) fail(i, "a live NativeBuffer (not disposed)", "a disposed NativeBuffer");
   if (b->dtype() != dtype) fail(i, std::string("dtype ") + dtype_name(dtype), dtype_name(b->dtype()));
-  return *b;
+  return on_device(i, name(i), *b);
+}
+
+Buffer& Args::on_device(int i, const char* arg, Buffer& b) {
+  if (device_arg_ < 0) {
+    device_ = b.device();
+    device_arg_ = i;
+    device_arg_name_ = arg;
+  } else if (b.device() != device_) {
+    fail(arg, std::string("a buffer on ") + device_name(device_) + " like '" + device_arg_name_ + "'",
+         std::string("one on ") + device_name(b.device()));
+  }
+  return b;
 }
 
 Buffer& Args::any_buffer(int i) {
   Buffer* b = BufferObject::From(at(i));
   if (!b) fail(i, "a NativeBuffer", describe(at(i)));
   if (!b->alive()) fail(i, "a live NativeBuffer (not disposed)", "a disposed NativeBuffer");
-  return *b;
+  return on_device(i, name(i), *b);
 }
 
 std::vector<Buffer*> Args::buffers(int i, DType dtype) {
@@ -118,7 +130,7 @@ std::vector<Buffer*> Args::buffers(int i, DType dtype) {
     if (!b) fail(element.c_str(), std::string("a ") + dtype_name(dtype) + " NativeBuffer", describe(item));
     if (!b->alive()) fail(element.c_str(), "a live NativeBuffer (not disposed)", "a disposed NativeBuffer");
     if (b->dtype() != dtype) fail(element.c_str(), std::string("dtype ") + dtype_name(dtype), dtype_name(b->dtype()));
-    out[k] = b;
+    out[k] = &on_device(i, element.c_str(), *b);
   }
   return out;
 }

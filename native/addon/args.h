@@ -52,12 +52,19 @@ class Args {
   void require_extent(int i, const Buffer& b, int64_t offset, int64_t extent);
   // The buffers of arguments i and j must be on the same device.
   void require_same_device(int i, const Buffer& a, int j, const Buffer& b);
+  // The one device of every buffer read so far (buffer(), buffers(), ...); a buffer on another
+  // device than the first one read fails naming both arguments. 'cpu' when none was read.
+  Device device() const { return device_; }
 
   [[noreturn]] void fail(int i, const std::string& expected, const std::string& received) const;
   [[noreturn]] void fail(const char* arg, const std::string& expected, const std::string& received) const;
 
  private:
   Napi::Value at(int i) const { return values_[i]; }
+  Buffer& on_device(int i, const char* arg, Buffer& b);
+  Device device_ = Device::cpu;
+  int device_arg_ = -1;  // the argument that set device_
+  std::string device_arg_name_;
   const char* name(int i) const { return (*names_)[i]; }
   const Napi::CallbackInfo& info_;
   const char* op_;

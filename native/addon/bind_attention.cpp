@@ -1,12 +1,15 @@
-// Bindings for cpu/attention.h. Every (B, H, N, D) operand is passed as (buffer, offset, strides)
-// with strides = [batch, head, token] in elements (the head-dim stride is 1).
+// Bindings for cpu/attention.h (and cuda/attention.h for buffers on a CUDA device). Every (B, H, N, D)
+// operand is passed as (buffer, offset, strides) with strides = [batch, head, token] in elements (the
+// head-dim stride is 1).
 #include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "addon/args.h"
+#include "addon/device_dispatch.h"
 #include "addon/kernel_table.h"
+#include "addon/precision.h"
 #include "cpu/attention.h"
 
 namespace dv::addon {
@@ -77,9 +80,11 @@ T as_view(const View& v) {
 }  // namespace
 
 // out = softmax(q kᵀ · scale) v per (batch, head); lse (B, H, Nq) contiguous, or null to skip it.
+// precision 'bf16': tensor cores on CUDA (the CPU always computes in fp32).
 DV_KERNEL_IMPL(attentionForward) {
   Dims m = read_dims(a, 14);
   float scale = static_cast<float>(a.number(19));
+  const cpu::MatmulPrecision precision = read_precision(a, 20);
   View q = read_view(a, 0, m, m.nq), k = read_view(a, 3, m, m.nk), v = read_view(a, 6, m, m.nk);
   View o = read_view(a, 9, m, m.nq);
   require_non_overlapping(a, 9, o, m, m.nq);
@@ -98,7 +103,8 @@ DV_KERNEL_IMPL(attentionForward) {
   f.v = as_view<cpu::AttnIn>(v);
   f.o = as_view<cpu::AttnOut>(o);
   f.lse = lse ? lse->as<float>() + lse_offset : nullptr;
-  cpu::attention_forward(f);
+  f.precision = precision;
+  DV_RUN(a, attention_forward, f);
   return info.Env().Undefined();
 }
 
@@ -106,6 +112,7 @@ DV_KERNEL_IMPL(attentionForward) {
 DV_KERNEL_IMPL(attentionBackward) {
   Dims m = read_dims(a, 26);
   float scale = static_cast<float>(a.number(31));
+  const cpu::MatmulPrecision precision = read_precision(a, 32);
   View q = read_view(a, 0, m, m.nq), k = read_view(a, 3, m, m.nk), v = read_view(a, 6, m, m.nk);
   View o = read_view(a, 9, m, m.nq), dout = read_view(a, 12, m, m.nq);
   Buffer& lse = a.buffer(15, DType::f32);
@@ -131,7 +138,8 @@ DV_KERNEL_IMPL(attentionBackward) {
   g.dq = as_view<cpu::AttnOut>(dq);
   g.dk = as_view<cpu::AttnOut>(dk);
   g.dv = as_view<cpu::AttnOut>(dv);
-  cpu::attention_backward(g);
+  g.precision = precision;
+  DV_RUN(a, attention_backward, g);
   return info.Env().Undefined();
 }
 

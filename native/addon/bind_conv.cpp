@@ -1,6 +1,7 @@
 // Bindings for cpu/conv.h (im2col, col2im). Offsets are in elements; every size is validated and
 // both buffers are checked to span the whole input and column tensors before any kernel runs.
 #include "addon/args.h"
+#include "addon/device_dispatch.h"
 #include "addon/kernel_table.h"
 #include "cpu/conv.h"
 
@@ -46,7 +47,7 @@ DV_KERNEL_IMPL(im2col) {
   a.require_extent(0, x, xo, image_numel(g));
   a.require_extent(2, cols, co, cols_numel(g));
   if (cols_numel(g) == 0) return info.Env().Undefined();
-  cpu::im2col(g, x.as<float>() + xo, cols.as<float>() + co);
+  DV_RUN(a, im2col, g, x.as<float>() + xo, cols.as<float>() + co);
   return info.Env().Undefined();
 }
 
@@ -59,7 +60,7 @@ DV_KERNEL_IMPL(col2im) {
   a.require_extent(0, cols, co, cols_numel(g));
   a.require_extent(2, x, xo, image_numel(g));
   if (image_numel(g) == 0) return info.Env().Undefined();
-  cpu::col2im(g, cols.as<float>() + co, x.as<float>() + xo);
+  DV_RUN(a, col2im, g, cols.as<float>() + co, x.as<float>() + xo);
   return info.Env().Undefined();
 }
 

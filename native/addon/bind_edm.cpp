@@ -1,5 +1,6 @@
 // Bindings for cpu/edm.h (the fused EDM noise-prediction step).
 #include "addon/args.h"
+#include "addon/device_dispatch.h"
 #include "addon/kernel_table.h"
 #include "cpu/edm.h"
 
@@ -8,7 +9,11 @@ namespace {
 constexpr int64_t kMaxSize = int64_t(1) << 40;
 
 // Sigmas must be positive and finite: every coefficient divides by or takes the log of them.
+// On CUDA the sigmas are not read back to check them (that would wait for the device on every
+// training step): non-positive or infinite sigmas are not rejected up front there, and the device
+// kernels, which never fault on them, produce the NaN or infinity the formulas give.
 void check_sigmas(Args& a, int i, const Buffer& sigma, int64_t offset, int64_t batch) {
+  if (DV_ON_CUDA(a)) return;
   const float* s = sigma.as<float>() + offset;
   for (int64_t b = 0; b < batch; ++b) {
     if (!(s[b] > 0.0f) || s[b] > 3.4e38f) {
@@ -43,10 +48,11 @@ DV_KERNEL_IMPL(edmNoise) {
   a.require_extent(10, xi, 0, n);
   if (cn) a.require_extent(15, *cn, co, batch);
   float* c_noise = cn ? cn->as<float>() + co : nullptr;
-  if (draw) cpu::edm_training_sigmas(batch, seed, sigma_counter, p_mean, p_std, sigma.as<float>() + so);
+  if (draw) DV_RUN(a, edm_training_sigmas, batch, seed, sigma_counter, p_mean, p_std, sigma.as<float>() + so);
   check_sigmas(a, 2, sigma, so, batch);
-  if (c_noise) cpu::edm_noise_levels(sigma.as<float>() + so, batch, c_noise);
-  cpu::edm_noise(y.as<float>() + yo, sigma.as<float>() + so, batch, per, seed, counter, sd, xn.as<float>(), xi.as<float>());
+  if (c_noise) DV_RUN(a, edm_noise_levels, sigma.as<float>() + so, batch, c_noise);
+  DV_RUN(a, edm_noise, y.as<float>() + yo, sigma.as<float>() + so, batch, per, seed, counter, sd, xn.as<float>(),
+         xi.as<float>());
   return info.Env().Undefined();
 }
 
@@ -71,8 +77,17 @@ DV_KERNEL_IMPL(edmLoss) {
   a.require_extent(10, dF, 0, n);
   a.require_extent(11, loss, lo, 1);
   check_sigmas(a, 5, sigma, so, batch);
-  double mean = cpu::edm_loss(F.as<float>() + fo, xn.as<float>(), y.as<float>() + yo, sigma.as<float>() + so, batch, per, sd, dF.as<float>());
-  loss.as<float>()[lo] = static_cast<float>(mean);
+  if (DV_ON_CUDA(a)) {
+#if DV_CUDA
+    // The mean is written into the device buffer by the kernels: nothing is read back.
+    cuda::edm_loss(F.as<float>() + fo, xn.as<float>(), y.as<float>() + yo, sigma.as<float>() + so, batch, per, sd,
+                   dF.as<float>(), loss.as<float>() + lo);
+#endif
+  } else {
+    double mean = cpu::edm_loss(F.as<float>() + fo, xn.as<float>(), y.as<float>() + yo, sigma.as<float>() + so, batch,
+                                per, sd, dF.as<float>());
+    loss.as<float>()[lo] = static_cast<float>(mean);
+  }
   return info.Env().Undefined();
 }
 
@@ -108,7 +123,7 @@ DV_KERNEL_IMPL(edmSamplerStep) {
   s.d_prev = dPrev ? dPrev->as<float>() : nullptr;
   s.d_out = dOut.as<float>();
   s.x_next = xNext.as<float>();
-  cpu::edm_sampler_step(s);
+  DV_RUN(a, edm_sampler_step, s);
   return info.Env().Undefined();
 }
 

@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "addon/args.h"
+#include "addon/device_dispatch.h"
 #include "addon/kernel_table.h"
 #include "cpu/elementwise.h"
 
@@ -36,9 +37,9 @@ DV_KERNEL_IMPL(fill) {
   int64_t offset = a.integer(1), n = a.integer(2, 0, kMaxSize);
   a.require_extent(0, out, offset, n);
   if (out.dtype() == DType::f32) {
-    cpu::fill(out.as<float>() + offset, n, static_cast<float>(a.number(3, true)));
+    DV_RUN(a, fill, out.as<float>() + offset, n, static_cast<float>(a.number(3, true)));
   } else {
-    cpu::fill_i32(out.as<int32_t>() + offset, n, static_cast<int32_t>(a.integer(3, -2147483648LL, 2147483647LL)));
+    DV_RUN(a, fill_i32, out.as<int32_t>() + offset, n, static_cast<int32_t>(a.integer(3, -2147483648LL, 2147483647LL)));
   }
   return info.Env().Undefined();
 }
@@ -60,8 +61,8 @@ DV_KERNEL_IMPL(copyStrided) {
            "overlapping strides");
   a.require_extent(0, src, so, strided_extent(shape, ss));
   a.require_extent(3, dst, doff, strided_extent(shape, ds));
-  cpu::copy_strided(static_cast<const uint32_t*>(src.data()) + so, static_cast<uint32_t*>(dst.data()) + doff,
-                    static_cast<int>(shape.size()), shape.data(), ss.data(), ds.data());
+  DV_RUN(a, copy_strided, static_cast<const uint32_t*>(src.data()) + so, static_cast<uint32_t*>(dst.data()) + doff,
+         static_cast<int>(shape.size()), shape.data(), ss.data(), ds.data());
   return info.Env().Undefined();
 }
 
@@ -73,8 +74,8 @@ DV_KERNEL_IMPL(randomFill) {
   uint64_t counter = static_cast<uint64_t>(a.integer(5, 0, (int64_t(1) << 53)));
   float p = static_cast<float>(a.number(6)), q = static_cast<float>(a.number(7));
   a.require_extent(0, out, offset, n);
-  if (dist == 0) cpu::random_normal(out.as<float>() + offset, n, seed, counter, p, q);
-  else cpu::random_uniform(out.as<float>() + offset, n, seed, counter, p, q);
+  if (dist == 0) DV_RUN(a, random_normal, out.as<float>() + offset, n, seed, counter, p, q);
+  else DV_RUN(a, random_uniform, out.as<float>() + offset, n, seed, counter, p, q);
   return info.Env().Undefined();
 }
 
@@ -85,8 +86,8 @@ DV_KERNEL_IMPL(unary) {
   int64_t xo = a.integer(2), oo = a.integer(4), n = a.integer(5, 0, kMaxSize);
   a.require_extent(1, x, xo, n);
   a.require_extent(3, out, oo, n);
-  cpu::unary(op, x.as<float>() + xo, out.as<float>() + oo, n, static_cast<float>(a.number(6)),
-             static_cast<float>(a.number(7)));
+  DV_RUN(a, unary, op, x.as<float>() + xo, out.as<float>() + oo, n, static_cast<float>(a.number(6)),
+         static_cast<float>(a.number(7)));
   return info.Env().Undefined();
 }
 
@@ -99,8 +100,8 @@ DV_KERNEL_IMPL(unaryGrad) {
   a.require_extent(1, x, xo, n);
   a.require_extent(3, dy, dyo, n);
   a.require_extent(5, dx, dxo, n);
-  cpu::unary_grad(op, x.as<float>() + xo, dy.as<float>() + dyo, dx.as<float>() + dxo, n,
-                  static_cast<float>(a.number(8)), static_cast<float>(a.number(9)));
+  DV_RUN(a, unary_grad, op, x.as<float>() + xo, dy.as<float>() + dyo, dx.as<float>() + dxo, n,
+         static_cast<float>(a.number(8)), static_cast<float>(a.number(9)));
   return info.Env().Undefined();
 }
 
@@ -121,8 +122,8 @@ DV_KERNEL_IMPL(binary) {
   a.require_extent(1, A, ao, strided_extent(shape, sa));
   a.require_extent(4, B, bo, strided_extent(shape, sb));
   a.require_extent(7, out, oo, n);
-  cpu::binary(op, A.as<float>() + ao, B.as<float>() + bo, out.as<float>() + oo, static_cast<int>(shape.size()),
-              shape.data(), sa.data(), sb.data());
+  DV_RUN(a, binary, op, A.as<float>() + ao, B.as<float>() + bo, out.as<float>() + oo, static_cast<int>(shape.size()),
+         shape.data(), sa.data(), sb.data());
   return info.Env().Undefined();
 }
 
@@ -133,8 +134,8 @@ DV_KERNEL_IMPL(axpby) {
   int64_t dof = a.integer(1), sof = a.integer(3), n = a.integer(4, 0, kMaxSize);
   a.require_extent(0, dst, dof, n);
   a.require_extent(2, src, sof, n);
-  cpu::axpby(dst.as<float>() + dof, src.as<float>() + sof, n, static_cast<float>(a.number(5)),
-             static_cast<float>(a.number(6)));
+  DV_RUN(a, axpby, dst.as<float>() + dof, src.as<float>() + sof, n, static_cast<float>(a.number(5)),
+         static_cast<float>(a.number(6)));
   return info.Env().Undefined();
 }
 

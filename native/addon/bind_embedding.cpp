@@ -3,9 +3,13 @@
 #include <string>
 
 #include "addon/args.h"
+#include "addon/device_dispatch.h"
 #include "addon/kernel_table.h"
 #include "cpu/elementwise.h"
 #include "cpu/embedding.h"
+#if DV_CUDA
+#include "cuda/runtime.h"
+#endif
 
 namespace dv::addon {
 namespace {
@@ -23,13 +27,28 @@ std::string position(const std::vector<int64_t>& shape, int64_t pos) {
   return s + "]";
 }
 
-// Throws the standard argument error when an index falls outside [0, rows).
+// Throws the standard argument error when an index falls outside [0, rows). On a CUDA device the
+// check runs there and only the bad position (then the bad value) is copied back.
 void require_valid_indices(Args& a, int arg, const int32_t* indices, const std::vector<int64_t>& shape, int64_t n,
                            int64_t rows) {
-  int64_t bad = cpu::first_invalid_index(indices, n, rows);
-  if (bad >= 0)
-    a.fail(arg, "values in [0, " + std::to_string(rows) + ") (rows of the table)",
-           std::to_string(indices[bad]) + " at position " + position(shape, bad));
+#if DV_CUDA
+  // While a CUDA graph is captured nothing may be read back, and the indices a replay will see are
+  // not known yet: they go unchecked (the scatter-add drops rows outside the table, the gather
+  // writes zeros for them).
+  if (DV_ON_CUDA(a) && cuda::capturing()) return;
+#endif
+  int64_t bad = DV_RUN(a, first_invalid_index, indices, n, rows);
+  if (bad < 0) return;
+  int32_t value = 0;
+  if (DV_ON_CUDA(a)) {
+#if DV_CUDA
+    cuda::copy_to_host(&value, indices + bad, sizeof value, "embedding");
+#endif
+  } else {
+    value = indices[bad];
+  }
+  a.fail(arg, "values in [0, " + std::to_string(rows) + ") (rows of the table)",
+         std::to_string(value) + " at position " + position(shape, bad));
 }
 }  // namespace
 
@@ -49,6 +68,12 @@ DV_KERNEL_IMPL(embedding) {
   const int32_t* idx = indices.as<int32_t>() + io;
   require_valid_indices(a, 4, idx, shape, n, rows);
   if (dim == 0 || n == 0) return info.Env().Undefined();
+#if DV_CUDA
+  if (DV_ON_CUDA(a)) {
+    cuda::embedding_gather(table.as<float>() + to, dim, idx, n, out.as<float>() + oo, rows);
+    return info.Env().Undefined();
+  }
+#endif
   cpu::embedding_gather(table.as<float>() + to, dim, idx, n, out.as<float>() + oo);
   return info.Env().Undefined();
 }
@@ -69,7 +94,7 @@ DV_KERNEL_IMPL(embeddingBackward) {
   const int32_t* idx = indices.as<int32_t>() + io;
   require_valid_indices(a, 2, idx, shape, n, rows);
   if (rows == 0 || dim == 0) return info.Env().Undefined();
-  cpu::embedding_scatter_add(dy.as<float>() + dyo, dim, idx, n, dtable.as<float>() + dto, rows);
+  DV_RUN(a, embedding_scatter_add, dy.as<float>() + dyo, dim, idx, n, dtable.as<float>() + dto, rows);
   return info.Env().Undefined();
 }
 

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "addon/args.h"
+#include "addon/device_dispatch.h"
 #include "addon/kernel_table.h"
 #include "addon/precision.h"
 #include "cpu/fused.h"
@@ -50,8 +51,8 @@ DV_KERNEL_IMPL(layerNormModulate) {
     a.require_extent(12, *rstd, ro, rows);
   }
   if (rows == 0) return info.Env().Undefined();
-  cpu::layer_norm_modulate(x.as<float>() + xo, shift.as<float>() + sho, shs, scale.as<float>() + sco, scs,
-                           y.as<float>() + yo, mut(mean, mo), mut(rstd, ro), batch, tokens, cols, eps);
+  DV_RUN(a, layer_norm_modulate, x.as<float>() + xo, shift.as<float>() + sho, shs, scale.as<float>() + sco, scs,
+         y.as<float>() + yo, mut(mean, mo), mut(rstd, ro), batch, tokens, cols, eps);
   return info.Env().Undefined();
 }
 
@@ -92,9 +93,9 @@ DV_KERNEL_IMPL(layerNormModulateBackward) {
     a.require_extent(15, *dscale, dco, mod);
   }
   if (!dx && !dshift && !dscale) return info.Env().Undefined();
-  cpu::layer_norm_modulate_backward(x.as<float>() + xo, scale.as<float>() + sco, scs, mean.as<float>() + mo,
-                                    rstd.as<float>() + ro, dy.as<float>() + go, mut(dx, dxo), mut(dshift, dso),
-                                    mut(dscale, dco), batch, tokens, cols);
+  DV_RUN(a, layer_norm_modulate_backward, x.as<float>() + xo, scale.as<float>() + sco, scs, mean.as<float>() + mo,
+         rstd.as<float>() + ro, dy.as<float>() + go, mut(dx, dxo), mut(dshift, dso), mut(dscale, dco), batch, tokens,
+         cols);
   return info.Env().Undefined();
 }
 
@@ -116,8 +117,8 @@ DV_KERNEL_IMPL(addGated) {
   a.require_same_device(0, x, 7, out);
   a.require_extent(7, out, oo, numel);
   if (numel == 0) return info.Env().Undefined();
-  cpu::add_gated(x.as<float>() + xo, gate.as<float>() + go, gs, y.as<float>() + yo, out.as<float>() + oo, batch,
-                 tokens, cols);
+  DV_RUN(a, add_gated, x.as<float>() + xo, gate.as<float>() + go, gs, y.as<float>() + yo, out.as<float>() + oo, batch,
+         tokens, cols);
   return info.Env().Undefined();
 }
 
@@ -146,8 +147,8 @@ DV_KERNEL_IMPL(addGatedBackward) {
     a.require_extent(9, *dgate, dgo, checked_numel({batch, cols}));
   }
   if (!dy && !dgate) return info.Env().Undefined();
-  cpu::add_gated_backward(gate.as<float>() + go, gs, y.as<float>() + yo, dout.as<float>() + oo, mut(dy, dyo),
-                          mut(dgate, dgo), batch, tokens, cols);
+  DV_RUN(a, add_gated_backward, gate.as<float>() + go, gs, y.as<float>() + yo, dout.as<float>() + oo, mut(dy, dyo),
+         mut(dgate, dgo), batch, tokens, cols);
   return info.Env().Undefined();
 }
 
@@ -205,7 +206,7 @@ DV_KERNEL_IMPL(linearAct) {
   g.act = act == 1 ? cpu::GemmAct::gelu_tanh : cpu::GemmAct::none;
   g.pre = mut(pre, po);
   g.precision = precision;
-  cpu::gemm(g);
+  DV_RUN(a, gemm, g);
   return info.Env().Undefined();
 }
 
@@ -228,8 +229,8 @@ DV_KERNEL_IMPL(geluBackwardBias) {
     a.require_extent(6, *dbias, dbo, cols);
   }
   if (cols == 0) return info.Env().Undefined();
-  cpu::gelu_backward_bias(h.as<float>() + ho, dout.as<float>() + go, dh.as<float>() + dho, mut(dbias, dbo), rows,
-                          cols);
+  DV_RUN(a, gelu_backward_bias, h.as<float>() + ho, dout.as<float>() + go, dh.as<float>() + dho, mut(dbias, dbo), rows,
+         cols);
   return info.Env().Undefined();
 }
 

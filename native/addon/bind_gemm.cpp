@@ -1,5 +1,6 @@
-// Binding for cpu/gemm.h.
+// Binding for cpu/gemm.h (and cuda/gemm.h for buffers on a CUDA device).
 #include "addon/args.h"
+#include "addon/device_dispatch.h"
 #include "addon/kernel_table.h"
 #include "addon/precision.h"
 #include "addon/registry.h"
@@ -55,7 +56,7 @@ DV_KERNEL_IMPL(gemm) {
   g.a = A.as<float>() + ao;
   g.b = B.as<float>() + bo;
   g.c = C.as<float>() + co;
-  cpu::gemm(g);
+  DV_RUN(a, gemm, g);
   return info.Env().Undefined();
 }
 

@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "addon/args.h"
+#include "addon/device_dispatch.h"
 #include "addon/kernel_table.h"
 #include "cpu/norm.h"
 
@@ -21,7 +22,7 @@ DV_KERNEL_IMPL(softmax) {
   a.require_extent(0, x, xo, numel);
   a.require_extent(2, y, yo, numel);
   if (numel == 0) return info.Env().Undefined();
-  cpu::softmax(x.as<float>() + xo, y.as<float>() + yo, outer, n, inner);
+  DV_RUN(a, softmax, x.as<float>() + xo, y.as<float>() + yo, outer, n, inner);
   return info.Env().Undefined();
 }
 
@@ -39,7 +40,7 @@ DV_KERNEL_IMPL(softmaxBackward) {
   a.require_extent(2, dy, go, numel);
   a.require_extent(4, dx, xo, numel);
   if (numel == 0) return info.Env().Undefined();
-  cpu::softmax_backward(y.as<float>() + yo, dy.as<float>() + go, dx.as<float>() + xo, outer, n, inner);
+  DV_RUN(a, softmax_backward, y.as<float>() + yo, dy.as<float>() + go, dx.as<float>() + xo, outer, n, inner);
   return info.Env().Undefined();
 }
 
@@ -76,9 +77,9 @@ DV_KERNEL_IMPL(layerNorm) {
     a.require_extent(10, *rstd, ro, rows);
   }
   if (rows == 0) return info.Env().Undefined();
-  cpu::layer_norm(x.as<float>() + xo, w ? w->as<float>() + wo : nullptr, b ? b->as<float>() + bo : nullptr,
-                  y.as<float>() + yo, mean ? mean->as<float>() + mo : nullptr, rstd ? rstd->as<float>() + ro : nullptr,
-                  rows, cols, eps);
+  DV_RUN(a, layer_norm, x.as<float>() + xo, w ? w->as<float>() + wo : nullptr, b ? b->as<float>() + bo : nullptr,
+         y.as<float>() + yo, mean ? mean->as<float>() + mo : nullptr, rstd ? rstd->as<float>() + ro : nullptr, rows,
+         cols, eps);
   return info.Env().Undefined();
 }
 
@@ -120,9 +121,9 @@ DV_KERNEL_IMPL(layerNormBackward) {
     a.require_extent(14, *db, dbo, cols);
   }
   if (!dx && !dw && !db) return info.Env().Undefined();
-  cpu::layer_norm_backward(x.as<float>() + xo, w ? w->as<float>() + wo : nullptr, mean.as<float>() + mo,
-                           rstd.as<float>() + ro, dy.as<float>() + go, dx ? dx->as<float>() + dxo : nullptr,
-                           dw ? dw->as<float>() + dwo : nullptr, db ? db->as<float>() + dbo : nullptr, rows, cols);
+  DV_RUN(a, layer_norm_backward, x.as<float>() + xo, w ? w->as<float>() + wo : nullptr, mean.as<float>() + mo,
+         rstd.as<float>() + ro, dy.as<float>() + go, dx ? dx->as<float>() + dxo : nullptr,
+         dw ? dw->as<float>() + dwo : nullptr, db ? db->as<float>() + dbo : nullptr, rows, cols);
   return info.Env().Undefined();
 }
 

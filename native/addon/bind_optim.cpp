@@ -5,6 +5,7 @@
 #include <string>
 
 #include "addon/args.h"
+#include "addon/device_dispatch.h"
 #include "addon/kernel_table.h"
 #include "cpu/optim.h"
 
@@ -72,7 +73,7 @@ DV_KERNEL_IMPL(adamw) {
   h.decay = static_cast<float>(1.0 - lr * wd);
   h.step_size = static_cast<float>(lr / (1.0 - std::pow(beta1, t)));
   h.inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(beta2, t)));
-  cpu::adamw(p.as<float>() + po, g.as<float>() + go, m.as<float>() + mo, v.as<float>() + vo, n, h);
+  DV_RUN(a, adamw, p.as<float>() + po, g.as<float>() + go, m.as<float>() + mo, v.as<float>() + vo, n, h);
   return info.Env().Undefined();
 }
 

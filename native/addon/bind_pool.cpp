@@ -5,6 +5,7 @@
 #include <string>
 
 #include "addon/args.h"
+#include "addon/device_dispatch.h"
 #include "addon/kernel_table.h"
 #include "cpu/pool.h"
 
@@ -84,7 +85,7 @@ PoolCall pool_call(Args& a) {
 // maxPool2d: y (planes, OH, OW) = max over each window of x (planes, height, width)
 DV_KERNEL_IMPL(maxPool2d) {
   PoolCall c = pool_call(a);
-  if (!c.empty) cpu::max_pool2d(c.g, c.x, c.y);
+  if (!c.empty) DV_RUN(a, max_pool2d, c.g, c.x, c.y);
   return info.Env().Undefined();
 }
 
@@ -92,7 +93,7 @@ DV_KERNEL_IMPL(maxPool2d) {
 DV_KERNEL_IMPL(avgPool2d) {
   PoolCall c = pool_call(a);
   const bool count_include_pad = a.boolean(14);
-  if (!c.empty) cpu::avg_pool2d(c.g, count_include_pad, c.x, c.y);
+  if (!c.empty) DV_RUN(a, avg_pool2d, c.g, count_include_pad, c.x, c.y);
   return info.Env().Undefined();
 }
 
@@ -114,7 +115,7 @@ DV_KERNEL_IMPL(resizeBilinear) {
   a.require_extent(2, y, yo, ny);
   require_disjoint(a, x, xo, nx, 2, y, yo, ny);
   if (ny == 0) return info.Env().Undefined();
-  cpu::resize_bilinear(g, x.as<float>() + xo, y.as<float>() + yo);
+  DV_RUN(a, resize_bilinear, g, x.as<float>() + xo, y.as<float>() + yo);
   return info.Env().Undefined();
 }
 

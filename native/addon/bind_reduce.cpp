@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "addon/args.h"
+#include "addon/device_dispatch.h"
 #include "addon/kernel_table.h"
 #include "cpu/reduce.h"
 
@@ -19,7 +20,7 @@ DV_KERNEL_IMPL(reduceSum) {
   int64_t n_out = checked_numel({outer, inner}), n_in = checked_numel({outer, r, inner});
   a.require_extent(0, x, xo, n_in);
   a.require_extent(2, out, oo, n_out);
-  cpu::reduce_sum(x.as<float>() + xo, out.as<float>() + oo, outer, r, inner);
+  DV_RUN(a, reduce_sum, x.as<float>() + xo, out.as<float>() + oo, outer, r, inner);
   return info.Env().Undefined();
 }
 
@@ -35,9 +36,18 @@ DV_KERNEL_IMPL(sumSquares) {
   if (counts.size() != xs.size()) a.fail(2, std::to_string(xs.size()) + " counts (one per buffer)", std::to_string(counts.size()));
   for (size_t t = 0; t < xs.size(); ++t) a.require_extent(0, *xs[t], offsets[t], counts[t]);
   a.require_extent(3, out, oo, 1);
-  double total = 0;
-  for (size_t t = 0; t < xs.size(); ++t) total += cpu::sum_squares(xs[t]->as<float>() + offsets[t], counts[t]);
-  out.as<float>()[oo] = static_cast<float>(total);
+  if (DV_ON_CUDA(a)) {
+#if DV_CUDA
+    // One launch for every tensor; the result stays on the device.
+    std::vector<const float*> ptrs(xs.size());
+    for (size_t t = 0; t < xs.size(); ++t) ptrs[t] = xs[t]->as<float>() + offsets[t];
+    cuda::sum_squares(ptrs, counts, out.as<float>() + oo);
+#endif
+  } else {
+    double total = 0;
+    for (size_t t = 0; t < xs.size(); ++t) total += cpu::sum_squares(xs[t]->as<float>() + offsets[t], counts[t]);
+    out.as<float>()[oo] = static_cast<float>(total);
+  }
   return info.Env().Undefined();
 }
 

@@ -4,6 +4,9 @@
 #include "core/buffer.h"
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
+#if DV_CUDA
+#include "cuda/runtime.h"
+#endif
 
 namespace dv::addon {
 
@@ -28,8 +31,19 @@ DV_BINDING(info) {
   out.Set("cpuBestLevel", isa_name(best_isa_level()));
   out.Set("cpuLevelNote", isa_note());
   out.Set("threads", num_threads());
+#if DV_CUDA
+  const cuda::DeviceStatus& cs = cuda::device_status();
+  out.Set("cudaBuilt", true);
+  out.Set("cudaAvailable", cs.usable);
+  out.Set("cudaStatus", cs.usable ? cs.name + " (compute capability " + std::to_string(cs.major) + "." +
+                                        std::to_string(cs.minor) + "); device code: " + cuda::built_architectures()
+                                  : std::string("no CUDA device is usable: ") + cs.reason +
+                                        " (this build has device code for " + cuda::built_architectures() + ")");
+#else
   out.Set("cudaBuilt", false);
+  out.Set("cudaAvailable", false);
   out.Set("cudaStatus", DV_CUDA_STATUS);
+#endif
   out.Set("buildFlags", DV_BUILD_FLAGS);
   return out;
 }

@@ -4,6 +4,9 @@
 
 #include "addon/args.h"
 #include "core/errors.h"
+#if DV_CUDA
+#include "cuda/runtime.h"
+#endif
 
 namespace dv::addon {
 namespace {
@@ -60,16 +63,22 @@ Buffer* BufferObject::From(Napi::Value value) {
 BufferObject::BufferObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BufferObject>(info) {
   try {
     Args a(info, "NativeBuffer", {"device", "dtype", "numel"});
-    a.choice(0, {"cpu"});
+    const bool cuda = a.choice(0, {"cpu", "cuda"}) == 1;
     DType dtype = a.choice(1, {"float32", "int32"}) == 0 ? DType::f32 : DType::i32;
     int64_t numel = a.integer(2, 0, int64_t(1) << 40);
-    buffer_ = std::make_unique<Buffer>(cpu_allocator(), dtype, numel);
+#if DV_CUDA
+    Allocator& allocator = cuda ? cuda::device_allocator() : cpu_allocator();
+#else
+    if (cuda) a.fail(0, "'cpu' (this build has no CUDA backend)", "'cuda'");
+    Allocator& allocator = cpu_allocator();
+#endif
+    buffer_ = std::make_unique<Buffer>(allocator, dtype, numel);
     CountExternal(info.Env(), static_cast<int64_t>(buffer_->bytes()));
     Napi::Object self = info.This().As<Napi::Object>();
     self.TypeTag(&kBufferTag);
     // An own data property (the prototype's accessor serves foreign receivers): the kernel
     // dispatch in lib/backend reads every argument's device, and a plain property costs no call.
-    self.DefineProperty(Napi::PropertyDescriptor::Value("device", Napi::String::New(info.Env(), "cpu"), napi_enumerable));
+    self.DefineProperty(Napi::PropertyDescriptor::Value("device", Napi::String::New(info.Env(), cuda ? "cuda:0" : "cpu"), napi_enumerable));
   } catch (const Napi::Error&) {
     throw;
   } catch (const std::exception& e) {
@@ -124,7 +133,13 @@ Napi::Value BufferObject::Read(const Napi::CallbackInfo& info) {
     a.require_extent(0, *buffer_, offset, count);
     size_t bytes = count * dtype_size(buffer_->dtype());
     Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(info.Env(), bytes);
-    std::memcpy(ab.Data(), static_cast<char*>(buffer_->data()) + offset * dtype_size(buffer_->dtype()), bytes);
+    const char* src = static_cast<const char*>(buffer_->data()) + offset * dtype_size(buffer_->dtype());
+#if DV_CUDA
+    if (buffer_->device() == Device::cuda)
+      cuda::copy_to_host(ab.Data(), src, bytes, "NativeBuffer.read");
+    else
+#endif
+      std::memcpy(ab.Data(), src, bytes);
     if (buffer_->dtype() == DType::i32) return Napi::Int32Array::New(info.Env(), count, ab, 0);
     return Napi::Float32Array::New(info.Env(), count, ab, 0);
   } catch (const Napi::Error&) {
@@ -156,7 +171,13 @@ Napi::Value BufferObject::Write(const Napi::CallbackInfo& info) {
     a.require_extent(0, *buffer_, offset, count);
     if (count == 0) return info.Env().Undefined();
     const char* src = static_cast<const char*>(data);
-    std::memcpy(static_cast<char*>(buffer_->data()) + offset * 4, src, count * 4);
+    char* dst = static_cast<char*>(buffer_->data()) + offset * 4;
+#if DV_CUDA
+    if (buffer_->device() == Device::cuda)
+      cuda::copy_from_host(dst, src, count * 4, "NativeBuffer.write");
+    else
+#endif
+      std::memcpy(dst, src, count * 4);
     return info.Env().Undefined();
   } catch (const Napi::Error&) {
     throw;

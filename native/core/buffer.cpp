@@ -149,7 +149,7 @@ const char* dtype_name(DType t) {
   }
   return "?";
 }
-const char* device_name(Device d) { return d == Device::cpu ? "cpu" : "?"; }
+const char* device_name(Device d) { return d == Device::cpu ? "cpu" : d == Device::cuda ? "cuda" : "?"; }
 
 Buffer::Buffer(Allocator& allocator, DType dtype, int64_t numel)
     : allocator_(&allocator), numel_(numel), dtype_(dtype) {

@@ -6,7 +6,7 @@
 namespace dv {
 
 enum class DType : int { f32 = 0, i32 = 1 };
-enum class Device : int { cpu = 0 };
+enum class Device : int { cpu = 0, cuda = 1 };
 
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);

@@ -1,9 +1,20 @@
 // Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11).
 // Counter-based: element i of a draw depends only on (seed, offset + i), so every backend and
 // every thread count produces the same numbers.
+//
+// The generator is also compiled into the CUDA kernels (cuda/elementwise.cu): DV_HOST_DEVICE marks
+// it __host__ __device__ there (nothing on the CPU, whose code is unchanged). Its integer part gives
+// the same bits on both sides; the kernels' Box-Muller repeats philox_normal_pair's float64 steps
+// with their own sin/cos (CUDA's need local memory).
 #pragma once
 #include <cmath>
 #include <cstdint>
+
+#if defined(__CUDACC__) || (defined(DV_CUDA_EMULATOR) && defined(__device__))
+#define DV_HOST_DEVICE __host__ __device__
+#else
+#define DV_HOST_DEVICE
+#endif
 
 namespace dv {
 
@@ -11,7 +22,7 @@ struct Philox4 {
   uint32_t v[4];
 };
 
-inline Philox4 philox4x32(uint64_t counter, uint64_t key) {
+DV_HOST_DEVICE inline Philox4 philox4x32(uint64_t counter, uint64_t key) {
   uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32), c2 = 0, c3 = 0;
   uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
   for (int round = 0; round < 10; ++round) {
@@ -30,15 +41,15 @@ inline Philox4 philox4x32(uint64_t counter, uint64_t key) {
 }
 
 // uint32 -> float in (0, 1]: never 0, so log() in Box-Muller stays finite.
-inline float philox_unit(uint32_t x) { return (static_cast<float>(x >> 8) + 1.0f) * (1.0f / 16777216.0f); }
+DV_HOST_DEVICE inline float philox_unit(uint32_t x) { return (static_cast<float>(x >> 8) + 1.0f) * (1.0f / 16777216.0f); }
 
 // Element `index` of the stream: uniform in (0, 1].
-inline float philox_uniform(uint64_t key, uint64_t index) {
+DV_HOST_DEVICE inline float philox_uniform(uint64_t key, uint64_t index) {
   return philox_unit(philox4x32(index >> 2, key).v[index & 3]);
 }
 
 // Elements (2k, 2k+1) of the normal stream: one Box-Muller draw from Philox block k.
-inline void philox_normal_pair(uint64_t key, uint64_t pair, float* even, float* odd) {
+DV_HOST_DEVICE inline void philox_normal_pair(uint64_t key, uint64_t pair, float* even, float* odd) {
   Philox4 r = philox4x32(pair, key);
   double u1 = philox_unit(r.v[0]), u2 = philox_unit(r.v[1]);
   double radius = std::sqrt(-2.0 * std::log(u1));

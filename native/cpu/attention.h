@@ -11,6 +11,7 @@
 #pragma once
 #include <cstdint>
 
+#include "cpu/gemm.h"
 #include "cpu/isa.h"
 
 namespace dv::cpu {
@@ -32,6 +33,9 @@ struct AttentionForwardArgs {
   AttnIn q, k, v;  // q: (B, H, Nq, D); k, v: (B, H, Nk, D)
   AttnOut o;       // (B, H, Nq, D), written
   float* lse;      // (B, H, Nq) contiguous, written: log sum_j exp(S_ij); nullptr skips it (inference)
+  // bf16: the CUDA backend multiplies Q·Kᵀ and P·V on tensor cores (bf16 operands, fp32
+  // accumulation and softmax); the CPU always computes in fp32.
+  MatmulPrecision precision = MatmulPrecision::float32;
 };
 
 struct AttentionBackwardArgs {
@@ -42,6 +46,7 @@ struct AttentionBackwardArgs {
   AttnIn dout;       // d(loss)/dO, (B, H, Nq, D)
   const float* lse;  // (B, H, Nq) contiguous, from the forward
   AttnOut dq, dk, dv;  // written (overwritten, not accumulated); must not overlap each other or the inputs
+  MatmulPrecision precision = MatmulPrecision::float32;  // as in the forward
 };
 
 }  // namespace dv::cpu

@@ -21,7 +21,11 @@ export interface NativeInfo {
   cpuBestLevel: CpuLevel;
   cpuLevelNote: string;
   threads: number;
+  /** The addon has the CUDA backend compiled in (real or emulated). */
   cudaBuilt: boolean;
+  /** A CUDA device is usable in this process. */
+  cudaAvailable: boolean;
+  /** The device and the architectures built, or why no CUDA device is usable. */
   cudaStatus: string;
   buildFlags: string;
 }
@@ -40,7 +44,7 @@ export interface ProfilerInfo {
 
 /** The addon's functions that are not kernels (native/addon/bind_runtime.cpp, bind_peak.cpp, bind_file.cpp, bind_trace.cpp). */
 export interface AddonRuntime {
-  NativeBuffer: new (device: 'cpu', dtype: NativeDType, numel: number) => NativeBuffer;
+  NativeBuffer: new (device: 'cpu' | 'cuda', dtype: NativeDType, numel: number) => NativeBuffer;
   info(): NativeInfo;
   memoryStats(): MemoryStats;
   /** Returns the caching allocator's free blocks to the system. */
@@ -76,7 +80,43 @@ export interface AddonRuntime {
   profilerInfo(): ProfilerInfo;
 }
 
-export type NativeAddon = KernelTable & AddonRuntime;
+/** The CUDA device as the addon sees it (native/addon/bind_cuda.cpp). */
+export interface CudaDeviceInfo {
+  usable: boolean;
+  /** Why no device is usable ('' when one is). */
+  reason: string;
+  name: string;
+  computeCapability: string;
+  totalMemory: number;
+  multiprocessors: number;
+  runtimeVersion: number;
+  driverVersion: number;
+  /** The device is the project's CPU emulator of CUDA (the test build, build-emu/diffvit_cuda_emu.node). */
+  emulated: boolean;
+  /** The device code this build carries, e.g. 'sm_80, sm_90a (+ compute_80 PTX)'. */
+  architectures: string;
+  /** How GEMMs run: 'cuBLASLt 13.x.y' or the own tensor-core kernel and why. */
+  gemm: string;
+}
+
+/** The addon's CUDA functions, present when it was built with the CUDA backend (info().cudaBuilt). */
+export interface AddonCuda {
+  cudaInfo(): CudaDeviceInfo;
+  cudaSynchronize(): void;
+  cudaMemoryStats(): MemoryStats & { deviceFreeBytes: number; deviceTotalBytes: number };
+  cudaEmptyCache(): void;
+  cudaGraphBegin(): number;
+  cudaGraphEnd(): number;
+  cudaGraphReplay(graph: number): void;
+  cudaGraphDestroy(graph: number): void;
+  cudaGraphCount(): number;
+  /** Milliseconds of device time the work queued by fn took (CUDA events). */
+  cudaTime(fn: () => void): number;
+  /** The emulated build only: the device memory cudaMalloc may hand out, in bytes. */
+  cudaEmulatorSetMemoryLimit?(bytes: number): void;
+}
+
+export type NativeAddon = KernelTable & AddonRuntime & Partial<AddonCuda>;
 
 /** The addon file that was loaded. */
 export let addonPath = '';

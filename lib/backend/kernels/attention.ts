@@ -7,6 +7,7 @@
  * head); outputs must not overlap themselves. 1 <= D <= 256, Nk >= 1.
  */
 import type { DeviceBuffer } from './core.js';
+import type { MatmulPrecision } from './gemm.js';
 
 /** Element strides of the batch, head and token dims of a (B, H, N, D) view. */
 export type AttentionStrides = [number, number, number];
@@ -22,6 +23,8 @@ export interface AttentionKernels {
     kStrides: AttentionStrides; v: DeviceBuffer; vOffset: number; vStrides: AttentionStrides;
     out: DeviceBuffer; outOffset: number; outStrides: AttentionStrides; lse: DeviceBuffer | null;
     lseOffset: number; batch: number; heads: number; nq: number; nk: number; d: number; scale: number;
+    /** 'bf16': the CUDA backend multiplies on tensor cores (bf16 operands, fp32 accumulation); the CPU always computes in fp32. */
+    precision: MatmulPrecision;
   }): void;
 
   /**
@@ -36,6 +39,6 @@ export interface AttentionKernels {
     doutStrides: AttentionStrides; lse: DeviceBuffer; lseOffset: number; dq: DeviceBuffer; dqOffset: number;
     dqStrides: AttentionStrides; dk: DeviceBuffer; dkOffset: number; dkStrides: AttentionStrides;
     dv: DeviceBuffer; dvOffset: number; dvStrides: AttentionStrides; batch: number; heads: number; nq: number;
-    nk: number; d: number; scale: number;
+    nk: number; d: number; scale: number; precision: MatmulPrecision;
   }): void;
 }

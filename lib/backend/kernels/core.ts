@@ -15,9 +15,12 @@ export interface DeviceBuffer {
   dispose(): void;
 }
 
-/** The CPU backend's buffer (native/addon/buffer_object.cpp): host memory, read and written directly. */
+/**
+ * The addon's buffer (native/addon/buffer_object.cpp): host memory ('cpu') or the CUDA device's
+ * ('cuda:0'); read and write copy to and from the host (waiting for the device).
+ */
 export interface NativeBuffer extends DeviceBuffer {
-  readonly device: 'cpu';
+  readonly device: 'cpu' | 'cuda:0';
   read(offset: number, count: number): Float32Array | Int32Array;
   write(offset: number, data: Float32Array | Int32Array): void;
 }
