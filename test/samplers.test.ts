@@ -39,19 +39,16 @@ function heunReference(D: (x: Float64Array, s: number) => Float64Array, latents:
   return x;
 }
 
-// Every suite runs once per backend (the cpu once per kernel level). DiffusionViT and generate() have
-// no device option yet (parameters and latents are made on the cpu), so on other backends the tests
-// are registered but skipped.
+// Every suite runs once per backend (the cpu once per kernel level): the model lives on the suite's
+// device, and generate() samples there.
 describeEachBackend('samplers', ({ device }) => {
-  const samplerTest = test.skipIf(device !== 'cpu');
-  // Appended to the titles of the tests samplerTest skips, saying why.
-  const cpuOnly = device === 'cpu' ? '' : ` (skipped on ${device}: DiffusionViT and generate() have no device option yet)`;
+  const samplerTest = test;
 
   describe('samplers on the Gaussian ODE (F ≡ 0: D(x; σ) = x·σ_d²/(σ²+σ_d²))', () => {
     // adaLN-Zero initialises the final Linear to zero; without final_conv the network output is 0,
     // so every sampler multiplies the latents by a factor that a scalar float64 run of its update
     // rule gives independently; the exact ODE factor is σ_d/sqrt(σ_max²+σ_d²) per unit latent.
-    const model = new DiffusionViT({ ...CONFIG, final_conv: false }, { seed: 1 });
+    const model = new DiffusionViT({ ...CONFIG, final_conv: false }, { seed: 1, device });
     const D = (x: number, s: number) => (x * 0.25) / (s * s + 0.25);
     const scalarRun: Record<string, (t: Float64Array) => number> = {
       euler: (t) => t.slice(0, -1).reduce((x, tc, k) => x + (t[k + 1] - tc) * (x - D(x, tc)) / tc, t[0]),
@@ -76,14 +73,14 @@ describeEachBackend('samplers', ({ device }) => {
         return x;
       },
     };
-    samplerTest.each([...SAMPLERS])(`%s multiplies the latents by its scalar update factor${cpuOnly}`, (sampler) => {
+    samplerTest.each([...SAMPLERS])(`%s multiplies the latents by its scalar update factor`, (sampler) => {
       const labels = Int32Array.from([0, 1, 2, 3]);
       const { images } = generate(model, { sampler, labels, guidance: 3, seed: 5 });
       const latents = dv.scope(() => dv.randn([4, 3, 8, 8], { generator: new dv.Generator(5) }).data());
       const factor = scalarRun[sampler](sampler === 'ddim' ? ddimSigmas(50) : edmSigmas(18));
       expectClose(images, Array.from(latents, (l) => l * factor), { dtype: 'float32', kind: 'sampler', scale: latents }, `${sampler} images`);
     });
-    samplerTest.each([...SAMPLERS])(`%s keeps its state on the device: one read back, the final images${cpuOnly}`, (sampler) => {
+    samplerTest.each([...SAMPLERS])(`%s keeps its state on the device: one read back, the final images`, (sampler) => {
       const backend = backendOf(device), read = backend.read;
       const sizes: number[] = [];
       backend.read = (buffer, offset, count) => {
@@ -97,7 +94,7 @@ describeEachBackend('samplers', ({ device }) => {
       }
       expect(sizes).toEqual([3 * 3 * 8 * 8]);
     });
-    samplerTest(`Heun converges to the exact ODE solution as steps grow${cpuOnly}`, () => {
+    samplerTest(`Heun converges to the exact ODE solution as steps grow`, () => {
       const exact = (80 * 0.5) / Math.sqrt(80 * 80 + 0.25);
       const { images } = generate(model, { count: 2, steps: 200, seed: 6 });
       const latents = dv.scope(() => dv.randn([2, 3, 8, 8], { generator: new dv.Generator(6) }).data());
@@ -105,8 +102,8 @@ describeEachBackend('samplers', ({ device }) => {
     });
   });
 
-  samplerTest(`fused Heun with guidance equals the float64 reference sampler${cpuOnly}`, () => {
-    const model = new DiffusionViT(CONFIG, { seed: 2 });
+  samplerTest(`fused Heun with guidance equals the float64 reference sampler`, () => {
+    const model = new DiffusionViT(CONFIG, { seed: 2, device });
     for (const p of model.parameters()) dv.assign_(p, Float32Array.from(randomValues(p.size, p.size + 1, 0.05)));
     const labels = Int32Array.from([2, 0, 1]);
     const { images } = generate(model, { labels, guidance: 2.5, steps: 10, seed: 9 });
@@ -120,13 +117,13 @@ describeEachBackend('samplers', ({ device }) => {
   });
 
   describe('guidance in a limited interval (Kynkäänniemi et al. 2024)', () => {
-    const model = new DiffusionViT(CONFIG, { seed: 3 });
+    const model = new DiffusionViT(CONFIG, { seed: 3, device });
     for (const p of model.parameters()) dv.assign_(p, Float32Array.from(randomValues(p.size, p.size + 3, 0.05)));
     const labels = Int32Array.from([1, 2, 0]);
     const latents = dv.scope(() => Float64Array.from(dv.randn([3, 3, 8, 8], { generator: new dv.Generator(4) }).data()));
     const interval = [0.5, 10] as const; // edmSigmas(10) has levels on both sides of each end
 
-    samplerTest(`fused Heun guides only at lo < σ <= hi, as the float64 reference does${cpuOnly}`, () => {
+    samplerTest(`fused Heun guides only at lo < σ <= hi, as the float64 reference does`, () => {
       const { images } = generate(model, { labels, guidance: 3, guidanceInterval: interval, steps: 10, seed: 4 });
       const guided = new GuidedNetwork(model, [3, 3, 8, 8], { labels, guidance: 3 });
       const plain = new GuidedNetwork(model, [3, 3, 8, 8], { labels });
@@ -142,7 +139,7 @@ describeEachBackend('samplers', ({ device }) => {
       expect(fromEverywhere / scale).toBeGreaterThan(1e-3); // the interval did change the samples (by 4e-3)
     });
 
-    samplerTest(`an interval holding every level is plain guidance; one holding none is guidance 1${cpuOnly}`, () => {
+    samplerTest(`an interval holding every level is plain guidance; one holding none is guidance 1`, () => {
       for (const sampler of SAMPLERS) {
         const all = generate(model, { sampler, labels, guidance: 3, guidanceInterval: [0, Infinity], steps: 6, seed: 4 }).images;
         expect(all).toEqual(generate(model, { sampler, labels, guidance: 3, steps: 6, seed: 4 }).images);
@@ -151,9 +148,9 @@ describeEachBackend('samplers', ({ device }) => {
       }
     });
 
-    samplerTest(`the network runs the unconditional half only inside the interval${cpuOnly}`, () => {
+    samplerTest(`the network runs the unconditional half only inside the interval`, () => {
       const net = new GuidedNetwork(model, [3, 3, 8, 8], { labels, guidance: 3, guidanceInterval: interval });
-      const x = dv.randn([3, 3, 8, 8], { generator: new dv.Generator(1) });
+      const x = dv.randn([3, 3, 8, 8], { generator: new dv.Generator(1), device });
       for (const [sigma, rows] of [[0.5, 3], [0.6, 6], [10, 6], [11, 3]] as const) {
         const F = net.evaluate(x, sigma);
         expect([F.shape[0], net.guidanceAt(sigma)]).toEqual([rows, rows === 6 ? 3 : 1]);
@@ -163,7 +160,7 @@ describeEachBackend('samplers', ({ device }) => {
       net.dispose();
     });
 
-    samplerTest(`a bad interval is an error that names it${cpuOnly}`, () => {
+    samplerTest(`a bad interval is an error that names it`, () => {
       for (const bad of [[2, 1], [-1, 3], [Number.NaN, 1]] as const) {
         expect(() => generate(model, { labels, guidance: 3, guidanceInterval: bad })).toThrow(/'guidanceInterval' expected 0 <= lo < hi, received/);
       }

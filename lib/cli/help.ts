@@ -39,6 +39,15 @@ Options:
                            accumulation; attention stays fp32). Default: DIFFVIT_MATMUL_PRECISION,
                            else bf16 where the CPU has AVX512_BF16, else float32; a resumed run
                            keeps its own unless given
+  --device D               where the run executes: cpu (default), cuda or cuda:N (diffvit info
+                           lists this build's devices). The model, the optimiser state and the
+                           EMA live there; each step writes its batch there once and reads back
+                           the loss and gradient norm once. Not stored in checkpoints: a resumed
+                           run executes where its --device says
+  --cuda-graph             with --device cuda: capture forward + loss + backward of the step in
+                           a CUDA graph at the first step and replay it every step (the step's
+                           EDM noise is drawn eagerly into the captured inputs first, since a
+                           graph freezes seeds; optimiser and EMA run eagerly after the replay)
   --out DIR                output directory (default runs/<preset>-shapes)
   --checkpoint-every N     steps between checkpoints (default 500)
   --sample-every N         steps between sample grids (default 800; 0 = only at the end)
@@ -75,6 +84,14 @@ Options:
                         every level; outside it one conditional pass per step, half the cost)
   --churn S             Heun's S_churn (default 0)
   --seed N              latent seed (default 0)
+  --device D            where the sampling runs: cpu (default), cuda or cuda:N (the model is
+                        loaded there; the images come back to the host once, at the end)
+  --batch N             images per sampling batch (default: all in one; the latents do not
+                        depend on it)
+  --cuda-graph          with --device cuda: sample the first batch eagerly, capture its whole
+                        sampling loop in a CUDA graph and replay it for every further batch of
+                        --batch images (new noise and labels written into the captured inputs);
+                        deterministic samplers only (--churn 0)
   --columns N           grid columns
   --profile [FILE]      profile the sampling with the built-in profiler: a table of kernel and
                         step times, and a Chrome trace (chrome://tracing, Perfetto) in FILE

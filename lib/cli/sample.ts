@@ -13,9 +13,10 @@ import { tensor } from '../ops/creation.js';
 import { profile, type ProfileReport } from '../profiler/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { HashTextEmbedder } from '../text/embedder.js';
+import { deviceOption } from './device.js';
 import { guidanceIntervalOption } from './guidance_interval.js';
 import { SAMPLE_HELP } from './help.js';
-import { optionalValue, profileOption } from './profile.js';
+import { optionalValue, profileOption, usageError } from './profile.js';
 import { ProgressBar } from './progress.js';
 
 export function parseLabels(spec: string | undefined, numClasses: number, count: number): Int32Array | null {
@@ -73,7 +74,7 @@ export async function sampleCommand(argv: string[]): Promise<number> {
       checkpoint: { type: 'string' }, out: { type: 'string' }, folder: { type: 'boolean' }, count: { type: 'string', short: 'n' },
       labels: { type: 'string' }, captions: { type: 'string' }, context: { type: 'string' }, sampler: { type: 'string' }, steps: { type: 'string' }, guidance: { type: 'string' },
       'guidance-interval': { type: 'string' }, churn: { type: 'string' }, seed: { type: 'string' }, columns: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-      profile: { type: 'string' },
+      profile: { type: 'string' }, device: { type: 'string' }, 'cuda-graph': { type: 'boolean' }, batch: { type: 'string' },
     },
     strict: true,
   });
@@ -90,10 +91,18 @@ export async function sampleCommand(argv: string[]): Promise<number> {
     if (!Number.isFinite(n)) throw new Error(`diffvit sample: --${name} expected a number, received '${v}'`);
     return n;
   };
+  // Where the sampling runs, and the CUDA graph's conditions, checked before the checkpoint is read.
+  const placement = deviceOption('diffvit sample', values.device, values['cuda-graph']);
+  const churn = int('churn', values.churn, 0);
+  if (placement.cudaGraph && sampler === 'heun' && churn > 0) {
+    throw usageError(`option '--cuda-graph' needs a deterministic sampler, but --churn ${churn} draws new noise at every step (a CUDA graph would replay the same noise): use --churn 0`);
+  }
+  const batch = values.batch === undefined ? undefined : int('batch', values.batch, 0);
+  if (batch !== undefined && (!Number.isInteger(batch) || batch < 1)) throw usageError(`option '--batch N' expected an integer >= 1, received '${values.batch}'`);
   const out = values.out ?? (values.folder ? 'samples' : 'samples.png');
   // --profile [FILE]: the trace beside the images (samples.png -> samples.trace.json; a folder: FILE/profile.trace.json).
   const tracePath = profileOption(values.profile, () => values.folder ? join(out, 'profile.trace.json') : join(dirname(out), `${basename(out, extname(out))}.trace.json`));
-  const { model, extra } = loadCheckpoint(values.checkpoint);
+  const { model, extra } = loadCheckpoint(values.checkpoint, { device: placement.device });
   for (const t of extra.values()) t.dispose();
   const c = model.config;
   const text = values.captions !== undefined || values.context !== undefined;
@@ -115,14 +124,17 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   }
   const steps = int('steps', values.steps, sampler === 'ddim' ? 50 : 18);
   const evals = sampler === 'heun' ? 2 * steps - 1 : steps;
-  const bar = new ProgressBar(steps, `sample (${sampler}, ${evals} evaluations)`);
+  const total = context ? context.shape[0] : labels ? labels.length : count;
+  const batches = batch === undefined ? 1 : Math.ceil(total / batch);
+  const bar = new ProgressBar(steps * batches, `sample (${sampler}, ${evals} evaluations${batches > 1 ? ` per batch, ${batches} batches` : ''}${placement.cudaGraph ? ', CUDA graph' : ''})`);
   let generated: ReturnType<typeof generate>;
   let report: ProfileReport | null = null;
   try {
     const options = {
       labels, context, count, sampler, steps, guidance: int('guidance', values.guidance, 1),
-      guidanceInterval: guidanceIntervalOption('sample', values['guidance-interval']), churn: int('churn', values.churn, 0),
-      seed: int('seed', values.seed, 0), onStep: (i: number) => bar.update(i),
+      guidanceInterval: guidanceIntervalOption('sample', values['guidance-interval']), churn,
+      seed: int('seed', values.seed, 0), onStep: (i: number, _n: number, _s: number, b = 0) => bar.update(b * steps + i),
+      batchSize: batch, cudaGraph: placement.cudaGraph,
     };
     if (tracePath) ({ result: generated, report } = profile(() => generate(model, options)));
     else generated = generate(model, options);

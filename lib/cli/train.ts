@@ -22,6 +22,7 @@ import { Profiler, type ProfileReport } from '../profiler/index.js';
 import { autocast } from '../tensor/autocast.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../train/trainer.js';
 import { LR_SCHEDULES, type LrSchedule } from '../train/schedule.js';
+import { deviceOption } from './device.js';
 import { DEFAULT_PRESET, TRAIN_HELP } from './help.js';
 import { precisionOption, trainPrecision } from './precision.js';
 import { optionalValue, profileOption, profileWindow } from './profile.js';
@@ -55,7 +56,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       'label-dropout': { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
       'checkpoint-every': { type: 'string' }, 'sample-every': { type: 'string' }, 'no-samples': { type: 'boolean' }, guidance: { type: 'string' },
       resume: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-      precision: { type: 'string' }, profile: { type: 'string' },
+      precision: { type: 'string' }, profile: { type: 'string' }, device: { type: 'string' }, 'cuda-graph': { type: 'boolean' },
     },
     strict: true,
   });
@@ -63,6 +64,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
     console.log(TRAIN_HELP);
     return 0;
   }
+  // Where the run executes, checked before anything is read or built.
+  const placement = deviceOption('diffvit train', values.device, values['cuda-graph']);
   const num = (name: string, v: string | undefined): number | undefined => {
     if (v === undefined) return undefined;
     const n = Number(v);
@@ -81,6 +84,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     emaRampup: num('ema-rampup', values['ema-rampup']),
     labelDropout: num('label-dropout', values['label-dropout']), seed: num('seed', values.seed),
     matmulPrecision: precisionOption(values.precision), lrSchedule: scheduleOption(values['lr-schedule']),
+    device: placement.device, cudaGraph: placement.cudaGraph || undefined,
   }).filter(([, v]) => v !== undefined));
   const base = fileModel ?? PRESETS[preset];
   const data = values.data ? parseDataSpec(values.data, num('image-size', values['image-size']) ?? base.img_size) : (fromFile.data ?? { kind: 'shapes' as const });
@@ -115,7 +119,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
   if (!values.resume && existsSync(metricsPath)) writeFileSync(metricsPath, '');
   const modelName = typeof cfg.model === 'string' ? cfg.model : values.preset || !fromFile.model ? preset : `${cfg.model.arch} model of ${values.config}`;
   console.error(`diffvit train: ${modelName} (${(trainer.model.numParameters() / 1e6).toFixed(2)} M parameters), ` +
-    `${cfg.steps} steps of batch ${cfg.batchSize} on ${cfg.data.kind}, ${cfg.matmulPrecision} matmuls, output in ${out}${values.resume ? `, resumed at step ${trainer.step}` : ''}`);
+    `${cfg.steps} steps of batch ${cfg.batchSize} on ${cfg.data.kind}, ${cfg.matmulPrecision} matmuls, on ${trainer.device}${cfg.cudaGraph ? ' (CUDA graph)' : ''}, ` +
+    `output in ${out}${values.resume ? `, resumed at step ${trainer.step}` : ''}`);
 
   let interrupted = false;
   const onSigint = () => {

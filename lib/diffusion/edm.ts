@@ -5,6 +5,7 @@
  *   D(x; s) = c_skip·x + c_out·F(c_in·x; c_noise),
  *   loss = λ(s)·|D(y+n; s) − y|², λ(s) = (s²+sd²)/(s·sd)², ln(s) ~ N(P_mean, P_std²), n ~ N(0, s²).
  */
+import type { Device } from '../backend/backend.js';
 import { randn, tensor } from '../ops/creation.js';
 import { edmTrainingNoise, edmWeightedLoss } from '../ops/edm.js';
 import { add, mul } from '../ops/elementwise.js';
@@ -35,16 +36,16 @@ export function preconditioning(sigma: number, sigmaData = SIGMA_DATA): Precondi
   };
 }
 
-/** Per-sample coefficient tensors of shape (B, 1, 1, 1) (c_noise: (B)). */
-export function coefficientTensors(sigmas: ArrayLike<number>, sigmaData = SIGMA_DATA) {
+/** Per-sample coefficient tensors of shape (B, 1, 1, 1) (c_noise: (B)), on `device` (default the host). */
+export function coefficientTensors(sigmas: ArrayLike<number>, sigmaData = SIGMA_DATA, device: Device = 'cpu') {
   const B = sigmas.length;
   const pick = (key: keyof Preconditioning) => Float32Array.from({ length: B }, (_, i) => preconditioning(sigmas[i], sigmaData)[key]);
   return {
-    c_skip: tensor(pick('c_skip'), [B, 1, 1, 1]),
-    c_out: tensor(pick('c_out'), [B, 1, 1, 1]),
-    c_in: tensor(pick('c_in'), [B, 1, 1, 1]),
-    c_noise: tensor(pick('c_noise'), [B]),
-    weight: tensor(pick('weight'), [B, 1, 1, 1]),
+    c_skip: tensor(pick('c_skip'), [B, 1, 1, 1], { device }),
+    c_out: tensor(pick('c_out'), [B, 1, 1, 1], { device }),
+    c_in: tensor(pick('c_in'), [B, 1, 1, 1], { device }),
+    c_noise: tensor(pick('c_noise'), [B], { device }),
+    weight: tensor(pick('weight'), [B, 1, 1, 1], { device }),
   };
 }
 
@@ -55,12 +56,12 @@ export class EDMDenoiser {
     readonly sigmaData = SIGMA_DATA,
   ) {}
 
-  /** x: (B, C, H, W), sigmas: one per sample. */
+  /** x: (B, C, H, W) on the model's device, sigmas: one per sample (host numbers, written to x's device). */
   forward(x: Tensor, sigmas: ArrayLike<number>, labels: Tensor | null = null, context: Tensor | null = null): Tensor {
     if (sigmas.length !== x.shape[0]) {
       throw new Error(`diffvit.EDMDenoiser: argument 'sigmas' expected ${x.shape[0]} values (one per image of x ${formatShape(x.shape)}), received ${sigmas.length}`);
     }
-    const c = coefficientTensors(sigmas, this.sigmaData);
+    const c = coefficientTensors(sigmas, this.sigmaData, x.device);
     const F = this.net.forward(mul(x, c.c_in), c.c_noise, labels, context);
     return add(mul(x, c.c_skip), mul(F, c.c_out));
   }

@@ -6,7 +6,8 @@
  */
 import { full, tensor } from '../ops/creation.js';
 import { mulScalar } from '../ops/elementwise.js';
-import { concat } from '../ops/shape.js';
+import { assign_, copy_ } from '../ops/inplace.js';
+import { concat, slice } from '../ops/shape.js';
 import type { DiffusionViT } from '../models/diffusion_vit.js';
 import { noGrad } from '../tensor/autograd.js';
 import { keep, scope } from '../tensor/scope.js';
@@ -25,12 +26,25 @@ export interface Conditioning {
   guidanceInterval?: readonly [number, number];
 }
 
-/** The network F around a batch of B images: scales by c_in, doubles the batch for guidance. */
+/** Checks class labels against a model with `numClasses` classes (numClasses itself is the null class). */
+export function checkLabels(labels: ArrayLike<number>, numClasses: number): void {
+  for (let i = 0; i < labels.length; i++) {
+    const l = labels[i];
+    if (!(l >= 0 && l <= numClasses)) throw new Error(`diffvit.sample: argument 'labels' expected classes in [0, ${numClasses}] (${numClasses} = null), received ${l}`);
+  }
+}
+
+/**
+ * The network F around a batch of B images: scales by c_in, doubles the batch for guidance. It
+ * runs on the model's device: its label tensors are made there, and a context must be there.
+ */
 export class GuidedNetwork {
   readonly guided: boolean;
   readonly guidance: number;
   readonly batch: number;
   readonly guidanceInterval: readonly [number, number];
+  /** The device the network runs on (the model's). */
+  readonly device: string;
   private readonly labels: Tensor | null;
   private readonly context: Tensor | null;
   /** The conditional half alone, for noise levels outside the guidance interval. */
@@ -44,25 +58,63 @@ export class GuidedNetwork {
     const [lo, hi] = (this.guidanceInterval = cond.guidanceInterval ?? [0, Infinity]);
     if (!(lo >= 0 && hi > lo)) throw new Error(`diffvit.sample: argument 'guidanceInterval' expected 0 <= lo < hi, received [${lo}, ${hi}]`);
     const numClasses = net.config.num_classes;
+    const device = (this.device = net.device);
     if (cond.labels && cond.labels.length !== B) {
       throw new Error(`diffvit.sample: argument 'labels' expected ${B} labels, received ${cond.labels.length}`);
     }
-    for (const l of cond.labels ?? []) {
-      if (!(l >= 0 && l <= numClasses)) throw new Error(`diffvit.sample: argument 'labels' expected classes in [0, ${numClasses}] (${numClasses} = null), received ${l}`);
+    checkLabels(cond.labels ?? [], numClasses);
+    if (cond.context && cond.context.device !== device) {
+      throw new Error(`diffvit.sample: argument 'context' is on device '${cond.context.device}' but the model is on '${device}' (move it with context.to('${device}'))`);
     }
     const G = this.guided ? 2 : 1;
     this.labels = this.condLabels = null;
     if (numClasses) {
-      const l = new Int32Array(G * B).fill(numClasses);
-      if (cond.labels) l.set(cond.labels);
-      this.labels = keep(tensor(l, [G * B], 'int32'));
-      this.condLabels = this.guided ? keep(tensor(l.slice(0, B), [B], 'int32')) : this.labels;
+      const l = this.labelValues(cond.labels ?? null);
+      this.labels = keep(tensor(l, [G * B], { dtype: 'int32', device }));
+      this.condLabels = this.guided ? keep(tensor(l.slice(0, B), [B], { dtype: 'int32', device })) : this.labels;
     }
     this.context = null;
     this.condContext = cond.context ?? null;
     if (cond.context) {
       // the unconditional half sees an all-zero ("empty") context
-      this.context = this.guided ? keep(noGrad(() => concat([cond.context!, full(cond.context!.shape, 0, { device: cond.context!.device })], 0))) : cond.context;
+      this.context = this.guided ? keep(noGrad(() => concat([cond.context!, full(cond.context!.shape, 0, { device })], 0))) : cond.context;
+    }
+  }
+
+  /** The (G·B) labels of the batch: the given ones (else the null class), then the null class for the unconditional half. */
+  private labelValues(labels: Int32Array | null): Int32Array {
+    const numClasses = this.net.config.num_classes;
+    const l = new Int32Array((this.guided ? 2 : 1) * this.batch).fill(numClasses);
+    if (labels) l.set(labels);
+    return l;
+  }
+
+  /**
+   * Writes another batch's conditioning into the tensors this network reads, in place — how a
+   * replayed CUDA graph that captured evaluate() sees new labels and context (it reads the same
+   * memory every time): `labels` (B values) into its label tensors, `context` (B, L, C) into the
+   * context it was constructed with (which it writes to: pass one you own) and into the
+   * conditional half of its guided copy. Not for a network built without labels or context.
+   */
+  setConditioning(cond: { labels?: Int32Array | null; context?: Tensor | null }): void {
+    if (cond.labels) {
+      if (!this.labels) throw new Error('diffvit.sample: setConditioning: labels given but the model is unconditional (num_classes 0)');
+      if (cond.labels.length !== this.batch) throw new Error(`diffvit.sample: argument 'labels' expected ${this.batch} labels, received ${cond.labels.length}`);
+      checkLabels(cond.labels, this.net.config.num_classes);
+      const l = this.labelValues(cond.labels);
+      assign_(this.labels, l);
+      if (this.condLabels !== this.labels) assign_(this.condLabels!, l.slice(0, this.batch));
+    }
+    if (cond.context) {
+      if (!this.condContext || !this.context) throw new Error('diffvit.sample: setConditioning: a context given but the network was built without one');
+      noGrad(() => {
+        copy_(this.condContext!, cond.context!);
+        if (this.context !== this.condContext) {
+          const half = slice(this.context!, 0, 0, this.batch);
+          copy_(half, cond.context!);
+          half.dispose();
+        }
+      });
     }
   }
 
@@ -97,7 +149,7 @@ export class GuidedNetwork {
   readonly denoise: Denoise = (x, sigma) =>
     scope(() => {
       const { c_skip, c_out } = preconditioning(sigma, this.sigmaData);
-      const F = this.evaluate(tensor(Float32Array.from(x), this.shape), sigma).data();
+      const F = this.evaluate(tensor(Float32Array.from(x), this.shape, { device: this.device }), sigma).data();
       const n = x.length, w = this.guidance, guided = this.guidedAt(sigma);
       const out = new Float64Array(n);
       for (let i = 0; i < n; i++) {

@@ -2,6 +2,7 @@
  * Model checkpoints: safetensors with the parameters under the twin's names and the config (and,
  * for training checkpoints, the trainer state) as JSON strings in __metadata__.
  */
+import { type Device, resolveDevice } from '../backend/backend.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ModelConfig } from './configs.js';
 import { DiffusionViT } from './diffusion_vit.js';
@@ -14,8 +15,18 @@ export interface LoadedCheckpoint {
   extra: Map<string, Tensor>;
 }
 
+export interface LoadCheckpointOptions {
+  /**
+   * Where the model's parameters go (default 'cpu'): the file is read to the host, the model built
+   * and loaded there, then moved (Module.to). The `extra` tensors stay on the host.
+   */
+  device?: Device;
+}
+
 /** Reads a checkpoint written by diffvit or exported by the twin and builds its model. */
-export function loadCheckpoint(path: string): LoadedCheckpoint {
+export function loadCheckpoint(path: string, options: LoadCheckpointOptions = {}): LoadedCheckpoint {
+  // An unknown or unavailable device fails before the file is read.
+  const device = options.device === undefined ? null : resolveDevice(options.device, 'loadCheckpoint').device;
   const { tensors, metadata } = readSafetensors(path);
   try {
     if (!metadata.config) throw new Error(`diffvit.loadCheckpoint: ${path}: no 'config' in __metadata__ (not a diffvit checkpoint)`);
@@ -35,6 +46,14 @@ export function loadCheckpoint(path: string): LoadedCheckpoint {
       throw new Error(`${(e as Error).message} (in ${path})`);
     }
     for (const t of params.values()) t.dispose();
+    if (device) {
+      try {
+        model.to(device);
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
+    }
     return { model, metadata, extra: new Map([...tensors].filter(([k]) => !names.has(k))) };
   } catch (e) {
     for (const t of tensors.values()) if (!t.isDisposed) t.dispose();
@@ -42,7 +61,7 @@ export function loadCheckpoint(path: string): LoadedCheckpoint {
   }
 }
 
-/** Writes the model (config in metadata) plus any extra named tensors, atomically. */
+/** Writes the model (config in metadata) plus any extra named tensors, atomically; tensors on a device are read back to the host for the write. */
 export function saveCheckpoint(path: string, model: DiffusionViT, extra: Map<string, Tensor> = new Map(), metadata: Record<string, string> = {}): void {
   writeSafetensors(path, [...model.stateDict(), ...extra], { format: 'diffvit', config: JSON.stringify(model.config), ...metadata });
 }

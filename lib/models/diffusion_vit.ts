@@ -3,6 +3,7 @@
  * the network F(x_in, c_noise, labels, context) of the twin's DiffusionViT — same parameter names,
  * shapes and maths.
  */
+import { type Device, resolveDevice } from '../backend/backend.js';
 import { add } from '../ops/elementwise.js';
 import { assign_ } from '../ops/inplace.js';
 import { concat, flatten, permute, reshape, slice, transpose, unsqueeze } from '../ops/shape.js';
@@ -34,9 +35,16 @@ export class DiffusionViT extends Module {
   readonly final: FinalLayer;
   readonly final_conv: Conv2d | null;
 
-  constructor(config: ModelConfig | string, options: { seed?: number } = {}) {
+  /**
+   * options.seed: the initialisation's seed (default 0); options.device: where the parameters live
+   * (default 'cpu'). The weights are initialised on the host and then moved (Module.to), so a seed
+   * gives the same initial values on every device.
+   */
+  constructor(config: ModelConfig | string, options: { seed?: number; device?: Device } = {}) {
     super();
     const c = (this.config = fullConfig(config));
+    // Checked before anything is allocated.
+    const device = options.device === undefined ? null : resolveDevice(options.device, 'DiffusionViT').device;
     const g = new Generator(options.seed ?? 0);
     const { patch: p, in_chans: C, enc_dim: de, dec_dim: dd } = c;
     this.adaln = c.time_cond === 'adaln';
@@ -59,6 +67,7 @@ export class DiffusionViT extends Module {
     this.final = this.child('final', new FinalLayer(dd, p * p * C, this.adaln, de, g));
     this.final_conv = c.final_conv ? this.child('final_conv', new Conv2d(C, C, 3, g, 1, 1)) : null;
     this.initializeWeights(g);
+    if (device) this.to(device);
   }
 
   /** The twin's reset_parameters (xavier Linear weights, zero biases, adaLN-Zero), but sin-cos patch positions. */
@@ -101,6 +110,12 @@ export class DiffusionViT extends Module {
     if (cNoise.rank !== 1 || cNoise.shape[0] !== B) throw new Error(`diffvit.DiffusionViT: argument 'cNoise' expected shape [${B}], received ${formatShape(cNoise.shape)}`);
     if (this.label_embed && !labels) throw new Error(`diffvit.DiffusionViT: argument 'labels' expected int32 labels of shape [${B}] (class-conditional model; the null class is ${c.num_classes}), received null`);
     if (this.context_embed && !context) throw new Error(`diffvit.DiffusionViT: argument 'context' expected shape [${B}, ${c.context_len}, ${c.context_dim}], received null`);
+    const device = this.pos_embed.device;
+    for (const [name, t] of [['x', x], ['cNoise', cNoise], ['labels', labels], ['context', context]] as const) {
+      if (t && t.device !== device) {
+        throw new Error(`diffvit.DiffusionViT: argument '${name}' is on device '${t.device}' but the model's parameters are on '${device}' (move the input with tensor.to('${device}'), or the model with model.to(device))`);
+      }
+    }
     const p = c.patch;
     const tok = transpose(flatten(this.patch_embed.forward(x), 2), 1, 2); // (B, N, de)
     const temb = this.time_embed.forward(cNoise); // (B, de)

@@ -2,9 +2,10 @@
  * Module: a tree of named parameters and sub-modules, PyTorch-style. Parameter names join the path
  * with dots ("enc_blocks.0.attn.qkv.weight") — they are the checkpoint contract with the twin.
  */
+import { type Device, resolveDevice } from '../backend/backend.js';
 import { keep } from '../tensor/scope.js';
 import { formatShape, Tensor } from '../tensor/tensor.js';
-import { copy_ } from '../ops/inplace.js';
+import { copyAcross_ } from '../ops/device.js';
 
 export abstract class Module {
   training = true;
@@ -51,6 +52,34 @@ export abstract class Module {
     return this.train(false);
   }
 
+  /**
+   * The device of the parameters ('cpu' for a module without any). Module.to keeps them on one
+   * device; a module whose parameters were placed on several by hand reports the first's.
+   */
+  get device(): string {
+    for (const [, t] of this.namedParameters()) return t.device;
+    return 'cpu';
+  }
+
+  /**
+   * Moves every parameter (and its grad, if any) to `device` in place and returns this: the
+   * module's fields, and anything else holding the parameter objects (an optimiser, a list from
+   * parameters()), keep referring to the same Tensor objects, now over memory on `device`
+   * (contiguous copies; the old memory is freed, unless a view made of a parameter earlier still
+   * holds it — such a view keeps the old values). Not recorded by autograd. A parameter already
+   * there is left alone, so `to` the current device costs nothing.
+   *
+   *   const model = new DiffusionViT('iuvit-t/4').to('cuda');
+   */
+  to(device: Device): this {
+    const target = resolveDevice(device, 'Module.to').device;
+    for (const t of this.parameters()) {
+      t.relocate(target);
+      t.grad?.relocate(target);
+    }
+    return this;
+  }
+
   /** Sets every parameter's grad to null (disposing it). */
   zeroGrad(): void {
     for (const t of this.parameters()) {
@@ -66,7 +95,8 @@ export abstract class Module {
 
   /**
    * Copies values into the parameters. Every parameter must be present with its exact shape, and
-   * with `strict` (default) no unknown names may appear.
+   * with `strict` (default) no unknown names may appear. Values may be on another device than
+   * the parameters (they are copied across).
    */
   loadStateDict(values: Map<string, Tensor>, options: { strict?: boolean } = {}): void {
     const strict = options.strict ?? true;
@@ -82,7 +112,7 @@ export abstract class Module {
         throw new Error(`diffvit.loadStateDict: parameter '${name}' expected shape ${formatShape(t.shape)}, received ${formatShape(src.shape)}`);
       }
       if (src.dtype !== t.dtype) throw new Error(`diffvit.loadStateDict: parameter '${name}' expected dtype ${t.dtype}, received ${src.dtype}`);
-      copy_(t, src);
+      copyAcross_(t, src);
     }
   }
 

@@ -48,6 +48,12 @@ export interface TrainingNoiseOptions {
   P_mean?: number;
   P_std?: number;
   sigmaData?: number;
+  /**
+   * Write into these tensors instead of new ones (contiguous, from offset 0, on y's device: sigmas
+   * and cNoise (B), xNoisy and xIn shaped like y): how a replayed CUDA graph gets each step's noise,
+   * drawn eagerly into the tensors it captured (a graph freezes the seed and counter it saw).
+   */
+  out?: { sigmas: Tensor; cNoise: Tensor; xNoisy: Tensor; xIn: Tensor };
 }
 
 /**
@@ -62,8 +68,16 @@ export function edmTrainingNoise(y: Tensor, generator: Generator = defaultGenera
   checkImages(op, 'y', y);
   const B = y.shape[0], per = y.size / Math.max(B, 1);
   const pMean = checkNumber(op, 'P_mean', options.P_mean ?? -1.2), pStd = checkNumber(op, 'P_std', options.P_std ?? 1.2);
-  const sigmas = Tensor.empty([B], 'float32', y.device), cNoise = Tensor.empty([B], 'float32', y.device);
-  const xNoisy = Tensor.empty(y.shape, 'float32', y.device), xIn = Tensor.empty(y.shape, 'float32', y.device);
+  const out = options.out;
+  if (out) {
+    for (const [name, t, shape] of [['sigmas', out.sigmas, [B]], ['cNoise', out.cNoise, [B]], ['xNoisy', out.xNoisy, y.shape], ['xIn', out.xIn, y.shape]] as const) {
+      checkImages(op, `out.${name}`, t, shape);
+      if (t.offset !== 0) throw argError(op, `out.${name}`, 'a tensor starting at element 0 of its memory', `a view at offset ${t.offset}`);
+      if (t.device !== y.device) throw argError(op, `out.${name}`, `a tensor on y's device '${y.device}'`, `one on '${t.device}'`);
+    }
+  }
+  const sigmas = out?.sigmas ?? Tensor.empty([B], 'float32', y.device), cNoise = out?.cNoise ?? Tensor.empty([B], 'float32', y.device);
+  const xNoisy = out?.xNoisy ?? Tensor.empty(y.shape, 'float32', y.device), xIn = out?.xIn ?? Tensor.empty(y.shape, 'float32', y.device);
   try {
     // The σ draws come first in the stream, then the noise (as sampleTrainingSigmas + edmNoiseInputs).
     const sigmaCounter = generator.take(B);
@@ -73,7 +87,7 @@ export function edmTrainingNoise(y: Tensor, generator: Generator = defaultGenera
       xIn: xIn.buffer, drawSigma: true, sigmaCounter, pMean, pStd, cNoise: cNoise.buffer, cNoiseOffset: 0
     });
   } catch (e) {
-    for (const t of [sigmas, cNoise, xNoisy, xIn]) t.dispose();
+    if (!out) for (const t of [sigmas, cNoise, xNoisy, xIn]) t.dispose();
     throw e;
   }
   return { sigmas, cNoise, xNoisy, xIn };

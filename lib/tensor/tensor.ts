@@ -138,6 +138,42 @@ export class Tensor {
     return new Tensor(this.storage, shape, strides, offset);
   }
 
+  /**
+   * Internal (Module.to): swaps this tensor's memory for a contiguous copy of its values on
+   * `device` (canonical: resolveDevice), in place — the same Tensor object, now contiguous from
+   * offset 0 over new Storage; the old Storage loses this tensor's hold (freed if it was the last).
+   * No autograd record: meant for leaves (parameters, gradients, optimiser state). The GC safety
+   * net follows the tensor to its new memory. Returns whether anything moved.
+   * @internal
+   */
+  relocate(device: string): boolean {
+    this.assertAlive('to');
+    if (this.storage.device === device) return false;
+    if (this.gradFn) throw new Error(`diffvit.to: tensor #${this.id} ${formatShape(this.shape)} is the output of '${this.gradFn.name}'; only leaves move in place (use tensor.to(device) for a copy)`);
+    const values = this.toArray();
+    const storage = new Storage(device, this.dtype, this.size);
+    try {
+      storage.backend.write(storage.buffer, 0, values);
+    } catch (e) {
+      storage.backend.free(storage.buffer);
+      throw e;
+    }
+    const old = this.storage;
+    storage.retain();
+    // The fields are readonly to users; this is the one place that rewrites them.
+    const self = this as { storage: Storage; strides: readonly number[]; offset: number };
+    self.storage = storage;
+    self.strides = Object.freeze(contiguousStrides(this.shape));
+    self.offset = 0;
+    if (this.finalizerRegistered) {
+      // The registry holds the Storage to release when the tensor is collected: now the new one.
+      finalizer.unregister(this);
+      finalizer.register(this, storage, this);
+    }
+    old.release();
+    return true;
+  }
+
   dispose(): void {
     if (this.disposedFlag) return;
     this.disposedFlag = true;

@@ -1,4 +1,5 @@
 /** Training options and their defaults (no native code: the CLI's help reads them). */
+import type { Device } from '../backend/backend.js';
 import type { MatmulPrecision } from '../backend/kernels/gemm.js';
 import type { DatasetSpec } from '../data/dataset.js';
 import type { ModelConfig } from '../models/configs.js';
@@ -39,6 +40,28 @@ export interface TrainConfig {
    * precision of the process that builds the Trainer, and records it.
    */
   matmulPrecision: MatmulPrecision;
+  /**
+   * Where the run executes: 'cpu', 'cuda' (= 'cuda:0'), ... Default: the device of the model given
+   * to the Trainer, else 'cpu'. The model (a given one is moved there in place: Module.to), the
+   * optimiser's moments and the EMA weights live there; each step writes its host batch there once
+   * and reads back one pair of numbers (the loss and the gradient norm, for the metrics, the
+   * clipping and the NaN/Inf guard). Where a run executes is not part of the run: checkpoints do
+   * not record it (they are written from host copies), and a resumed run executes where its
+   * resume says.
+   */
+  device?: Device;
+  /**
+   * CUDA device only (an error on any other device): capture forward + loss + backward of the
+   * training step in a CUDA graph (at the first step, after one eager warm-up run) and replay it at
+   * every step. The EDM noise for the step is drawn eagerly into the captured input tensors before
+   * each replay, because seeds/counters are numbers frozen into a graph (σ, c_noise, the noisy and
+   * the scaled inputs; the step's batch is written into the captured inputs too); optimizer and EMA
+   * run eagerly after the replay, reading the gradients the graph wrote. Those gradients are the
+   * parameters' .grad tensors, owned by the graph: they stay set between steps and every replay
+   * overwrites them. Losses and weights equal the eager run's within float tolerance. Not recorded
+   * in checkpoints (like device).
+   */
+  cudaGraph?: boolean;
 }
 
 export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'model' | 'data'> = {

@@ -1,7 +1,8 @@
 /**
  * Exponential moving average of the weights with EDM's half-life in images:
  * β = 0.5^(batch / ema_halflife_images) per step (EDM training_loop.py, without its ramp-up
- * unless `rampup` is set: half-life = min(half-life, images_seen · rampup)).
+ * unless `rampup` is set: half-life = min(half-life, images_seen · rampup)). The shadow weights
+ * live beside their parameters, on the same device; an update is one in-place kernel per tensor.
  */
 import { axpby_ } from '../ops/inplace.js';
 import { clone } from '../ops/shape.js';

@@ -3,11 +3,15 @@
  * label and context dropout for classifier-free guidance, horizontal flips, and checkpoints that resume the
  * same run bit for bit (weights, optimiser moments, EMA, RNG stream position, data position).
  */
+import { resolveDevice } from '../backend/backend.js';
+import { graph as cudaGraph, type CudaGraph } from '../cuda.js';
 import { createDataset } from '../data/dataset.js';
 import { type Batch, BatchSampler } from '../data/loader.js';
 import { EDMDenoiser, edmLoss } from '../diffusion/edm.js';
 import { tensor } from '../ops/creation.js';
-import { axpby_, copy_ } from '../ops/inplace.js';
+import { copyAcross_ } from '../ops/device.js';
+import { edmTrainingNoise, edmWeightedLoss } from '../ops/edm.js';
+import { assign_, axpby_, copy_ } from '../ops/inplace.js';
 import { sumSquares } from '../ops/reduce.js';
 import { clone, stack } from '../ops/shape.js';
 import { noGrad } from '../tensor/autograd.js';
@@ -17,9 +21,9 @@ import { DiffusionViT } from '../models/diffusion_vit.js';
 import { backward } from '../ops/backward.js';
 import { Generator } from '../tensor/random.js';
 import { autocast, getMatmulPrecision } from '../tensor/autocast.js';
-import { scope } from '../tensor/scope.js';
+import { keep, scope } from '../tensor/scope.js';
 import { range } from '../profiler/range.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 import { EMA } from './ema.js';
 import { AdamW } from './optim.js';
 import type { TrainConfig } from './config.js';
@@ -33,6 +37,25 @@ export interface StepResult {
   gradNorm: number;
   lr: number;
   skipped: boolean;
+}
+
+/** The forward, the loss and the backward of a step and what they read (Trainer with cudaGraph). */
+interface CapturedStep {
+  /** The captured input tensors: each step writes its batch and draws its noise into them. */
+  y: Tensor;
+  labels: Tensor | null;
+  context: Tensor | null;
+  noise: { sigmas: Tensor; cNoise: Tensor; xNoisy: Tensor; xIn: Tensor };
+  /** Captured at the first step; its result is the loss and the gradients every replay rewrites. */
+  graph: CudaGraph<{ loss: Tensor; grads: Tensor[] }> | null;
+}
+
+/** What a step's forward and backward leave for the update. */
+interface StepMetrics {
+  lossValue: number;
+  gradNorm: number;
+  finite: boolean;
+  grads: Tensor[];
 }
 
 interface TrainerState {
@@ -50,6 +73,9 @@ export class Trainer {
   readonly ema: EMA;
   readonly sampler: BatchSampler;
   readonly generator: Generator;
+  /** The canonical device the run executes on ('cpu', 'cuda:0', ...): config.device. */
+  readonly device: string;
+  private captured: CapturedStep | null = null;
   step = 0;
   imagesSeen = 0;
   nonFinite = 0;
@@ -63,7 +89,13 @@ export class Trainer {
     if (config.lrSchedule !== undefined && !LR_SCHEDULES.includes(config.lrSchedule)) {
       throw new Error(`diffvit.train: lrSchedule expected ${LR_SCHEDULES.map((s) => `'${s}'`).join(' or ')}, received ${JSON.stringify(config.lrSchedule)}`);
     }
-    this.model = model ?? new DiffusionViT(config.model, { seed: config.seed });
+    // The device: the config's, else a given model's, else the host; cudaGraph needs a CUDA one.
+    const { device, backend } = resolveDevice(config.device ?? model?.device ?? 'cpu', 'train');
+    if (config.cudaGraph && backend.name !== 'cuda') {
+      throw new Error(`diffvit.train: cudaGraph captures the training step in a CUDA graph and needs a CUDA device, but the run's device is '${device}' (set device: 'cuda')`);
+    }
+    this.device = device;
+    this.model = model ? model.to(device) : new DiffusionViT(config.model, { seed: config.seed, device });
     this.denoiser = new EDMDenoiser(this.model);
     const params = this.model.parameters();
     this.optimizer = new AdamW(params, { lr: config.lr, weightDecay: config.weightDecay });
@@ -95,7 +127,9 @@ export class Trainer {
    * batch to tensors, the noise and the denoiser, the loss), `backward`, `metrics` (the gradient
    * norm and the step's one read of the loss and the norm to the host; on a device that queues
    * kernels this read is where the host waits for the forward and backward), `optimizer` (the
-   * clipping and the AdamW update) and `ema`.
+   * clipping and the AdamW update) and `ema`. With cudaGraph, `forward` holds the batch's write to
+   * the device and the eager noise draw (and at the first step the capture), and `backward` the
+   * graph's replay (forward, loss and backward in one launch).
    */
   trainStep(batch?: Batch): StepResult {
     return range('train_step', () => this.runStep(batch ?? range('data', () => this.sampler.batch(this.step))));
@@ -104,37 +138,30 @@ export class Trainer {
   private runStep(batch: Batch): StepResult {
     const c = this.config;
     const lr = learningRate(this.step, c.lr, c.warmupSteps, c.lrSchedule ?? 'constant', c.steps);
+    const device = this.device;
     // Every GEMM of the step (forward and backward) at the run's precision.
-    const result = autocast(c.matmulPrecision, () => scope(() => {
+    const result = c.cudaGraph ? this.graphedForwardBackward(batch) : autocast(c.matmulPrecision, () => scope(() => {
       const loss = range('forward', () => {
         const mc = this.model.config;
-        const y = tensor(batch.images, [c.batchSize, mc.in_chans, mc.img_size, mc.img_size]);
-        const labels = mc.num_classes ? tensor(batch.labels, [c.batchSize], 'int32') : null;
+        // The host batch goes to the run's device here, once per step.
+        const y = tensor(batch.images, [c.batchSize, mc.in_chans, mc.img_size, mc.img_size], { device });
+        const labels = mc.num_classes ? tensor(batch.labels, [c.batchSize], { dtype: 'int32', device }) : null;
         let context: Tensor | null = null;
         if (mc.context_dim) {
-          const n = c.batchSize * mc.context_len * mc.context_dim;
-          if (batch.context?.length !== n) throw new Error(`diffvit.train: the model needs a batch context of ${c.batchSize}x${mc.context_len}x${mc.context_dim} = ${n} values, the batch has ${batch.context?.length ?? 'none'}`);
-          context = tensor(batch.context, [c.batchSize, mc.context_len, mc.context_dim]); // (B, L, C)
+          this.checkContext(batch);
+          context = tensor(batch.context!, [c.batchSize, mc.context_len, mc.context_dim], { device }); // (B, L, C)
         }
         return edmLoss(this.denoiser, y, labels, { generator: this.generator, P_mean: c.P_mean, P_std: c.P_std, context });
       });
       range('backward', () => backward(loss));
-      return range('metrics', () => {
-        const grads = this.model.parameters().map((p) => p.grad).filter((g): g is Tensor => g !== null);
-        // The step's one read back to the host: the loss and the squared gradient norm (one reduction
-        // over every parameter) side by side, for the metrics, the clipping and the NaN/Inf guard.
-        const [lossValue, squaredNorm] = noGrad(() => stack([loss, sumSquares(grads)])).data();
-        const gradNorm = Math.sqrt(squaredNorm);
-        const finite = Number.isFinite(lossValue) && Number.isFinite(gradNorm);
-        return { lossValue, gradNorm, finite, grads };
-      });
+      return this.metrics(loss);
     }));
     let skipped = false;
     if (!result.finite) {
       skipped = true;
       this.nonFinite++;
       if (this.nonFinite > c.maxNonFinite) {
-        this.model.zeroGrad();
+        if (!c.cudaGraph) this.model.zeroGrad();
         throw new Error(`diffvit.train: ${this.nonFinite} steps had a non-finite loss or gradient (limit ${c.maxNonFinite}); stopping at step ${this.step}. Lower the learning rate or enable gradient clipping.`);
       }
     } else {
@@ -149,9 +176,83 @@ export class Trainer {
       this.imagesSeen += c.batchSize;
       range('ema', () => this.ema.update(c.batchSize, this.imagesSeen));
     }
-    this.model.zeroGrad();
+    // With cudaGraph the gradients are the graph's: the next replay overwrites them.
+    if (!c.cudaGraph) this.model.zeroGrad();
     this.step++;
     return { step: this.step, loss: result.lossValue, gradNorm: result.gradNorm, lr, skipped };
+  }
+
+  private checkContext(batch: Batch): void {
+    const c = this.config, mc = this.model.config;
+    const n = c.batchSize * mc.context_len * mc.context_dim;
+    if (batch.context?.length !== n) throw new Error(`diffvit.train: the model needs a batch context of ${c.batchSize}x${mc.context_len}x${mc.context_dim} = ${n} values, the batch has ${batch.context?.length ?? 'none'}`);
+  }
+
+  /**
+   * The `metrics` range: the gradients, and the step's one read back to the host — the loss and the
+   * squared gradient norm (one reduction over every parameter) side by side, for the metrics, the
+   * clipping and the NaN/Inf guard.
+   */
+  private metrics(loss: Tensor): StepMetrics {
+    return range('metrics', () => scope(() => {
+      const grads = this.model.parameters().map((p) => p.grad).filter((g): g is Tensor => g !== null);
+      const [lossValue, squaredNorm] = noGrad(() => stack([loss, sumSquares(grads)])).data();
+      const gradNorm = Math.sqrt(squaredNorm);
+      const finite = Number.isFinite(lossValue) && Number.isFinite(gradNorm);
+      return { lossValue, gradNorm, finite, grads };
+    }));
+  }
+
+  /**
+   * The step's forward, loss and backward through the CUDA graph (config.cudaGraph): the batch is
+   * written into the captured inputs and the step's noise drawn eagerly into them (the same stream
+   * elements edmLoss would take), then the graph — captured at the first step, with one eager
+   * warm-up run — is replayed; the gradients it wrote are the parameters' .grad.
+   */
+  private graphedForwardBackward(batch: Batch): StepMetrics {
+    const c = this.config, mc = this.model.config, device = this.device;
+    const B = c.batchSize, shape = [B, mc.in_chans, mc.img_size, mc.img_size];
+    const s = (this.captured ??= noGrad(() => {
+      const empty = (dims: number[], dtype: 'float32' | 'int32' = 'float32') => keep(Tensor.empty(dims, dtype, device));
+      return {
+        y: empty(shape),
+        labels: mc.num_classes ? empty([B], 'int32') : null,
+        context: mc.context_dim ? empty([B, mc.context_len, mc.context_dim]) : null,
+        noise: { sigmas: empty([B]), cNoise: empty([B]), xNoisy: empty(shape), xIn: empty(shape) },
+        graph: null,
+      };
+    }));
+    range('forward', () => {
+      // The host batch into the captured inputs (one write each), then the step's EDM noise.
+      if (batch.images.length !== s.y.size || (s.labels && batch.labels.length !== B)) {
+        throw new Error(`diffvit.train: a batch of ${B} expected ${s.y.size} pixel values and ${B} labels, received ${batch.images.length} and ${batch.labels.length}`);
+      }
+      assign_(s.y, batch.images);
+      if (s.labels) assign_(s.labels, batch.labels);
+      if (s.context) {
+        this.checkContext(batch);
+        assign_(s.context, batch.context!);
+      }
+      edmTrainingNoise(s.y, this.generator, { P_mean: c.P_mean, P_std: c.P_std, sigmaData: this.denoiser.sigmaData, out: s.noise });
+      if (s.graph) return;
+      const params = this.model.parameters();
+      const step = () => autocast(c.matmulPrecision, () => scope(() => {
+        // Gradients made fresh by this run (the warm-up's are dropped), never accumulated.
+        this.model.zeroGrad();
+        const { sigmas, cNoise, xNoisy, xIn } = s.noise;
+        const F = this.model.forward(xIn, cNoise, s.labels, s.context);
+        const loss = edmWeightedLoss(F, xNoisy, s.y, sigmas, this.denoiser.sigmaData);
+        backward(loss);
+        return { loss, grads: params.map((p) => p.grad).filter((g): g is Tensor => g !== null) };
+      }));
+      this.model.zeroGrad();
+      s.graph = cudaGraph(step, { warmup: 1 });
+      // Out of any scope the caller has open: every replay rewrites it (the gradients are kept already).
+      keep(s.graph.result.loss);
+    });
+    const graph = s.graph!;
+    range('backward', () => graph.replay());
+    return this.metrics(graph.result.loss);
   }
 
   private state(): TrainerState {
@@ -169,15 +270,21 @@ export class Trainer {
     });
     // The file's model entries are the EMA weights: swap them in for the write.
     const ema = new Map(names.map((n, i) => [n, this.ema.shadow[i]]));
+    // Where the run executed is not part of it (see TrainConfig.device).
+    const { device: _device, cudaGraph: _cudaGraph, ...run } = this.config;
+    // Tensors on a device are read back to the host for the write.
     writeSafetensors(path, [...ema, ...extra], {
       format: 'diffvit',
       config: JSON.stringify(this.model.config),
-      train_config: JSON.stringify(this.config),
+      train_config: JSON.stringify(run),
       trainer: JSON.stringify(this.state()),
     });
   }
 
-  /** Continues the run saved in `path` exactly where it stopped. */
+  /**
+   * Continues the run saved in `path` exactly where it stopped (on `overrides.device`, default the
+   * host: the file's tensors are copied there).
+   */
   static resume(path: string, overrides: Partial<TrainConfig> = {}): Trainer {
     const { model, metadata, extra } = loadCheckpoint(path);
     if (!metadata.train_config || !metadata.trainer) {
@@ -197,9 +304,10 @@ export class Trainer {
     names.forEach((name, i) => {
       // model currently holds the EMA weights read from the file
       copy_(trainer.ema.shadow[i], trainer.model.parameters()[i]);
-      copy_(trainer.optimizer.params[i], take(`train.weights.${name}`));
-      copy_(trainer.optimizer.expAvg[i], take(`train.exp_avg.${name}`));
-      copy_(trainer.optimizer.expAvgSq[i], take(`train.exp_avg_sq.${name}`));
+      // the file's tensors are on the host; the run's may be on a device
+      copyAcross_(trainer.optimizer.params[i], take(`train.weights.${name}`));
+      copyAcross_(trainer.optimizer.expAvg[i], take(`train.exp_avg.${name}`));
+      copyAcross_(trainer.optimizer.expAvgSq[i], take(`train.exp_avg_sq.${name}`));
     });
     for (const t of extra.values()) t.dispose();
     trainer.step = state.step;
@@ -224,6 +332,13 @@ export class Trainer {
   }
 
   dispose(): void {
+    if (this.captured) {
+      const { graph, y, labels, context, noise } = this.captured;
+      graph?.dispose();
+      graph?.result.loss.dispose();
+      for (const t of [y, labels, context, ...Object.values(noise)]) t?.dispose();
+      this.captured = null;
+    }
     this.optimizer.dispose();
     this.ema.dispose();
     this.model.dispose();

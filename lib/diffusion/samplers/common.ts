@@ -9,8 +9,11 @@
  */
 export type Denoise = (x: Float64Array, sigma: number) => Float64Array;
 
-/** Optional per-step hook (progress bars, step pictures). */
-export type StepCallback = (step: number, steps: number, sigma: number) => void;
+/**
+ * Optional per-step hook (progress bars, step pictures). `batch`: the sampling batch the step
+ * belongs to (generate's batchSize; 0 for the samplers called directly).
+ */
+export type StepCallback = (step: number, steps: number, sigma: number, batch?: number) => void;
 
 /**
  * EDM eq. 5: σ_i = (σ_max^(1/ρ) + i/(N−1)·(σ_min^(1/ρ) − σ_max^(1/ρ)))^ρ for i < N, and σ_N = 0.
