@@ -130,29 +130,26 @@ function countingReads<T>(device: string, fn: () => T): { value: T; reads: numbe
 }
 
 describeEachBackend('EDM training noise and loss', ({ device }) => {
-  // DiffusionViT has no device option yet (its parameters are made on the cpu): the tests through a
-  // model run on the cpu backend only.
-  const modelTest = test.skipIf(device !== 'cpu');
-  // Appended to the titles of the tests modelTest skips, saying why.
-  const cpuOnly = device === 'cpu' ? '' : ` (skipped on ${device}: DiffusionViT has no device option yet)`;
+  // The tests through a model put it on the suite's device.
+  const modelTest = test;
 
-  modelTest(`edmLoss (fused) equals the unfused D composition, loss and parameter gradients${cpuOnly}`, () => {
+  modelTest(`edmLoss (fused) equals the unfused D composition, loss and parameter gradients`, () => {
     dv.scope(() => {
-      const model = new DiffusionViT({ arch: 'iuvit', img_size: 8, in_chans: 3, patch: 2, dim: 32, depth: 3, heads: 2, num_classes: 3 }, { seed: 4 });
+      const model = new DiffusionViT({ arch: 'iuvit', img_size: 8, in_chans: 3, patch: 2, dim: 32, depth: 3, heads: 2, num_classes: 3 }, { seed: 4, device });
       for (const p of model.parameters()) dv.keep(p);
       // give the zero-initialised adaLN/final layers values so every path carries gradient
       for (const p of model.parameters()) dv.assign_(p, Float32Array.from(randomValues(p.size, p.size, 0.05)));
       const D = new EDMDenoiser(model);
       const y = fromValues(randomValues(4 * 3 * 64, 21, 0.5), [4, 3, 8, 8]);
-      const labels = dv.tensor([0, 1, 2, 3], [4], 'int32');
+      const labels = dv.tensor([0, 1, 2, 3], [4], { dtype: 'int32', device });
       const fused = edmLoss(D, y, labels, { generator: new dv.Generator(5) });
       fused.backward();
       const fusedGrads = model.parameters().map((p) => p.grad!.data());
       model.zeroGrad();
       const g = new dv.Generator(5);
       const sigmas = Float64Array.from(Float32Array.from(sampleTrainingSigmas(4, { generator: g })));
-      const noise = dv.mul(dv.randn(y.shape, { generator: g }), dv.tensor(Float32Array.from(sigmas), [4, 1, 1, 1]));
-      const c = coefficientTensors(sigmas);
+      const noise = dv.mul(dv.randn(y.shape, { generator: g, device }), dv.tensor(Float32Array.from(sigmas), [4, 1, 1, 1], { device }));
+      const c = coefficientsOn(sigmas, device);
       const unfused = dv.mean(dv.mul(c.weight, dv.square(dv.sub(D.forward(dv.add(y, noise), sigmas, labels), y))));
       unfused.backward();
       expectClose([fused.item()], [unfused.item()], { dtype: 'float32', kind: 'edmModel' }, 'loss');
@@ -212,13 +209,13 @@ describeEachBackend('EDM training noise and loss', ({ device }) => {
     }
   });
 
-  modelTest(`edmLoss and its backward read nothing back to the host; dL/dF scales with the upstream gradient${cpuOnly}`, () => {
+  modelTest(`edmLoss and its backward read nothing back to the host; dL/dF scales with the upstream gradient`, () => {
     dv.scope(() => {
-      const model = new DiffusionViT({ arch: 'iuvit', img_size: 8, in_chans: 3, patch: 2, dim: 32, depth: 1, heads: 2, num_classes: 3 }, { seed: 4 });
+      const model = new DiffusionViT({ arch: 'iuvit', img_size: 8, in_chans: 3, patch: 2, dim: 32, depth: 1, heads: 2, num_classes: 3 }, { seed: 4, device });
       for (const p of model.parameters()) dv.keep(p);
       const D = new EDMDenoiser(model);
       const y = fromValues(randomValues(2 * 3 * 64, 22, 0.5), [2, 3, 8, 8]);
-      const labels = dv.tensor([0, 2], [2], 'int32');
+      const labels = dv.tensor([0, 2], [2], { dtype: 'int32', device });
       const { value: loss, reads } = countingReads(device, () => {
         const l = edmLoss(D, y, labels, { generator: new dv.Generator(3) });
         l.backward();
