@@ -51,6 +51,19 @@ describe.skipIf(!usable)(`on the CUDA device (${usable ? dv.cuda.info().name : r
     expect(() => a.add(b)).toThrow(/on device 'cpu' but argument '\w+' is on 'cuda:0'|on device 'cuda:0' but argument '\w+' is on 'cpu'/);
   });
 
+  test('the addon itself refuses buffers of two devices in one kernel call, naming both', () => {
+    const onCuda = new native.NativeBuffer('cuda', 'float32', 4), onCpu = new native.NativeBuffer('cpu', 'float32', 4);
+    try {
+      expect(() => native.axpby({ dst: onCuda, dstOffset: 0, src: onCpu, srcOffset: 0, n: 4, alpha: 1, beta: 1 }))
+        .toThrow("diffvit.axpby: argument 'src' expected a buffer on cuda like 'dst', received one on cpu");
+      expect(() => native.sumSquares({ xs: [onCuda, onCpu], offsets: [0, 0], counts: [4, 4], out: onCuda, outOffset: 0 }))
+        .toThrow("diffvit.sumSquares: argument 'xs[1]' expected a buffer on cuda like 'xs[0]', received one on cpu");
+    } finally {
+      onCuda.dispose();
+      onCpu.dispose();
+    }
+  });
+
   test('the caching allocator reuses freed blocks, counts live bytes, and empties its cache', () => {
     dv.synchronize('cuda');
     const before = native.cudaMemoryStats!();

@@ -96,16 +96,20 @@ Buffer& Args::buffer(int i, DType dtype) {
   if (!b) fail(i, std::string("a ") + dtype_name(dtype) + " NativeBuffer", describe(at(i)));
   if (!b->alive()) fail(i, "a live NativeBuffer (not disposed)", "a disposed NativeBuffer");
   if (b->dtype() != dtype) fail(i, std::string("dtype ") + dtype_name(dtype), dtype_name(b->dtype()));
-  return on_device(i, name(i), *b);
+  return on_device(i, -1, *b);
 }
 
-Buffer& Args::on_device(int i, const char* arg, Buffer& b) {
+std::string Args::arg_name(int i, int element) const {
+  return element < 0 ? std::string(name(i)) : std::string(name(i)) + "[" + std::to_string(element) + "]";
+}
+
+Buffer& Args::on_device(int i, int element, Buffer& b) {
   if (device_arg_ < 0) {
     device_ = b.device();
     device_arg_ = i;
-    device_arg_name_ = arg;
+    device_element_ = element;
   } else if (b.device() != device_) {
-    fail(arg, std::string("a buffer on ") + device_name(device_) + " like '" + device_arg_name_ + "'",
+    fail(arg_name(i, element).c_str(), std::string("a buffer on ") + device_name(device_) + " like '" + arg_name(device_arg_, device_element_) + "'",
          std::string("one on ") + device_name(b.device()));
   }
   return b;
@@ -115,7 +119,7 @@ Buffer& Args::any_buffer(int i) {
   Buffer* b = BufferObject::From(at(i));
   if (!b) fail(i, "a NativeBuffer", describe(at(i)));
   if (!b->alive()) fail(i, "a live NativeBuffer (not disposed)", "a disposed NativeBuffer");
-  return on_device(i, name(i), *b);
+  return on_device(i, -1, *b);
 }
 
 std::vector<Buffer*> Args::buffers(int i, DType dtype) {
@@ -130,7 +134,7 @@ std::vector<Buffer*> Args::buffers(int i, DType dtype) {
     if (!b) fail(element.c_str(), std::string("a ") + dtype_name(dtype) + " NativeBuffer", describe(item));
     if (!b->alive()) fail(element.c_str(), "a live NativeBuffer (not disposed)", "a disposed NativeBuffer");
     if (b->dtype() != dtype) fail(element.c_str(), std::string("dtype ") + dtype_name(dtype), dtype_name(b->dtype()));
-    out[k] = &on_device(i, element.c_str(), *b);
+    out[k] = &on_device(i, static_cast<int>(k), *b);
   }
   return out;
 }

@@ -61,10 +61,11 @@ class Args {
 
  private:
   Napi::Value at(int i) const { return values_[i]; }
-  Buffer& on_device(int i, const char* arg, Buffer& b);
+  // Records (first buffer) or checks the call's device; `element` >= 0 for an item of an array argument.
+  Buffer& on_device(int i, int element, Buffer& b);
+  std::string arg_name(int i, int element) const;
   Device device_ = Device::cpu;
-  int device_arg_ = -1;  // the argument that set device_
-  std::string device_arg_name_;
+  int device_arg_ = -1, device_element_ = -1;  // the argument (and array item) that set device_
   const char* name(int i) const { return (*names_)[i]; }
   const Napi::CallbackInfo& info_;
   const char* op_;
