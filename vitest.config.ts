@@ -22,8 +22,8 @@ export default defineConfig({
     pool: 'forks',
     execArgv: ['--expose-gc'],
     projects: [
-      // cuda_race.test.ts builds ThreadSanitizer programs of the emulated kernels: emulated run only.
-      { extends: true, test: { name: 'cpu', include: ['test/**/*.test.ts'], exclude: ['test/cuda_race.test.ts'] } },
+      // cuda_race and cuda_emulator build their own programs (TSan, the emulator's self-test): emulated run only.
+      { extends: true, test: { name: 'cpu', include: ['test/**/*.test.ts'], exclude: ['test/cuda_race.test.ts', 'test/cuda_emulator.test.ts'] } },
       {
         extends: true,
         test: {
