@@ -11,26 +11,23 @@
  * replay new inputs by writing into the captured input tensors in place (x.copy_(next)); read its
  * outputs from the tensors fn returned. fn must not read tensors on the host while it is captured.
  */
-import { cudaAddon } from './backend/cuda/backend.js';
-import { native, type CudaDeviceInfo } from './backend/cpu/addon.js';
+import { cudaAddon, cudaDeviceInfo, cudaStatus } from './backend/cuda/backend.js';
+import type { CudaDeviceInfo } from './backend/cpu/addon.js';
 
 export type { CudaDeviceInfo } from './backend/cpu/addon.js';
 
 /** Whether a CUDA device is usable here (false without a GPU, a driver, or a CUDA build). */
 export function isAvailable(): boolean {
-  return native.info().cudaAvailable;
+  return cudaStatus().available;
 }
 
 /** The CUDA device and this build's CUDA support; `reason` says why no device is usable. */
 export function info(): CudaDeviceInfo {
-  if (native.cudaInfo) return native.cudaInfo();
-  const reason = native.info().cudaStatus;
-  return { usable: false, reason, name: '', computeCapability: '', totalMemory: 0, multiprocessors: 0, runtimeVersion: 0,
-    driverVersion: 0, emulated: false, architectures: '', gemm: '' };
+  return cudaDeviceInfo();
 }
 
 function requireDevice(op: string): void {
-  if (!isAvailable()) throw new Error(`diffvit.cuda.${op}: no CUDA device is usable: ${native.info().cudaStatus}`);
+  if (!isAvailable()) throw new Error(`diffvit.cuda.${op}: no CUDA device is usable: ${cudaStatus().status}`);
 }
 
 /** Milliseconds of device time the work fn queues takes, measured with CUDA events. */

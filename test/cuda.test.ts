@@ -13,7 +13,7 @@ const usable = dv.cuda.isAvailable();
 const reason = dv.runtimeInfo().cudaStatus;
 
 describe('without a usable CUDA device', () => {
-  test.skipIf(usable)('every CUDA entry point throws the reason', () => {
+  test.skipIf(usable)(`every CUDA entry point throws the reason${usable ? ' (skipped: a CUDA device is usable here)' : ''}`, () => {
     expect(dv.cuda.info().usable).toBe(false);
     expect(reason.length).toBeGreaterThan(10);
     expect(() => dv.zeros([2], { device: 'cuda' })).toThrow(/device 'cuda' is not available/);
@@ -23,7 +23,7 @@ describe('without a usable CUDA device', () => {
   });
 });
 
-describe.skipIf(!usable)(`on the CUDA device (${usable ? dv.cuda.info().name : reason})`, () => {
+describe.skipIf(!usable)(`on the CUDA device (${usable ? dv.cuda.info().name : `skipped: ${reason}`})`, () => {
   test('info names the device, its architectures and the GEMM path', () => {
     const info = dv.cuda.info();
     expect(info.usable).toBe(true);
@@ -77,7 +77,7 @@ describe.skipIf(!usable)(`on the CUDA device (${usable ? dv.cuda.info().name : r
     expect(dv.memory('cuda').bytes).toBe(after.liveBytes);
   });
 
-  test.skipIf(!dv.cuda.info().emulated)('out of memory is an Error with the requested and free sizes, and the allocator stays usable', () => {
+  test.skipIf(!dv.cuda.info().emulated)(`out of memory is an Error with the requested and free sizes, and the allocator stays usable${dv.cuda.info().emulated ? '' : ' (skipped: only the emulator can lower the device memory limit)'}`, () => {
     const limit = 64 << 20;
     native.cudaEmulatorSetMemoryLimit!(limit);
     try {

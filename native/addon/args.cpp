@@ -222,6 +222,16 @@ void Args::require_same_device(int i, const Buffer& a, int j, const Buffer& b) {
     fail(j, std::string("a buffer on ") + device_name(a.device()) + " like '" + name(i) + "'", device_name(b.device()));
 }
 
+Napi::Object memory_stats_object(Napi::Env env, const MemoryStats& s) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("liveBuffers", static_cast<double>(s.live_buffers));
+  out.Set("liveBytes", static_cast<double>(s.live_bytes));
+  out.Set("peakBytes", static_cast<double>(s.peak_bytes));
+  out.Set("totalAllocations", static_cast<double>(s.total_allocations));
+  out.Set("cachedBytes", static_cast<double>(s.cached_bytes));
+  return out;
+}
+
 int64_t strided_extent(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
   for (int64_t s : shape)
     if (s == 0) return 0;

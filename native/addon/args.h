@@ -74,6 +74,9 @@ class Args {
   std::vector<Napi::Value> values_;
 };
 
+// An allocator's statistics as JS sees them (lib/backend/backend.ts MemoryStats).
+Napi::Object memory_stats_object(Napi::Env env, const MemoryStats& s);
+
 // Describes a JS value for error messages: "a string", "-3", "NaN", "a disposed NativeBuffer", ...
 std::string describe(Napi::Value v);
 

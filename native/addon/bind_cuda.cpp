@@ -39,18 +39,13 @@ DV_BINDING(cudaSynchronize) {
 
 DV_BINDING(cudaMemoryStats) {
   Args a(info, "cudaMemoryStats", {});
-  Napi::Object out = Napi::Object::New(info.Env());
   MemoryStats s{};
   cuda::DeviceMemoryInfo m{0, 0};
   if (cuda::device_status().usable) {
     s = cuda::device_allocator().stats();
     m = cuda::device_memory_info();
   }
-  out.Set("liveBuffers", static_cast<double>(s.live_buffers));
-  out.Set("liveBytes", static_cast<double>(s.live_bytes));
-  out.Set("peakBytes", static_cast<double>(s.peak_bytes));
-  out.Set("totalAllocations", static_cast<double>(s.total_allocations));
-  out.Set("cachedBytes", static_cast<double>(s.cached_bytes));
+  Napi::Object out = memory_stats_object(info.Env(), s);
   out.Set("deviceFreeBytes", static_cast<double>(m.free_bytes));
   out.Set("deviceTotalBytes", static_cast<double>(m.total_bytes));
   return out;

@@ -50,14 +50,7 @@ DV_BINDING(info) {
 
 DV_BINDING(memoryStats) {
   Args a(info, "memoryStats", {});
-  MemoryStats s = cpu_allocator().stats();
-  Napi::Object out = Napi::Object::New(info.Env());
-  out.Set("liveBuffers", static_cast<double>(s.live_buffers));
-  out.Set("liveBytes", static_cast<double>(s.live_bytes));
-  out.Set("peakBytes", static_cast<double>(s.peak_bytes));
-  out.Set("totalAllocations", static_cast<double>(s.total_allocations));
-  out.Set("cachedBytes", static_cast<double>(s.cached_bytes));
-  return out;
+  return memory_stats_object(info.Env(), cpu_allocator().stats());
 }
 
 DV_BINDING(emptyCache) {

@@ -6,7 +6,7 @@
 import type { Backend } from '../backend.js';
 import { KERNEL_NAMES, type KernelTable } from '../kernel_names.js';
 import type { NativeBuffer } from '../kernels/core.js';
-import { native, type AddonCuda } from '../cpu/addon.js';
+import { native, type AddonCuda, type CudaDeviceInfo } from '../cpu/addon.js';
 
 function cudaAddon(): AddonCuda {
   if (!native.cudaInfo) throw new Error('diffvit.cuda: this build of the addon has no CUDA backend');
@@ -37,5 +37,18 @@ export const cudaBackend: Backend = {
   emptyCache: () => cudaAddon().cudaEmptyCache(),
   kernels,
 };
+
+/** Whether a CUDA device is usable in this process, and the addon's line on it (or why not). */
+export function cudaStatus(): { available: boolean; status: string } {
+  const info = native.info();
+  return { available: info.cudaAvailable, status: info.cudaStatus };
+}
+
+/** The device as the addon sees it; a build without the CUDA backend gives its reason. */
+export function cudaDeviceInfo(): CudaDeviceInfo {
+  if (native.cudaInfo) return native.cudaInfo();
+  return { usable: false, reason: native.info().cudaStatus, name: '', computeCapability: '', totalMemory: 0, multiprocessors: 0,
+    runtimeVersion: 0, driverVersion: 0, emulated: false, architectures: '', gemm: '' };
+}
 
 export { cudaAddon };
