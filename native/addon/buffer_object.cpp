@@ -10,8 +10,6 @@
 
 namespace dv::addon {
 namespace {
-Napi::FunctionReference* g_constructor = nullptr;  // owned by the env's instance data
-
 // Set on every object the NativeBuffer constructor initialises. `instanceof` can be forged from JS
 // (Object.create(NativeBuffer.prototype), a Proxy, Symbol.hasInstance); a type tag cannot, and
 // only tagged objects are ever unwrapped.
@@ -49,8 +47,9 @@ void BufferObject::Init(Napi::Env env, Napi::Object exports) {
       Napi::PropertyDescriptor::Accessor<&BufferObject::DTypeName>("dtype"),
       Napi::PropertyDescriptor::Accessor<&BufferObject::DeviceName>("device"),
   });
-  g_constructor = new Napi::FunctionReference(Napi::Persistent(cls));
-  env.SetInstanceData<Napi::FunctionReference>(g_constructor);
+  // Per env (the addon loads once per JS thread: the main one and each worker_thread), never a
+  // global: each env's reference is freed with that env.
+  env.SetInstanceData<Napi::FunctionReference>(new Napi::FunctionReference(Napi::Persistent(cls)));
   exports.Set("NativeBuffer", cls);
 }
 

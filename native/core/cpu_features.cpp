@@ -1,6 +1,9 @@
 #include "core/cpu_features.h"
 
+#include <atomic>
 #include <cstdlib>
+#include <mutex>
+#include <utility>
 
 #include "core/errors.h"
 
@@ -39,7 +42,15 @@ IsaLevel detect_best() {
   return IsaLevel::scalar;
 }
 
-std::string g_note;
+// The level and its note are process-wide: setCpuLevel on one JS thread (a worker_thread too)
+// changes them for all, so every read and write is atomic (the note under its mutex).
+std::mutex g_note_mutex;
+std::string g_note;  // guarded by g_note_mutex
+
+void set_note(std::string note) {
+  std::lock_guard<std::mutex> lk(g_note_mutex);
+  g_note = std::move(note);
+}
 
 IsaLevel initial_level() {
   IsaLevel best = detect_best();
@@ -47,19 +58,19 @@ IsaLevel initial_level() {
   if (!env || !*env) return best;
   IsaLevel wanted;
   if (!parse_isa_level(env, &wanted)) {
-    g_note = std::string("DIFFVIT_CPU='") + env + "' is not one of avx512, avx2, scalar; using " + isa_name(best);
+    set_note(std::string("DIFFVIT_CPU='") + env + "' is not one of avx512, avx2, scalar; using " + isa_name(best));
     return best;
   }
   if (wanted > best) {
-    g_note = std::string("DIFFVIT_CPU=") + env + " is not supported by this CPU; using " + isa_name(best);
+    set_note(std::string("DIFFVIT_CPU=") + env + " is not supported by this CPU; using " + isa_name(best));
     return best;
   }
-  if (wanted < best) g_note = std::string("forced by DIFFVIT_CPU=") + env;
+  if (wanted < best) set_note(std::string("forced by DIFFVIT_CPU=") + env);
   return wanted;
 }
 
-IsaLevel& active_level() {
-  static IsaLevel level = initial_level();
+std::atomic<IsaLevel>& active_level() {
+  static std::atomic<IsaLevel> level{initial_level()};
   return level;
 }
 
@@ -75,14 +86,14 @@ IsaLevel best_isa_level() {
   return best;
 }
 
-IsaLevel isa_level() { return active_level(); }
+IsaLevel isa_level() { return active_level().load(std::memory_order_relaxed); }
 
 void set_isa_level(IsaLevel level) {
   if (level > best_isa_level())
     fail_arg("setCpuLevel", "level", std::string("at most ") + isa_name(best_isa_level()) + " on this CPU",
              isa_name(level));
-  active_level() = level;
-  g_note = level == best_isa_level() ? "" : "forced by setCpuLevel";
+  active_level().store(level, std::memory_order_relaxed);
+  set_note(level == best_isa_level() ? "" : "forced by setCpuLevel");
 }
 
 const char* isa_name(IsaLevel level) {
@@ -104,6 +115,7 @@ bool parse_isa_level(const std::string& name, IsaLevel* out) {
 
 std::string isa_note() {
   active_level();
+  std::lock_guard<std::mutex> lk(g_note_mutex);
   return g_note;
 }
 

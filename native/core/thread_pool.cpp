@@ -34,14 +34,20 @@ constexpr int64_t kMaxChunks = 256;  // fits the claim word's 16-bit fields
 // or a newer generation, and waits again. Workers spin for kSpin after each region before
 // sleeping, as OpenMP runtimes do: the next kernel of a training step usually follows within
 // microseconds.
+//
+// The pool is one per process, shared by every JS thread that loaded the addon (the main thread
+// and worker_threads, e.g. lib/async): regions of concurrent callers run one after the other
+// (run_mutex_), and resize() waits for the region in flight and excludes every other caller.
 class ThreadPool {
  public:
   explicit ThreadPool(int n) { start(n); }
   ~ThreadPool() { stop(); }
 
-  int size() const { return static_cast<int>(workers_.size()) + 1; }
+  // Read by every parallel_for while another thread may be resizing: an atomic, not workers_.size().
+  int size() const { return size_.load(std::memory_order_relaxed); }
 
   void resize(int n) {
+    std::lock_guard<std::mutex> serial(run_mutex_);
     stop();
     start(n);
   }
@@ -85,6 +91,7 @@ class ThreadPool {
         loop(current);
       });
     }
+    size_.store(n, std::memory_order_relaxed);
   }
   void stop() {
     {
@@ -155,6 +162,7 @@ class ThreadPool {
   std::atomic<int64_t> done_{0};
   std::atomic<int> sleeping_{0};
   std::atomic<bool> quit_{false};
+  std::atomic<int> size_{1};  // workers_ + the caller
   std::exception_ptr error_;
 };
 

@@ -1,4 +1,6 @@
 // The native thread pool all CPU kernels share. Sized to the machine; DIFFVIT_THREADS overrides.
+// One per process: every thread may call these at once (JS worker threads each run kernels); the
+// parallel regions of concurrent callers run one after the other, and a resize waits for them.
 #pragma once
 #include <cstdint>
 #include <functional>
