@@ -24,6 +24,9 @@ export { generate, SAMPLERS, type SamplerName, type GenerateOptions } from './di
 export { GuidedNetwork, type Conditioning } from './diffusion/guidance.js';
 export { edmSigmas } from './diffusion/samplers/common.js';
 export { Trainer, DEFAULT_TRAIN_CONFIG, type TrainConfig, type StepResult } from './train/trainer.js';
+// Servers: sampling and training on a worker thread, off the event loop (lib/async).
+export { generateAsync, SamplingWorker, type AsyncGenerateOptions, type SamplingWorkerOptions } from './async/sampler.js';
+export { TrainerWorker } from './async/trainer.js';
 export { AdamW, type AdamWOptions as AdamWConfig } from './train/optim.js';
 export { EMA } from './train/ema.js';
 export { ShapesDataset, createDataset, type ImageDataset, type DatasetSpec, type Example } from './data/dataset.js';
