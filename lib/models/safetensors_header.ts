@@ -1,8 +1,9 @@
 /**
  * The native-free half of safetensors reading: the header (names, dtypes, shapes, byte ranges)
- * read and checked without loading the data, and float reads of one tensor or a slice of its
- * leading axis straight from the file. Data loaders use it on worker threads (no addon there) and
- * for files too large to read whole (one (N, L, C) embedding tensor for a whole dataset).
+ * read and checked without loading the data, then positioned reads of one tensor's bytes (or a
+ * slice of its leading axis) straight from the file, at any offset (past 4 GiB too). Data loaders
+ * use it on worker threads (no addon there); checkpoints and embedding files of any size are read
+ * through it one tensor at a time (./safetensors.ts).
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 
@@ -21,15 +22,25 @@ function fail(path: string, what: string): never {
   return safetensorsFail(path)(what);
 }
 
-function readExactly(fd: number, path: string, length: number, position: number): Buffer {
-  const buf = Buffer.alloc(length);
+/** An open safetensors file: its checked header and the descriptor every read of its data goes through. */
+export interface OpenSafetensors extends SafetensorsHeader {
+  /** One descriptor for all reads: a file renamed over `path` meanwhile (a checkpoint saved again) is not mixed in. */
+  fd: number;
+}
+
+// Node refuses reads over 2^31 - 1 bytes (and Linux moves at most 2 GiB - 4 KiB per read): a
+// tensor over 2 GiB takes several.
+const MAX_READ = 1 << 30;
+
+/** Fills `into` (default: a new buffer of `length` bytes) with the file's bytes [position, position + length). */
+function readExactly(fd: number, path: string, length: number, position: number, into: Buffer = Buffer.allocUnsafe(length)): Buffer {
   let got = 0;
   while (got < length) {
-    const n = readSync(fd, buf, got, length - got, position + got);
+    const n = readSync(fd, into, got, Math.min(length - got, MAX_READ), position + got);
     if (n === 0) fail(path, `truncated: wanted ${length} bytes at offset ${position}, the file ends after ${position + got}`);
     got += n;
   }
-  return buf;
+  return into;
 }
 
 function open(path: string): number {
@@ -42,23 +53,56 @@ function open(path: string): number {
 
 /** Reads and checks the header of `path` (every entry's dtype, shape and byte range against the file size). */
 export function readSafetensorsHeader(path: string): SafetensorsHeader {
+  const { fd, ...header } = openSafetensors(path);
+  closeSync(fd);
+  return header;
+}
+
+/**
+ * Opens `path` and reads its checked header, keeping the descriptor for the data reads
+ * (readSafetensorsBytes, readSafetensorsFloats); `dtypes` limits the dtypes accepted. Close it
+ * with closeSafetensors.
+ */
+export function openSafetensors(path: string, dtypes?: readonly string[]): OpenSafetensors {
   const fd = open(path);
   try {
     const size = fstatSync(fd).size;
-    const { entries, metadata } = parseSafetensorsHeader(size, (length, position) => readExactly(fd, path, length, position), safetensorsFail(path));
-    return { path, entries, metadata };
-  } finally {
+    const { entries, metadata } = parseSafetensorsHeader(size, (length, position) => readExactly(fd, path, length, position), safetensorsFail(path), dtypes);
+    return { path, entries, metadata, fd };
+  } catch (e) {
     closeSync(fd);
+    throw e;
   }
+}
+
+export function closeSafetensors(file: OpenSafetensors): void {
+  closeSync(file.fd);
+}
+
+/** The header entry `name`, or an error listing the file's tensors. */
+export function safetensorsEntry(header: SafetensorsHeader, name: string): SafetensorsEntry {
+  return header.entries.get(name) ?? fail(header.path, `no tensor '${name}' (tensors: ${[...header.entries.keys()].join(', ') || 'none'})`);
+}
+
+/**
+ * The raw little-endian bytes of tensor `name`, read into `into` (its first entry.end - entry.begin
+ * bytes; default a new buffer) with positioned reads.
+ */
+export function readSafetensorsBytes(file: OpenSafetensors, name: string, into?: Uint8Array): Buffer {
+  const { begin, end } = safetensorsEntry(file, name);
+  if (into && into.byteLength < end - begin) throw new Error(`diffvit.readSafetensorsBytes: argument 'into' expected at least ${end - begin} bytes (tensor '${name}'), received ${into.byteLength}`);
+  const target = into ? Buffer.from(into.buffer, into.byteOffset, end - begin) : undefined;
+  return readExactly(file.fd, file.path, end - begin, begin, target);
 }
 
 /**
  * Float values of `entry` (F32 as is; F16, BF16, F64 converted), optionally only rows
- * [row, row + rows) of its leading axis. Reads just those bytes.
+ * [row, row + rows) of its leading axis. Reads just those bytes (through the descriptor of an
+ * open file, else opening `header.path` for the read).
  */
-export function readSafetensorsFloats(header: SafetensorsHeader, name: string, row = 0, rows?: number): Float32Array {
+export function readSafetensorsFloats(header: SafetensorsHeader | OpenSafetensors, name: string, row = 0, rows?: number): Float32Array {
   const path = header.path;
-  const entry = header.entries.get(name) ?? fail(path, `no tensor '${name}' (tensors: ${[...header.entries.keys()].join(', ') || 'none'})`);
+  const entry = safetensorsEntry(header, name);
   const { dtype, shape } = entry;
   if (dtype.startsWith('I')) fail(path, `tensor '${name}': expected a float dtype (F32, F16, BF16, F64), received ${dtype}`);
   const leading = shape.length ? shape[0] : 1;
@@ -68,12 +112,11 @@ export function readSafetensorsFloats(header: SafetensorsHeader, name: string, r
   }
   const perRow = shape.slice(1).reduce((a, b) => a * b, 1), bytes = SAFETENSORS_DTYPE_BYTES[dtype];
   const n = count * perRow;
-  const fd = open(path);
-  let raw: Buffer;
+  const position = entry.begin + row * perRow * bytes;
+  const own = !('fd' in header), fd = own ? open(path) : header.fd;
   try {
-    raw = readExactly(fd, path, n * bytes, entry.begin + row * perRow * bytes);
+    return decodeSafetensorsData(dtype, readExactly(fd, path, n * bytes, position), new Float32Array(n));
   } finally {
-    closeSync(fd);
+    if (own) closeSync(fd);
   }
-  return decodeSafetensorsData(dtype, raw, new Float32Array(n));
 }

@@ -9,14 +9,14 @@ import { createDataset } from '../data/dataset.js';
 import { type Batch, BatchSampler } from '../data/loader.js';
 import { EDMDenoiser, edmLoss } from '../diffusion/edm.js';
 import { tensor } from '../ops/creation.js';
-import { copyAcross_ } from '../ops/device.js';
 import { edmTrainingNoise, edmWeightedLoss } from '../ops/edm.js';
 import { assign_, axpby_, copy_ } from '../ops/inplace.js';
 import { sumSquares } from '../ops/reduce.js';
 import { clone, stack } from '../ops/shape.js';
 import { noGrad } from '../tensor/autograd.js';
-import { loadCheckpoint } from '../models/checkpoint.js';
-import { writeSafetensors } from '../models/safetensors.js';
+import { readCheckpointModel } from '../models/checkpoint.js';
+import { readSafetensorsValues, writeSafetensors } from '../models/safetensors.js';
+import { closeSafetensors, openSafetensors } from '../models/safetensors_header.js';
 import { DiffusionViT } from '../models/diffusion_vit.js';
 import { backward } from '../ops/backward.js';
 import { Generator } from '../tensor/random.js';
@@ -283,39 +283,64 @@ export class Trainer {
 
   /**
    * Continues the run saved in `path` exactly where it stopped (on `overrides.device`, default the
-   * host: the file's tensors are copied there).
+   * host). The file's tensors are read one at a time into the run's (bounded memory: the run plus
+   * one tensor).
    */
   static resume(path: string, overrides: Partial<TrainConfig> = {}): Trainer {
-    const { model, metadata, extra } = loadCheckpoint(path);
-    if (!metadata.train_config || !metadata.trainer) {
-      model.dispose();
-      for (const t of extra.values()) t.dispose();
-      throw new Error(`diffvit.train: ${path} has no trainer state (it is a model-only checkpoint); cannot resume`);
+    const file = openSafetensors(path);
+    try {
+      const { metadata } = file;
+      if (!metadata.train_config || !metadata.trainer) {
+        throw new Error(`diffvit.train: ${path} has no trainer state (it is a model-only checkpoint); cannot resume`);
+      }
+      const config = { ...(JSON.parse(metadata.train_config) as TrainConfig), ...overrides };
+      const state = JSON.parse(metadata.trainer) as TrainerState;
+      // The file's model entries are the EMA weights (see save).
+      const model = readCheckpointModel(file, null);
+      const params = model.stateDict(), names = [...params.keys()];
+      // Every tensor of the trainer state is checked before the run is built.
+      const problem = (key: string, shape: readonly number[]): string | null => {
+        const entry = file.entries.get(key);
+        if (!entry) return `lacks '${key}'`;
+        if (entry.dtype.startsWith('I') || entry.shape.join() !== shape.join()) return `has ${entry.dtype} [${entry.shape.join(', ')}] for '${key}' (expected float [${shape.join(', ')}])`;
+        return null;
+      };
+      for (const [name, p] of params) {
+        for (const key of [`train.weights.${name}`, `train.exp_avg.${name}`, `train.exp_avg_sq.${name}`]) {
+          const found = problem(key, p.shape);
+          if (found) {
+            model.dispose();
+            throw new Error(`diffvit.train: ${path} ${found}; cannot resume`);
+          }
+        }
+      }
+      let trainer: Trainer;
+      try {
+        trainer = new Trainer(config, model);
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
+      try {
+        names.forEach((name, i) => {
+          copy_(trainer.ema.shadow[i], trainer.model.parameters()[i]);
+          assign_(trainer.optimizer.params[i], readSafetensorsValues(file, `train.weights.${name}`));
+          assign_(trainer.optimizer.expAvg[i], readSafetensorsValues(file, `train.exp_avg.${name}`));
+          assign_(trainer.optimizer.expAvgSq[i], readSafetensorsValues(file, `train.exp_avg_sq.${name}`));
+        });
+      } catch (e) {
+        trainer.dispose();
+        throw e;
+      }
+      trainer.step = state.step;
+      trainer.imagesSeen = state.imagesSeen;
+      trainer.nonFinite = state.nonFinite;
+      trainer.generator.setState(state.generator);
+      trainer.optimizer.step = state.adamStep;
+      return trainer;
+    } finally {
+      closeSafetensors(file);
     }
-    const config = { ...(JSON.parse(metadata.train_config) as TrainConfig), ...overrides };
-    const state = JSON.parse(metadata.trainer) as TrainerState;
-    const trainer = new Trainer(config, model);
-    const names = [...model.stateDict().keys()];
-    const take = (key: string): Tensor => {
-      const t = extra.get(key);
-      if (!t) throw new Error(`diffvit.train: ${path} lacks '${key}'; cannot resume`);
-      return t;
-    };
-    names.forEach((name, i) => {
-      // model currently holds the EMA weights read from the file
-      copy_(trainer.ema.shadow[i], trainer.model.parameters()[i]);
-      // the file's tensors are on the host; the run's may be on a device
-      copyAcross_(trainer.optimizer.params[i], take(`train.weights.${name}`));
-      copyAcross_(trainer.optimizer.expAvg[i], take(`train.exp_avg.${name}`));
-      copyAcross_(trainer.optimizer.expAvgSq[i], take(`train.exp_avg_sq.${name}`));
-    });
-    for (const t of extra.values()) t.dispose();
-    trainer.step = state.step;
-    trainer.imagesSeen = state.imagesSeen;
-    trainer.nonFinite = state.nonFinite;
-    trainer.generator.setState(state.generator);
-    trainer.optimizer.step = state.adamStep;
-    return trainer;
   }
 
   /** Runs fn with the EMA weights loaded into the model (sampling), then restores the raw weights. */
