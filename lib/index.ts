@@ -17,6 +17,7 @@ export { TimestepEmbed, edmPositionalEmbedding } from './nn/timestep.js';
 export { DiffusionViT } from './models/diffusion_vit.js';
 export { PRESETS, fullConfig, type ModelConfig, type FullModelConfig } from './models/configs.js';
 export { loadCheckpoint, saveCheckpoint, type LoadedCheckpoint, type LoadCheckpointOptions } from './models/checkpoint.js';
+export { exportWeights, type ExportWeightsOptions, type ExportedWeights } from './models/export.js';
 export { readSafetensors, writeSafetensors, type SafetensorsFile } from './models/safetensors.js';
 export { readSafetensorsHeader, readSafetensorsFloats, type SafetensorsHeader, type SafetensorsEntry } from './models/safetensors_header.js';
 export { EDMDenoiser, edmLoss, preconditioning, sampleTrainingSigmas, SIGMA_DATA } from './diffusion/edm.js';
