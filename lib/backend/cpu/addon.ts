@@ -121,23 +121,48 @@ export type NativeAddon = KernelTable & AddonRuntime & Partial<AddonCuda>;
 /** The addon file that was loaded. */
 export let addonPath = '';
 
+/**
+ * The addon files tried in order: DIFFVIT_ADDON alone when set; else the source build (build/, made
+ * by the install script where no prebuilt addon loads, or in a source checkout), then the prebuilt
+ * addon the package ships for this platform (prebuilds/<platform>-<arch>/, scripts/prebuild.mjs).
+ */
+function addonCandidates(): string[] {
+  if (process.env.DIFFVIT_ADDON) return [process.env.DIFFVIT_ADDON];
+  const root = packageRoot();
+  return [
+    join(root, 'build', 'Release', 'diffvit.node'),
+    join(root, 'build', 'diffvit.node'),
+    join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'diffvit.napi.node'),
+  ];
+}
+
 function loadAddon(): NativeAddon {
   const require = createRequire(import.meta.url);
-  const candidates = process.env.DIFFVIT_ADDON
-    ? [process.env.DIFFVIT_ADDON]
-    : [join(packageRoot(), 'build', 'Release', 'diffvit.node'), join(packageRoot(), 'build', 'diffvit.node')];
+  const candidates = addonCandidates();
+  // Every path with why it was passed over: a file that exists but does not load (another
+  // platform's binary, too new a glibc) falls through to the next.
+  const why: string[] = [];
   for (const path of candidates) {
-    if (existsSync(path)) {
+    if (!existsSync(path)) {
+      why.push('not found');
+      continue;
+    }
+    try {
+      const addon = require(path) as NativeAddon;
       addonPath = path;
-      return require(path) as NativeAddon;
+      return addon;
+    } catch (e) {
+      why.push((e as Error).message.split('\n')[0]);
     }
   }
   if (process.env.DIFFVIT_ADDON) {
-    throw new Error(`diffvit: DIFFVIT_ADDON=${process.env.DIFFVIT_ADDON} does not exist (unset it to load the addon built by npm install)`);
+    throw new Error(`diffvit: DIFFVIT_ADDON=${candidates[0]} cannot be loaded (${why[0]}); unset it to load the addon npm install made`);
   }
+  const tried = candidates.map((path, i) => `${path} (${why[i]})`);
   throw new Error(
-    `diffvit: the native addon is not built (looked for ${candidates.join(', ')}). ` +
-      'Run `npm install` (or `npm run build:native`) with a C++ compiler and CMake installed.',
+    `diffvit: no native addon loads (tried ${tried.join(', ')}). ` +
+      'Run `npm rebuild diffvit` (it uses the prebuilt addon for this platform, else builds from source with a C++ compiler and CMake; ' +
+      'DIFFVIT_BUILD_FROM_SOURCE=1 forces the source build), or `npm run build:native` in a source checkout.',
   );
 }
 
