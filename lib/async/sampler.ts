@@ -15,7 +15,7 @@ import type { GenerateOptions } from '../diffusion/sample.js';
 import type { FullModelConfig } from '../models/configs.js';
 import { DiffusionViT } from '../models/diffusion_vit.js';
 import { describe } from '../ops/util.js';
-import { getMatmulPrecision, matmulPrecision } from '../tensor/autocast.js';
+import { autocast, getMatmulPrecision, matmulPrecision } from '../tensor/autocast.js';
 import { Tensor } from '../tensor/tensor.js';
 import { WorkerHost } from './host.js';
 import type { HostWeights, WireGenerateOptions, WorkerInit } from './protocol.js';
@@ -183,12 +183,14 @@ export class SamplingWorker {
  */
 export async function generateAsync(model: DiffusionViT | string, options: AsyncGenerateOptions = {}): Promise<{ images: Float64Array; shape: number[] }> {
   checkOptions('generateAsync', options);
+  // The caller's precision at the call: its autocast scope has closed by the time the worker is up.
+  const precision = matmulPrecision();
   // A model's worker copy stays on the model's device (generate's 'device' option is checked
   // against it there, as in generate()); a checkpoint is loaded where the option says.
   const device = typeof model === 'string' ? options.device : undefined;
   const sampler = await startSampler('generateAsync', model, device === undefined ? {} : { device });
   try {
-    return await sampler.generate(options);
+    return await autocast(precision, () => sampler.generate(options));
   } finally {
     await sampler.dispose();
   }
