@@ -7,8 +7,10 @@
  *   2. the source build (cmake-js into build/), as in a source checkout;
  *   3. where the source build cannot start, one line naming what is missing and how to get it
  *      (instead of CMake's own dump), and exit code 1.
- * DIFFVIT_BUILD_FROM_SOURCE=1 skips the prebuilt addon. A git checkout always builds from source:
- * developers build the sources they edit (and `npm ci` in CI builds the CUDA backend there).
+ * DIFFVIT_BUILD_FROM_SOURCE=1 skips the prebuilt addon, and so do the build options DIFFVIT_CUDA and
+ * DIFFVIT_NVTX (AUTO, ON or OFF: CMakeLists.txt), which are passed to CMake. A git checkout always
+ * builds from source: developers build the sources they edit (and `npm ci` in CI builds the CUDA
+ * backend there).
  */
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
@@ -20,10 +22,12 @@ const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const target = `${process.platform}-${process.arch}`;
 const prebuilt = join(root, 'prebuilds', target, 'diffvit.napi.node');
 const CMAKE_MIN = [3, 18];
+const BUILD_OPTIONS = ['DIFFVIT_CUDA', 'DIFFVIT_NVTX'].filter((name) => process.env[name]);
 
 /** Why the source build runs: null when the prebuilt addon is used. */
 function sourceBuildReason() {
   if (process.env.DIFFVIT_BUILD_FROM_SOURCE === '1') return 'building from source was asked for (DIFFVIT_BUILD_FROM_SOURCE=1)';
+  if (BUILD_OPTIONS.length > 0) return `build options were given (${BUILD_OPTIONS.map((n) => `${n}=${process.env[n]}`).join(' ')})`;
   if (existsSync(join(root, '.git'))) return 'a git checkout builds from source';
   if (!existsSync(prebuilt)) return `this package has no prebuilt addon for ${target}`;
   const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(prebuilt)})`], { encoding: 'utf8', timeout: 60_000 });
@@ -94,5 +98,6 @@ if (missing.length > 0) {
 }
 console.log(`diffvit: building the native addon from source (${reason})`);
 const cmakeJs = createRequire(import.meta.url).resolve('cmake-js/bin/cmake-js');
-const build = spawnSync(process.execPath, [cmakeJs, 'compile', '--out', 'build'], { cwd: root, stdio: 'inherit' });
+const defines = BUILD_OPTIONS.map((name) => `--CD${name}=${process.env[name]}`);
+const build = spawnSync(process.execPath, [cmakeJs, 'compile', '--out', 'build', ...defines], { cwd: root, stdio: 'inherit' });
 process.exit(build.status ?? 1);
