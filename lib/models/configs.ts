@@ -25,6 +25,14 @@ export interface ModelConfig {
   dec_dim?: number | null; // ASCEND: decoder width (default dim)
 }
 
+/** Every key a model config may have (config files are checked against it); the type keeps it complete. */
+const MODEL_KEYS: Record<keyof ModelConfig, true> = {
+  arch: true, img_size: true, in_chans: true, patch: true, dim: true, heads: true, depth: true, enc_depth: true, dec_depth: true,
+  mlp_ratio: true, qkv_bias: true, time_cond: true, num_classes: true, context_dim: true, context_len: true, final_conv: true,
+  freq_dim: true, enc_dim: true, dec_dim: true,
+};
+export const MODEL_CONFIG_KEYS: readonly string[] = Object.keys(MODEL_KEYS);
+
 export type FullModelConfig = Required<Omit<ModelConfig, 'depth' | 'enc_dim' | 'dec_dim'>> & {
   depth?: number;
   enc_dim: number;
