@@ -5,7 +5,7 @@
  * addon's CUDA status).
  */
 import { resolveDevice } from '../backend/index.js';
-import { usageError } from './profile.js';
+import { usage } from './options.js';
 
 export interface DeviceChoice {
   /** The canonical device ('cpu', 'cuda:0'), or undefined when --device was not given. */
@@ -14,18 +14,18 @@ export interface DeviceChoice {
 }
 
 export function deviceOption(command: string, value: string | undefined, cudaGraph: boolean | undefined): DeviceChoice {
-  if (value === '') throw usageError("option '--device D' expected a device (cpu, cuda, cuda:N), received ''");
-  let resolved: ReturnType<typeof resolveDevice> | null = null;
+  if (value === '') usage(command, "--device D expected a device (cpu, cuda, cuda:N), received ''");
+  let resolved: ReturnType<typeof resolveDevice>;
   try {
     resolved = resolveDevice(value ?? 'cpu', 'device', '--device');
   } catch (e) {
     const why = (e as Error).message.replace(/^diffvit\.device: /, '');
     // 'cuda' where no CUDA device is usable is not a typo: an error saying why, not a usage error.
-    if (value !== undefined && /^cuda(:\d+)?$/.test(value)) throw new Error(`${command}: --device ${value}: ${why}`);
-    throw usageError(`option '--device D': ${why}`);
+    if (value !== undefined && /^cuda(:\d+)?$/.test(value)) throw new Error(`diffvit ${command}: --device ${value}: ${why}`);
+    usage(command, `--device D: ${why}`);
   }
   if (cudaGraph && resolved.backend.name !== 'cuda') {
-    throw usageError(`option '--cuda-graph' needs a CUDA device (--device cuda), but the device is '${resolved.device}'`);
+    usage(command, `--cuda-graph needs a CUDA device (--device cuda), but the device is '${resolved.device}'`);
   }
   return { device: value === undefined ? undefined : resolved.device, cudaGraph: Boolean(cudaGraph) };
 }

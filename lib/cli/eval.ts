@@ -5,7 +5,6 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 
 import { ShapesDataset } from '../data/dataset.js';
 import { generate, SAMPLERS, type SamplerName } from '../diffusion/sample.js';
@@ -13,7 +12,10 @@ import { CLASSIFIER_FEATURES, CLASSIFIER_STEPS, CLASSIFIER_VERSION, classify, lo
 import { featureStats, frechetDistance } from '../eval/frechet.js';
 import { loadCheckpoint } from '../models/checkpoint.js';
 import type { DiffusionViT } from '../models/diffusion_vit.js';
+import { checkpointConfig } from './checkpoint_header.js';
+import { DEFAULT_GUIDANCE } from './defaults.js';
 import { guidanceIntervalOption } from './guidance_interval.js';
+import { cliHooks, didYouMean, type OptionSpec, parseOptions, usage } from './options.js';
 import { EVAL_HELP } from './help.js';
 import { ProgressBar } from './progress.js';
 
@@ -45,12 +47,13 @@ export interface ShapesEvalOptions {
 }
 
 export function evaluateShapes(model: DiffusionViT, options: ShapesEvalOptions = {}): ShapesEvaluation {
-  const perClass = options.perClass ?? 64, guidance = options.guidance ?? 2, realCount = options.real ?? 1000;
+  const perClass = options.perClass ?? EVAL_SHAPES_OPTIONS['per-class'].default, guidance = options.guidance ?? DEFAULT_GUIDANCE;
+  const realCount = options.real ?? EVAL_SHAPES_OPTIONS.real.default;
   const classifierPath = options.classifierPath ?? join(homedir(), '.cache', 'diffvit', `shapes-classifier-v${CLASSIFIER_VERSION}.safetensors`);
+  const numClasses = model.config.num_classes;
+  if (numClasses !== SHAPE_CLASSES) throw new Error(`diffvit eval shapes: expected a class-conditional model with ${SHAPE_CLASSES} classes, the model has num_classes ${numClasses}`);
   const classifierBar = new ProgressBar(CLASSIFIER_STEPS, 'classifier (first run only)');
   const classifier = loadOrTrainClassifier(classifierPath, (step, loss) => classifierBar.update(step, { loss: loss.toFixed(3) }));
-  const numClasses = model.config.num_classes;
-  if (numClasses !== 4) throw new Error(`diffvit eval shapes: expected a class-conditional model with 4 classes, the checkpoint has num_classes ${numClasses}`);
   const labels = Int32Array.from({ length: perClass * numClasses }, (_, i) => i % numClasses);
   const sampler = options.sampler ?? 'heun';
   const steps = options.steps ?? (sampler === 'ddim' ? 50 : 18);
@@ -93,38 +96,57 @@ export function evaluateShapes(model: DiffusionViT, options: ShapesEvalOptions =
   };
 }
 
+/** The number of classes of the built-in shapes data (circle, square, triangle, cross). */
+const SHAPE_CLASSES = 4;
+
+export const EVAL_SHAPES_OPTIONS = {
+  checkpoint: { kind: 'file', arg: 'FILE', required: true },
+  'per-class': { kind: 'int', min: 1, max: 10_000, arg: 'N', default: 64 },
+  guidance: { kind: 'number', min: 0, max: 100, arg: 'W', default: DEFAULT_GUIDANCE },
+  'guidance-interval': { kind: 'string', arg: 'LO,HI' },
+  sampler: { kind: 'choice', choices: SAMPLERS, arg: 'NAME', default: 'heun' },
+  steps: { kind: 'int', min: 1, max: 10_000, arg: 'N', default: 18 },
+  churn: { kind: 'number', min: 0, max: 1000, arg: 'S', default: 0 },
+  real: { kind: 'int', min: 2, max: 100_000, arg: 'N', default: 1000 },
+  classifier: { kind: 'out-file', arg: 'FILE', extensions: ['.safetensors'] },
+  json: { kind: 'flag' },
+} as const satisfies Record<string, OptionSpec>;
+
 export async function evalCommand(argv: string[]): Promise<number> {
   const [what, ...rest] = argv;
-  if (what === '-h' || what === '--help' || what === undefined) {
+  if (what === '-h' || what === '--help') {
     console.log(EVAL_HELP);
-    return what === undefined ? 2 : 0;
+    return 0;
   }
+  if (what === undefined) usage('eval', 'which evaluation? shapes or fid');
+  if (what.startsWith('-')) usage('eval', `unknown option '${what}' (the evaluation comes first: diffvit eval shapes|fid [options])`);
   if (what === 'fid') {
     const { fidCommand } = await import('./fid.js');
     return fidCommand(rest);
   }
-  if (what !== 'shapes') throw new Error(`diffvit eval: unknown evaluation '${what}' (available: shapes, fid)`);
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      checkpoint: { type: 'string' }, 'per-class': { type: 'string' }, guidance: { type: 'string' }, 'guidance-interval': { type: 'string' }, steps: { type: 'string' },
-      sampler: { type: 'string' }, churn: { type: 'string' },
-      real: { type: 'string' }, classifier: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-  });
-  if (values.help) {
+  if (what !== 'shapes') usage('eval', `unknown evaluation '${what}' (available: shapes, fid)${didYouMean(what, ['shapes', 'fid'])}`);
+  if (rest.includes('-h') || rest.includes('--help')) {
     console.log(EVAL_HELP);
     return 0;
   }
-  if (!values.checkpoint) throw new Error('diffvit eval shapes: --checkpoint FILE is required');
-  const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  const { values, given } = parseOptions('eval shapes', rest, EVAL_SHAPES_OPTIONS);
+  const sampler = values.sampler as SamplerName;
+  const guidanceInterval = guidanceIntervalOption('eval shapes', values['guidance-interval']);
+  // The model must be one of the shapes' classes before the classifier is trained or loaded.
+  const numClasses = checkpointConfig('eval shapes', values.checkpoint).num_classes;
+  if (numClasses !== SHAPE_CLASSES) usage('eval shapes', `--checkpoint ${values.checkpoint}: expected a class-conditional model of the ${SHAPE_CLASSES} shapes classes, the checkpoint has num_classes ${numClasses}`);
+  cliHooks.beforeWork('eval shapes');
   const { model, extra } = loadCheckpoint(values.checkpoint);
   for (const t of extra.values()) t.dispose();
-  const sampler = values.sampler as SamplerName | undefined;
-  if (sampler !== undefined && !SAMPLERS.includes(sampler)) throw new Error(`diffvit eval shapes: --sampler expected one of ${SAMPLERS.join(', ')}, received '${sampler}'`);
-  const r = evaluateShapes(model, { perClass: num(values['per-class']), guidance: num(values.guidance), guidanceInterval: guidanceIntervalOption('eval shapes', values['guidance-interval']), sampler, steps: num(values.steps), churn: num(values.churn), real: num(values.real), classifierPath: values.classifier });
-  model.dispose();
+  let r: ShapesEvaluation;
+  try {
+    r = evaluateShapes(model, {
+      perClass: values['per-class'], guidance: values.guidance, guidanceInterval, sampler,
+      steps: given.has('steps') ? values.steps : undefined, churn: values.churn, real: values.real, classifierPath: values.classifier,
+    });
+  } finally {
+    model.dispose();
+  }
   if (values.json) {
     console.log(JSON.stringify(r, null, 2));
   } else {

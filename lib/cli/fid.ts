@@ -11,9 +11,11 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 
 import { SAMPLERS, type SamplerName } from '../diffusion/samplers/names.js';
+import { checkpointConfig } from './checkpoint_header.js';
+import { DEFAULT_GUIDANCE } from './defaults.js';
+import { checkOutput, cliHooks, MAX_SEED, type OptionSpec, parseOptions, usage } from './options.js';
 import { ProgressBar } from './progress.js';
 
 export const FID_HELP = `diffvit eval fid (--data SRC | --checkpoint FILE | --images DIR | --stats FILE) [options]
@@ -36,12 +38,12 @@ Options:
   --data SRC            'shapes', a CIFAR-10 binary directory (data_batch_*.bin, test_batch.bin)
                         or a folder of PNG/JPEG images (sub-folders are read too)
   --split train|test    CIFAR-10 split (default train)
-  --count N             --data: a seeded random subset of N images (default: all; shapes 10000)
+  -n, --count N         --data: a seeded random subset of N images (default: all; shapes 10000)
                         --checkpoint: samples to draw (default 10000)
   --image-size S        folder images: centre crop resized to S (default: the first image's shorter side)
   --checkpoint FILE     sample a diffvit checkpoint (8-bit quantised, as saved PNGs)
   --labels L            class-conditional: 'all' (classes in turn, the default) or e.g. 0,3,4
-  --guidance W          classifier-free guidance scale (default 1 = none)
+  --guidance W          classifier-free guidance scale (default ${DEFAULT_GUIDANCE}; 1 = none)
   --sampler NAME        ${SAMPLERS.join(' | ')} (default heun)
   --steps N             sampler steps (default 18; ddim 50)
   --seed N              seed (default 0; sample batch b uses seed + b; also the subset draws)
@@ -56,31 +58,41 @@ Options:
   --json                print the result as JSON
   -h, --help            this text`;
 
-function integer(name: string, v: string | undefined, fallback: number, min: number): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new Error(`diffvit eval fid: --${name} expected an integer >= ${min}, received '${v}'`);
-  return n;
-}
-
-function number(name: string, v: string | undefined, fallback: number): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`diffvit eval fid: --${name} expected a number, received '${v}'`);
-  return n;
-}
+export const FID_OPTIONS = {
+  weights: { kind: 'string', arg: 'FILE' },
+  'ref-stats': { kind: 'string', arg: 'FILE' },
+  data: { kind: 'string', arg: 'SRC' },
+  split: { kind: 'choice', choices: ['train', 'test'], arg: 'S', default: 'train' },
+  count: { kind: 'int', short: 'n', min: 2, max: 10_000_000, arg: 'N' },
+  'image-size': { kind: 'int', min: 1, max: 4096, arg: 'S' },
+  checkpoint: { kind: 'file', arg: 'FILE' },
+  labels: { kind: 'string', arg: 'L' },
+  guidance: { kind: 'number', min: 0, max: 100, arg: 'W', default: DEFAULT_GUIDANCE },
+  sampler: { kind: 'choice', choices: SAMPLERS, arg: 'NAME', default: 'heun' },
+  steps: { kind: 'int', min: 1, max: 10_000, arg: 'N', default: 18 },
+  seed: { kind: 'int', min: 0, max: MAX_SEED, arg: 'N', default: 0 },
+  images: { kind: 'dir', arg: 'DIR' },
+  stats: { kind: 'file', arg: 'FILE' },
+  'save-stats': { kind: 'out-file', arg: 'FILE' },
+  batch: { kind: 'int', min: 1, max: 4096, arg: 'N', default: 16 },
+  'sample-batch': { kind: 'int', min: 1, max: 4096, arg: 'N', default: 64 },
+  'kid-features': { kind: 'int', min: 0, max: 10_000_000, arg: 'N', default: 10_000 },
+  'kid-subsets': { kind: 'int', min: 1, max: 100_000, arg: 'N', default: 100 },
+  'kid-subset-size': { kind: 'int', min: 2, max: 10_000_000, arg: 'N', default: 1000 },
+  json: { kind: 'flag' },
+} as const satisfies Record<string, OptionSpec>;
 
 /** Labels for `count` samples: classes in turn ('all') or the given list repeated; null when unconditional. */
 export function fidLabels(spec: string | undefined, numClasses: number, count: number): Int32Array | null {
   if (!numClasses) {
-    if (spec !== undefined) throw new Error('diffvit eval fid: --labels given but the model is unconditional (num_classes 0)');
+    if (spec !== undefined) usage('eval fid', '--labels given but the model is unconditional (num_classes 0)');
     return null;
   }
   if (spec === undefined || spec === 'all') return Int32Array.from({ length: count }, (_, i) => i % numClasses);
-  const list = spec.split(',').map((s) => Number(s.trim()));
+  const list = spec.split(',').map((s) => (s.trim() === '' ? Number.NaN : Number(s)));
   for (const l of list) {
     if (!Number.isInteger(l) || l < 0 || l > numClasses) {
-      throw new Error(`diffvit eval fid: --labels expected 'all' or classes in [0, ${numClasses}] (${numClasses} = unconditional), received '${spec}'`);
+      usage('eval fid', `--labels L expected 'all' or classes in [0, ${numClasses}] (${numClasses} = unconditional), received '${spec}'`);
     }
   }
   return Int32Array.from({ length: count }, (_, i) => list[i % list.length]);
@@ -99,52 +111,50 @@ function subset(size: number, count: number, seed: number): Int32Array {
 }
 
 export async function fidCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      weights: { type: 'string' }, 'ref-stats': { type: 'string' }, data: { type: 'string' }, split: { type: 'string' },
-      count: { type: 'string', short: 'n' }, 'image-size': { type: 'string' }, checkpoint: { type: 'string' },
-      labels: { type: 'string' }, guidance: { type: 'string' }, sampler: { type: 'string' }, steps: { type: 'string' },
-      seed: { type: 'string' }, images: { type: 'string' }, 'save-stats': { type: 'string' }, batch: { type: 'string' },
-      'sample-batch': { type: 'string' }, 'kid-features': { type: 'string' }, 'kid-subsets': { type: 'string' },
-      'kid-subset-size': { type: 'string' }, stats: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-  });
-  if (values.help) {
+  if (argv.includes('-h') || argv.includes('--help')) {
     console.log(FID_HELP);
     return 0;
   }
+  const { values, given } = parseOptions('eval fid', argv, FID_OPTIONS);
   const modes = (['data', 'checkpoint', 'images', 'stats'] as const).filter((m) => values[m] !== undefined);
   if (modes.length !== 1) {
-    throw new Error(`diffvit eval fid: give exactly one of --data (reference statistics), --checkpoint, --images or --stats, received ${modes.length ? modes.map((m) => '--' + m).join(', ') : 'none'} (see diffvit eval fid --help)`);
+    usage('eval fid', `give exactly one of --data (reference statistics), --checkpoint, --images or --stats, received ${modes.length ? modes.map((m) => '--' + m).join(', ') : 'none'}`);
   }
   const mode = modes[0];
   const refPath = values['ref-stats'];
-  if (mode === 'data' && !refPath) throw new Error('diffvit eval fid: --data needs --ref-stats FILE (where to write the reference statistics)');
-  if (mode === 'stats' && !refPath) throw new Error('diffvit eval fid: --stats needs --ref-stats FILE (the statistics to compare with)');
-  if (!refPath && !values['save-stats']) throw new Error(`diffvit eval fid: --${mode} needs --ref-stats FILE (to compare with) or --save-stats FILE (to keep the statistics)`);
-  if (mode !== 'data' && refPath && !existsSync(refPath)) throw new Error(`diffvit eval fid: --ref-stats ${refPath}: no such file (make it with --data)`);
-  const seed = integer('seed', values.seed, 0, 0);
-  const batchSize = integer('batch', values.batch, 16, 1);
-  const kidFeatures = integer('kid-features', values['kid-features'], 10_000, 0);
-  const kidOptions = {
-    subsets: integer('kid-subsets', values['kid-subsets'], 100, 1),
-    subsetSize: integer('kid-subset-size', values['kid-subset-size'], 1000, 2),
-    seed,
-  };
-  const sampler = (values.sampler ?? 'heun') as SamplerName;
-  if (!SAMPLERS.includes(sampler)) throw new Error(`diffvit eval fid: --sampler expected one of ${SAMPLERS.join(', ')}, received '${values.sampler}'`);
+  if (mode === 'data' && !refPath) usage('eval fid', '--data needs --ref-stats FILE (where to write the reference statistics)');
+  if (mode === 'stats' && !refPath) usage('eval fid', '--stats needs --ref-stats FILE (the statistics to compare with)');
+  if (!refPath && !values['save-stats']) usage('eval fid', `--${mode} needs --ref-stats FILE (to compare with) or --save-stats FILE (to keep the statistics)`);
+  if (refPath !== undefined) {
+    if (mode === 'data') checkOutput('eval fid', 'ref-stats', { kind: 'out-file', arg: 'FILE' }, refPath);
+    else if (!existsSync(refPath)) usage('eval fid', `--ref-stats ${refPath}: no such file (make it with --data)`);
+    else checkOutput('eval fid', 'ref-stats', { kind: 'file', arg: 'FILE' }, refPath);
+  }
+  const { seed, batch: batchSize, 'kid-features': kidFeatures } = values;
+  const kidOptions = { subsets: values['kid-subsets'], subsetSize: values['kid-subset-size'], seed };
+  const sampler = values.sampler as SamplerName;
+  const weights = mode === 'stats' ? undefined : values.weights ?? process.env.DIFFVIT_INCEPTION;
+  if (mode !== 'stats') {
+    if (!weights) usage('eval fid', '--weights FILE is required (the FID Inception-v3 as safetensors: convert pytorch-fid\'s pt_inception-2015-12-05-6726825d.pth with scripts/convert_inception.py)');
+    if (!existsSync(weights)) usage('eval fid', `--weights ${weights}: no such file`);
+  }
+  if (mode === 'data' && values.data !== 'shapes' && !(existsSync(values.data!) && statSync(values.data!).isDirectory())) {
+    usage('eval fid', `--data SRC expected 'shapes' or a folder, received '${values.data}' (no such folder)`);
+  }
+  // A checkpoint's conditioning, from its header: checked before any sampling.
+  let labels: Int32Array | null = null;
+  if (mode === 'checkpoint') {
+    const c = checkpointConfig('eval fid', values.checkpoint!);
+    if (c.context_dim) usage('eval fid', `--checkpoint ${values.checkpoint} is text-conditioned (context_dim ${c.context_dim}); eval fid samples class-conditional or unconditional models`);
+    labels = fidLabels(values.labels, c.num_classes, values.count ?? 10_000);
+  }
+  cliHooks.beforeWork('eval fid');
   const fidLib = await import('../eval/fid.js');
   if (mode === 'stats') {
-    if (!existsSync(values.stats!)) throw new Error(`diffvit eval fid: --stats ${values.stats}: no such file`);
     const stats = fidLib.loadStats(values.stats!);
     report(fidLib, stats, refPath!, `the statistics in ${values.stats} (${stats.metadata.source ?? (stats.count ? `${stats.count} images` : 'image count not recorded')})`, values.stats!, kidOptions, values.json);
     return 0;
   }
-  const weights = values.weights ?? process.env.DIFFVIT_INCEPTION;
-  if (!weights) throw new Error('diffvit eval fid: --weights FILE is required (the FID Inception-v3 as safetensors: convert pytorch-fid\'s pt_inception-2015-12-05-6726825d.pth with scripts/convert_inception.py)');
-  if (!existsSync(weights)) throw new Error(`diffvit eval fid: --weights ${weights}: no such file`);
 
   const { loadInception } = await import('../eval/inception.js');
   const { createDataset } = await import('../data/dataset.js');
@@ -160,16 +170,13 @@ export async function fidCommand(argv: string[]): Promise<number> {
     const root = (mode === 'data' ? values.data : values.images)!;
     let dataset;
     if (mode === 'data' && root === 'shapes') {
-      dataset = createDataset({ kind: 'shapes', seed, size: integer('count', values.count, 10_000, 2) });
+      dataset = createDataset({ kind: 'shapes', seed, size: values.count ?? 10_000 });
     } else {
-      if (!existsSync(root) || !statSync(root).isDirectory()) throw new Error(`diffvit eval fid: --${mode} ${root}: no such directory${mode === 'data' ? " (or 'shapes')" : ''}`);
       const isCifar = existsSync(join(root, 'data_batch_1.bin')) || existsSync(join(root, 'test_batch.bin'));
       if (mode === 'data' && isCifar) {
-        const split = values.split ?? 'train';
-        if (split !== 'train' && split !== 'test') throw new Error(`diffvit eval fid: --split expected train or test, received '${split}'`);
-        dataset = createDataset({ kind: 'cifar10', root, split });
+        dataset = createDataset({ kind: 'cifar10', root, split: values.split as 'train' | 'test' });
       } else {
-        let size = values['image-size'] === undefined ? 0 : integer('image-size', values['image-size'], 0, 1);
+        let size = values['image-size'] ?? 0;
         if (!size) {
           const { ImageFolderDataset } = await import('../data/image_folder.js');
           const { decodeImage } = await import('../image/decode.js');
@@ -180,7 +187,7 @@ export async function fidCommand(argv: string[]): Promise<number> {
         dataset = createDataset({ kind: 'folder', root, imageSize: size });
       }
     }
-    const count = Math.min(dataset.size, integer('count', values.count, dataset.size, 2));
+    const count = Math.min(dataset.size, values.count ?? dataset.size);
     source = fidLib.datasetSource(dataset, count < dataset.size ? subset(dataset.size, count, seed) : undefined);
     describeSource = `${count} images of ${dataset.name}${count < dataset.size ? ` (random subset of ${dataset.size}, seed ${seed})` : ''}`;
   } else {
@@ -190,15 +197,10 @@ export async function fidCommand(argv: string[]): Promise<number> {
     for (const t of extra.values()) t.dispose();
     cleanup = () => model.dispose();
     const c = model.config;
-    if (c.context_dim) {
-      model.dispose();
-      throw new Error(`diffvit eval fid: ${values.checkpoint} is text-conditioned (context_dim ${c.context_dim}); eval fid samples class-conditional or unconditional models`);
-    }
-    const count = integer('count', values.count, 10_000, 2);
-    const labels = fidLabels(values.labels, c.num_classes ?? 0, count);
-    const guidance = number('guidance', values.guidance, 1);
-    const steps = integer('steps', values.steps, sampler === 'ddim' ? 50 : 18, 1);
-    const sampleBatch = integer('sample-batch', values['sample-batch'], 64, 1);
+    const count = values.count ?? 10_000;
+    const guidance = values.guidance;
+    const steps = given.has('steps') ? values.steps : sampler === 'ddim' ? 50 : values.steps;
+    const sampleBatch = values['sample-batch'];
     const per = c.in_chans * c.img_size * c.img_size;
     // Samples are drawn in batches of sampleBatch (batch b with seed + b) and handed out in
     // Inception batches.
@@ -230,7 +232,7 @@ export async function fidCommand(argv: string[]): Promise<number> {
   }
 
   // ---- features and statistics ----
-  const net = loadInception(weights);
+  const net = loadInception(weights!);
   bar = new ProgressBar(source.count, mode === 'data' ? 'reference statistics' : mode === 'checkpoint' ? 'sample + Inception' : 'Inception features');
   let stats;
   try {

@@ -3,9 +3,7 @@ import { SAMPLERS } from '../diffusion/samplers/names.js';
 import { PRESETS } from '../models/configs.js';
 import { DEFAULT_TRAIN_CONFIG } from '../train/config.js';
 import { COOLDOWN_FRACTION } from '../train/schedule.js';
-
-// The 15-minute CPU default: iuvit-t/4's widths with 8x8 patches (16 tokens), ~2.5x the img/s.
-export const DEFAULT_PRESET = 'iuvit-xs/4';
+import { DEFAULT_GUIDANCE, DEFAULT_PRESET } from './defaults.js';
 
 export const TRAIN_HELP = `diffvit train [options]
 
@@ -13,14 +11,15 @@ Trains an IU-ViT/ASCEND diffusion model with EDM. With no options: preset ${DEFA
 class-conditional, on the built-in 'shapes' data.
 
 Options:
-  --preset NAME            model preset (${Object.keys(PRESETS).join(', ')})
+  --preset NAME            model preset (${Object.keys(PRESETS).join(', ')}) (default ${DEFAULT_PRESET})
   --config FILE            JSON file with { model?, data?, ...training options } (flags override it);
                            a model there without num_classes (or context_dim) takes the data's
-  --data SPEC              shapes (generated in code; the default), folder:PATH (class per
-                           sub-folder, PNG/JPEG; centre crop + resize), cifar10:DIR (binary
-                           batches), mnist:DIR (idx files), cache:FILE (made by diffvit prepare;
-                           memory-mapped, no decoding per epoch), captions:INDEX.jsonl (images +
-                           text embeddings: a text-to-image model; see diffvit make-captions)
+  --data SPEC              the training data (default shapes): shapes (generated in code),
+                           folder:PATH (class per sub-folder, PNG/JPEG; centre crop + resize),
+                           cifar10:DIR (binary batches), mnist:DIR (idx files), cache:FILE (made
+                           by diffvit prepare; memory-mapped, no decoding per epoch),
+                           captions:INDEX.jsonl (images + text embeddings: a text-to-image model;
+                           see diffvit make-captions)
   --image-size N           resize folder images to N (default: the preset's size)
   --unconditional          ignore the data's labels (and captions)
   --steps N                optimiser steps (default ${DEFAULT_TRAIN_CONFIG.steps})
@@ -34,7 +33,7 @@ Options:
   --ema-rampup R           the EMA half-life is at most R x images seen (default ${DEFAULT_TRAIN_CONFIG.emaRampup}; EDM: 0.05)
   --label-dropout P        label/caption dropout for guidance: the null label and the empty
                            (all-zero) context (default ${DEFAULT_TRAIN_CONFIG.labelDropout})
-  --seed N                 run seed (default 0)
+  --seed N                 run seed (default ${DEFAULT_TRAIN_CONFIG.seed})
   --precision P            matmul precision: float32, or bf16 (bfloat16 operands, fp32
                            accumulation; attention stays fp32). Default: DIFFVIT_MATMUL_PRECISION,
                            else bf16 where the CPU has AVX512_BF16, else float32; a resumed run
@@ -48,12 +47,21 @@ Options:
                            a CUDA graph at the first step and replay it every step (the step's
                            EDM noise is drawn eagerly into the captured inputs first, since a
                            graph freezes seeds; optimiser and EMA run eagerly after the replay)
-  --out DIR                output directory (default runs/<preset>-shapes)
+  --out DIR                the run's folder (default: runs/<preset>-<data kind>, the preset's '/'
+                           as '_', e.g. runs/iuvit-xs_4-shapes, or runs/<config file name>-<data
+                           kind> for a model from --config; -2, -3, ... appended while that
+                           folder holds files; with --resume: the checkpoint's own folder). A
+                           folder that holds files is refused unless --overwrite is given.
+                           Nothing is written before the first step succeeds; then the folder
+                           gets config.json (the run's full config), metrics.jsonl, loss.svg,
+                           samples/ and checkpoint.safetensors
+  --overwrite              replace the run in --out (its checkpoint, metrics, samples, config)
   --checkpoint-every N     steps between checkpoints (default 500)
   --sample-every N         steps between sample grids (default 800; 0 = only at the end)
   --no-samples             no sample grids at all (large models on a CPU)
-  --guidance W             guidance scale of the sample grids (default 2)
-  --resume FILE            continue the run saved in FILE (same data order and RNG)
+  --guidance W             guidance scale of the sample grids (default ${DEFAULT_GUIDANCE})
+  --resume FILE            continue the run saved in FILE (same data order and RNG) in FILE's
+                           folder, up to --steps (which may be raised); its model and data stay
   --profile [FILE]         profile steps 3-12 of the run (steps 1-2 warm up; a run of 1-2 steps
                            is profiled whole) with the built-in profiler: a table of kernel and
                            phase times at the end, and a Chrome trace (chrome://tracing,
@@ -77,8 +85,8 @@ Options:
                         tensor 'context' (or its only tensor) of shape (B, L, C) or (L, C)
   --sampler NAME        ${SAMPLERS.join(' | ')} (default heun)
   --steps N             sampler steps (default 18; ddim 50)
-  --guidance W          classifier-free guidance scale (default 1 = none); the unconditional
-                        half uses the null label and the empty (all-zero) context
+  --guidance W          classifier-free guidance scale (default ${DEFAULT_GUIDANCE}; 1 = none); the
+                        unconditional half uses the null label and the empty (all-zero) context
   --guidance-interval LO,HI
                         guide only at noise levels LO < sigma <= HI, e.g. 1,inf (default:
                         every level; outside it one conditional pass per step, half the cost)
@@ -124,7 +132,7 @@ Scores class-conditional samples of a model trained on the built-in shapes data.
 Options:
   --checkpoint FILE     the model to evaluate
   --per-class N         samples per class (default 64)
-  --guidance W          guidance scale (default 2)
+  --guidance W          guidance scale (default ${DEFAULT_GUIDANCE}; 1 = none)
   --guidance-interval LO,HI
                         guide only at noise levels LO < sigma <= HI (default: every level)
   --sampler NAME        ${SAMPLERS.join(' | ')} (default heun)
@@ -154,4 +162,47 @@ Options:
   --image-size N        folder: centre crop resized to N (required); mnist: pad to N (default 32)
   --split train|test    cifar10: and mnist: split (default train)
   --unlabelled          store no labels (numClasses 0), e.g. for an LSUN export's hashed folders
+  -h, --help            this text`;
+
+export const INFO_HELP = `diffvit info [--json]
+
+Prints what the native addon was built with and what it is doing: diffvit and Node.js versions,
+the CPU's features and the kernel level they dispatch to, the thread count, the matmul precision
+'diffvit train' would run at, whether a CUDA backend was built (and why not), and the build flags.
+
+Options:
+  --json      print one JSON object instead of text
+  -h, --help  show this help
+
+Environment:
+  DIFFVIT_THREADS   number of CPU threads (default: one per logical core)
+  DIFFVIT_CPU       force a lower kernel level: avx512, avx2 or scalar
+  DIFFVIT_ADDON     path of another diffvit.node build to load
+  DIFFVIT_MATMUL_PRECISION
+                    float32 or bf16: the matmul precision outside autocast scopes, and the
+                    one 'diffvit train' runs at without --precision
+  DIFFVIT_DEBUG     1: print the stack trace of an error (any command)`;
+
+export const BENCH_HELP = `diffvit bench [gemm|attention|fused|model|all ...] [--out file.json]
+
+Runs the named benchmarks (default: all), prints one table (bench, case, value, baseline, ratio)
+and writes the rows with a description of the machine to bench/results/<name>-<date>.json.
+
+Options:
+  --out FILE       write the JSON report here instead
+  -h, --help       show this help`;
+
+export const EXPORT_HELP = `diffvit export --checkpoint FILE --out FILE.safetensors [--ema | --raw]
+
+Writes a weights-only safetensors file from a checkpoint: the model's parameters under the PyTorch
+twin's names with the model config in __metadata__ (what 'diffvit sample', loadCheckpoint and the
+twin load), without the optimiser state — a training checkpoint is 16 bytes a parameter, the export
+4. Tensors are copied one at a time, so checkpoints of any size export in bounded memory.
+
+Options:
+  --checkpoint FILE     a diffvit checkpoint (a run's checkpoint.safetensors)
+  --out FILE            the .safetensors file to write (written under a temporary name, then renamed)
+  --ema                 the EMA weights (the default: what sampling uses)
+  --raw                 the raw weights the optimiser updates
+  --force               replace --out when it exists
   -h, --help            this text`;

@@ -4,50 +4,42 @@
  */
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 
 import { CachedDataset, writeDatasetCache } from '../data/cache.js';
 import { createDataset } from '../data/dataset.js';
-import { PREPARE_HELP } from './help.js';
+import { cliHooks, type OptionSpec, parseOptions, usage } from './options.js';
 import { ProgressBar } from './progress.js';
-import { parseDataSpec } from './train.js';
+import { checkDataPaths, parseDataSpec } from './train_options.js';
+
+export const PREPARE_OPTIONS = {
+  data: { kind: 'string', arg: 'SPEC', required: true },
+  out: { kind: 'out-file', arg: 'FILE', required: true },
+  'image-size': { kind: 'int', min: 1, max: 4096, arg: 'N' },
+  split: { kind: 'choice', choices: ['train', 'test'], arg: 'train|test', default: 'train' },
+  unlabelled: { kind: 'flag' },
+} as const satisfies Record<string, OptionSpec>;
 
 export async function prepareCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      data: { type: 'string' }, out: { type: 'string' }, 'image-size': { type: 'string' }, split: { type: 'string' },
-      unlabelled: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-  });
-  if (values.help) {
-    console.log(PREPARE_HELP);
-    return 0;
-  }
-  if (!values.data) throw new Error('diffvit prepare: --data SPEC is required (see diffvit prepare --help)');
-  if (!values.out) throw new Error('diffvit prepare: --out FILE is required, e.g. --out cifar10.dvcache');
-  let imageSize: number | undefined;
-  if (values['image-size'] !== undefined) {
-    imageSize = Number(values['image-size']);
-    if (!Number.isInteger(imageSize) || imageSize < 1) throw new Error(`diffvit prepare: --image-size expected a positive integer, received '${values['image-size']}'`);
-  }
-  const spec = parseDataSpec(values.data, imageSize ?? 0, 'diffvit prepare');
+  const { values, given } = parseOptions('prepare', argv, PREPARE_OPTIONS);
+  const imageSize = values['image-size'];
+  const spec = parseDataSpec(values.data, imageSize ?? 0, 'prepare');
   // Folders have no natural size (each image is resized), so the size is the user's choice;
   // MNIST pads its 28×28 digits to 32 unless told otherwise.
   if (spec.kind === 'folder' && imageSize === undefined) {
-    throw new Error('diffvit prepare: folder data needs --image-size N (the model\'s image size: 32 for CIFAR-10, 64 for CelebA, LSUN and CUB)');
+    usage('prepare', 'folder data needs --image-size N (the model\'s image size: 32 for CIFAR-10, 64 for CelebA, LSUN and CUB)');
   }
   if (spec.kind === 'mnist' && imageSize === undefined) spec.imageSize = 32;
-  if (spec.kind === 'cache') throw new Error('diffvit prepare: --data is already a cache; give the source it was made from');
-  if (values.split !== undefined) {
-    if (values.split !== 'train' && values.split !== 'test') throw new Error(`diffvit prepare: --split expected train or test, received '${values.split}'`);
-    if (spec.kind !== 'cifar10' && spec.kind !== 'mnist') throw new Error(`diffvit prepare: --split applies to cifar10: and mnist: data, not ${spec.kind}`);
-    spec.split = values.split;
+  if (spec.kind === 'cache') usage('prepare', '--data is already a cache; give the source it was made from');
+  if (spec.kind === 'captions') usage('prepare', '--data captions: cannot be cached (its captions and embeddings are separate files); train from it directly');
+  if (given.has('split')) {
+    if (spec.kind !== 'cifar10' && spec.kind !== 'mnist') usage('prepare', `--split applies to cifar10: and mnist: data, not ${spec.kind}`);
+    spec.split = values.split as 'train' | 'test';
   }
   if (imageSize !== undefined && spec.kind !== 'folder' && spec.kind !== 'mnist') {
-    throw new Error(`diffvit prepare: --image-size applies to folder: and mnist: data; ${spec.kind} images have a fixed size`);
+    usage('prepare', `--image-size applies to folder: and mnist: data; ${spec.kind} images have a fixed size`);
   }
+  checkDataPaths('prepare', spec);
+  cliHooks.beforeWork('prepare');
 
   const dataset = createDataset(spec);
   console.error(`diffvit prepare: ${dataset.name}: ${dataset.size} images, ${dataset.channels}×${dataset.imageSize}×${dataset.imageSize}, ` +

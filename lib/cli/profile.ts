@@ -4,27 +4,14 @@
  */
 import { existsSync, statSync } from 'node:fs';
 
-/**
- * util.parseArgs has no options with an optional value: a bare `--name` (the last argument, or
- * followed by another option) becomes `--name=`, which it reads as the empty string.
- */
-export function optionalValue(argv: string[], name: string): string[] {
-  const flag = `--${name}`;
-  const end = argv.indexOf('--');
-  return argv.map((a, i) => (a === flag && (end === -1 || i < end) && (i + 1 >= argv.length || argv[i + 1].startsWith('-')) ? `${flag}=` : a));
-}
-
-/** A usage mistake found after parsing: main.ts reports it like a parseArgs error (exit code 2). */
-export function usageError(message: string): Error {
-  return Object.assign(new Error(message), { code: 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' });
-}
+import { usage } from './options.js';
 
 /** The trace file of `--profile [FILE]`: FILE, or `fallback` for a bare --profile; undefined without the option. */
-export function profileOption(value: string | undefined, fallback: () => string): string | undefined {
+export function profileOption(command: string, value: string | undefined, fallback: () => string): string | undefined {
   if (value === undefined) return undefined;
   const path = value === '' ? fallback() : value;
   if (existsSync(path) && statSync(path).isDirectory()) {
-    throw usageError(`option '--profile [FILE]' expected a file for the Chrome trace, received the directory '${path}'`);
+    usage(command, `--profile [FILE] expected a file for the Chrome trace, received the folder '${path}'`);
   }
   return path;
 }

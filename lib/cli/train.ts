@@ -5,122 +5,141 @@
  * <out>/loss.svg. Ctrl-C finishes the current step, saves a checkpoint and exits. --profile records
  * steps 3-12 with the built-in profiler: <out>/profile.trace.json and a table at the end.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 
 import { PrefetchLoader } from '../data/prefetch.js';
 import { generate } from '../diffusion/sample.js';
 import { imageGridPNG } from '../image/grid.js';
 import { lineChartSVG, smooth } from '../image/plot.js';
 import { CaptionDataset } from '../data/captions.js';
-import { createDataset, type DatasetSpec } from '../data/dataset.js';
+import { createDataset } from '../data/dataset.js';
 import { tensor } from '../ops/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { type ModelConfig, PRESETS } from '../models/configs.js';
+import { fullConfig, type ModelConfig, PRESETS } from '../models/configs.js';
+import { readSafetensorsHeader } from '../models/safetensors_header.js';
 import { Profiler, type ProfileReport } from '../profiler/index.js';
 import { autocast } from '../tensor/autocast.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../train/trainer.js';
-import { LR_SCHEDULES, type LrSchedule } from '../train/schedule.js';
 import { deviceOption } from './device.js';
-import { DEFAULT_PRESET, TRAIN_HELP } from './help.js';
-import { precisionOption, trainPrecision } from './precision.js';
-import { optionalValue, profileOption, profileWindow } from './profile.js';
+import { cliHooks, parseOptions, usage } from './options.js';
+import { trainPrecision } from './precision.js';
+import { profileOption, profileWindow } from './profile.js';
 import { ProgressBar } from './progress.js';
+import { checkDataPaths, CONFIG_KEY_OF_OPTION, parseDataSpec, readTrainConfigFile, TRAIN_OPTIONS } from './train_options.js';
 
-/** --data shapes | folder:PATH | cifar10:DIR | mnist:DIR | cache:FILE | captions:INDEX.jsonl; `command` prefixes the error. */
-export function parseDataSpec(spec: string, imageSize: number, command = 'diffvit train'): DatasetSpec {
-  const [kind, ...rest] = spec.split(':');
-  const path = rest.join(':');
-  if (kind === 'shapes' && !path) return { kind: 'shapes' };
-  if (path && kind === 'folder') return { kind: 'folder', root: path, imageSize };
-  if (path && kind === 'cifar10') return { kind: 'cifar10', root: path };
-  if (path && kind === 'mnist') return { kind: 'mnist', root: path, imageSize };
-  if (path && kind === 'cache') return { kind: 'cache', path };
-  if (path && kind === 'captions') return { kind: 'captions', index: path, imageSize };
-  throw new Error(`${command}: --data expected shapes, folder:PATH, cifar10:DIR, mnist:DIR, cache:FILE or captions:INDEX.jsonl, received '${spec}'`);
+export { parseDataSpec } from './train_options.js';
+
+/** The files a run writes into its folder (--overwrite removes these, and only these). */
+const RUN_FILES = ['checkpoint.safetensors', 'metrics.jsonl', 'config.json', 'loss.svg', 'profile.trace.json', 'samples'];
+
+/** What a folder already holds (nothing when it does not exist). */
+function earlierWork(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir).sort() : [];
 }
 
-function scheduleOption(v: string | undefined): LrSchedule | undefined {
-  if (v === undefined || (LR_SCHEDULES as readonly string[]).includes(v)) return v as LrSchedule | undefined;
-  throw new Error(`diffvit train: --lr-schedule expected ${LR_SCHEDULES.join(' or ')}, received '${v}'`);
+/** `base`, or base-2, base-3, ... : the first that does not exist or is empty. */
+function freshFolder(base: string): string {
+  for (let i = 1; ; i++) {
+    const dir = i === 1 ? base : `${base}-${i}`;
+    if (!earlierWork(dir).length) return dir;
+  }
+}
+
+/** The step and config of the run in a training checkpoint (read from its header only). */
+function resumeState(path: string): { step: number; config: TrainConfig } {
+  const { metadata } = readSafetensorsHeader(path);
+  if (!metadata.train_config || !metadata.trainer) {
+    usage('train', `--resume ${path}: a model-only checkpoint (no trainer state); resume from the checkpoint.safetensors a run wrote`);
+  }
+  return { step: (JSON.parse(metadata.trainer) as { step: number }).step, config: JSON.parse(metadata.train_config) as TrainConfig };
 }
 
 export async function trainCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: optionalValue(argv, 'profile'),
-    options: {
-      preset: { type: 'string' }, config: { type: 'string' }, data: { type: 'string' }, 'image-size': { type: 'string' },
-      unconditional: { type: 'boolean' }, steps: { type: 'string' },
-      batch: { type: 'string' }, lr: { type: 'string' }, 'lr-schedule': { type: 'string' }, warmup: { type: 'string' }, 'ema-halflife': { type: 'string' }, 'ema-rampup': { type: 'string' },
-      'label-dropout': { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
-      'checkpoint-every': { type: 'string' }, 'sample-every': { type: 'string' }, 'no-samples': { type: 'boolean' }, guidance: { type: 'string' },
-      resume: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-      precision: { type: 'string' }, profile: { type: 'string' }, device: { type: 'string' }, 'cuda-graph': { type: 'boolean' },
-    },
-    strict: true,
-  });
-  if (values.help) {
-    console.log(TRAIN_HELP);
-    return 0;
-  }
+  const { values, given } = parseOptions('train', argv, TRAIN_OPTIONS);
   // Where the run executes, checked before anything is read or built.
-  const placement = deviceOption('diffvit train', values.device, values['cuda-graph']);
-  const num = (name: string, v: string | undefined): number | undefined => {
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new Error(`diffvit train: --${name} expected a number, received '${v}'`);
-    return n;
-  };
-  const fromFile = values.config ? (JSON.parse(readFileSync(values.config, 'utf8')) as Partial<TrainConfig>) : {};
-  const preset = values.preset ?? (typeof fromFile.model === 'string' ? fromFile.model : undefined) ?? DEFAULT_PRESET;
-  // A model object in the config file is the base unless --preset replaces it.
-  const fileModel = fromFile.model && typeof fromFile.model === 'object' && !values.preset ? fromFile.model : null;
-  if (!fileModel && !PRESETS[preset]) throw new Error(`diffvit train: unknown preset '${preset}'; presets: ${Object.keys(PRESETS).join(', ')}`);
-
-  const overrides: Partial<TrainConfig> = Object.fromEntries(Object.entries({
-    steps: num('steps', values.steps), batchSize: num('batch', values.batch), lr: num('lr', values.lr),
-    warmupSteps: num('warmup', values.warmup), emaHalfLifeImages: num('ema-halflife', values['ema-halflife']),
-    emaRampup: num('ema-rampup', values['ema-rampup']),
-    labelDropout: num('label-dropout', values['label-dropout']), seed: num('seed', values.seed),
-    matmulPrecision: precisionOption(values.precision), lrSchedule: scheduleOption(values['lr-schedule']),
-    device: placement.device, cudaGraph: placement.cudaGraph || undefined,
-  }).filter(([, v]) => v !== undefined));
-  const base = fileModel ?? PRESETS[preset];
-  const data = values.data ? parseDataSpec(values.data, num('image-size', values['image-size']) ?? base.img_size) : (fromFile.data ?? { kind: 'shapes' as const });
-  // The model follows the data: its image size and channels, and unless --unconditional its
-  // conditioning — the context shape of caption data (text-to-image), else the data's classes. A
-  // config file's model keeps the keys it sets; the conditioning it leaves out follows the data.
-  const dataset = createDataset(data);
-  if (values['image-size'] !== undefined && data.kind === 'cache' && dataset.imageSize !== Number(values['image-size'])) {
-    throw new Error(`diffvit train: --image-size ${values['image-size']}, but ${data.path} holds ${dataset.imageSize}×${dataset.imageSize} images (prepare another cache for that size)`);
+  const placement = deviceOption('train', values.device, values['cuda-graph']);
+  const resumed = values.resume ? resumeState(values.resume) : null;
+  if (resumed) {
+    const fixed = (['config', 'preset', 'data', 'image-size', 'unconditional'] as const).filter((o) => given.has(o));
+    if (fixed.length) usage('train', `--resume continues a run with its own model and data: --${fixed[0]} cannot change them (start a new run instead)`);
   }
-  const text = !values.unconditional && dataset.contextDim ? { context_dim: dataset.contextDim, context_len: dataset.contextLen! } : null;
-  const conditioning = { num_classes: values.unconditional || text ? 0 : dataset.numClasses, ...text };
-  const unconditional = values.unconditional ? { num_classes: 0, context_dim: 0, context_len: 0 } : {};
-  const modelConfig: ModelConfig = values.preset || !fromFile.model
-    ? { ...base, img_size: dataset.imageSize, in_chans: dataset.channels, ...conditioning }
-    : { ...conditioning, ...(fromFile.model as ModelConfig), ...unconditional };
-  const config: TrainConfig = { ...DEFAULT_TRAIN_CONFIG, matmulPrecision: trainPrecision().precision, ...fromFile, data, model: modelConfig, ...overrides };
-  const out = values.out ?? join('runs', `${preset.replace('/', '_')}-${data.kind}`);
-  const tracePath = profileOption(values.profile, () => join(out, 'profile.trace.json'));
-  mkdirSync(join(out, 'samples'), { recursive: true });
-  const checkpointEvery = num('checkpoint-every', values['checkpoint-every']) ?? 500;
-  const sampleEvery = num('sample-every', values['sample-every']) ?? 800;
-  const guidance = num('guidance', values.guidance) ?? 2;
+  const fromFile = values.config ? readTrainConfigFile(values.config) : {};
+  const preset = given.has('preset') || typeof fromFile.model !== 'string' ? values.preset : fromFile.model;
+  // A model object in the config file is the base unless --preset replaces it.
+  const fileModel = fromFile.model && typeof fromFile.model === 'object' && !given.has('preset') ? fromFile.model : null;
 
-  const trainer = values.resume ? Trainer.resume(values.resume, overrides) : new Trainer(config);
+  const overrides: Partial<TrainConfig> = {};
+  for (const [option, key] of Object.entries(CONFIG_KEY_OF_OPTION)) {
+    if (given.has(option as keyof typeof TRAIN_OPTIONS)) Object.assign(overrides, { [key]: values[option as keyof typeof CONFIG_KEY_OF_OPTION] });
+  }
+  if (placement.device !== undefined) overrides.device = placement.device;
+  if (placement.cudaGraph) overrides.cudaGraph = true;
+  const steps = resumed ? (overrides.steps ?? resumed.config.steps) : undefined;
+  if (resumed && steps! <= resumed.step) {
+    usage('train', given.has('steps') ? `--steps N expected more than the ${resumed.step} steps the checkpoint has done, received '${steps}'`
+      : `the run in ${values.resume} is complete (step ${resumed.step} of ${steps}): give --steps N > ${resumed.step} to train on`);
+  }
+  const base = fileModel ?? PRESETS[preset];
+  const imageSize = values['image-size'];
+  const data = resumed ? resumed.config.data : given.has('data') || !fromFile.data ? parseDataSpec(values.data, imageSize ?? base.img_size) : fromFile.data;
+  if (imageSize !== undefined && (data.kind === 'shapes' || data.kind === 'cifar10')) {
+    usage('train', `--image-size applies to folder:, mnist:, captions: and cache: data; ${data.kind} images are 32×32`);
+  }
+  checkDataPaths('train', data);
+
+  // The run's folder: a resumed run continues in its checkpoint's folder; a new one never lands on
+  // earlier work (the default name gets a free -2, -3, ...; an --out that holds files needs --overwrite).
+  const runName = fileModel ? basename(values.config!, extname(values.config!)) : preset.replace('/', '_');
+  const defaultOut = join('runs', `${runName}-${data.kind}`);
+  const out = values.out ?? (values.resume ? dirname(values.resume) : values.overwrite ? defaultOut : freshFolder(defaultOut));
+  const ownFolder = values.resume !== undefined && resolve(out) === resolve(dirname(values.resume));
+  const earlier = earlierWork(out);
+  if (earlier.length && !ownFolder && !values.overwrite) {
+    const shown = earlier.slice(0, 3).join(', ') + (earlier.length > 3 ? ', ...' : '');
+    const resumable = existsSync(join(out, 'checkpoint.safetensors')) ? `continue its run with --resume ${join(out, 'checkpoint.safetensors')}, ` : '';
+    usage('train', `--out ${out} holds earlier work (${shown}): ${resumable}replace it with --overwrite, or choose another --out`);
+  }
+  const tracePath = profileOption('train', values.profile, () => join(out, 'profile.trace.json'));
+  const { 'checkpoint-every': checkpointEvery, 'sample-every': sampleEvery, guidance } = values;
+  cliHooks.beforeWork('train');
+
+  let trainer: Trainer;
+  if (resumed) {
+    trainer = Trainer.resume(values.resume!, overrides);
+  } else {
+    // The model follows the data: its image size and channels, and unless --unconditional its
+    // conditioning — the context shape of caption data (text-to-image), else the data's classes. A
+    // config file's model keeps the keys it sets; the conditioning it leaves out follows the data.
+    const dataset = createDataset(data);
+    if (imageSize !== undefined && data.kind === 'cache' && dataset.imageSize !== imageSize) {
+      throw new Error(`diffvit train: --image-size ${imageSize}, but ${data.path} holds ${dataset.imageSize}×${dataset.imageSize} images (prepare another cache for that size)`);
+    }
+    const text = !values.unconditional && dataset.contextDim ? { context_dim: dataset.contextDim, context_len: dataset.contextLen! } : null;
+    const conditioning = { num_classes: values.unconditional || text ? 0 : dataset.numClasses, ...text };
+    const unconditional = values.unconditional ? { num_classes: 0, context_dim: 0, context_len: 0 } : {};
+    const modelConfig: ModelConfig = !fileModel
+      ? { ...base, img_size: dataset.imageSize, in_chans: dataset.channels, ...conditioning }
+      : { ...conditioning, ...fileModel, ...unconditional };
+    try {
+      fullConfig(modelConfig);
+    } catch (e) {
+      if (fileModel) usage('train', `--config ${values.config}: ${(e as Error).message.replace(/^diffvit\.modelConfig: /, "'model': ")}`);
+      throw e;
+    }
+    const { model: _model, data: _data, ...fileOptions } = fromFile;
+    trainer = new Trainer({ ...DEFAULT_TRAIN_CONFIG, matmulPrecision: trainPrecision().precision, ...fileOptions, data, model: modelConfig, ...overrides });
+  }
   // The run's precision is in its config: every step runs in autocast(cfg.matmulPrecision), and so
   // do the sample grids; the process default is untouched. (Checkpoints written before the option
   // have none: the Trainer records the process default they ran at.)
   const cfg = trainer.config;
   const ckptPath = join(out, 'checkpoint.safetensors');
   const metricsPath = join(out, 'metrics.jsonl');
-  if (!values.resume && existsSync(metricsPath)) writeFileSync(metricsPath, '');
-  const modelName = typeof cfg.model === 'string' ? cfg.model : values.preset || !fromFile.model ? preset : `${cfg.model.arch} model of ${values.config}`;
+  const modelName = typeof cfg.model === 'string' ? cfg.model : fileModel ? `${cfg.model.arch} model of ${values.config}` : resumed ? `${cfg.model.arch} model of ${values.resume}` : preset;
   console.error(`diffvit train: ${modelName} (${(trainer.model.numParameters() / 1e6).toFixed(2)} M parameters), ` +
     `${cfg.steps} steps of batch ${cfg.batchSize} on ${cfg.data.kind}, ${cfg.matmulPrecision} matmuls, on ${trainer.device}${cfg.cudaGraph ? ' (CUDA graph)' : ''}, ` +
-    `output in ${out}${values.resume ? `, resumed at step ${trainer.step}` : ''}`);
+    `output in ${out}${resumed ? `, resumed at step ${trainer.step}` : ''}`);
 
   let interrupted = false;
   const onSigint = () => {
@@ -137,10 +156,26 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const numClasses = mc.num_classes;
   // Text models: the grids use the contexts (and labels) of the data's first 16 examples, listed in samples/captions.txt.
   const gridExamples = mc.context_dim ? Array.from({ length: Math.min(16, trainer.sampler.dataset.size) }, (_, i) => trainer.sampler.dataset.get(i)) : [];
-  if (gridExamples.length && trainer.sampler.dataset instanceof CaptionDataset) {
-    const d = trainer.sampler.dataset;
-    writeFileSync(join(out, 'samples', 'captions.txt'), gridExamples.map((_, i) => d.caption(i) ?? `(example ${i}: no caption)`).join('\n') + '\n');
-  }
+  // Nothing is written before the first step has succeeded: then the folder is made (an
+  // --overwrite'n run's files removed first), the config saved and the metrics started.
+  let started = false;
+  const startRunFolder = () => {
+    started = true;
+    if (values.overwrite && !ownFolder) for (const f of RUN_FILES) rmSync(join(out, f), { recursive: true, force: true });
+    mkdirSync(join(out, 'samples'), { recursive: true });
+    // A resumed run drops the metrics logged after its checkpoint (they are about to be redone).
+    const kept = ownFolder && existsSync(metricsPath)
+      ? readFileSync(metricsPath, 'utf8').split('\n').filter((line) => line && (JSON.parse(line) as { step: number }).step <= startStep).map((line) => line + '\n').join('')
+      : '';
+    writeFileSync(metricsPath, kept);
+    writeFileSync(join(out, 'config.json'), JSON.stringify({
+      ...cfg, run: { out, checkpointEvery, sampleEvery, samples: !values['no-samples'], guidance, resumedFrom: values.resume ?? null, resumedAtStep: resumed ? startStep : null },
+    }, null, 2) + '\n');
+    if (gridExamples.length && trainer.sampler.dataset instanceof CaptionDataset) {
+      const d = trainer.sampler.dataset;
+      writeFileSync(join(out, 'samples', 'captions.txt'), gridExamples.map((_, i) => d.caption(i) ?? `(example ${i}: no caption)`).join('\n') + '\n');
+    }
+  };
   const sampleGrid = (name: string) => {
     let labels = numClasses ? Int32Array.from({ length: Math.max(16, 2 * numClasses) }, (_, i) => i % numClasses) : null;
     let context: Tensor | null = null;
@@ -172,6 +207,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       if (trainer.step === profileFrom && profileTo > profileFrom) profiler = new Profiler().start();
       // Awaiting the prefetched batch also lets the event loop see Ctrl-C between steps.
       const r = trainer.trainStep(await loader.get(trainer.step));
+      if (!started) startRunFolder();
       losses.push([r.step, r.loss]);
       const imgPerSec = ((trainer.step - startStep) * cfg.batchSize) / ((Date.now() - t0) / 1000);
       appendFileSync(metricsPath, JSON.stringify({ step: r.step, loss: r.loss, grad_norm: r.gradNorm, lr: r.lr, skipped: r.skipped, img_per_s: imgPerSec, time: (Date.now() - t0) / 1000 }) + '\n');
@@ -184,13 +220,18 @@ export async function trainCommand(argv: string[]): Promise<number> {
     stopProfile();
     await loader.close();
     process.off('SIGINT', onSigint);
-    trainer.save(ckptPath);
+    if (started) trainer.save(ckptPath);
     if (losses.length) {
       writeFileSync(join(out, 'loss.svg'), lineChartSVG([
         { name: 'loss', points: losses, colour: '#9ab' },
         { name: 'moving average (50)', points: smooth(losses, 50), colour: '#c33' },
       ], { title: 'EDM training loss', xLabel: 'step', yLabel: 'loss', logY: true }));
     }
+  }
+  if (!started) {
+    trainer.dispose();
+    console.error(`diffvit train: stopped before the first step; nothing written`);
+    return 0;
   }
   if (!interrupted && !values['no-samples']) sampleGrid('final.png');
   if (profileReport) {
