@@ -518,7 +518,7 @@ describe('diffvit train --precision', () => {
   });
 
   test('rejects unknown precisions', async () => {
-    await expect(trainCommand(['--precision', 'fp16'])).rejects.toThrow("diffvit train: --precision expected float32 or bf16, received 'fp16'");
+    await expect(trainCommand(['--precision', 'fp16'])).rejects.toThrow("diffvit train: --precision P expected one of float32, bf16, received 'fp16'");
   });
 
   // The run's precision lives in its config (and checkpoints); the process default is never changed.

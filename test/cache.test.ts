@@ -298,6 +298,6 @@ describe('training from a cache', () => {
     await expect(prepareCommand(['--data', `folder:${src}`, '--out', out])).rejects.toThrow(/folder data needs --image-size N/);
     await expect(prepareCommand(['--data', `cifar10:${src}`, '--image-size', '64', '--out', out])).rejects.toThrow(/--image-size applies to folder: and mnist: data/);
     await expect(prepareCommand(['--data', `cache:${out}`, '--out', out])).rejects.toThrow(/already a cache/);
-    expect(() => parseDataSpec('cache:', 32)).toThrow(/--data expected shapes, folder:PATH, cifar10:DIR, mnist:DIR, cache:FILE or captions:INDEX.jsonl, received 'cache:'/);
+    expect(() => parseDataSpec('cache:', 32)).toThrow(/--data SPEC expected shapes, folder:PATH, cifar10:DIR, mnist:DIR, cache:FILE or captions:INDEX.jsonl, received 'cache:'/);
   });
 });

@@ -12,7 +12,7 @@
  * build-emu/diffvit_cuda_emu.node), where every CUDA thread is a CPU fiber: the model is tiny
  * (width 32, depth 2, 8×8 images, batch 2) and so are the step counts.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -294,17 +294,24 @@ describe('Module.to and device options (the mirror device)', () => {
 
   test('the CLI checks --device and --cuda-graph before reading or building anything', async () => {
     const missing = join(dir, 'no-such-checkpoint.safetensors');
-    // usage errors (exit code 2): main.ts prefixes the command
-    const usage = (message: string | RegExp) => expect.objectContaining({ code: 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE', message: typeof message === 'string' ? message : expect.stringMatching(message) });
+    // usage errors (exit code 2), named by command and option
+    const usage = (message: string | RegExp) => expect.objectContaining({ name: 'UsageError', message: typeof message === 'string' ? message : expect.stringMatching(message) });
     await expect(sampleCommand(['--checkpoint', missing, '--cuda-graph']))
-      .rejects.toEqual(usage("option '--cuda-graph' needs a CUDA device (--device cuda), but the device is 'cpu'"));
-    await expect(sampleCommand(['--checkpoint', missing, '--device', 'bogus'])).rejects.toEqual(usage(/^option '--device D': argument '--device' expected one of the devices of this build/));
+      .rejects.toEqual(usage(/^diffvit sample: --checkpoint FILE expected an existing file/));
+    const checkpoint = join(dir, 'device-cli.safetensors');
+    const tiny = new dv.DiffusionViT(MODEL, { seed: 0 });
+    dv.saveCheckpoint(checkpoint, tiny);
+    tiny.dispose();
+    await expect(sampleCommand(['--checkpoint', checkpoint, '--cuda-graph']))
+      .rejects.toEqual(usage("diffvit sample: --cuda-graph needs a CUDA device (--device cuda), but the device is 'cpu'"));
+    await expect(sampleCommand(['--checkpoint', checkpoint, '--device', 'bogus'])).rejects.toEqual(usage(/^diffvit sample: --device D: argument '--device' expected one of the devices of this build/));
     await expect(trainCommand(['--device', 'mirror', '--cuda-graph', '--out', join(dir, 'never')]))
-      .rejects.toEqual(usage("option '--cuda-graph' needs a CUDA device (--device cuda), but the device is 'mirror'"));
-    await expect(trainCommand(['--device', 'cpu:3'])).rejects.toEqual(usage(/^option '--device D': .*there is one 'cpu' device/));
+      .rejects.toEqual(usage("diffvit train: --cuda-graph needs a CUDA device (--device cuda), but the device is 'mirror'"));
+    await expect(trainCommand(['--device', 'cpu:3'])).rejects.toEqual(usage(/^diffvit train: --device D: .*there is one 'cpu' device/));
+    expect(existsSync(join(dir, 'never'))).toBe(false);
     if (!dv.cuda.isAvailable()) {
       // Not a usage error: the reason this process has no CUDA device.
-      await expect(sampleCommand(['--checkpoint', missing, '--device', 'cuda'])).rejects.toThrow(/diffvit sample: --device cuda: device 'cuda' is not available: /);
+      await expect(sampleCommand(['--checkpoint', checkpoint, '--device', 'cuda'])).rejects.toThrow(/diffvit sample: --device cuda: device 'cuda' is not available: /);
     }
   });
 });

@@ -155,9 +155,9 @@ describe.skipIf(torchMissing)(`FID Inception-v3 against PyTorch${torchMissing ? 
       await expect(fidCommand(['--weights', weights, '--images', folder])).rejects.toThrow(/--images needs --ref-stats FILE \(to compare with\) or --save-stats FILE/);
       await expect(fidCommand(['--weights', join(dir, 'nope'), '--ref-stats', refPath, '--images', folder])).rejects.toThrow(/--weights .*nope: no such file/);
       await expect(fidCommand(['--weights', weights, '--ref-stats', join(dir, 'nope'), '--images', folder])).rejects.toThrow(/--ref-stats .*nope: no such file \(make it with --data\)/);
-      await expect(fidCommand(['--weights', weights, '--ref-stats', refPath, '--images', join(dir, 'nope')])).rejects.toThrow(/--images .*nope: no such directory/);
-      await expect(fidCommand(['--weights', weights, '--ref-stats', refPath, '--checkpoint', ckpt, '--count', '1'])).rejects.toThrow(/--count expected an integer >= 2, received '1'/);
-      await expect(fidCommand(['--weights', weights, '--ref-stats', refPath, '--checkpoint', ckpt, '--sampler', 'rk4'])).rejects.toThrow(/--sampler expected one of/);
+      await expect(fidCommand(['--weights', weights, '--ref-stats', refPath, '--images', join(dir, 'nope')])).rejects.toThrow(/--images DIR expected an existing folder \(no such folder\), received '.*nope'/);
+      await expect(fidCommand(['--weights', weights, '--ref-stats', refPath, '--checkpoint', ckpt, '--count', '1'])).rejects.toThrow(/--count N expected an integer from 2 to 10000000, received '1'/);
+      await expect(fidCommand(['--weights', weights, '--ref-stats', refPath, '--checkpoint', ckpt, '--sampler', 'rk4'])).rejects.toThrow(/--sampler NAME expected one of/);
     } finally {
       err.mockRestore();
       stderr.mockRestore();
@@ -369,8 +369,8 @@ np.savez(d + '/ints.npz', mu=np.arange(5), sigma=sigma)
       saveStats(join(dir, 'd.safetensors'), eight.finish());
       await expect(fidCommand(['--ref-stats', join(dir, 'a.safetensors'), '--stats', join(dir, 'd.safetensors')])).rejects.toThrow(/holds 16-d statistics, the compared ones are 8-d/);
       await expect(fidCommand(['--stats', join(dir, 'a.safetensors')])).rejects.toThrow(/--stats needs --ref-stats FILE/);
-      await expect(fidCommand(['--ref-stats', join(dir, 'a.safetensors'), '--stats', join(dir, 'nope')])).rejects.toThrow(/--stats .*nope: no such file/);
-      await expect(fidCommand(['--ref-stats', join(dir, 'a.safetensors'), '--stats', join(dir, 'b.safetensors'), '--kid-subsets', '0'])).rejects.toThrow(/--kid-subsets expected an integer >= 1, received '0'/);
+      await expect(fidCommand(['--ref-stats', join(dir, 'a.safetensors'), '--stats', join(dir, 'nope')])).rejects.toThrow(/--stats FILE expected an existing file \(no such file\), received '.*nope'/);
+      await expect(fidCommand(['--ref-stats', join(dir, 'a.safetensors'), '--stats', join(dir, 'b.safetensors'), '--kid-subsets', '0'])).rejects.toThrow(/--kid-subsets N expected an integer from 1 to 100000, received '0'/);
       await expect(fidCommand(['--data', 'shapes', '--ref-stats', join(dir, 'x.safetensors')])).rejects.toThrow(/--weights FILE is required/);
     } finally {
       log.mockRestore();
@@ -384,6 +384,6 @@ np.savez(d + '/ints.npz', mu=np.arange(5), sigma=sigma)
     expect(Array.from(fidLabels('2,4', 4, 5)!)).toEqual([2, 4, 2, 4, 2]);
     expect(fidLabels(undefined, 0, 5)).toBeNull();
     expect(() => fidLabels('1', 0, 5)).toThrow(/the model is unconditional/);
-    expect(() => fidLabels('5', 4, 5)).toThrow(/--labels expected 'all' or classes in \[0, 4\]/);
+    expect(() => fidLabels('5', 4, 5)).toThrow(/--labels L expected 'all' or classes in \[0, 4\]/);
   });
 });

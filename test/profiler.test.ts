@@ -13,7 +13,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vite
 
 import { backendOf } from '../lib/backend/backend.js';
 import { KERNEL_NAMES, type KernelTable } from '../lib/backend/kernel_names.js';
-import { optionalValue, profileWindow } from '../lib/cli/profile.js';
+import { optionalValue } from '../lib/cli/options.js';
+import { profileWindow } from '../lib/cli/profile.js';
 import { trainCommand } from '../lib/cli/train.js';
 import * as dv from '../lib/index.js';
 import { Profiler, type ProfileReport, profile, range, type ChromeTrace, type ChromeTraceEvent } from '../lib/profiler/index.js';
@@ -298,11 +299,11 @@ describe('diffvit train --profile', () => {
     expect(printed).toMatch(/^train_step\s+2\s/m);
 
     const file = join(dir, 'elsewhere', 'mine.json');
-    expect(await trainCommand([...common, '--steps', '1', '--profile', file])).toBe(0);
+    expect(await trainCommand([...common, '--overwrite', '--steps', '1', '--profile', file])).toBe(0);
     expect(existsSync(file)).toBe(true);
-    await expect(trainCommand([...common, '--steps', '1', '--profile', dir])).rejects.toMatchObject({
-      code: 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE',
-      message: expect.stringMatching(/--profile \[FILE\]' expected a file for the Chrome trace, received the directory/),
+    await expect(trainCommand([...common, '--overwrite', '--steps', '1', '--profile', dir])).rejects.toMatchObject({
+      name: 'UsageError',
+      message: expect.stringMatching(/^diffvit train: --profile \[FILE\] expected a file for the Chrome trace, received the folder/),
     });
   });
 });
