@@ -22,7 +22,7 @@ import { PREPARE_OPTIONS } from '../lib/cli/prepare.js';
 import { SAMPLE_OPTIONS } from '../lib/cli/sample.js';
 import { TRAIN_OPTIONS } from '../lib/cli/train_options.js';
 import * as dv from '../lib/index.js';
-import { cli } from './cli_harness.js';
+import { cli, snapshot } from './cli_harness.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'diffvit-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -40,20 +40,6 @@ beforeAll(async () => {
   const r = await cli(['train', ...FAST, '--steps', '2', '--out', run1]);
   expect(r.code, r.stderr).toBe(0);
 });
-
-/** Every file under `root` with its size and modification time. */
-function snapshot(root: string): Record<string, string> {
-  const files: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else files[p] = `${statSync(p).size}@${statSync(p).mtimeMs}`;
-    }
-  };
-  if (existsSync(root)) walk(root);
-  return files;
-}
 
 const steps = (metrics: string) => readFileSync(metrics, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
 

@@ -5,7 +5,7 @@
  * in success or a one-line error with exit code 1 or 2 — never a stack trace or a changed file
  * outside the output folder. A few random valid vectors run to completion.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -22,7 +22,7 @@ import { PREPARE_OPTIONS } from '../lib/cli/prepare.js';
 import { SAMPLE_OPTIONS } from '../lib/cli/sample.js';
 import { TRAIN_OPTIONS } from '../lib/cli/train_options.js';
 import * as dv from '../lib/index.js';
-import { cli, type CliResult } from './cli_harness.js';
+import { cli, type CliResult, snapshot } from './cli_harness.js';
 
 const VECTORS = 500;
 /** Per command, however fast or slow the machine: the vectors stop there (at least 50 run). */
@@ -129,20 +129,6 @@ function vector(random: () => number, specs: Record<string, OptionSpec>, require
     else args.push(flag, pick(candidates(name, spec)));
   }
   return args;
-}
-
-/** Every file under `dir` with its size and modification time. */
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else out[p] = `${statSync(p).size}@${statSync(p).mtimeMs}`;
-    }
-  };
-  walk(dir);
-  return out;
 }
 
 /** The properties every outcome must have. */

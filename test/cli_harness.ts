@@ -3,6 +3,9 @@
  * optionally stopping each command where its checks end and its work would begin
  * (cliHooks.beforeWork): the CLI tests see exit codes and messages without training anything.
  */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
 import { vi } from 'vitest';
 
 import { runCli } from '../lib/cli/cli.js';
@@ -42,4 +45,18 @@ export async function cli(argv: string[], { stopBeforeWork = false } = {}): Prom
     cliHooks.beforeWork = before;
     for (const spy of [log, error, warn, write]) spy.mockRestore();
   }
+}
+
+/** Every file under `root` with its size and modification time (nothing when it does not exist). */
+export function snapshot(root: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else files[p] = `${statSync(p).size}@${statSync(p).mtimeMs}`;
+    }
+  };
+  if (existsSync(root)) walk(root);
+  return files;
 }
