@@ -3,6 +3,8 @@ export * from './creation.js';
 export * from './elementwise.js';
 export * from './matmul.js';
 export * from './norm.js';
+export * from './group_norm.js';
+export * from './upsample.js';
 export * from './fused.js';
 export * from './conv.js';
 export * from './embedding.js';

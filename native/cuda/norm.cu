@@ -12,6 +12,12 @@
 // block per row; the row statistics as cpu/simd/rows.h computes them; dweight/dbias as per-chunk
 // partials over fixed chunks of rows, added in a fixed order by a second kernel).
 //
+// GroupNorm: one block of 256 threads per (batch item, group), whose cpg * spatial floats are
+// contiguous; statistics as block_row_stats, then the per-channel affine (and SiLU) as the CPU does.
+// The backward's per-channel sums (dshift, dscale) and the group sums for dx are block sums in a
+// fixed order; g * scale is parked in dx between the two passes, as on the CPU. A simple kernel:
+// the U-Net's GroupNorms are small next to its convolutions.
+//
 // Every reduction has a fixed order (no atomics), so results are bit-identical run to run.
 #include <algorithm>
 #include <cmath>
@@ -242,7 +248,115 @@ struct NoMult {
   __device__ __forceinline__ Col bind(int64_t) const { return {}; }
 };
 
+// ================================ GroupNorm ================================
+
+__device__ __forceinline__ float gn_sigmoid(float p) { return __fdividef(1.0f, 1.0f + __expf(-p)); }
+
+__global__ void __launch_bounds__(kBlockThreads)
+    group_norm_kernel(const float* x, const float* scale, int64_t scale_stride, const float* shift,
+                      int64_t shift_stride, float* y, float* mean, float* rstd, int64_t tasks, int64_t channels,
+                      int64_t groups, int64_t spatial, float eps, bool silu) {
+  __shared__ float sh[32];
+  const int64_t cpg = channels / groups, n = cpg * spatial;
+  for (int64_t t = blockIdx.x; t < tasks; t += gridDim.x) {
+    const int64_t b = t / groups, c0 = t % groups * cpg;
+    const float* xg = x + t * n;
+    float* yg = y + t * n;
+    float mu, rs;
+    rowops::block_row_stats(xg, n, eps, sh, mu, rs);
+    if (threadIdx.x == 0) {
+      if (mean) mean[t] = mu;
+      if (rstd) rstd[t] = rs;
+    }
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+      const int64_t c = c0 + i / spatial;
+      const float s = scale ? scale[b * scale_stride + c] : 1.0f, h = shift ? shift[b * shift_stride + c] : 0.0f;
+      float p = fmaf((xg[i] - mu) * rs, s, h);
+      if (silu) p = p * gn_sigmoid(p);
+      yg[i] = p;
+    }
+  }
+}
+
+template <bool Silu>
+__global__ void __launch_bounds__(kBlockThreads)
+    group_norm_backward_kernel(const float* x, const float* scale, int64_t scale_stride, const float* shift,
+                               int64_t shift_stride, const float* mean, const float* rstd, const float* dy, float* dx,
+                               float* dscale, float* dshift, int64_t tasks, int64_t channels, int64_t groups,
+                               int64_t spatial) {
+  __shared__ float sh[32];
+  const int64_t cpg = channels / groups, n = cpg * spatial;
+  const float inv_n = n ? 1.0f / float(n) : 0.0f;
+  for (int64_t t = blockIdx.x; t < tasks; t += gridDim.x) {
+    const int64_t b = t / groups, c0 = t % groups * cpg;
+    const float* xg = x + t * n;
+    const float* gg = dy + t * n;
+    float* dg = dx ? dx + t * n : nullptr;
+    const float mu = mean[t], rs = rstd[t];
+    float a_gs = 0.0f, a_gsx = 0.0f;  // this thread's share of the group sums of g * scale (* xh)
+    for (int64_t ci = 0; ci < cpg; ++ci) {
+      const int64_t c = c0 + ci;
+      const float s = scale ? scale[b * scale_stride + c] : 1.0f, h = shift ? shift[b * shift_stride + c] : 0.0f;
+      float sg = 0.0f, sgx = 0.0f;
+      for (int64_t i = threadIdx.x; i < spatial; i += blockDim.x) {
+        const int64_t k = ci * spatial + i;
+        const float xh = (xg[k] - mu) * rs;
+        float g = gg[k];
+        if (Silu) {
+          const float p = fmaf(xh, s, h), sig = gn_sigmoid(p);
+          g = g * (sig * fmaf(p, 1.0f - sig, 1.0f));
+        }
+        sg += g;
+        sgx = fmaf(g, xh, sgx);
+        if (dg) {
+          const float gs = g * s;
+          dg[k] = gs;
+          a_gs += gs;
+          a_gsx = fmaf(gs, xh, a_gsx);
+        }
+      }
+      sg = rowops::block_sum(sg, sh);
+      sgx = rowops::block_sum(sgx, sh);
+      if (threadIdx.x == 0) {
+        if (dshift) dshift[b * channels + c] = sg;
+        if (dscale) dscale[b * channels + c] = sgx;
+      }
+    }
+    if (!dg) continue;
+    const float ma = rowops::block_sum(a_gs, sh) * inv_n, mb = rowops::block_sum(a_gsx, sh) * inv_n;
+    // Each thread rewrites the dx elements it parked itself (same index pattern per channel).
+    for (int64_t ci = 0; ci < cpg; ++ci) {
+      for (int64_t i = threadIdx.x; i < spatial; i += blockDim.x) {
+        const int64_t k = ci * spatial + i;
+        const float xh = (xg[k] - mu) * rs;
+        dg[k] = rs * (dg[k] - ma - xh * mb);
+      }
+    }
+    __syncthreads();  // the next task's block sums reuse sh
+  }
+}
+
+unsigned group_blocks(int64_t tasks) { return unsigned(rowops::min64(tasks, int64_t(1) << 16)); }
+
 }  // namespace
+
+void group_norm(const float* x, const float* scale, int64_t scale_stride, const float* shift, int64_t shift_stride,
+                float* y, float* mean, float* rstd, int64_t batch, int64_t channels, int64_t groups, int64_t spatial,
+                float eps, bool silu) {
+  const int64_t tasks = batch * groups;
+  launch("groupNorm", group_norm_kernel, dim3(group_blocks(tasks)), dim3(kBlockThreads), 0, x, scale, scale_stride,
+         shift, shift_stride, y, mean, rstd, tasks, channels, groups, spatial, eps, silu);
+}
+
+void group_norm_backward(const float* x, const float* scale, int64_t scale_stride, const float* shift,
+                         int64_t shift_stride, const float* mean, const float* rstd, const float* dy, float* dx,
+                         float* dscale, float* dshift, int64_t batch, int64_t channels, int64_t groups,
+                         int64_t spatial, bool silu) {
+  const int64_t tasks = batch * groups;
+  launch("groupNormBackward", silu ? group_norm_backward_kernel<true> : group_norm_backward_kernel<false>,
+         dim3(group_blocks(tasks)), dim3(kBlockThreads), 0, x, scale, scale_stride, shift, shift_stride, mean, rstd, dy,
+         dx, dscale, dshift, tasks, channels, groups, spatial);
+}
 
 void softmax(const float* x, float* y, int64_t outer, int64_t n, int64_t inner) {
   if (outer <= 0 || n <= 0 || inner <= 0) return;

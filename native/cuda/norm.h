@@ -1,4 +1,4 @@
-// Softmax and LayerNorm on the GPU (norm.cu), as cpu/norm.h.
+// Softmax, LayerNorm and GroupNorm on the GPU (norm.cu), as cpu/norm.h.
 #pragma once
 #include "cpu/norm.h"
 
@@ -9,4 +9,11 @@ void layer_norm(const float* x, const float* weight, const float* bias, float* y
                 int64_t rows, int64_t cols, float eps);
 void layer_norm_backward(const float* x, const float* weight, const float* mean, const float* rstd, const float* dy,
                          float* dx, float* dweight, float* dbias, int64_t rows, int64_t cols);
+void group_norm(const float* x, const float* scale, int64_t scale_stride, const float* shift, int64_t shift_stride,
+                float* y, float* mean, float* rstd, int64_t batch, int64_t channels, int64_t groups, int64_t spatial,
+                float eps, bool silu);
+void group_norm_backward(const float* x, const float* scale, int64_t scale_stride, const float* shift,
+                         int64_t shift_stride, const float* mean, const float* rstd, const float* dy, float* dx,
+                         float* dscale, float* dshift, int64_t batch, int64_t channels, int64_t groups,
+                         int64_t spatial, bool silu);
 }  // namespace dv::cuda

@@ -36,4 +36,32 @@ export interface NormKernels {
     dx: DeviceBuffer | null; dxOffset: number; dweight: DeviceBuffer | null; dweightOffset: number;
     dbias: DeviceBuffer | null; dbiasOffset: number; rows: number; cols: number;
   }): void;
+  /**
+   * GroupNorm over x (batch, channels, spatial), contiguous: each item's channels fall in `groups`
+   * groups of channels/groups (channels a multiple of groups), normalised over the group's
+   * channels and pixels (biased variance), then an affine per item and channel and optionally
+   * SiLU: y[b, c, :] = act(xh · scale[b·scaleStride + c] + shift[b·shiftStride + c]). scale null
+   * = 1, shift null = 0; a stride of 0 broadcasts one row of `channels` (GroupNorm's weight/bias),
+   * `channels` per item gives an adaptive scale/shift. mean and rstd (batch · groups) receive the
+   * group statistics when given.
+   */
+  groupNorm(args: {
+    x: DeviceBuffer; xOffset: number; scale: DeviceBuffer | null; scaleOffset: number; scaleStride: number;
+    shift: DeviceBuffer | null; shiftOffset: number; shiftStride: number; y: DeviceBuffer; yOffset: number;
+    mean: DeviceBuffer | null; meanOffset: number; rstd: DeviceBuffer | null; rstdOffset: number; batch: number;
+    channels: number; groups: number; spatial: number; eps: number; silu: boolean;
+  }): void;
+  /**
+   * Gradients of groupNorm from its saved mean/rstd, with g = dy · act'(xh · scale + shift):
+   * dshift (batch, channels) = Σ_pixels g, dscale (batch, channels) = Σ_pixels g · xh, and dx
+   * (batch, channels, spatial); each null when not wanted, overwritten. The same scale, shift and
+   * silu as the forward.
+   */
+  groupNormBackward(args: {
+    x: DeviceBuffer; xOffset: number; scale: DeviceBuffer | null; scaleOffset: number; scaleStride: number;
+    shift: DeviceBuffer | null; shiftOffset: number; shiftStride: number; mean: DeviceBuffer; meanOffset: number;
+    rstd: DeviceBuffer; rstdOffset: number; dy: DeviceBuffer; dyOffset: number; dx: DeviceBuffer | null;
+    dxOffset: number; dscale: DeviceBuffer | null; dscaleOffset: number; dshift: DeviceBuffer | null;
+    dshiftOffset: number; batch: number; channels: number; groups: number; spatial: number; silu: boolean;
+  }): void;
 }

@@ -9,6 +9,7 @@
 
 #include "core/thread_pool.h"
 #include "cpu/norm.h"
+#include "cpu/simd/activation.h"
 #include "cpu/simd/rows.h"
 
 namespace dv::cpu::DV_ISA {
@@ -246,6 +247,105 @@ void layer_norm_backward(const float* x, const float* weight, const float* mean,
                          float* dx, float* dweight, float* dbias, int64_t rows, int64_t cols) {
   if (weight) return layer_norm_backward_rows<true>(x, weight, mean, rstd, dy, dx, dweight, dbias, rows, cols);
   layer_norm_backward_rows<false>(x, weight, mean, rstd, dy, dx, dweight, dbias, rows, cols);
+}
+
+// ================================ GroupNorm ================================
+// One task per (batch item, group): its cpg * spatial floats are contiguous, so the statistics are
+// LayerNorm's row_stats over that run, and every result of the task (y, or dx and the task's
+// channels of dscale/dshift) is computed by one thread in a fixed order: bit-identical for any
+// thread count, with no partial sums to combine.
+
+namespace {
+
+inline int64_t group_grain(int64_t group_elems) { return std::max<int64_t>(1, kRowGrain / std::max<int64_t>(1, group_elems)); }
+
+// silu(p) = p * sigmoid(p); silu'(p) = sigmoid(p) * (1 + p * (1 - sigmoid(p))).
+inline VF vsilu_grad(VF p) {
+  const VF one = VF::set1(1.0f), sg = vsigmoid(p);
+  return sg * fmadd(p, one - sg, one);
+}
+
+}  // namespace
+
+void group_norm(const float* x, const float* scale, int64_t scale_stride, const float* shift, int64_t shift_stride,
+                float* y, float* mean, float* rstd, int64_t batch, int64_t channels, int64_t groups, int64_t spatial,
+                float eps, bool silu) {
+  const int64_t cpg = channels / groups, n = cpg * spatial;
+  parallel_for(batch * groups, group_grain(n), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / groups, c0 = t % groups * cpg;
+      const float* xg = x + t * n;
+      float* yg = y + t * n;
+      float mu, rs;
+      row_stats(xg, n, eps, mu, rs);
+      if (mean) mean[t] = mu;
+      if (rstd) rstd[t] = rs;
+      const VF vm = VF::set1(mu), vr = VF::set1(rs);
+      for (int64_t ci = 0; ci < cpg; ++ci) {
+        const VF s = VF::set1(scale ? scale[b * scale_stride + c0 + ci] : 1.0f);
+        const VF h = VF::set1(shift ? shift[b * shift_stride + c0 + ci] : 0.0f);
+        const float* xr = xg + ci * spatial;
+        float* yr = yg + ci * spatial;
+        for_lanes(spatial, [&](int64_t i, int lanes) {
+          VF p = fmadd((load_lanes(xr + i, lanes) - vm) * vr, s, h);
+          if (silu) p = p * vsigmoid(p);
+          store_lanes(p, yr + i, lanes);
+        });
+      }
+    }
+  });
+}
+
+void group_norm_backward(const float* x, const float* scale, int64_t scale_stride, const float* shift,
+                         int64_t shift_stride, const float* mean, const float* rstd, const float* dy, float* dx,
+                         float* dscale, float* dshift, int64_t batch, int64_t channels, int64_t groups,
+                         int64_t spatial, bool silu) {
+  const int64_t cpg = channels / groups, n = cpg * spatial;
+  const float inv_n = n ? 1.0f / float(n) : 0.0f;
+  parallel_for(batch * groups, group_grain(n), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / groups, c0 = t % groups * cpg;
+      const float* xg = x + t * n;
+      const float* gg = dy + t * n;
+      float* dg = dx ? dx + t * n : nullptr;
+      const VF vm = VF::set1(mean[t]), vr = VF::set1(rstd[t]);
+      // Pass 1, per channel: g = dy * act'(pre); the sums of g and g * xh give dshift and dscale,
+      // and g * scale is parked in dx, whose group sums (with and without xh) pass 2 subtracts.
+      VF a_gs = VF::zero(), a_gsx = VF::zero();
+      for (int64_t ci = 0; ci < cpg; ++ci) {
+        const int64_t c = c0 + ci;
+        const VF s = VF::set1(scale ? scale[b * scale_stride + c] : 1.0f);
+        const VF h = VF::set1(shift ? shift[b * shift_stride + c] : 0.0f);
+        const float* xr = xg + ci * spatial;
+        const float* gr = gg + ci * spatial;
+        float* dr = dg ? dg + ci * spatial : nullptr;
+        VF sg = VF::zero(), sgx = VF::zero();
+        for_lanes(spatial, [&](int64_t i, int lanes) {
+          // Tail lanes: dy zero-filled, so they add exact zeros (xh there is finite).
+          const VF xh = (load_lanes(xr + i, lanes) - vm) * vr;
+          VF g = load_lanes(gr + i, lanes);
+          if (silu) g = g * vsilu_grad(fmadd(xh, s, h));
+          sg = sg + g;
+          sgx = fmadd(g, xh, sgx);
+          if (dr) {
+            const VF gs = g * s;
+            store_lanes(gs, dr + i, lanes);
+            a_gs = a_gs + gs;
+            a_gsx = fmadd(gs, xh, a_gsx);
+          }
+        });
+        if (dshift) dshift[b * channels + c] = reduce_add(sg);
+        if (dscale) dscale[b * channels + c] = reduce_add(sgx);
+      }
+      if (!dg) continue;
+      // Pass 2: dx = rstd * (g * scale - mean(g * scale) - xh * mean(g * scale * xh)).
+      const VF ma = VF::set1(reduce_add(a_gs) * inv_n), mb = VF::set1(reduce_add(a_gsx) * inv_n);
+      for_lanes(n, [&](int64_t i, int lanes) {
+        const VF xh = (load_lanes(xg + i, lanes) - vm) * vr;
+        store_lanes(vr * (load_lanes(dg + i, lanes) - ma - xh * mb), dg + i, lanes);
+      });
+    }
+  });
 }
 
 }  // namespace dv::cpu::DV_ISA
