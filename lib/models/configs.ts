@@ -1,15 +1,16 @@
 /**
  * Model configurations. Keys are the twin's (shared/reference/diffvit_torch.py), snake_case, so a
- * config round-trips through checkpoints of either implementation.
+ * config round-trips through checkpoints of either implementation. `arch: 'unet'` (the U-Net
+ * baseline, lib/models/unet.ts) has no twin; it shares the conditioning keys and adds its own.
  */
 
 export interface ModelConfig {
-  arch: 'iuvit' | 'ascend';
+  arch: 'iuvit' | 'ascend' | 'unet';
   img_size: number; // square images, pixels
   in_chans: number;
-  patch: number; // patch side (tokens = (img_size/patch)^2)
-  dim: number; // width (encoder and decoder unless enc_dim/dec_dim say otherwise)
-  heads: number;
+  patch?: number; // IU-ViT/ASCEND: patch side (tokens = (img_size/patch)^2); required there
+  dim: number; // width (encoder and decoder unless enc_dim/dec_dim say otherwise); U-Net: the time/label embedding width
+  heads: number; // attention heads (U-Net: in its attention blocks)
   depth?: number; // IU-ViT: depth//2 encoder blocks, 1 mid, depth//2 decoder blocks
   enc_depth?: number; // ASCEND
   dec_depth?: number; // ASCEND
@@ -23,21 +24,41 @@ export interface ModelConfig {
   freq_dim?: number; // positional features of c_noise
   enc_dim?: number | null; // ASCEND: encoder width (default dim)
   dec_dim?: number | null; // ASCEND: decoder width (default dim)
+  channels?: number[]; // U-Net: channels at each resolution, the first at img_size, each next at half the size
+  res_blocks?: number; // U-Net: residual blocks per resolution in the encoder (the decoder has one more)
+  attn_res?: number[]; // U-Net: resolutions (pixels) with self-attention after each residual block
+  norm_groups?: number; // U-Net: GroupNorm groups (divides every entry of channels)
 }
 
 /** Every key a model config may have (config files are checked against it); the type keeps it complete. */
 const MODEL_KEYS: Record<keyof ModelConfig, true> = {
   arch: true, img_size: true, in_chans: true, patch: true, dim: true, heads: true, depth: true, enc_depth: true, dec_depth: true,
   mlp_ratio: true, qkv_bias: true, time_cond: true, num_classes: true, context_dim: true, context_len: true, final_conv: true,
-  freq_dim: true, enc_dim: true, dec_dim: true,
+  freq_dim: true, enc_dim: true, dec_dim: true, channels: true, res_blocks: true, attn_res: true, norm_groups: true,
 };
+
+/** The U-Net's own keys, and the IU-ViT/ASCEND keys a U-Net config may not carry. */
+const UNET_KEYS = ['channels', 'res_blocks', 'attn_res', 'norm_groups'] as const;
+const VIT_ONLY_KEYS = ['patch', 'depth', 'enc_depth', 'dec_depth', 'mlp_ratio', 'final_conv', 'enc_dim', 'dec_dim'] as const;
+type UNetKey = (typeof UNET_KEYS)[number];
 export const MODEL_CONFIG_KEYS: readonly string[] = Object.keys(MODEL_KEYS);
 
-export type FullModelConfig = Required<Omit<ModelConfig, 'depth' | 'enc_dim' | 'dec_dim'>> & {
+/** An IU-ViT/ASCEND config with its defaults and derived depths/widths (the twin's full_config). */
+export type FullViTConfig = Required<Omit<ModelConfig, 'arch' | 'depth' | 'enc_dim' | 'dec_dim' | UNetKey>> & {
+  arch: 'iuvit' | 'ascend';
   depth?: number;
   enc_dim: number;
   dec_dim: number;
 };
+
+/** A U-Net config with its defaults: the shared keys (conditioning, embedding) and its own. */
+export type FullUNetConfig = Required<Pick<ModelConfig, 'img_size' | 'in_chans' | 'dim' | 'heads' | 'qkv_bias' |
+  'num_classes' | 'context_dim' | 'context_len' | 'freq_dim' | UNetKey>> & {
+  arch: 'unet';
+  time_cond: 'adaln';
+};
+
+export type FullModelConfig = FullViTConfig | FullUNetConfig;
 
 export const DEFAULTS = {
   mlp_ratio: 4.0,
@@ -62,7 +83,11 @@ export const PRESETS: Record<string, ModelConfig> = {
   'ascend-s/2': { arch: 'ascend', img_size: 32, in_chans: 3, patch: 2, dim: 512, enc_depth: 8, dec_depth: 4, heads: 8 },
   'ascend-m/4': { arch: 'ascend', img_size: 64, in_chans: 3, patch: 4, dim: 768, enc_depth: 11, dec_depth: 5, heads: 12 },
   'ascend-l/8': { arch: 'ascend', img_size: 256, in_chans: 3, patch: 8, dim: 1024, enc_depth: 14, dec_depth: 6, heads: 16 },
+  // The paper's point of comparison: a small ADM-style U-Net (2.59 M parameters with 4 classes; lib/models/unet.ts).
+  'unet-xs': { arch: 'unet', img_size: 32, in_chans: 3, dim: 128, heads: 4, channels: [32, 64, 128], res_blocks: 2, attn_res: [8], norm_groups: 8 },
 };
+
+export const UNET_DEFAULTS = { res_blocks: 2, attn_res: [] as number[], norm_groups: 8 } as const;
 
 function fail(key: string, expected: string, received: unknown): never {
   throw new Error(`diffvit.modelConfig: '${key}' expected ${expected}, received ${JSON.stringify(received)}`);
@@ -73,12 +98,42 @@ function positiveInt(c: Record<string, unknown>, key: string, allowZero = false)
   if (typeof v !== 'number' || !Number.isInteger(v) || v < (allowZero ? 0 : 1)) fail(key, allowZero ? 'an integer >= 0' : 'an integer >= 1', v);
 }
 
+/** The U-Net's full config: shared keys checked as for IU-ViT, its own keys, no IU-ViT-only key. */
+function fullUNetConfig(base: ModelConfig): FullUNetConfig {
+  for (const k of VIT_ONLY_KEYS) if (base[k] !== undefined && base[k] !== null) fail(k, "no value for arch 'unet' (an IU-ViT/ASCEND key)", base[k]);
+  const { mlp_ratio: _m, final_conv: _f, ...shared } = DEFAULTS;
+  const c: Record<string, unknown> = { ...shared, ...UNET_DEFAULTS, ...base };
+  for (const k of ['img_size', 'in_chans', 'dim', 'heads', 'freq_dim', 'res_blocks', 'norm_groups']) positiveInt(c, k);
+  for (const k of ['num_classes', 'context_dim', 'context_len']) positiveInt(c, k, true);
+  if (c.time_cond !== 'adaln') fail('time_cond', "'adaln' for arch 'unet' (the embedding modulates every residual block)", c.time_cond);
+  if (c.context_dim || c.context_len) fail('context_dim', "0 for arch 'unet' (no text context; use an IU-ViT for text-to-image)", c.context_dim);
+  if (typeof c.qkv_bias !== 'boolean') fail('qkv_bias', 'a boolean', c.qkv_bias);
+  if ((c.freq_dim as number) % 2 || (c.freq_dim as number) < 4) fail('freq_dim', 'an even number >= 4', c.freq_dim);
+  const channels = c.channels, attnRes = c.attn_res;
+  const isInt = (v: unknown, min: number) => typeof v === 'number' && Number.isInteger(v) && v >= min;
+  if (!Array.isArray(channels) || channels.length === 0 || !channels.every((v) => isInt(v, 1))) {
+    fail('channels', 'a non-empty array of positive integers (channels at each resolution)', channels);
+  }
+  const levels = channels.length, size = c.img_size as number;
+  if (size % 2 ** (levels - 1)) fail('img_size', `a multiple of 2^${levels - 1} (${levels} resolutions, each half the last)`, size);
+  const groups = c.norm_groups as number;
+  for (const ch of channels as number[]) if (ch % groups) fail('norm_groups', `a divisor of every entry of channels ${JSON.stringify(channels)}`, groups);
+  const sizes = Array.from({ length: levels }, (_, i) => size / 2 ** i);
+  if (!Array.isArray(attnRes) || !attnRes.every((r) => sizes.includes(r))) fail('attn_res', `an array of resolutions among ${JSON.stringify(sizes)}`, attnRes);
+  for (const [i, r] of sizes.entries()) {
+    if ((attnRes as number[]).includes(r) && (channels as number[])[i] % (c.heads as number)) fail('heads', `a divisor of the ${(channels as number[])[i]} channels at resolution ${r} (attention)`, c.heads);
+  }
+  return { ...c, channels: [...(channels as number[])], attn_res: [...(attnRes as number[])] } as FullUNetConfig;
+}
+
 /** Fills defaults and derived depths/widths, checking every key (the twin's full_config). */
 export function fullConfig(config: ModelConfig | string): FullModelConfig {
   const base = typeof config === 'string' ? PRESETS[config] : config;
   if (!base) throw new Error(`diffvit.modelConfig: unknown preset '${config}'; presets: ${Object.keys(PRESETS).join(', ')}`);
+  if (base.arch === 'unet') return fullUNetConfig(base);
   const c: Record<string, unknown> = { ...DEFAULTS, ...base };
-  if (c.arch !== 'iuvit' && c.arch !== 'ascend') fail('arch', "'iuvit' or 'ascend'", c.arch);
+  if (c.arch !== 'iuvit' && c.arch !== 'ascend') fail('arch', "'iuvit', 'ascend' or 'unet'", c.arch);
+  for (const k of UNET_KEYS) if (c[k] !== undefined) fail(k, `no value for arch '${c.arch}' (a U-Net key)`, c[k]);
   for (const k of ['img_size', 'in_chans', 'patch', 'dim', 'heads', 'freq_dim']) positiveInt(c, k);
   for (const k of ['num_classes', 'context_dim', 'context_len']) positiveInt(c, k, true);
   if (c.time_cond !== 'adaln' && c.time_cond !== 'token') fail('time_cond', "'adaln' or 'token'", c.time_cond);
@@ -100,5 +155,5 @@ export function fullConfig(config: ModelConfig | string): FullModelConfig {
     positiveInt(c, k);
     if ((c[k] as number) % (c.heads as number)) fail(k, `a multiple of heads ${c.heads}`, c[k]);
   }
-  return c as FullModelConfig;
+  return c as FullViTConfig;
 }

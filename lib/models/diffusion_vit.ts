@@ -1,7 +1,9 @@
 /**
  * IU-ViT (symmetric encoder/decoder with long skips) and ASCEND (asymmetric: deeper/wider encoder),
  * the network F(x_in, c_noise, labels, context) of the twin's DiffusionViT — same parameter names,
- * shapes and maths.
+ * shapes and maths — and `DiffusionViT`, the model type every entry point takes (trainer, samplers,
+ * guidance, checkpoints): an IU-ViT/ASCEND or the U-Net baseline (./unet.ts), built from a config
+ * by `new DiffusionViT(config)`.
  */
 import { type Device, resolveDevice } from '../backend/backend.js';
 import { add } from '../ops/elementwise.js';
@@ -14,10 +16,12 @@ import { Module, ModuleList } from '../nn/module.js';
 import { TimestepEmbed } from '../nn/timestep.js';
 import { Generator } from '../tensor/random.js';
 import { formatShape, Tensor } from '../tensor/tensor.js';
-import { type FullModelConfig, fullConfig, type ModelConfig } from './configs.js';
+import { type FullViTConfig, fullConfig, type ModelConfig } from './configs.js';
+import { UNet } from './unet.js';
 
-export class DiffusionViT extends Module {
-  readonly config: FullModelConfig;
+/** IU-ViT / ASCEND (config arch 'iuvit' or 'ascend'). */
+export class IUViT extends Module {
+  readonly config: FullViTConfig;
   readonly adaln: boolean;
   readonly nPatches: number;
   /** Tokens before the patches: [time] [label] [context...] ("token" mode has time/label). */
@@ -40,9 +44,11 @@ export class DiffusionViT extends Module {
    * (default 'cpu'). The weights are initialised on the host and then moved (Module.to), so a seed
    * gives the same initial values on every device.
    */
-  constructor(config: ModelConfig | string, options: { seed?: number; device?: Device } = {}) {
+  constructor(config: ModelConfig | string, options: ModelOptions = {}) {
     super();
-    const c = (this.config = fullConfig(config));
+    const c = fullConfig(config);
+    if (c.arch === 'unet') throw new Error("diffvit.IUViT: argument 'config' expected arch 'iuvit' or 'ascend', received 'unet' (build it with DiffusionViT or UNet)");
+    this.config = c;
     // Checked before anything is allocated.
     const device = options.device === undefined ? null : resolveDevice(options.device, 'DiffusionViT').device;
     const g = new Generator(options.seed ?? 0);
@@ -147,3 +153,33 @@ export class DiffusionViT extends Module {
     return this.final_conv ? this.final_conv.forward(img) : img;
   }
 }
+
+export interface ModelOptions {
+  /** The initialisation's seed (default 0). */
+  seed?: number;
+  /** Where the parameters live (default 'cpu'); initialised on the host, then moved. */
+  device?: Device;
+}
+
+/** A diffusion backbone F(x_in, c_noise, labels, context): IU-ViT/ASCEND or the U-Net. */
+export type DiffusionViT = IUViT | UNet;
+
+interface DiffusionViTConstructor {
+  /** The model of `config` (a preset name or a config object): an IUViT, or a UNet for arch 'unet'. */
+  new (config: ModelConfig | string, options?: ModelOptions): DiffusionViT;
+  /** `m instanceof DiffusionViT`: true for an IUViT or a UNet. */
+  [Symbol.hasInstance](m: unknown): m is DiffusionViT;
+}
+
+/**
+ * Builds the model of a config, whatever its arch: `new DiffusionViT('iuvit-xs/4')` is an IUViT,
+ * `new DiffusionViT('unet-xs')` a UNet — what the trainer, loadCheckpoint and the workers call.
+ */
+export const DiffusionViT: DiffusionViTConstructor = (() => {
+  function DiffusionViT(config: ModelConfig | string, options: ModelOptions = {}): DiffusionViT {
+    const arch = typeof config === 'string' ? fullConfig(config).arch : config?.arch;
+    return arch === 'unet' ? new UNet(config, options) : new IUViT(config, options);
+  }
+  Object.defineProperty(DiffusionViT, Symbol.hasInstance, { value: (m: unknown) => m instanceof IUViT || m instanceof UNet });
+  return DiffusionViT as unknown as DiffusionViTConstructor;
+})();

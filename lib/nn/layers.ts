@@ -1,6 +1,7 @@
-/** The basic layers: Linear, LayerNorm, Conv2d, Embedding (PyTorch parameter names and layouts). */
+/** The basic layers: Linear, LayerNorm, GroupNorm, Conv2d, Embedding (PyTorch parameter names and layouts). */
 import { conv2d } from '../ops/conv.js';
 import { embedding } from '../ops/embedding.js';
+import { groupNormAct } from '../ops/group_norm.js';
 import { linear } from '../ops/matmul.js';
 import { layerNorm } from '../ops/norm.js';
 import type { Generator } from '../tensor/random.js';
@@ -32,6 +33,26 @@ export class LayerNorm extends Module {
   }
   forward(x: Tensor): Tensor {
     return layerNorm(x, this.weight, this.bias, this.eps);
+  }
+}
+
+/**
+ * GroupNorm over (N, C, ...) as torch.nn.GroupNorm(groups, channels, eps, affine); forward can
+ * fuse a SiLU after it (the U-Net's norm-activation pairs).
+ */
+export class GroupNorm extends Module {
+  readonly weight: Tensor | null;
+  readonly bias: Tensor | null;
+  constructor(readonly groups: number, readonly channels: number, affine = true, readonly eps = 1e-5) {
+    super();
+    if (!Number.isInteger(groups) || groups < 1 || channels % groups !== 0) {
+      throw new Error(`diffvit.GroupNorm: argument 'groups' expected a positive divisor of channels ${channels}, received ${groups}`);
+    }
+    this.weight = affine ? this.param('weight', fillConstant(Tensor.empty([channels]), 1)) : null;
+    this.bias = affine ? this.param('bias', fillConstant(Tensor.empty([channels]), 0)) : null;
+  }
+  forward(x: Tensor, options: { silu?: boolean } = {}): Tensor {
+    return groupNormAct(x, this.groups, { scale: this.weight, shift: this.bias, silu: options.silu ?? false, eps: this.eps });
   }
 }
 
