@@ -180,6 +180,28 @@ test('conv2d results are bitwise identical for any thread count', () => {
   }
 });
 
+test('the weight gradient from the columns kept by the forward equals the one that rebuilds them (scope ended, retainGraph)', () => {
+  const [n, cin, h, w, cout] = [5, 3, 9, 7, 4];
+  const xv = randomValues(n * cin * h * w, 61), wv = randomValues(cout * cin * 9, 62), gv = randomValues(n * cout * h * w, 63);
+  const grads = (mode: 'kept' | 'scope' | 'twice') => dv.scope(() => {
+    const x = fromValues(xv, [n, cin, h, w], true), wt = fromValues(wv, [cout, cin, 3, 3], true);
+    // 'scope': the forward's scope ends before the backward, taking the kept columns with it.
+    const y = mode === 'scope' ? dv.scope(() => conv2d(x, wt, null, { padding: 1 })) : conv2d(x, wt, null, { padding: 1 });
+    const dy = fromValues(gv, y.shape);
+    if (mode === 'twice') {
+      y.backward({ grad: dy, retainGraph: true });
+      for (const t of [x, wt]) {
+        t.grad!.dispose();
+        t.grad = null;
+      }
+    }
+    y.backward({ grad: dy });
+    return [x.grad!.data(), wt.grad!.data()];
+  });
+  const kept = grads('kept');
+  for (const mode of ['scope', 'twice'] as const) grads(mode).forEach((v, i) => expect(v, `${mode} ${i}`).toEqual(kept[i]));
+});
+
 // The op's argument checks run before any kernel, whatever the device: run once, on the cpu.
 test('conv2d validates its arguments', () => {
   dv.scope(() => {

@@ -7,7 +7,7 @@
  */
 import { runKernel } from '../backend/dispatch.js';
 import { type MatmulPrecision, matmulPrecision } from '../tensor/autocast.js';
-import { record } from '../tensor/autograd.js';
+import { needsGrad, record } from '../tensor/autograd.js';
 import { formatShape, Tensor } from '../tensor/tensor.js';
 import { argError, checkRank, checkTensor, dense, describe, release } from './util.js';
 
@@ -24,6 +24,14 @@ export interface Conv2dOptions {
  * depends only on the shapes, so results do not depend on anything else.
  */
 const WORKSPACE_FLOATS = 1 << 23;
+
+/**
+ * With autograd, the forward keeps the columns of the whole batch for the weight gradient (which
+ * then skips its own im2col: half of a training step's im2col work) when they hold at most this
+ * many floats (256 MiB); larger convs rebuild them group by group in the backward. Either way the
+ * values and the order of every sum are the same.
+ */
+const KEEP_COLS_FLOATS = 1 << 26;
 
 interface Geometry {
   n: number; cin: number; h: number; w: number;
@@ -74,18 +82,21 @@ function geometry(x: Tensor, weight: Tensor, options: Conv2dOptions): Geometry {
     precision: matmulPrecision() };
 }
 
-function im2col(g: Geometry, x: Tensor, n0: number, count: number, cols: Tensor): void {
+function im2col(g: Geometry, x: Tensor, n0: number, count: number, cols: Tensor, at = 0): void {
   runKernel('im2col', {
-    x: x.buffer, xOffset: x.offset + n0 * g.cin * g.h * g.w, cols: cols.buffer, colsOffset: cols.offset,
+    x: x.buffer, xOffset: x.offset + n0 * g.cin * g.h * g.w, cols: cols.buffer, colsOffset: cols.offset + at,
     batch: count, channels: g.cin, height: g.h, width: g.w, kernelH: g.kh, kernelW: g.kw, strideH: g.sh,
     strideW: g.sw, padH: g.ph, padW: g.pw
   });
 }
 
-/** y (N, Cout, OH, OW) for dense x and weight; bias may be any layout. */
-function conv2dForward(g: Geometry, x: Tensor, weight: Tensor, bias: Tensor | null): Tensor {
+/**
+ * y (N, Cout, OH, OW) for dense x and weight; bias may be any layout. With keepCols the columns
+ * of every image are written into one (N, K, L) tensor that is returned for the backward.
+ */
+function conv2dForward(g: Geometry, x: Tensor, weight: Tensor, bias: Tensor | null, keepCols: boolean): { out: Tensor; cols: Tensor | null } {
   const out = Tensor.empty([g.n, g.cout, g.oh, g.ow], 'float32', g.device);
-  if (out.size === 0) return out;
+  if (out.size === 0) return { out, cols: null };
   // Bias first, broadcast over (N, ·, OH·OW); the GEMM then accumulates onto it (beta = 1).
   if (bias) {
     runKernel('copyStrided', {
@@ -93,11 +104,12 @@ function conv2dForward(g: Geometry, x: Tensor, weight: Tensor, bias: Tensor | nu
       dstStrides: [g.cout * g.l, g.l, 1], shape: [g.n, g.cout, g.l]
     });
   }
-  const cols = g.pointwise ? null : Tensor.empty([g.group, g.k, g.l], 'float32', g.device);
+  const cols = g.pointwise ? null : Tensor.empty([keepCols ? g.n : g.group, g.k, g.l], 'float32', g.device);
   for (let n0 = 0; n0 < g.n; n0 += g.group) {
     const count = Math.min(g.group, g.n - n0);
-    if (cols) im2col(g, x, n0, count, cols);
-    const B = cols ?? x, bOffset = cols ? cols.offset : x.offset + n0 * g.k * g.l;
+    const at = keepCols ? n0 * g.k * g.l : 0; // this group's columns inside `cols`
+    if (cols) im2col(g, x, n0, count, cols, at);
+    const B = cols ?? x, bOffset = cols ? cols.offset + at : x.offset + n0 * g.k * g.l;
     // out[n] (Cout × L) = W (Cout × K) · cols[n] (K × L); W is shared by every image (stride 0).
     runKernel('gemm', {
       a: weight.buffer, aOffset: weight.offset, b: B.buffer, bOffset, c: out.buffer, cOffset: n0 * g.cout * g.l,
@@ -106,8 +118,9 @@ function conv2dForward(g: Geometry, x: Tensor, weight: Tensor, bias: Tensor | nu
       precision: g.precision
     });
   }
+  if (keepCols) return { out, cols };
   cols?.dispose();
-  return out;
+  return { out, cols: null };
 }
 
 /** d(loss)/d(bias) (Cout) from dense dy (N, Cout, OH, OW): sum over images and pixels. */
@@ -128,20 +141,22 @@ function biasGrad(g: Geometry, dy: Tensor): Tensor {
  * d(loss)/d(weight) (Cout, Cin, kh, kw) = Σ_n dy[n] (Cout × L) · cols[n]ᵀ (L × K). Each group's
  * per-image products land in a workspace and are summed in image order (reduceSum), groups
  * accumulate in order: deterministic without a GEMM whose output is shared across the batch.
+ * `kept`: the forward's columns of every image (N, K, L), else they are rebuilt per group from x.
  */
-function weightGrad(g: Geometry, x: Tensor, dy: Tensor): Tensor {
+function weightGrad(g: Geometry, x: Tensor, dy: Tensor, kept: Tensor | null): Tensor {
   const dw = Tensor.empty([g.cout, g.cin, g.kh, g.kw], 'float32', g.device);
   if (g.n === 0) {
     runKernel('fill', { out: dw.buffer, offset: 0, n: dw.size, value: 0 });
     return dw;
   }
-  const cols = g.pointwise ? null : Tensor.empty([g.group, g.k, g.l], 'float32', g.device);
+  const cols = g.pointwise || kept ? null : Tensor.empty([g.group, g.k, g.l], 'float32', g.device);
   const perImage = Tensor.empty([g.group, g.cout, g.k], 'float32', g.device);
   const groupSum = g.n > g.group ? Tensor.empty([g.cout, g.k], 'float32', g.device) : null;
   for (let n0 = 0; n0 < g.n; n0 += g.group) {
     const count = Math.min(g.group, g.n - n0);
     if (cols) im2col(g, x, n0, count, cols);
-    const B = cols ?? x, bOffset = cols ? cols.offset : x.offset + n0 * g.k * g.l;
+    const B = kept ?? cols ?? x;
+    const bOffset = kept ? kept.offset + n0 * g.k * g.l : cols ? cols.offset : x.offset + n0 * g.k * g.l;
     // perImage[n] (Cout × K) = dy[n] (Cout × L) · cols[n]ᵀ, cols[n] stored K × L (transB)
     runKernel('gemm', {
       a: dy.buffer, aOffset: dy.offset + n0 * g.cout * g.l, b: B.buffer, bOffset, c: perImage.buffer, cOffset: 0,
@@ -211,7 +226,8 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
   }
   const g = geometry(x, weight, options);
   const X = dense(x), W = dense(weight);
-  const out = conv2dForward(g, X, W, bias);
+  const keepCols = needsGrad(weight) && !g.pointwise && g.n * g.k * g.l <= KEEP_COLS_FLOATS;
+  const { out, cols } = conv2dForward(g, X, W, bias, keepCols);
   release(X, x);
   release(W, weight);
   const inputs = bias ? [x, weight, bias] : [x, weight];
@@ -224,8 +240,11 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, op
       release(Wb, weight);
     }
     if (weight.requiresGrad) {
-      const Xb = dense(x);
-      grads[1] = weightGrad(g, Xb, G);
+      // The kept columns live as long as the forward's scope (a backward run after that scope
+      // ended, or a second one with retainGraph, rebuilds them).
+      const kept = cols && !cols.isDisposed ? cols : null;
+      const Xb = kept ? null : dense(x);
+      grads[1] = weightGrad(g, Xb ?? x, G, kept);
       release(Xb, x);
     }
     if (bias?.requiresGrad) grads[2] = biasGrad(g, G);
