@@ -212,6 +212,17 @@ describe('training, checkpoints and sampling', () => {
     t.dispose();
   });
 
+  test('generateAsync in a worker thread builds the U-Net from the weights it is sent: the same images as generate()', async () => {
+    const m = new UNet(SMALL, { seed: 4 });
+    let seed = 20;
+    for (const p of m.parameters()) dv.assign_(p, Float32Array.from(toF32(randomValues(p.size, seed++, 0.3))));
+    const options = { labels: Int32Array.from([0, 2]), steps: 2, guidance: 1.5, seed: 3 };
+    const a = await dv.generateAsync(m, options), b = generate(m, options);
+    expect(a.shape).toEqual([2, 3, 8, 8]);
+    expect(Buffer.from(a.images.buffer).equals(Buffer.from(b.images.buffer))).toBe(true);
+    m.dispose();
+  });
+
   test("new Trainer({ model: 'unet-xs' }) and diffvit train --preset unet-xs", async () => {
     const t = new Trainer({ ...DEFAULT_TRAIN_CONFIG, model: 'unet-xs', data: { kind: 'shapes', seed: 0, size: 16 }, batchSize: 2, steps: 1 });
     expect(t.model).toBeInstanceOf(UNet);
