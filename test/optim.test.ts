@@ -2,7 +2,7 @@ import { expect, test } from 'vitest';
 
 import * as dv from '../lib/index.js';
 import { native } from '../lib/backend/cpu/addon.js';
-import { adamwUpdate, type AdamWOptions } from '../lib/ops/optim.js';
+import { adamwUpdate, adamwUpdateControlled, type AdamWOptions, emaUpdateControlled, STEP_CONTROL, trainStepControl } from '../lib/ops/optim.js';
 import { describeEachBackend, expectClose, fromValues, ODD_SIZES, randomValues, recordError, toF32 } from './helpers.js';
 
 interface Hyper { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number }
@@ -144,4 +144,114 @@ test('adamw binding checks extents and hyper-parameters', () => {
     b.dispose();
     c.dispose();
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// The kernels of a training step captured whole in a CUDA graph: the decisions and scalars the
+// eager step passes as arguments come from a control block in device memory instead.
+
+/** A control block with the AdamW scalars of (lr, weightDecay, step), rounded as the eager binding rounds them. */
+function controlValues(o: { lr: number; weightDecay: number; step: number; beta1?: number; beta2?: number; emaBeta?: number; enabled?: boolean }): Float32Array {
+  const { beta1 = 0.9, beta2 = 0.999, emaBeta = 0.75 } = o;
+  const c = new Float32Array(STEP_CONTROL.size);
+  c[STEP_CONTROL.enabled] = o.enabled === false ? 0 : 1;
+  c[STEP_CONTROL.apply] = 1;
+  c[STEP_CONTROL.gradScale] = 1;
+  c[STEP_CONTROL.decay] = 1 - o.lr * o.weightDecay;
+  c[STEP_CONTROL.stepSize] = o.lr / (1 - beta1 ** o.step);
+  c[STEP_CONTROL.invSqrtBc2] = 1 / Math.sqrt(1 - beta2 ** o.step);
+  c[STEP_CONTROL.emaBeta] = emaBeta;
+  c[STEP_CONTROL.emaOneMinusBeta] = 1 - emaBeta;
+  return c;
+}
+
+describeEachBackend('the controlled step kernels', ({ device }) => {
+  test('trainStepControl decides as the eager step: finite loss and norm, clipping above gradClip (float64 reference)', () => {
+    const cases: [loss: number, sumSquares: number, gradClip: number | null, enabled: boolean][] = [
+      [0.37, 2.25, 1, true], [0.37, 0.81, 1, true], [1.5, 7.3e5, 0.5, true], [0.2, 3.1, null, true],
+      [NaN, 1, 1, true], [0.5, Infinity, 1, true], [Infinity, 0.5, null, true], [0.4, 1e38, 2, true], [0.3, 9, 1, false], [0.1, 0, 1, true],
+    ];
+    dv.scope(() => {
+      for (const [loss, sumSquares, gradClip, enabled] of cases) {
+        const stats = fromValues([loss, sumSquares], [2]);
+        const control = fromValues(controlValues({ lr: 1e-3, weightDecay: 0, step: 1, enabled }), [STEP_CONTROL.size]);
+        trainStepControl(stats, control, gradClip);
+        const got = control.data();
+        // The host's decision in float64 (lib/train/trainer.ts, eager): on the float32 stats.
+        const l = Math.fround(loss), norm = Math.sqrt(Math.fround(sumSquares));
+        const apply = enabled && Number.isFinite(l) && Number.isFinite(norm);
+        const scale = gradClip !== null && norm > gradClip ? Math.fround(gradClip / (norm + 1e-6)) : 1;
+        const what = `loss ${loss}, sum of squares ${sumSquares}, gradClip ${gradClip}, enabled ${enabled}`;
+        expect(got[STEP_CONTROL.apply], what).toBe(apply ? 1 : 0);
+        expect(got[STEP_CONTROL.gradScale], what).toBe(scale);
+        // the host-written slots are left alone
+        expect(got[STEP_CONTROL.enabled], what).toBe(enabled ? 1 : 0);
+        expect(got[STEP_CONTROL.emaBeta], what).toBe(0.75);
+      }
+    });
+  });
+
+  test.each([1, 7, 33, 1031])('adamwUpdateControlled equals the eager clipping (axpby_) and adamwUpdate bit for bit (%i elements)', (n) => {
+    dv.scope(() => {
+      const h = { lr: 0.02, weightDecay: 0.1, beta1: 0.85, beta2: 0.98, eps: 1e-6 };
+      const init = [randomValues(n, n + 1), randomValues(n, n + 2).map((x) => 0.1 * x), randomValues(n, n + 3).map((x) => 0.01 * x * x)];
+      const [pe, me, ve] = init.map((x) => fromValues(x, [n]));
+      const [pc, mc, vc] = init.map((x) => fromValues(x, [n]));
+      for (let step = 1; step <= 3; step++) {
+        const g = fromValues(randomValues(n, 10 * n + step), [n]);
+        const scale = step === 2 ? 0.37 : 1; // the second step clipped
+        // eager: the host scales the gradients (axpby_), then the update
+        const clipped = dv.clone(g);
+        if (scale !== 1) dv.axpby_(clipped, clipped, scale, 0);
+        adamwUpdate(pe, clipped, me, ve, { ...h, step });
+        const control = controlValues({ ...h, step });
+        control[STEP_CONTROL.gradScale] = scale;
+        adamwUpdateControlled(pc, g, mc, vc, fromValues(control, [STEP_CONTROL.size]), h);
+        for (const [a, b, name] of [[pc, pe, 'param'], [mc, me, 'expAvg'], [vc, ve, 'expAvgSq']] as const) {
+          expect(Array.from(a.data()), `${name} after step ${step}`).toEqual(Array.from(b.data()));
+        }
+        expect(Array.from(g.data())).toEqual(Array.from(Float32Array.from(randomValues(n, 10 * n + step)))); // read, never written
+      }
+      // A step that does not apply changes nothing.
+      const control = controlValues({ ...h, step: 4 });
+      control[STEP_CONTROL.apply] = 0;
+      const before = [pc, mc, vc].map((t) => Array.from(t.data()));
+      adamwUpdateControlled(pc, fromValues(randomValues(n, 99), [n]), mc, vc, fromValues(control, [STEP_CONTROL.size]), h);
+      expect([pc, mc, vc].map((t) => Array.from(t.data()))).toEqual(before);
+    });
+  });
+
+  test.each([1, 19, 4099])('emaUpdateControlled equals axpby_(shadow, param, β, 1-β) bit for bit, and nothing when the step does not apply (%i elements)', (n) => {
+    dv.scope(() => {
+      const beta = 0.5 ** (8 / 37);
+      const shadow = fromValues(randomValues(n, 3 * n), [n]), param = fromValues(randomValues(n, 3 * n + 1), [n]);
+      const eager = dv.clone(shadow);
+      dv.axpby_(eager, param, beta, 1 - beta);
+      const control = controlValues({ lr: 0, weightDecay: 0, step: 1, emaBeta: beta });
+      const off = Float32Array.from(control);
+      off[STEP_CONTROL.apply] = 0;
+      emaUpdateControlled(shadow, param, fromValues(off, [STEP_CONTROL.size]));
+      expect(Array.from(shadow.data())).toEqual(Array.from(Float32Array.from(randomValues(n, 3 * n))));
+      emaUpdateControlled(shadow, param, fromValues(control, [STEP_CONTROL.size]));
+      expect(Array.from(shadow.data())).toEqual(Array.from(eager.data()));
+      // against float64
+      const ref = Array.from(Float32Array.from(randomValues(n, 3 * n)), (s, i) => beta * s + (1 - beta) * Math.fround(randomValues(n, 3 * n + 1)[i]));
+      expectClose(shadow.data(), ref, { dtype: 'float32', kind: 'binary' }, 'ema vs float64');
+    });
+  });
+});
+
+test('the controlled step kernels validate their control block, stats and gradClip', () => {
+  dv.scope(() => {
+    const p = dv.ones([4]), g = dv.ones([4]), m = dv.zeros([4]), v = dv.zeros([4]);
+    const control = dv.tensor(controlValues({ lr: 1e-3, weightDecay: 0, step: 1 }), [STEP_CONTROL.size]);
+    expect(() => adamwUpdateControlled(p, g, m, v, dv.zeros([7]))).toThrow("diffvit.adamwUpdateControlled: argument 'control' expected a contiguous float32 tensor of 8 values (STEP_CONTROL), received shape [7]");
+    expect(() => emaUpdateControlled(p, dv.ones([5]), control)).toThrow(/emaUpdateControlled: argument 'param' expected shape \[4\] \(the shape of shadow\)/);
+    expect(() => trainStepControl(dv.zeros([3]), control, 1)).toThrow(/trainStepControl: argument 'stats' expected a contiguous tensor of 2 values/);
+    expect(() => trainStepControl(dv.zeros([2]), control, 0)).toThrow("diffvit.trainStepControl: argument 'gradClip' expected a number > 0 or null (no clipping), received 0");
+    expect(() => adamwUpdateControlled(p, g, m, v, control, { beta1: 1 })).toThrow(/adamwUpdateControlled: argument 'options.beta1' expected a number in \[0, 1\)/);
+    expect(() => adamwUpdateControlled(p, g, m, m, control)).toThrow(/diffvit\.adamwControlled: argument 'expAvgSq' expected memory not overlapping 'expAvg'/);
+    expect(() => emaUpdateControlled(p, p, control)).toThrow(/diffvit\.emaControlled: argument 'param' expected memory not overlapping 'shadow'/);
+    expect(Array.from(p.data())).toEqual([1, 1, 1, 1]);
+  });
 });

@@ -26,7 +26,8 @@ export const KERNEL_NAMES = [
   'attentionForward', 'attentionBackward', 'im2col', 'col2im', 'edmNoise', 'edmLoss', 'edmSamplerStep', 'fill',
   'copyStrided', 'randomFill', 'unary', 'unaryGrad', 'binary', 'axpby', 'embedding', 'embeddingBackward',
   'layerNormModulate', 'layerNormModulateBackward', 'addGated', 'addGatedBackward', 'linearAct', 'geluBackwardBias',
-  'gemm', 'softmax', 'softmaxBackward', 'layerNorm', 'layerNormBackward', 'groupNorm', 'groupNormBackward', 'adamw', 'maxPool2d', 'avgPool2d',
+  'gemm', 'softmax', 'softmaxBackward', 'layerNorm', 'layerNormBackward', 'groupNorm', 'groupNormBackward', 'adamw', 'trainStepControl',
+  'adamwControlled', 'emaControlled', 'maxPool2d', 'avgPool2d',
   'resizeBilinear', 'reduceSum', 'sumSquares',
 ] as const satisfies readonly KernelName[];
 

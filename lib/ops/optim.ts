@@ -40,21 +40,10 @@ function hyper(name: string, v: unknown, lo: number, hiExclusive: number, expect
  * All four tensors: float32, contiguous, the same shape, no two sharing memory.
  */
 export function adamwUpdate(param: Tensor, grad: Tensor, expAvg: Tensor, expAvgSq: Tensor, options: AdamWOptions): void {
-  const tensors = { param, grad, expAvg, expAvgSq };
-  for (const [name, t] of Object.entries(tensors)) {
-    checkTensor('adamwUpdate', name, t);
-    if (!t.isContiguous()) {
-      throw argError('adamwUpdate', name, 'a contiguous tensor', `a strided view of shape ${formatShape(t.shape)} (strides ${formatShape(t.strides)})`);
-    }
-    if (!sameShape(t.shape, param.shape)) {
-      throw argError('adamwUpdate', name, `shape ${formatShape(param.shape)} (the shape of param)`, `shape ${formatShape(t.shape)}`);
-    }
-  }
+  checkUpdated('adamwUpdate', { param, grad, expAvg, expAvgSq });
   if (options === null || typeof options !== 'object') throw argError('adamwUpdate', 'options', 'an object', describe(options));
   const lr = hyper('lr', options.lr, 0, Infinity, 'a finite number >= 0');
-  const beta1 = hyper('beta1', options.beta1 ?? 0.9, 0, 1, 'a number in [0, 1)');
-  const beta2 = hyper('beta2', options.beta2 ?? 0.999, 0, 1, 'a number in [0, 1)');
-  const eps = hyper('eps', options.eps ?? 1e-8, 0, Infinity, 'a finite number >= 0');
+  const { beta1, beta2, eps } = betas('adamwUpdate', options);
   const weightDecay = hyper('weightDecay', options.weightDecay ?? 0.01, 0, Infinity, 'a finite number >= 0');
   const step = options.step;
   if (typeof step !== 'number' || !Number.isSafeInteger(step) || step < 1) {
@@ -65,4 +54,80 @@ export function adamwUpdate(param: Tensor, grad: Tensor, expAvg: Tensor, expAvgS
     expAvg: expAvg.buffer, expAvgOffset: expAvg.offset, expAvgSq: expAvgSq.buffer, expAvgSqOffset: expAvgSq.offset,
     n: param.size, lr, beta1, beta2, eps, weightDecay, step
   });
+}
+
+/** Tensors updated together: float32, contiguous, the shape of the first. */
+function checkUpdated(op: string, tensors: Record<string, Tensor>): void {
+  const [first] = Object.values(tensors);
+  for (const [name, t] of Object.entries(tensors)) {
+    checkTensor(op, name, t);
+    if (!t.isContiguous()) {
+      throw argError(op, name, 'a contiguous tensor', `a strided view of shape ${formatShape(t.shape)} (strides ${formatShape(t.strides)})`);
+    }
+    if (!sameShape(t.shape, first.shape)) {
+      throw argError(op, name, `shape ${formatShape(first.shape)} (the shape of ${Object.keys(tensors)[0]})`, `shape ${formatShape(t.shape)}`);
+    }
+  }
+}
+
+function betas(op: string, options: Pick<AdamWOptions, 'beta1' | 'beta2' | 'eps'>): { beta1: number; beta2: number; eps: number } {
+  const check = (name: string, v: unknown, lo: number, hi: number, expected: string) => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v >= hi) throw argError(op, `options.${name}`, expected, describe(v));
+    return v;
+  };
+  return {
+    beta1: check('beta1', options.beta1 ?? 0.9, 0, 1, 'a number in [0, 1)'),
+    beta2: check('beta2', options.beta2 ?? 0.999, 0, 1, 'a number in [0, 1)'),
+    eps: check('eps', options.eps ?? 1e-8, 0, Infinity, 'a finite number >= 0'),
+  };
+}
+
+/**
+ * The slots of a captured training step's control block: float32 values on the device that the
+ * step's kernels read instead of scalar arguments, which a CUDA graph would freeze
+ * (native/cpu/optim.h step_control). The host writes enabled, decay, stepSize, invSqrtBc2,
+ * emaBeta and emaOneMinusBeta before each replay; trainStepControl writes apply and gradScale.
+ */
+export const STEP_CONTROL = { enabled: 0, apply: 1, gradScale: 2, decay: 3, stepSize: 4, invSqrtBc2: 5, emaBeta: 6, emaOneMinusBeta: 7, size: 8 } as const;
+
+function checkControl(op: string, control: Tensor): void {
+  checkTensor(op, 'control', control);
+  if (control.size !== STEP_CONTROL.size || !control.isContiguous()) {
+    throw argError(op, 'control', `a contiguous float32 tensor of ${STEP_CONTROL.size} values (STEP_CONTROL)`, `shape ${formatShape(control.shape)}`);
+  }
+}
+
+/**
+ * Writes the control block's apply and gradScale from stats = [loss, sum of squared gradients]
+ * (a device tensor of 2), deciding as the eager step does on the host: apply when enabled and the
+ * loss and norm are finite; gradScale = gradClip / (norm + 1e-6) when the norm exceeds gradClip
+ * (null: no clipping), else 1.
+ */
+export function trainStepControl(stats: Tensor, control: Tensor, gradClip: number | null): void {
+  checkTensor('trainStepControl', 'stats', stats);
+  if (stats.size !== 2 || !stats.isContiguous()) throw argError('trainStepControl', 'stats', 'a contiguous tensor of 2 values [loss, sum of squares]', `shape ${formatShape(stats.shape)}`);
+  checkControl('trainStepControl', control);
+  if (gradClip !== null && !(typeof gradClip === 'number' && gradClip > 0 && Number.isFinite(gradClip))) {
+    throw argError('trainStepControl', 'gradClip', 'a number > 0 or null (no clipping)', describe(gradClip));
+  }
+  runKernel('trainStepControl', { stats: stats.buffer, statsOffset: stats.offset, control: control.buffer, controlOffset: control.offset, gradClip: gradClip ?? 0 });
+}
+
+/** adamwUpdate with the step's scalars and gradient scale read from `control` on the device (see STEP_CONTROL). */
+export function adamwUpdateControlled(param: Tensor, grad: Tensor, expAvg: Tensor, expAvgSq: Tensor, control: Tensor, options: Pick<AdamWOptions, 'beta1' | 'beta2' | 'eps'> = {}): void {
+  checkUpdated('adamwUpdateControlled', { param, grad, expAvg, expAvgSq });
+  checkControl('adamwUpdateControlled', control);
+  const { beta1, beta2, eps } = betas('adamwUpdateControlled', options);
+  runKernel('adamwControlled', {
+    param: param.buffer, paramOffset: param.offset, grad: grad.buffer, gradOffset: grad.offset,
+    expAvg: expAvg.buffer, expAvgOffset: expAvg.offset, expAvgSq: expAvgSq.buffer, expAvgSqOffset: expAvgSq.offset,
+    n: param.size, beta1, beta2, eps, control: control.buffer, controlOffset: control.offset,
+  });
+}
+
+/** The EMA update shadow = β·shadow + (1-β)·param with β from `control` on the device, unless the step does not apply. */
+export function emaUpdateControlled(shadow: Tensor, param: Tensor, control: Tensor): void {
+  checkUpdated('emaUpdateControlled', { shadow, param });
+  checkControl('emaUpdateControlled', control);
+  runKernel('emaControlled', { shadow: shadow.buffer, shadowOffset: shadow.offset, param: param.buffer, paramOffset: param.offset, n: shadow.size, control: control.buffer, controlOffset: control.offset });
 }

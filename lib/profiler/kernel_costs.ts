@@ -84,6 +84,9 @@ const COSTS: CostTable = {
   geluBackwardBias: (a) => elementwise(a.rows * a.cols, 3),
   // AdamW reads param, grad and both moments and writes param and both moments.
   adamw: (a) => elementwise(a.n, 7),
+  trainStepControl: () => ({ bytes: F32 * 4 }),
+  adamwControlled: (a) => elementwise(a.n, 7),
+  emaControlled: (a) => elementwise(a.n, 3),
   edmNoise: (a) => elementwise(a.batch * a.per, 3),
   edmLoss: (a) => elementwise(a.batch * a.per, 4),
   edmSamplerStep: (a) => elementwise(a.batch * a.per, (a.guided ? 2 : 1) + 2 + (a.dPrev ? 1 : 0) + 2),

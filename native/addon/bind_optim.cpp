@@ -40,40 +40,102 @@ double in_range(Args& a, int i, double lo, double hi, const char* expected) {
   }
   return v;
 }
-}  // namespace
 
-// adamw: one fused AdamW step; param, expAvg, expAvgSq in place
-DV_KERNEL_IMPL(adamw) {
+// The four n-element ranges of an AdamW update (args 0-8: param, grad, expAvg, expAvgSq with
+// offsets, n), checked; and the betas and eps at args first..first+2 into h.
+struct AdamWRanges {
+  float *p, *m, *v;
+  const float* g;
+  int64_t n;
+};
+AdamWRanges adamw_ranges(Args& a) {
   Buffer& p = a.buffer(0, DType::f32);
   Buffer& g = a.buffer(2, DType::f32);
   Buffer& m = a.buffer(4, DType::f32);
   Buffer& v = a.buffer(6, DType::f32);
   int64_t po = a.integer(1), go = a.integer(3), mo = a.integer(5), vo = a.integer(7);
   int64_t n = a.integer(8, 0, kMaxSize);
-  const double inf = INFINITY;
-  double lr = in_range(a, 9, 0, inf, "a number >= 0");
-  double beta1 = in_range(a, 10, 0, 1, "a number in [0, 1)");
-  double beta2 = in_range(a, 11, 0, 1, "a number in [0, 1)");
-  double eps = in_range(a, 12, 0, inf, "a number >= 0");
-  double wd = in_range(a, 13, 0, inf, "a number >= 0");
-  int64_t step = a.integer(14, 1, int64_t(1) << 53);
   a.require_extent(0, p, po, n);
   a.require_extent(2, g, go, n);
   a.require_extent(4, m, mo, n);
   a.require_extent(6, v, vo, n);
   require_disjoint(a, {{0, "param", &p, po}, {2, "grad", &g, go}, {4, "expAvg", &m, mo}, {6, "expAvgSq", &v, vo}}, n);
-  if (n == 0) return info.Env().Undefined();
-  const double t = static_cast<double>(step);
+  return {p.as<float>() + po, m.as<float>() + mo, v.as<float>() + vo, g.as<float>() + go, n};
+}
+cpu::AdamWParams adamw_betas(Args& a, int first) {
+  const double inf = INFINITY;
+  double beta1 = in_range(a, first, 0, 1, "a number in [0, 1)");
+  double beta2 = in_range(a, first + 1, 0, 1, "a number in [0, 1)");
+  double eps = in_range(a, first + 2, 0, inf, "a number >= 0");
   cpu::AdamWParams h{};
   h.beta1 = static_cast<float>(beta1);
   h.beta2 = static_cast<float>(beta2);
   h.one_minus_beta1 = static_cast<float>(1.0 - beta1);
   h.one_minus_beta2 = static_cast<float>(1.0 - beta2);
   h.eps = static_cast<float>(eps);
+  h.grad_scale = 1;
+  return h;
+}
+
+// A training step's control block (cpu/optim.h step_control) at args i, i + 1.
+float* control_block(Args& a, int i) {
+  Buffer& c = a.buffer(i, DType::f32);
+  const int64_t offset = a.integer(i + 1);
+  a.require_extent(i, c, offset, cpu::step_control::size);
+  return c.as<float>() + offset;
+}
+}  // namespace
+
+// adamw: one fused AdamW step; param, expAvg, expAvgSq in place
+DV_KERNEL_IMPL(adamw) {
+  const AdamWRanges r = adamw_ranges(a);
+  const double inf = INFINITY;
+  double lr = in_range(a, 9, 0, inf, "a number >= 0");
+  cpu::AdamWParams h = adamw_betas(a, 10);
+  double beta1 = a.number(10), beta2 = a.number(11);
+  double wd = in_range(a, 13, 0, inf, "a number >= 0");
+  int64_t step = a.integer(14, 1, int64_t(1) << 53);
+  if (r.n == 0) return info.Env().Undefined();
+  const double t = static_cast<double>(step);
   h.decay = static_cast<float>(1.0 - lr * wd);
   h.step_size = static_cast<float>(lr / (1.0 - std::pow(beta1, t)));
   h.inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(beta2, t)));
-  DV_RUN(a, adamw, p.as<float>() + po, g.as<float>() + go, m.as<float>() + mo, v.as<float>() + vo, n, h);
+  DV_RUN(a, adamw, r.p, r.g, r.m, r.v, r.n, h);
+  return info.Env().Undefined();
+}
+
+// trainStepControl: a captured step's apply flag and gradient scale from its [loss, sum of squares]
+DV_KERNEL_IMPL(trainStepControl) {
+  Buffer& stats = a.buffer(0, DType::f32);
+  const int64_t so = a.integer(1);
+  a.require_extent(0, stats, so, 2);
+  float* control = control_block(a, 2);
+  const double grad_clip = in_range(a, 4, 0, INFINITY, "a number >= 0 (0: no clipping)");
+  DV_RUN(a, train_step_control, stats.as<float>() + so, control, grad_clip);
+  return info.Env().Undefined();
+}
+
+// adamwControlled: adamw with the step's scalars and gradient scale from a control block
+DV_KERNEL_IMPL(adamwControlled) {
+  const AdamWRanges r = adamw_ranges(a);
+  const cpu::AdamWParams h = adamw_betas(a, 9);
+  float* control = control_block(a, 12);
+  if (r.n == 0) return info.Env().Undefined();
+  DV_RUN(a, adamw_controlled, r.p, r.g, r.m, r.v, r.n, h, control);
+  return info.Env().Undefined();
+}
+
+// emaControlled: shadow = beta shadow + (1 - beta) param with beta from a control block
+DV_KERNEL_IMPL(emaControlled) {
+  Buffer& shadow = a.buffer(0, DType::f32);
+  Buffer& param = a.buffer(2, DType::f32);
+  const int64_t so = a.integer(1), po = a.integer(3), n = a.integer(4, 0, kMaxSize);
+  a.require_extent(0, shadow, so, n);
+  a.require_extent(2, param, po, n);
+  require_disjoint(a, {{0, "shadow", &shadow, so}, {2, "param", &param, po}}, n);
+  float* control = control_block(a, 5);
+  if (n == 0) return info.Env().Undefined();
+  DV_RUN(a, ema_controlled, shadow.as<float>() + so, param.as<float>() + po, n, control);
   return info.Env().Undefined();
 }
 

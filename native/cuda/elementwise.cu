@@ -36,6 +36,7 @@
 #include "core/philox.h"
 #include "cuda/common.cuh"
 #include "cuda/elementwise.h"
+#include "cuda/optim.h"
 
 namespace dv::cuda {
 namespace {
@@ -628,7 +629,13 @@ void binary_op(const float* a, const float* b, float* out, int rank, const int64
 // ------------------------------------------------------------------------------------------------
 // axpby: dst = fma(alpha, dst, beta * src), as the CPU's vector loop
 
-__global__ void axpby_kernel(float* dst, const float* src, VecPlan p, float alpha, float beta) {
+// With a control block (a captured training step's EMA): alpha, beta from it, nothing unless it applies.
+__global__ void axpby_kernel(float* dst, const float* src, VecPlan p, float alpha, float beta, const float* control) {
+  if (control) {
+    if (control[cpu::step_control::apply] == 0.f) return;
+    alpha = control[cpu::step_control::ema_beta];
+    beta = control[cpu::step_control::ema_one_minus_beta];
+  }
   for_plan(
       p, [&](int64_t i) { dst[i] = fmaf(alpha, dst[i], mul_rn(beta, src[i])); },
       [&](int64_t i) {
@@ -781,7 +788,13 @@ void binary(cpu::BinaryOp op, const float* a, const float* b, float* out, int ra
 void axpby(float* dst, const float* src, int64_t n, float alpha, float beta) {
   if (n <= 0) return;
   VecPlan p = vec_plan(n, {dst, src});
-  launch("axpby", axpby_kernel, blocks_for(p), kThreads, 0, dst, src, p, alpha, beta);
+  launch("axpby", axpby_kernel, blocks_for(p), kThreads, 0, dst, src, p, alpha, beta, static_cast<const float*>(nullptr));
+}
+
+void ema_controlled(float* shadow, const float* param, int64_t n, const float* control) {
+  if (n <= 0) return;
+  VecPlan p = vec_plan(n, {shadow, param});
+  launch("axpby", axpby_kernel, blocks_for(p), kThreads, 0, shadow, param, p, 0.f, 0.f, control);
 }
 
 }  // namespace dv::cuda

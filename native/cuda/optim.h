@@ -5,4 +5,10 @@
 namespace dv::cuda {
 void adamw(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
            const cpu::AdamWParams& h);
+// The step kernels a captured training step replays, reading the control block in device memory
+// (cpu/optim.h step_control).
+void train_step_control(const float* stats, float* control, double grad_clip);
+void adamw_controlled(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
+                      const cpu::AdamWParams& h, const float* control);
+void ema_controlled(float* shadow, const float* param, int64_t n, const float* control);
 }  // namespace dv::cuda

@@ -13,8 +13,9 @@ constexpr int64_t kGrain = 16384;
 void adamw(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n, const AdamWParams& h) {
   const VF b1 = VF::set1(h.beta1), b2 = VF::set1(h.beta2), one_b1 = VF::set1(h.one_minus_beta1),
            one_b2 = VF::set1(h.one_minus_beta2), eps = VF::set1(h.eps), decay = VF::set1(h.decay),
-           step = VF::set1(h.step_size), inv_bc2 = VF::set1(h.inv_sqrt_bc2);
+           step = VF::set1(h.step_size), inv_bc2 = VF::set1(h.inv_sqrt_bc2), grad_scale = VF::set1(h.grad_scale);
   auto update = [&](VF p, VF g, VF& m, VF& v) {
+    g = g * grad_scale;  // exact for the eager step's scale 1
     m = fmadd(b1, m, one_b1 * g);
     v = fmadd(b2, v, one_b2 * g * g);
     VF denom = fmadd(vsqrt(v), inv_bc2, eps);
