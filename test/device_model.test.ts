@@ -420,4 +420,32 @@ describe('on the CUDA device', () => {
     graphed.dispose();
     expect(graphCount()).toBe(graphsBefore);
   });
+
+  cudaTest(`the captured step clips, follows the learning-rate warm-up and skips a non-finite step on the device as the eager trainer does on the host${why}`, () => {
+    const config: TrainConfig = { ...TRAIN, device: 'cuda', gradClip: 0.05, warmupSteps: 3, steps: 6 };
+    const eager = new Trainer(config), graphed = new Trainer({ ...config, cudaGraph: true });
+    // 5 steps; the third one's batch has a NaN pixel: its loss is NaN and the step is skipped.
+    const run = (t: Trainer) => [0, 1, 2, 3, 4].map((i) => {
+      const batch = t.sampler.batch(t.step);
+      if (i === 2) batch.images[5] = NaN;
+      return t.trainStep(batch);
+    });
+    const a = run(eager), b = run(graphed);
+    expect(a.map((r) => r.skipped)).toEqual([false, false, true, false, false]);
+    expect(b.map((r) => r.skipped)).toEqual(a.map((r) => r.skipped));
+    expect(b.map((r) => r.lr)).toEqual(a.map((r) => r.lr));
+    expect(a.filter((r) => !r.skipped && r.gradNorm > 0.05).length, 'steps whose gradients were clipped').toBeGreaterThanOrEqual(2);
+    expectClose(b.filter((r) => !r.skipped).map((r) => r.loss), a.filter((r) => !r.skipped).map((r) => r.loss), { rtol: 1e-5, atol: 0 }, 'losses');
+    for (const t of [eager, graphed]) {
+      expect([t.optimizer.step, t.imagesSeen, t.nonFinite, t.step]).toEqual([4, 4 * config.batchSize, 1, 5]);
+    }
+    const state = (t: Trainer) => values([...t.model.parameters(), ...t.optimizer.expAvg, ...t.optimizer.expAvgSq, ...t.ema.shadow]);
+    expectAllClose(state(graphed), state(eager), 1e-5, 'cuda graph vs eager: clipped, warmed-up, skipped steps', 1e-3 * config.lr);
+    // The checkpoint of the captured run resumes (eagerly) to the same next step as the eager run's.
+    const path = join(dir, 'graphed.safetensors');
+    graphed.save(path);
+    const resumed = Trainer.resume(path, { device: 'cuda' });
+    expectClose([resumed.trainStep().loss], [eager.trainStep().loss], { rtol: 1e-5, atol: 0 }, 'the step after resuming');
+    for (const t of [eager, graphed, resumed]) t.dispose();
+  });
 });

@@ -43,10 +43,10 @@ Options:
                            EMA live there; each step writes its batch there once and reads back
                            the loss and gradient norm once. Not stored in checkpoints: a resumed
                            run executes where its --device says
-  --cuda-graph             with --device cuda: capture forward + loss + backward of the step in
-                           a CUDA graph at the first step and replay it every step (the step's
-                           EDM noise is drawn eagerly into the captured inputs first, since a
-                           graph freezes seeds; optimiser and EMA run eagerly after the replay)
+  --cuda-graph             with --device cuda: capture the whole training step (forward, loss,
+                           backward, clipping, AdamW, EMA) in a CUDA graph at the first step and
+                           replay it every step (the step's EDM noise is drawn eagerly into the
+                           captured inputs first, since a graph freezes seeds)
   --out DIR                the run's folder (default: runs/<preset>-<data kind>, the preset's '/'
                            as '_', e.g. runs/iuvit-xs_4-shapes, or runs/<config file name>-<data
                            kind> for a model from --config; -2, -3, ... appended while that

@@ -51,15 +51,16 @@ export interface TrainConfig {
    */
   device?: Device;
   /**
-   * CUDA device only (an error on any other device): capture forward + loss + backward of the
-   * training step in a CUDA graph (at the first step, after one eager warm-up run) and replay it at
-   * every step. The EDM noise for the step is drawn eagerly into the captured input tensors before
-   * each replay, because seeds/counters are numbers frozen into a graph (σ, c_noise, the noisy and
-   * the scaled inputs; the step's batch is written into the captured inputs too); optimizer and EMA
-   * run eagerly after the replay, reading the gradients the graph wrote. Those gradients are the
-   * parameters' .grad tensors, owned by the graph: they stay set between steps and every replay
-   * overwrites them. Losses and weights equal the eager run's within float tolerance. Not recorded
-   * in checkpoints (like device).
+   * CUDA device only (an error on any other device): capture the whole training step — forward,
+   * loss, backward, gradient clipping, the NaN/Inf guard, AdamW and the EMA — in a CUDA graph (at the
+   * first step, after one eager warm-up run that updates nothing) and replay it at every step. The
+   * EDM noise for the step is drawn eagerly into the captured input tensors before each replay,
+   * because seeds/counters are numbers frozen into a graph (σ, c_noise, the noisy and the scaled
+   * inputs; the step's batch is written into the captured inputs too); the step's learning rate,
+   * bias correction and EMA β reach the graph through a control block in device memory
+   * (STEP_CONTROL, lib/ops/optim.ts). The gradients are the parameters' .grad tensors, owned by the
+   * graph: every replay overwrites them. Losses and weights equal the eager run's. Not recorded in
+   * checkpoints (like device).
    */
   cudaGraph?: boolean;
 }

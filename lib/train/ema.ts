@@ -26,13 +26,18 @@ export class EMA {
 
   /** Blends the current weights in after a step that has seen `imagesSeen` images in total. */
   update(batch: number, imagesSeen: number): void {
-    let halfLife = this.halfLifeImages;
-    if (this.rampup !== null) halfLife = Math.min(halfLife, imagesSeen * this.rampup);
-    const beta = halfLife > 0 ? 0.5 ** (batch / halfLife) : 0;
+    const beta = this.beta(batch, imagesSeen);
     this.params.forEach((p, i) => {
       const s = this.shadow[i];
       axpby_(s, p, beta, 1 - beta);
     });
+  }
+
+  /** The weight β of the shadow in the update after `imagesSeen` images, `batch` of them in the last step. */
+  beta(batch: number, imagesSeen: number): number {
+    let halfLife = this.halfLifeImages;
+    if (this.rampup !== null) halfLife = Math.min(halfLife, imagesSeen * this.rampup);
+    return halfLife > 0 ? 0.5 ** (batch / halfLife) : 0;
   }
 
   dispose(): void {

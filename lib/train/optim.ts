@@ -33,6 +33,20 @@ export class AdamW {
     });
   }
 
+  /**
+   * The next update's scalars as the fused kernel derives them (in float64, then rounded to
+   * float32): decay = 1 - lr·weightDecay, stepSize = lr / (1 - β1^t), invSqrtBc2 = 1 / sqrt(1 - β2^t)
+   * for t = step + 1. A captured training step reads them from its control block.
+   */
+  nextScalars(): { decay: number; stepSize: number; invSqrtBc2: number } {
+    const t = this.step + 1, { beta1 = 0.9, beta2 = 0.999, weightDecay = 0.01 } = this.options;
+    return {
+      decay: Math.fround(1 - this.lr * weightDecay),
+      stepSize: Math.fround(this.lr / (1 - beta1 ** t)),
+      invSqrtBc2: Math.fround(1 / Math.sqrt(1 - beta2 ** t)),
+    };
+  }
+
   dispose(): void {
     for (const t of [...this.expAvg, ...this.expAvgSq]) t.dispose();
   }

@@ -10,6 +10,7 @@ import { type Batch, BatchSampler } from '../data/loader.js';
 import { EDMDenoiser, edmLoss } from '../diffusion/edm.js';
 import { tensor } from '../ops/creation.js';
 import { edmTrainingNoise, edmWeightedLoss } from '../ops/edm.js';
+import { adamwUpdateControlled, emaUpdateControlled, STEP_CONTROL, trainStepControl } from '../ops/optim.js';
 import { assign_, axpby_, copy_ } from '../ops/inplace.js';
 import { sumSquares } from '../ops/reduce.js';
 import { clone, stack } from '../ops/shape.js';
@@ -39,15 +40,20 @@ export interface StepResult {
   skipped: boolean;
 }
 
-/** The forward, the loss and the backward of a step and what they read (Trainer with cudaGraph). */
+/** A whole training step captured in a CUDA graph and what it reads (Trainer with cudaGraph). */
 interface CapturedStep {
   /** The captured input tensors: each step writes its batch and draws its noise into them. */
   y: Tensor;
   labels: Tensor | null;
   context: Tensor | null;
   noise: { sigmas: Tensor; cNoise: Tensor; xNoisy: Tensor; xIn: Tensor };
-  /** Captured at the first step; its result is the loss and the gradients every replay rewrites. */
-  graph: CudaGraph<{ loss: Tensor; grads: Tensor[] }> | null;
+  /** The step's control block (STEP_CONTROL): the scalars the eager step passes as arguments. */
+  control: Tensor;
+  /**
+   * Captured at the first step: forward, loss, backward, the clipping and NaN/Inf decision, AdamW
+   * and the EMA. Its result is the step's [loss, sum of squared gradients], rewritten by every replay.
+   */
+  graph: CudaGraph<{ stats: Tensor; grads: Tensor[] }> | null;
 }
 
 /** What a step's forward and backward leave for the update. */
@@ -128,8 +134,9 @@ export class Trainer {
    * norm and the step's one read of the loss and the norm to the host; on a device that queues
    * kernels this read is where the host waits for the forward and backward), `optimizer` (the
    * clipping and the AdamW update) and `ema`. With cudaGraph, `forward` holds the batch's write to
-   * the device and the eager noise draw (and at the first step the capture), and `backward` the
-   * graph's replay (forward, loss and backward in one launch).
+   * the device, the eager noise draw and the control block's write (and at the first step the
+   * warm-up, the capture and its run), `graph_replay` the replay of the whole step (forward, loss,
+   * backward, clipping, AdamW and EMA in one launch) and `metrics` the read of the loss and norm.
    */
   trainStep(batch?: Batch): StepResult {
     return range('train_step', () => this.runStep(batch ?? range('data', () => this.sampler.batch(this.step))));
@@ -138,9 +145,10 @@ export class Trainer {
   private runStep(batch: Batch): StepResult {
     const c = this.config;
     const lr = learningRate(this.step, c.lr, c.warmupSteps, c.lrSchedule ?? 'constant', c.steps);
+    if (c.cudaGraph) return this.graphedStep(batch, lr);
     const device = this.device;
     // Every GEMM of the step (forward and backward) at the run's precision.
-    const result = c.cudaGraph ? this.graphedForwardBackward(batch) : autocast(c.matmulPrecision, () => scope(() => {
+    const result = autocast(c.matmulPrecision, () => scope(() => {
       const loss = range('forward', () => {
         const mc = this.model.config;
         // The host batch goes to the run's device here, once per step.
@@ -161,8 +169,8 @@ export class Trainer {
       skipped = true;
       this.nonFinite++;
       if (this.nonFinite > c.maxNonFinite) {
-        if (!c.cudaGraph) this.model.zeroGrad();
-        throw new Error(`diffvit.train: ${this.nonFinite} steps had a non-finite loss or gradient (limit ${c.maxNonFinite}); stopping at step ${this.step}. Lower the learning rate or enable gradient clipping.`);
+        this.model.zeroGrad();
+        this.tooManyNonFinite();
       }
     } else {
       range('optimizer', () => {
@@ -176,10 +184,13 @@ export class Trainer {
       this.imagesSeen += c.batchSize;
       range('ema', () => this.ema.update(c.batchSize, this.imagesSeen));
     }
-    // With cudaGraph the gradients are the graph's: the next replay overwrites them.
-    if (!c.cudaGraph) this.model.zeroGrad();
+    this.model.zeroGrad();
     this.step++;
     return { step: this.step, loss: result.lossValue, gradNorm: result.gradNorm, lr, skipped };
+  }
+
+  private tooManyNonFinite(): never {
+    throw new Error(`diffvit.train: ${this.nonFinite} steps had a non-finite loss or gradient (limit ${this.config.maxNonFinite}); stopping at step ${this.step}. Lower the learning rate or enable gradient clipping.`);
   }
 
   private checkContext(batch: Batch): void {
@@ -204,12 +215,15 @@ export class Trainer {
   }
 
   /**
-   * The step's forward, loss and backward through the CUDA graph (config.cudaGraph): the batch is
-   * written into the captured inputs and the step's noise drawn eagerly into them (the same stream
-   * elements edmLoss would take), then the graph — captured at the first step, with one eager
-   * warm-up run — is replayed; the gradients it wrote are the parameters' .grad.
+   * The whole step through the CUDA graph (config.cudaGraph): the batch is written into the
+   * captured inputs, the step's noise drawn eagerly into them (the same stream elements edmLoss
+   * would take) and the control block written with what the eager step passes as arguments (the
+   * AdamW scalars of this lr and step count, the EMA's β); then the graph — captured at the first
+   * step after one eager warm-up run that updates nothing — is replayed: forward, loss, backward,
+   * the clipping and NaN/Inf decision (on the device, as the eager step makes it on the host),
+   * AdamW and the EMA in one launch. The step's one read brings back the loss and the gradient norm.
    */
-  private graphedForwardBackward(batch: Batch): StepMetrics {
+  private graphedStep(batch: Batch, lr: number): StepResult {
     const c = this.config, mc = this.model.config, device = this.device;
     const B = c.batchSize, shape = [B, mc.in_chans, mc.img_size, mc.img_size];
     const s = (this.captured ??= noGrad(() => {
@@ -219,9 +233,11 @@ export class Trainer {
         labels: mc.num_classes ? empty([B], 'int32') : null,
         context: mc.context_dim ? empty([B, mc.context_len, mc.context_dim]) : null,
         noise: { sigmas: empty([B]), cNoise: empty([B]), xNoisy: empty(shape), xIn: empty(shape) },
+        control: empty([STEP_CONTROL.size]),
         graph: null,
       };
     }));
+    let justCaptured = false;
     range('forward', () => {
       // The host batch into the captured inputs (one write each), then the step's EDM noise.
       if (batch.images.length !== s.y.size || (s.labels && batch.labels.length !== B)) {
@@ -234,8 +250,26 @@ export class Trainer {
         assign_(s.context, batch.context!);
       }
       edmTrainingNoise(s.y, this.generator, { P_mean: c.P_mean, P_std: c.P_std, sigmaData: this.denoiser.sigmaData, out: s.noise });
-      if (s.graph) return;
+      this.optimizer.lr = lr;
+      const writeControl = (enabled: boolean) => {
+        const { decay, stepSize, invSqrtBc2 } = this.optimizer.nextScalars();
+        const beta = this.ema.beta(B, this.imagesSeen + B);
+        const control = new Float32Array(STEP_CONTROL.size);
+        control[STEP_CONTROL.enabled] = enabled ? 1 : 0;
+        control[STEP_CONTROL.gradScale] = 1;
+        control[STEP_CONTROL.decay] = decay;
+        control[STEP_CONTROL.stepSize] = stepSize;
+        control[STEP_CONTROL.invSqrtBc2] = invSqrtBc2;
+        control[STEP_CONTROL.emaBeta] = beta;
+        control[STEP_CONTROL.emaOneMinusBeta] = 1 - beta;
+        assign_(s.control, control);
+      };
+      if (s.graph) {
+        writeControl(true);
+        return;
+      }
       const params = this.model.parameters();
+      const { expAvg, expAvgSq } = this.optimizer, shadow = this.ema.shadow;
       const step = () => autocast(c.matmulPrecision, () => scope(() => {
         // Gradients made fresh by this run (the warm-up's are dropped), never accumulated.
         this.model.zeroGrad();
@@ -243,16 +277,41 @@ export class Trainer {
         const F = this.model.forward(xIn, cNoise, s.labels, s.context);
         const loss = edmWeightedLoss(F, xNoisy, s.y, sigmas, this.denoiser.sigmaData);
         backward(loss);
-        return { loss, grads: params.map((p) => p.grad).filter((g): g is Tensor => g !== null) };
+        const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
+        const stats = noGrad(() => stack([loss, sumSquares(grads)]));
+        trainStepControl(stats, s.control, c.gradClip ?? null);
+        params.forEach((p, i) => p.grad && adamwUpdateControlled(p, p.grad, expAvg[i], expAvgSq[i], s.control));
+        params.forEach((p, i) => emaUpdateControlled(shadow[i], p, s.control));
+        return { stats, grads };
       }));
+      // The warm-up run (the kernels' first launches, the allocator's blocks) updates nothing.
+      writeControl(false);
+      const warm = step();
+      warm.stats.dispose();
       this.model.zeroGrad();
-      s.graph = cudaGraph(step, { warmup: 1 });
+      writeControl(true);
+      // Captured, then run once by graph(): this step.
+      s.graph = cudaGraph(step, { warmup: 0 });
+      justCaptured = true;
       // Out of any scope the caller has open: every replay rewrites it (the gradients are kept already).
-      keep(s.graph.result.loss);
+      keep(s.graph.result.stats);
     });
     const graph = s.graph!;
-    range('backward', () => graph.replay());
-    return this.metrics(graph.result.loss);
+    // (the first step ran as graph()'s run of what it captured)
+    if (!justCaptured) range('graph_replay', () => graph.replay());
+    const [lossValue, squaredNorm] = range('metrics', () => graph.result.stats.data());
+    const gradNorm = Math.sqrt(squaredNorm);
+    const skipped = !(Number.isFinite(lossValue) && Number.isFinite(gradNorm));
+    if (skipped) {
+      this.nonFinite++;
+      if (this.nonFinite > c.maxNonFinite) this.tooManyNonFinite();
+    } else {
+      // The graph applied AdamW and the EMA exactly when the host would have.
+      this.optimizer.step++;
+      this.imagesSeen += B;
+    }
+    this.step++;
+    return { step: this.step, loss: lossValue, gradNorm, lr, skipped };
   }
 
   private state(): TrainerState {
@@ -358,10 +417,10 @@ export class Trainer {
 
   dispose(): void {
     if (this.captured) {
-      const { graph, y, labels, context, noise } = this.captured;
+      const { graph, y, labels, context, noise, control } = this.captured;
       graph?.dispose();
-      graph?.result.loss.dispose();
-      for (const t of [y, labels, context, ...Object.values(noise)]) t?.dispose();
+      graph?.result.stats.dispose();
+      for (const t of [y, labels, context, control, ...Object.values(noise)]) t?.dispose();
       this.captured = null;
     }
     this.optimizer.dispose();
