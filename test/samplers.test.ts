@@ -174,6 +174,6 @@ test('--guidance-interval LO,HI parses, with inf, and names the flag when it can
   expect(guidanceIntervalOption('sample', '1, inf')).toEqual([1, Infinity]);
   expect(guidanceIntervalOption('sample', undefined)).toBeUndefined();
   for (const bad of ['5,1', '1', '1,2,3', ',2', 'a,b', '-1,2']) {
-    expect(() => guidanceIntervalOption('eval shapes', bad)).toThrow(`diffvit eval shapes: --guidance-interval expected LO,HI with 0 <= LO < HI (HI may be 'inf'), received '${bad}'`);
+    expect(() => guidanceIntervalOption('eval shapes', bad)).toThrow(`diffvit eval shapes: --guidance-interval LO,HI expected two numbers with 0 <= LO < HI (HI may be 'inf'), received '${bad}'`);
   }
 });
