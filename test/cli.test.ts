@@ -175,6 +175,8 @@ describe('numbers and paths are checked before any work', () => {
     await rejected(['eval', 'shapes', '--checkpoint', threeClasses, '--classifier', classifier], /expected a class-conditional model of the 4 shapes classes, the checkpoint has num_classes 3/);
     expect(existsSync(classifier)).toBe(false);
     await rejected(['eval'], /^diffvit eval: which evaluation\? shapes or fid\./);
+    await rejected(['eval', 'shapes', '--checkpoint', run1Checkpoint, '--device', 'tpu'], /^diffvit eval shapes: --device D: argument '--device' expected one of the devices of this build/);
+    await rejected(['eval', 'fid', '--data', 'shapes', '--ref-stats', join(dir, 'ref.safetensors'), '--weights', tinyConfig, '--device', 'cpu'], /--device applies to --checkpoint \(its sampling\)/);
     await rejected(['eval', 'shape'], /unknown evaluation 'shape' \(available: shapes, fid\) \(did you mean shapes\?\)/);
     await rejected(['sample'], /^diffvit sample: --checkpoint FILE is required\./);
     await rejected(['export', '--checkpoint', run1Checkpoint], /^diffvit export: --out FILE is required\./);

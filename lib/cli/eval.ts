@@ -13,6 +13,7 @@ import { featureStats, frechetDistance } from '../eval/frechet.js';
 import { loadCheckpoint } from '../models/checkpoint.js';
 import type { DiffusionViT } from '../models/diffusion_vit.js';
 import { checkpointConfig } from './checkpoint_header.js';
+import { deviceOption } from './device.js';
 import { DEFAULT_GUIDANCE } from './defaults.js';
 import { guidanceIntervalOption } from './guidance_interval.js';
 import { cliHooks, didYouMean, type OptionSpec, parseOptions, usage } from './options.js';
@@ -109,6 +110,7 @@ export const EVAL_SHAPES_OPTIONS = {
   churn: { kind: 'number', min: 0, max: 1000, arg: 'S', default: 0 },
   real: { kind: 'int', min: 2, max: 100_000, arg: 'N', default: 1000 },
   classifier: { kind: 'out-file', arg: 'FILE', extensions: ['.safetensors'] },
+  device: { kind: 'string', arg: 'D' },
   json: { kind: 'flag' },
 } as const satisfies Record<string, OptionSpec>;
 
@@ -132,11 +134,12 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const { values, given } = parseOptions('eval shapes', rest, EVAL_SHAPES_OPTIONS);
   const sampler = values.sampler as SamplerName;
   const guidanceInterval = guidanceIntervalOption('eval shapes', values['guidance-interval']);
+  const { device } = deviceOption('eval shapes', values.device, false);
   // The model must be one of the shapes' classes before the classifier is trained or loaded.
   const numClasses = checkpointConfig('eval shapes', values.checkpoint).num_classes;
   if (numClasses !== SHAPE_CLASSES) usage('eval shapes', `--checkpoint ${values.checkpoint}: expected a class-conditional model of the ${SHAPE_CLASSES} shapes classes, the checkpoint has num_classes ${numClasses}`);
   cliHooks.beforeWork('eval shapes');
-  const { model, extra } = loadCheckpoint(values.checkpoint);
+  const { model, extra } = loadCheckpoint(values.checkpoint, { device });
   for (const t of extra.values()) t.dispose();
   let r: ShapesEvaluation;
   try {

@@ -55,6 +55,8 @@ Options:
   --kid-features N      feature rows kept for KID (default 10000; 0: no KID)
   --kid-subsets N       KID subsets (default 100)
   --kid-subset-size N   rows per KID subset (default 1000)
+  --device D            where --checkpoint's sampling runs: cpu (default), cuda or cuda:N (the
+                        Inception network stays on the host)
   --json                print the result as JSON
   -h, --help            this text`;
 
@@ -79,6 +81,7 @@ export const FID_OPTIONS = {
   'kid-features': { kind: 'int', min: 0, max: 10_000_000, arg: 'N', default: 10_000 },
   'kid-subsets': { kind: 'int', min: 1, max: 100_000, arg: 'N', default: 100 },
   'kid-subset-size': { kind: 'int', min: 2, max: 10_000_000, arg: 'N', default: 1000 },
+  device: { kind: 'string', arg: 'D' },
   json: { kind: 'flag' },
 } as const satisfies Record<string, OptionSpec>;
 
@@ -117,6 +120,9 @@ export async function fidCommand(argv: string[]): Promise<number> {
   }
   const { values, given } = parseOptions('eval fid', argv, FID_OPTIONS);
   const modes = (['data', 'checkpoint', 'images', 'stats'] as const).filter((m) => values[m] !== undefined);
+  // (device.ts loads the addon: imported here, not at the top)
+  const { device } = (await import('./device.js')).deviceOption('eval fid', values.device, false);
+  if (device !== undefined && values.checkpoint === undefined) usage('eval fid', '--device applies to --checkpoint (its sampling); the other modes run on the host');
   if (modes.length !== 1) {
     usage('eval fid', `give exactly one of --data (reference statistics), --checkpoint, --images or --stats, received ${modes.length ? modes.map((m) => '--' + m).join(', ') : 'none'}`);
   }
@@ -193,7 +199,7 @@ export async function fidCommand(argv: string[]): Promise<number> {
   } else {
     const { loadCheckpoint } = await import('../models/checkpoint.js');
     const { generate } = await import('../diffusion/sample.js');
-    const { model, extra } = loadCheckpoint(values.checkpoint!);
+    const { model, extra } = loadCheckpoint(values.checkpoint!, { device });
     for (const t of extra.values()) t.dispose();
     cleanup = () => model.dispose();
     const c = model.config;

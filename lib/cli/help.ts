@@ -141,6 +141,8 @@ Options:
   --real N              real images for the reference statistics (default 1000)
   --classifier FILE     classifier weights (trained and saved there if missing;
                         default ~/.cache/diffvit/shapes-classifier-v2.safetensors)
+  --device D            where the sampling runs: cpu (default), cuda or cuda:N (the small
+                        classifier stays on the host)
   --json                print the result as JSON
   -h, --help            this text`;
 
