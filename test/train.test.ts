@@ -10,6 +10,7 @@ import * as dv from '../lib/index.js';
 import { ShapesDataset } from '../lib/data/dataset.js';
 import { BatchSampler } from '../lib/data/loader.js';
 import { edmLoss } from '../lib/diffusion/edm.js';
+import { expectResumeBitExact } from './resume_check.js';
 import { generate } from '../lib/diffusion/sample.js';
 import { learningRate } from '../lib/train/schedule.js';
 import { trainCommand } from '../lib/cli/train.js';
@@ -28,10 +29,6 @@ const TINY: TrainConfig = {
 
 const dir = mkdtempSync(join(tmpdir(), 'diffvit-train-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function snapshot(t: Trainer): Float32Array[] {
-  return [...t.optimizer.params, ...t.optimizer.expAvg, ...t.optimizer.expAvgSq, ...t.ema.shadow].map((p) => p.data());
-}
 
 describe('learning-rate schedules', () => {
   test('constant: linear warm-up, then the base rate', () => {
@@ -97,22 +94,9 @@ describe('EMA', () => {
 
 describe('trainer', () => {
   test('resume: 3 steps + checkpoint + 3 steps equals 6 uninterrupted steps, bit for bit', () => {
-    const whole = new Trainer(TINY);
-    const lossesWhole = Array.from({ length: 6 }, () => whole.trainStep().loss);
-    const first = new Trainer(TINY);
-    const lossesSplit = Array.from({ length: 3 }, () => first.trainStep().loss);
-    const path = join(dir, 'half.safetensors');
-    first.save(path);
-    first.dispose();
-    const second = Trainer.resume(path);
-    expect(second.step).toBe(3);
-    for (let i = 0; i < 3; i++) lossesSplit.push(second.trainStep().loss);
-    expect(lossesSplit).toEqual(lossesWhole);
-    const a = snapshot(whole), b = snapshot(second);
-    expect(a.length).toBe(b.length);
-    a.forEach((v, i) => expect(Buffer.from(b[i].buffer).equals(Buffer.from(v.buffer)), `tensor ${i}`).toBe(true));
+    const { whole, resumed } = expectResumeBitExact(TINY, join(dir, 'half.safetensors'));
     whole.dispose();
-    second.dispose();
+    resumed.dispose();
   });
 
   test('the loss falls over a short run and sampling from the EMA weights works', () => {
