@@ -96,6 +96,11 @@ export function optionalValue(argv: string[], name: string): string[] {
   return argv.map((a, i) => (a === flag && (end === -1 || i < end) && (i + 1 >= argv.length || argv[i + 1].startsWith('-')) ? `${flag}=` : a));
 }
 
+/** `--name ARG` as messages name an option (the spec's placeholder, when it has one). */
+function optionLabel(name: string, spec: OptionSpec | undefined): string {
+  return `--${name}${spec && 'arg' in spec && spec.arg ? ' ' + spec.arg : ''}`;
+}
+
 function rangeText(min: number | undefined, max: number | undefined, above?: number): string {
   const low = above !== undefined ? `> ${above}` : min !== undefined ? `>= ${min}` : '';
   if (max === undefined || max === Number.MAX_SAFE_INTEGER) return low;
@@ -132,9 +137,8 @@ export function numberProblem(spec: OptionSpec, n: number): string | null {
 }
 
 function checkValue(command: string, name: string, spec: OptionSpec, raw: string): number | string {
-  const placeholder = 'arg' in spec && spec.arg ? ` ${spec.arg}` : '';
   const fail = (expected: string, hint = ''): never => {
-    throw new UsageError(command, `--${name}${placeholder} expected ${expected}, received '${raw}'${hint}`);
+    throw new UsageError(command, `${optionLabel(name, spec)} expected ${expected}, received '${raw}'${hint}`);
   };
   switch (spec.kind) {
     case 'int':
@@ -178,8 +182,7 @@ function checkValue(command: string, name: string, spec: OptionSpec, raw: string
 function parseArgsMessage(e: Error, specs: Specs): string {
   const quoted = /'(-{1,2})([^' =<]*)/.exec(e.message);
   const dashes = quoted?.[1] ?? '--', name = quoted?.[2] ?? '';
-  const spec = specs[name] as OptionSpec | undefined;
-  const option = `--${name}${spec && 'arg' in spec && spec.arg ? ' ' + spec.arg : ''}`;
+  const option = optionLabel(name, specs[name]);
   if (e.message.startsWith('Unknown option')) {
     return `unknown option '${dashes}${name}'${dashes === '--' ? didYouMean(name, [...Object.keys(specs), 'help'], '--') : ''}`;
   }
@@ -225,7 +228,7 @@ export function parseOptions<T extends Specs>(command: string, argv: string[], s
   for (const [name, spec] of Object.entries(specs)) {
     const raw = parsed.values[name];
     if (raw === undefined) {
-      if ('required' in spec && spec.required) throw new UsageError(command, `--${name}${spec.arg ? ' ' + spec.arg : ''} is required`);
+      if ('required' in spec && spec.required) throw new UsageError(command, `${optionLabel(name, spec)} is required`);
       values[name] = spec.kind === 'flag' ? false : 'default' in spec ? spec.default : undefined;
       continue;
     }

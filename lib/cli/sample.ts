@@ -111,42 +111,32 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   const count = given.has('count') ? values.count : text ? 1 : values.labels === 'all' ? 4 : values.count;
   let labels: Int32Array | null;
   let loaded: ReturnType<typeof loadSampleContext> | null = null;
-  if (text) {
-    loaded = loadSampleContext(c, values.captions, values.context, count);
-    // a text model with classes too: --labels gives one class per caption (default: all the null class)
-    const perCaption = values.labels === undefined ? null : parseLabels(values.labels, c.num_classes, loaded.rows);
-    if (perCaption && perCaption.length !== loaded.rows) {
-      loaded.context.dispose();
-      usage('sample', `--labels L expected one label per caption (${loaded.rows}), received ${perCaption.length}`);
+  let model: DiffusionViT, total: number;
+  // The text context is a tensor: freed if a check, or the checkpoint, fails after it is made.
+  try {
+    if (text) {
+      loaded = loadSampleContext(c, values.captions, values.context, count);
+      // a text model with classes too: --labels gives one class per caption (default: all the null class)
+      const perCaption = values.labels === undefined ? null : parseLabels(values.labels, c.num_classes, loaded.rows);
+      if (perCaption && perCaption.length !== loaded.rows) usage('sample', `--labels L expected one label per caption (${loaded.rows}), received ${perCaption.length}`);
+      labels = c.num_classes ? Int32Array.from({ length: loaded.rows * count }, (_, i) => (perCaption ? perCaption[Math.floor(i / count)] : c.num_classes)) : null;
+    } else {
+      labels = parseLabels(values.labels, c.num_classes, count);
     }
-    labels = c.num_classes ? Int32Array.from({ length: loaded.rows * count }, (_, i) => (perCaption ? perCaption[Math.floor(i / count)] : c.num_classes)) : null;
-  } else {
-    labels = parseLabels(values.labels, c.num_classes, count);
+    total = loaded ? loaded.context.shape[0] : labels ? labels.length : count;
+    if (total > SAMPLE_OPTIONS.count.max) usage('sample', `${total} images asked for (--count × labels or captions); at most ${SAMPLE_OPTIONS.count.max} a call`);
+    cliHooks.beforeWork('sample');
+    ({ model } = loadCheckpoint(values.checkpoint, { device: placement.device }));
+  } catch (e) {
+    loaded?.context.dispose();
+    throw e;
   }
   const context = loaded?.context ?? null;
   const captions = loaded?.captions ?? null;
-  const total = context ? context.shape[0] : labels ? labels.length : count;
-  if (total > SAMPLE_OPTIONS.count.max) {
-    context?.dispose();
-    usage('sample', `${total} images asked for (--count × labels or captions); at most ${SAMPLE_OPTIONS.count.max} a call`);
-  }
   const steps = given.has('steps') ? values.steps : sampler === 'ddim' ? 50 : values.steps;
   const evals = sampler === 'heun' ? 2 * steps - 1 : steps;
   const batch = values.batch;
   const batches = batch === undefined ? 1 : Math.ceil(total / batch);
-  try {
-    cliHooks.beforeWork('sample');
-  } catch (e) {
-    context?.dispose();
-    throw e;
-  }
-  let model: DiffusionViT;
-  try {
-    ({ model } = loadCheckpoint(values.checkpoint, { device: placement.device }));
-  } catch (e) {
-    context?.dispose();
-    throw e;
-  }
   const bar = new ProgressBar(steps * batches, `sample (${sampler}, ${evals} evaluations${batches > 1 ? ` per batch, ${batches} batches` : ''}${placement.cudaGraph ? ', CUDA graph' : ''})`);
   let generated: ReturnType<typeof generate>;
   let report: ProfileReport | null = null;

@@ -7,7 +7,7 @@
 import { type Device, resolveDevice } from '../backend/backend.js';
 import { assign_ } from '../ops/inplace.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { ModelConfig } from './configs.js';
+import { checkpointConfig } from './configs.js';
 import { DiffusionViT } from './diffusion_vit.js';
 import { readSafetensorsTensor, readSafetensorsValues, writeSafetensors } from './safetensors.js';
 import { closeSafetensors, type OpenSafetensors, openSafetensors } from './safetensors_header.js';
@@ -35,16 +35,6 @@ export interface LoadCheckpointOptions {
   extra?: boolean;
 }
 
-/** The model config in a checkpoint's __metadata__ (an error naming the file when it is not a diffvit checkpoint). */
-export function checkpointConfig(path: string, metadata: Record<string, string>, caller = 'loadCheckpoint'): ModelConfig {
-  if (!metadata.config) throw new Error(`diffvit.${caller}: ${path}: no 'config' in __metadata__ (not a diffvit checkpoint)`);
-  try {
-    return JSON.parse(metadata.config) as ModelConfig;
-  } catch (e) {
-    throw new Error(`diffvit.${caller}: ${path}: __metadata__.config is not valid JSON (${(e as Error).message})`);
-  }
-}
-
 /**
  * The model of an open checkpoint, on `device` (null: the host): its parameters' entries are
  * checked against the model (names, shapes, dtypes) before any data is read, then each is read
@@ -52,7 +42,7 @@ export function checkpointConfig(path: string, metadata: Record<string, string>,
  */
 export function readCheckpointModel(file: OpenSafetensors, device: Device | null): DiffusionViT {
   const { path, entries, metadata } = file;
-  const model = new DiffusionViT(checkpointConfig(path, metadata), device ? { device } : {});
+  const model = new DiffusionViT(checkpointConfig(metadata, `diffvit.loadCheckpoint: ${path}`), device ? { device } : {});
   try {
     const params = model.stateDict();
     const missing = [...params.keys()].filter((name) => !entries.has(name));

@@ -157,3 +157,16 @@ export function fullConfig(config: ModelConfig | string): FullModelConfig {
   }
   return c as FullViTConfig;
 }
+
+/**
+ * The model config in a checkpoint's __metadata__ (as written, before fullConfig); errors start with
+ * `where`, which names the caller and the file, when it is not a diffvit checkpoint.
+ */
+export function checkpointConfig(metadata: Record<string, string>, where: string): ModelConfig {
+  if (!metadata.config) throw new Error(`${where}: no 'config' in __metadata__ (not a diffvit checkpoint)`);
+  try {
+    return JSON.parse(metadata.config) as ModelConfig;
+  } catch (e) {
+    throw new Error(`${where}: __metadata__.config is not valid JSON (${(e as Error).message})`);
+  }
+}

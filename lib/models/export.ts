@@ -6,8 +6,7 @@
  */
 import { statSync } from 'node:fs';
 
-import { fullConfig } from './configs.js';
-import { checkpointConfig } from './checkpoint.js';
+import { checkpointConfig, fullConfig } from './configs.js';
 import { type StreamedEntry, writeSafetensorsStreamed } from './safetensors.js';
 import { closeSafetensors, openSafetensors, readSafetensorsBytes } from './safetensors_header.js';
 
@@ -60,7 +59,7 @@ export function exportWeights(checkpointPath: string, outPath: string, options: 
   const file = openSafetensors(checkpointPath);
   try {
     const { metadata, entries } = file;
-    const config = checkpointConfig(checkpointPath, metadata, 'exportWeights');
+    const config = checkpointConfig(metadata, `diffvit.exportWeights: ${checkpointPath}`);
     try {
       fullConfig(config);
     } catch (e) {

@@ -23,9 +23,12 @@ export interface AdamWOptions {
   step: number;
 }
 
-function hyper(name: string, v: unknown, lo: number, hiExclusive: number, expected: string): number {
+/** torch.optim.AdamW's defaults. */
+export const ADAMW_DEFAULTS = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01 } as const;
+
+function hyper(op: string, name: string, v: unknown, lo: number, hiExclusive: number, expected: string): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v >= hiExclusive) {
-    throw argError('adamwUpdate', `options.${name}`, expected, describe(v));
+    throw argError(op, `options.${name}`, expected, describe(v));
   }
   return v;
 }
@@ -42,9 +45,9 @@ function hyper(name: string, v: unknown, lo: number, hiExclusive: number, expect
 export function adamwUpdate(param: Tensor, grad: Tensor, expAvg: Tensor, expAvgSq: Tensor, options: AdamWOptions): void {
   checkUpdated('adamwUpdate', { param, grad, expAvg, expAvgSq });
   if (options === null || typeof options !== 'object') throw argError('adamwUpdate', 'options', 'an object', describe(options));
-  const lr = hyper('lr', options.lr, 0, Infinity, 'a finite number >= 0');
+  const lr = hyper('adamwUpdate', 'lr', options.lr, 0, Infinity, 'a finite number >= 0');
   const { beta1, beta2, eps } = betas('adamwUpdate', options);
-  const weightDecay = hyper('weightDecay', options.weightDecay ?? 0.01, 0, Infinity, 'a finite number >= 0');
+  const weightDecay = hyper('adamwUpdate', 'weightDecay', options.weightDecay ?? ADAMW_DEFAULTS.weightDecay, 0, Infinity, 'a finite number >= 0');
   const step = options.step;
   if (typeof step !== 'number' || !Number.isSafeInteger(step) || step < 1) {
     throw argError('adamwUpdate', 'options.step', 'an integer >= 1', describe(step));
@@ -71,14 +74,24 @@ function checkUpdated(op: string, tensors: Record<string, Tensor>): void {
 }
 
 function betas(op: string, options: Pick<AdamWOptions, 'beta1' | 'beta2' | 'eps'>): { beta1: number; beta2: number; eps: number } {
-  const check = (name: string, v: unknown, lo: number, hi: number, expected: string) => {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || v >= hi) throw argError(op, `options.${name}`, expected, describe(v));
-    return v;
-  };
   return {
-    beta1: check('beta1', options.beta1 ?? 0.9, 0, 1, 'a number in [0, 1)'),
-    beta2: check('beta2', options.beta2 ?? 0.999, 0, 1, 'a number in [0, 1)'),
-    eps: check('eps', options.eps ?? 1e-8, 0, Infinity, 'a finite number >= 0'),
+    beta1: hyper(op, 'beta1', options.beta1 ?? ADAMW_DEFAULTS.beta1, 0, 1, 'a number in [0, 1)'),
+    beta2: hyper(op, 'beta2', options.beta2 ?? ADAMW_DEFAULTS.beta2, 0, 1, 'a number in [0, 1)'),
+    eps: hyper(op, 'eps', options.eps ?? ADAMW_DEFAULTS.eps, 0, Infinity, 'a finite number >= 0'),
+  };
+}
+
+/**
+ * The float32 scalars the adamw kernel derives from `options` (in float64, then rounded, as its
+ * binding does): decay = 1 - lr·weightDecay, stepSize = lr / (1 - β1^step), invSqrtBc2 =
+ * 1 / sqrt(1 - β2^step). A captured training step writes them into its control block.
+ */
+export function adamwStepScalars(options: AdamWOptions): { decay: number; stepSize: number; invSqrtBc2: number } {
+  const { lr, step, beta1 = ADAMW_DEFAULTS.beta1, beta2 = ADAMW_DEFAULTS.beta2, weightDecay = ADAMW_DEFAULTS.weightDecay } = options;
+  return {
+    decay: Math.fround(1 - lr * weightDecay),
+    stepSize: Math.fround(lr / (1 - beta1 ** step)),
+    invSqrtBc2: Math.fround(1 / Math.sqrt(1 - beta2 ** step)),
   };
 }
 

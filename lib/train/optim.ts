@@ -1,6 +1,6 @@
 /** AdamW (decoupled weight decay, torch.optim.AdamW semantics) on the fused native update. */
 import { zeros } from '../ops/creation.js';
-import { type AdamWOptions as UpdateOptions, adamwUpdate } from '../ops/optim.js';
+import { type AdamWOptions as UpdateOptions, adamwStepScalars, adamwUpdate } from '../ops/optim.js';
 import { keep } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -33,18 +33,9 @@ export class AdamW {
     });
   }
 
-  /**
-   * The next update's scalars as the fused kernel derives them (in float64, then rounded to
-   * float32): decay = 1 - lr·weightDecay, stepSize = lr / (1 - β1^t), invSqrtBc2 = 1 / sqrt(1 - β2^t)
-   * for t = step + 1. A captured training step reads them from its control block.
-   */
-  nextScalars(): { decay: number; stepSize: number; invSqrtBc2: number } {
-    const t = this.step + 1, { beta1 = 0.9, beta2 = 0.999, weightDecay = 0.01 } = this.options;
-    return {
-      decay: Math.fround(1 - this.lr * weightDecay),
-      stepSize: Math.fround(this.lr / (1 - beta1 ** t)),
-      invSqrtBc2: Math.fround(1 / Math.sqrt(1 - beta2 ** t)),
-    };
+  /** The next update's kernel scalars (adamwStepScalars): what a captured training step writes into its control block. */
+  nextScalars(): ReturnType<typeof adamwStepScalars> {
+    return adamwStepScalars({ ...this.options, lr: this.lr, step: this.step + 1 });
   }
 
   dispose(): void {

@@ -280,7 +280,8 @@ export class Trainer {
         const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
         const stats = noGrad(() => stack([loss, sumSquares(grads)]));
         trainStepControl(stats, s.control, c.gradClip ?? null);
-        params.forEach((p, i) => p.grad && adamwUpdateControlled(p, p.grad, expAvg[i], expAvgSq[i], s.control));
+        // (the optimiser's betas and eps, as its eager update passes them)
+        params.forEach((p, i) => p.grad && adamwUpdateControlled(p, p.grad, expAvg[i], expAvgSq[i], s.control, this.optimizer.options));
         params.forEach((p, i) => emaUpdateControlled(shadow[i], p, s.control));
         return { stats, grads };
       }));
