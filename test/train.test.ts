@@ -7,10 +7,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { backendOf } from '../lib/backend/backend.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../lib/train/trainer.js';
 import * as dv from '../lib/index.js';
-import { ShapesDataset } from '../lib/data/dataset.js';
-import { BatchSampler } from '../lib/data/loader.js';
-import { edmLoss } from '../lib/diffusion/edm.js';
-import { expectResumeBitExact } from './resume_check.js';
+import { expectResumeBitExact, heldOutLoss } from './trainer_checks.js';
 import { generate } from '../lib/diffusion/sample.js';
 import { learningRate } from '../lib/train/schedule.js';
 import { trainCommand } from '../lib/cli/train.js';
@@ -101,13 +98,9 @@ describe('trainer', () => {
 
   test('the loss falls over a short run and sampling from the EMA weights works', () => {
     const t = new Trainer({ ...TINY, steps: 80, data: { kind: 'shapes', seed: 0, size: 4096 } });
-    // The loss on one fixed batch with fixed sigmas and noise (the per-step loss is too noisy to compare).
-    const held = new BatchSampler(new ShapesDataset(99, 64), { batchSize: 64, seed: 99 }).batch(0);
-    const heldLoss = () => dv.noGrad(() => dv.scope(() => edmLoss(t.denoiser, dv.tensor(held.images, [64, 3, 32, 32]),
-      dv.tensor(held.labels, [64], 'int32'), { generator: new dv.Generator(123) }).item()));
-    const before = heldLoss();
+    const before = heldOutLoss(t);
     for (let i = 0; i < 80; i++) t.trainStep();
-    const after = heldLoss();
+    const after = heldOutLoss(t);
     expect(after).toBeLessThan(0.7 * before);
     const { images, shape } = t.withEmaWeights((m) => generate(m, { labels: Int32Array.from([0, 1, 2, 3]), steps: 4, guidance: 2 }));
     expect(shape).toEqual([4, 3, 32, 32]);

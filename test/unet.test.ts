@@ -12,9 +12,6 @@ import { afterAll, describe, expect, test } from 'vitest';
 
 import * as dv from '../lib/index.js';
 import { trainCommand } from '../lib/cli/train.js';
-import { ShapesDataset } from '../lib/data/dataset.js';
-import { BatchSampler } from '../lib/data/loader.js';
-import { edmLoss } from '../lib/diffusion/edm.js';
 import { generate } from '../lib/diffusion/sample.js';
 import { loadCheckpoint, saveCheckpoint } from '../lib/models/checkpoint.js';
 import { fullConfig, type ModelConfig, PRESETS } from '../lib/models/configs.js';
@@ -22,7 +19,7 @@ import { DiffusionViT, IUViT } from '../lib/models/diffusion_vit.js';
 import { UNet } from '../lib/models/unet.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../lib/train/trainer.js';
 import { describeEachBackend, expectClose, randomValues, toF32 } from './helpers.js';
-import { expectResumeBitExact } from './resume_check.js';
+import { expectResumeBitExact, heldOutLoss } from './trainer_checks.js';
 
 /** 8×8 images, two resolutions (8 and 4 px), attention at 4 px: every part of the network, small. */
 const SMALL: ModelConfig = {
@@ -217,13 +214,9 @@ describe('training, checkpoints and sampling', () => {
     // the same 80 steps; this U-Net reached 0.74x (an 8/16-channel one 0.77x).
     const model = { ...(TINY.model as ModelConfig), dim: 32, channels: [16, 32] };
     const t = new Trainer({ ...TINY, model, steps: 80, batchSize: 8, data: { kind: 'shapes', seed: 0, size: 4096 } });
-    // The loss on one fixed batch with fixed sigmas and noise (the per-step loss is too noisy to compare).
-    const held = new BatchSampler(new ShapesDataset(99, 64), { batchSize: 64, seed: 99 }).batch(0);
-    const heldLoss = () => dv.noGrad(() => dv.scope(() => edmLoss(t.denoiser, dv.tensor(held.images, [64, 3, 32, 32]),
-      dv.tensor(held.labels, [64], 'int32'), { generator: new dv.Generator(123) }).item()));
-    const before = heldLoss();
+    const before = heldOutLoss(t);
     for (let i = 0; i < 80; i++) t.trainStep();
-    const after = heldLoss();
+    const after = heldOutLoss(t);
     expect(after).toBeLessThan(0.8 * before);
     t.dispose();
   });
