@@ -117,6 +117,34 @@ describe('a run never destroys earlier work', () => {
   });
 });
 
+describe('--minutes sizes a run by wall time', () => {
+  test('the step count is chosen as the run goes and kept in config.json and the checkpoint', async () => {
+    const out = join(dir, 'timed');
+    const r = await cli(['train', ...FAST, '--minutes', '0.03', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/0\.03 minutes of batch 4/);
+    expect(r.stderr).toMatch(/done at step \d+ after \d\d:\d\d of the 0\.03-minute budget/);
+    const done = steps(join(out, 'metrics.jsonl'));
+    const total = done.length;
+    // Whatever the machine's speed: at least one estimate (a budget spent by then ends one step later).
+    expect(total).toBeGreaterThan(dv.RESIZE_EVERY);
+    expect(done).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    expect(config).toMatchObject({ steps: total, run: { minutes: 0.03 } });
+    const { metadata } = dv.readSafetensorsHeader(join(out, 'checkpoint.safetensors'));
+    expect(JSON.parse(metadata.train_config).steps).toBe(total);
+  });
+
+  test('with --steps or --resume it is a usage error', async () => {
+    const both = await cli(['train', ...FAST, '--minutes', '1', '--steps', '5', '--out', join(dir, 'never')], { stopBeforeWork: true });
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/^diffvit train: --minutes M and --steps N both set the run's length: give one of them/);
+    const resumed = await cli(['train', '--resume', run1Checkpoint, '--minutes', '1'], { stopBeforeWork: true });
+    expect(resumed.code).toBe(2);
+    expect(resumed.stderr).toMatch(/--minutes sizes a new run; a resumed run keeps the step count it was given/);
+  });
+});
+
 describe('numbers and paths are checked before any work', () => {
   /** Runs a command line stopped before its work; expects a usage error (exit 2) with this one-line message. */
   const rejected = async (argv: string[], message: RegExp) => {

@@ -3,6 +3,7 @@ import { SAMPLERS } from '../diffusion/samplers/names.js';
 import { PRESETS } from '../models/configs.js';
 import { DEFAULT_TRAIN_CONFIG } from '../train/config.js';
 import { COOLDOWN_FRACTION } from '../train/schedule.js';
+import { RESIZE_EVERY } from '../train/step_budget.js';
 import { DEFAULT_GUIDANCE, DEFAULT_PRESET } from './defaults.js';
 
 export const TRAIN_HELP = `diffvit train [options]
@@ -23,6 +24,10 @@ Options:
   --image-size N           resize folder images to N (default: the preset's size)
   --unconditional          ignore the data's labels (and captions)
   --steps N                optimiser steps (default ${DEFAULT_TRAIN_CONFIG.steps})
+  --minutes M              size the run to M minutes of wall time instead of --steps: the
+                           step count is re-estimated from the run's own rate every
+                           ${RESIZE_EVERY} steps and fixed when half of it is done (before a
+                           cooldown begins); config.json and the checkpoints keep the count
   --batch N                batch size (default ${DEFAULT_TRAIN_CONFIG.batchSize})
   --lr X                   learning rate (default ${DEFAULT_TRAIN_CONFIG.lr})
   --lr-schedule S          after the warm-up: constant (EDM), cosine (to 0 at the last

@@ -5,9 +5,9 @@ export class ProgressBar {
   private lastDraw = 0;
   private readonly tty: boolean;
 
-  /** `start`: work already done when the bar starts (a resumed run), excluded from the rate. */
+  /** `start`: work already done when the bar starts (a resumed run), excluded from the rate. `total` may change as the work goes (a run sized by time). */
   constructor(
-    readonly total: number,
+    public total: number,
     readonly label: string,
     private readonly start_ = 0,
     private readonly stream: NodeJS.WriteStream = process.stderr,

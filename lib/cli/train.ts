@@ -20,12 +20,13 @@ import { fullConfig, type ModelConfig, PRESETS } from '../models/configs.js';
 import { readSafetensorsHeader } from '../models/safetensors_header.js';
 import { Profiler, type ProfileReport } from '../profiler/index.js';
 import { autocast } from '../tensor/autocast.js';
+import { StepBudget } from '../train/step_budget.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../train/trainer.js';
 import { deviceOption } from './device.js';
 import { cliHooks, parseOptions, usage } from './options.js';
 import { trainPrecision } from './precision.js';
 import { profileOption, profileWindow } from './profile.js';
-import { ProgressBar } from './progress.js';
+import { formatDuration, ProgressBar } from './progress.js';
 import { checkDataPaths, CONFIG_KEY_OF_OPTION, parseDataSpec, readTrainConfigFile, TRAIN_OPTIONS } from './train_options.js';
 
 export { parseDataSpec } from './train_options.js';
@@ -64,6 +65,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
     const fixed = (['config', 'preset', 'data', 'image-size', 'unconditional'] as const).filter((o) => given.has(o));
     if (fixed.length) usage('train', `--resume continues a run with its own model and data: --${fixed[0]} cannot change them (start a new run instead)`);
   }
+  if (values.minutes !== undefined) {
+    if (given.has('steps')) usage('train', `--minutes M and --steps N both set the run's length: give one of them`);
+    if (resumed) usage('train', `--minutes sizes a new run; a resumed run keeps the step count it was given (raise it with --steps N)`);
+  }
   const fromFile = values.config ? readTrainConfigFile(values.config) : {};
   const preset = given.has('preset') || typeof fromFile.model !== 'string' ? values.preset : fromFile.model;
   // A model object in the config file is the base unless --preset replaces it.
@@ -75,6 +80,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
   }
   if (placement.device !== undefined) overrides.device = placement.device;
   if (placement.cudaGraph) overrides.cudaGraph = true;
+  // --minutes: the step count follows the run's measured rate (the final grid and checkpoint get
+  // 1 % of the budget until a grid has been timed).
+  const budget = values.minutes !== undefined ? new StepBudget(values.minutes * 60, 0, values.minutes * 0.6) : null;
+  if (budget) overrides.steps = budget.initialSteps;
   const steps = resumed ? (overrides.steps ?? resumed.config.steps) : undefined;
   if (resumed && steps! <= resumed.step) {
     usage('train', given.has('steps') ? `--steps N expected more than the ${resumed.step} steps the checkpoint has done, received '${steps}'`
@@ -138,7 +147,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const metricsPath = join(out, 'metrics.jsonl');
   const modelName = typeof cfg.model === 'string' ? cfg.model : fileModel ? `${cfg.model.arch} model of ${values.config}` : resumed ? `${cfg.model.arch} model of ${values.resume}` : preset;
   console.error(`diffvit train: ${modelName} (${(trainer.model.numParameters() / 1e6).toFixed(2)} M parameters), ` +
-    `${cfg.steps} steps of batch ${cfg.batchSize} on ${cfg.data.kind}, ${cfg.matmulPrecision} matmuls, on ${trainer.device}${cfg.cudaGraph ? ' (CUDA graph)' : ''}, ` +
+    `${budget ? `${values.minutes} minutes` : `${cfg.steps} steps`} of batch ${cfg.batchSize} on ${cfg.data.kind}, ${cfg.matmulPrecision} matmuls, on ${trainer.device}${cfg.cudaGraph ? ' (CUDA graph)' : ''}, ` +
     `output in ${out}${resumed ? `, resumed at step ${trainer.step}` : ''}`);
 
   let interrupted = false;
@@ -159,6 +168,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
   // Nothing is written before the first step has succeeded: then the folder is made (an
   // --overwrite'n run's files removed first), the config saved and the metrics started.
   let started = false;
+  // config.json: the full TrainConfig and how the run was asked for (rewritten when --minutes fixes the step count).
+  const writeRunConfig = () => writeFileSync(join(out, 'config.json'), JSON.stringify({
+    ...cfg, run: { out, checkpointEvery, sampleEvery, samples: !values['no-samples'], guidance, minutes: values.minutes ?? null, resumedFrom: values.resume ?? null, resumedAtStep: resumed ? startStep : null },
+  }, null, 2) + '\n');
   const startRunFolder = () => {
     started = true;
     if (values.overwrite && !ownFolder) for (const f of RUN_FILES) rmSync(join(out, f), { recursive: true, force: true });
@@ -168,9 +181,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       ? readFileSync(metricsPath, 'utf8').split('\n').filter((line) => line && (JSON.parse(line) as { step: number }).step <= startStep).map((line) => line + '\n').join('')
       : '';
     writeFileSync(metricsPath, kept);
-    writeFileSync(join(out, 'config.json'), JSON.stringify({
-      ...cfg, run: { out, checkpointEvery, sampleEvery, samples: !values['no-samples'], guidance, resumedFrom: values.resume ?? null, resumedAtStep: resumed ? startStep : null },
-    }, null, 2) + '\n');
+    writeRunConfig();
     if (gridExamples.length && trainer.sampler.dataset instanceof CaptionDataset) {
       const d = trainer.sampler.dataset;
       writeFileSync(join(out, 'samples', 'captions.txt'), gridExamples.map((_, i) => d.caption(i) ?? `(example ${i}: no caption)`).join('\n') + '\n');
@@ -211,9 +222,18 @@ export async function trainCommand(argv: string[]): Promise<number> {
       losses.push([r.step, r.loss]);
       const imgPerSec = ((trainer.step - startStep) * cfg.batchSize) / ((Date.now() - t0) / 1000);
       appendFileSync(metricsPath, JSON.stringify({ step: r.step, loss: r.loss, grad_norm: r.gradNorm, lr: r.lr, skipped: r.skipped, img_per_s: imgPerSec, time: (Date.now() - t0) / 1000 }) + '\n');
+      if (budget && !budget.isFixed) {
+        const total = budget.resize(r.step, (Date.now() - t0) / 1000, cfg.steps);
+        if (total !== null) trainer.setSteps(bar.total = total);
+        if (budget.isFixed) writeRunConfig();
+      }
       bar.update(r.step, { loss: r.loss.toFixed(4), 'img/s': imgPerSec.toFixed(1) });
       if (r.step % checkpointEvery === 0) trainer.save(ckptPath);
-      if (!values['no-samples'] && sampleEvery > 0 && r.step % sampleEvery === 0 && r.step < cfg.steps) sampleGrid(`step-${String(r.step).padStart(6, '0')}.png`);
+      if (!values['no-samples'] && sampleEvery > 0 && r.step % sampleEvery === 0 && r.step < cfg.steps) {
+        const gridStart = Date.now();
+        sampleGrid(`step-${String(r.step).padStart(6, '0')}.png`);
+        budget?.setEndSeconds((Date.now() - gridStart) / 1000); // the final grid costs as much
+      }
       if (trainer.step === profileTo) stopProfile();
     }
   } finally {
@@ -239,7 +259,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
     console.log(`diffvit train: profile of ${steps} step${steps === 1 ? '' : 's'} (${profileFrom + 1}-${profileFrom + steps})\n${profileReport.table()}`);
     console.error(`diffvit train: Chrome trace of the profiled steps in ${tracePath} (open in chrome://tracing or https://ui.perfetto.dev)`);
   }
-  console.error(`diffvit train: ${interrupted ? 'stopped' : 'done'} at step ${trainer.step}; checkpoint ${ckptPath}, ${values['no-samples'] ? 'no samples' : `samples in ${join(out, 'samples')}`}, loss curve ${join(out, 'loss.svg')}`);
+  const took = budget ? ` after ${formatDuration((Date.now() - t0) / 1000)} of the ${values.minutes}-minute budget` : '';
+  console.error(`diffvit train: ${interrupted ? 'stopped' : 'done'} at step ${trainer.step}${took}; checkpoint ${ckptPath}, ${values['no-samples'] ? 'no samples' : `samples in ${join(out, 'samples')}`}, loss curve ${join(out, 'loss.svg')}`);
   trainer.dispose();
   return 0;
 }

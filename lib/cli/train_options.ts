@@ -11,6 +11,7 @@ import { MODEL_CONFIG_KEYS, PRESETS } from '../models/configs.js';
 import type { DatasetSpec } from '../data/types.js';
 import { DEFAULT_GUIDANCE, DEFAULT_PRESET } from './defaults.js';
 import { didYouMean, MAX_SEED, numberProblem, type OptionSpec, usage } from './options.js';
+import { jsonErrorMessage } from '../json_message.js';
 
 export const TRAIN_OPTIONS = {
   preset: { kind: 'choice', choices: Object.keys(PRESETS), arg: 'NAME', default: DEFAULT_PRESET },
@@ -19,6 +20,7 @@ export const TRAIN_OPTIONS = {
   'image-size': { kind: 'int', min: 1, max: 4096, arg: 'N' },
   unconditional: { kind: 'flag' },
   steps: { kind: 'int', min: 1, max: 1e9, arg: 'N', default: DEFAULT_TRAIN_CONFIG.steps },
+  minutes: { kind: 'number', above: 0, max: 1e6, arg: 'M' },
   batch: { kind: 'int', min: 1, max: 65536, arg: 'N', default: DEFAULT_TRAIN_CONFIG.batchSize },
   lr: { kind: 'number', above: 0, max: 10, arg: 'X', default: DEFAULT_TRAIN_CONFIG.lr },
   'lr-schedule': { kind: 'choice', choices: LR_SCHEDULES, arg: 'S', default: DEFAULT_TRAIN_CONFIG.lrSchedule },
@@ -100,7 +102,7 @@ export function readTrainConfigFile(path: string): Partial<TrainConfig> {
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
-    fail(e instanceof SyntaxError ? `not valid JSON (${e.message})` : `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    fail(e instanceof SyntaxError ? `not valid JSON (${jsonErrorMessage(e)})` : `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) fail('expected a JSON object of training options');
   const config = parsed as Record<string, unknown>;

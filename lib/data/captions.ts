@@ -24,6 +24,7 @@ import { decodeImage } from '../image/decode.js';
 import { centreCropResize } from '../image/resize.js';
 import { readSafetensorsFloats, readSafetensorsHeader, type SafetensorsHeader } from '../models/safetensors_header.js';
 import type { Example, ImageDataset } from './types.js';
+import { jsonErrorMessage } from '../json_message.js';
 
 /** One line of the index, as written. */
 export interface CaptionRecord {
@@ -78,7 +79,7 @@ export class CaptionDataset implements ImageDataset {
       try {
         r = JSON.parse(raw);
       } catch (e) {
-        return fail(`not valid JSON (${(e as Error).message})`);
+        return fail(`not valid JSON (${jsonErrorMessage(e)})`);
       }
       if (!r || typeof r !== 'object' || Array.isArray(r)) fail(`expected a JSON object, received ${raw.trim().slice(0, 60)}`);
       if (typeof r.image !== 'string' || !r.image) fail(`'image' expected a path string, received ${JSON.stringify(r.image)}`);

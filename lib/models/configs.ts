@@ -3,6 +3,7 @@
  * config round-trips through checkpoints of either implementation. `arch: 'unet'` (the U-Net
  * baseline, lib/models/unet.ts) has no twin; it shares the conditioning keys and adds its own.
  */
+import { jsonErrorMessage } from '../json_message.js';
 
 export interface ModelConfig {
   arch: 'iuvit' | 'ascend' | 'unet';
@@ -167,6 +168,6 @@ export function checkpointConfig(metadata: Record<string, string>, where: string
   try {
     return JSON.parse(metadata.config) as ModelConfig;
   } catch (e) {
-    throw new Error(`${where}: __metadata__.config is not valid JSON (${(e as Error).message})`);
+    throw new Error(`${where}: __metadata__.config is not valid JSON (${jsonErrorMessage(e)})`);
   }
 }

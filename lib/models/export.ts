@@ -9,6 +9,7 @@ import { statSync } from 'node:fs';
 import { checkpointConfig, fullConfig } from './configs.js';
 import { type StreamedEntry, writeSafetensorsStreamed } from './safetensors.js';
 import { closeSafetensors, openSafetensors, readSafetensorsBytes } from './safetensors_header.js';
+import { jsonErrorMessage } from '../json_message.js';
 
 export interface ExportWeightsOptions {
   /**
@@ -71,7 +72,7 @@ export function exportWeights(checkpointPath: string, outPath: string, options: 
       try {
         step = (JSON.parse(metadata.trainer) as { step: number }).step;
       } catch (e) {
-        throw new Error(`diffvit.exportWeights: ${checkpointPath}: __metadata__.trainer is not valid JSON (${(e as Error).message})`);
+        throw new Error(`diffvit.exportWeights: ${checkpointPath}: __metadata__.trainer is not valid JSON (${jsonErrorMessage(e)})`);
       }
     } else if (metadata.step !== undefined) {
       step = Number(metadata.step); // an export of an export

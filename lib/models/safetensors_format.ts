@@ -11,6 +11,7 @@
 import { endianness } from 'node:os';
 
 import { bf16ToF32, f16ToF32 } from './float16.js';
+import { jsonErrorMessage } from '../json_message.js';
 
 /** Bytes per element of the dtypes diffvit reads. */
 export const SAFETENSORS_DTYPE_BYTES: Readonly<Record<string, number>> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4 };
@@ -59,7 +60,7 @@ export function parseSafetensorsFraming(size: number, read: (length: number, pos
   try {
     header = JSON.parse(read(headerLen, 8).toString('utf8'));
   } catch (e) {
-    fail(`the header is not valid JSON (${(e as Error).message})`);
+    fail(`the header is not valid JSON (${jsonErrorMessage(e)})`);
   }
   if (!header || typeof header !== 'object' || Array.isArray(header)) fail('the header is not a JSON object');
   const object = header as Record<string, unknown>;

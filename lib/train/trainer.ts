@@ -125,6 +125,17 @@ export class Trainer {
   }
 
   /**
+   * Changes the run's length (`diffvit train --minutes` sizes it as it goes): the learning-rate
+   * schedule and the checkpoints saved from now on follow the new total.
+   */
+  setSteps(total: number): void {
+    if (!Number.isInteger(total) || total <= this.step) {
+      throw new Error(`diffvit.Trainer.setSteps: total expected an integer above the ${this.step} steps done, received ${total}`);
+    }
+    this.config.steps = total;
+  }
+
+  /**
    * One optimiser step (or a skipped one when the gradients are not finite). `batch` must be
    * batch number `step` of the run (a PrefetchLoader provides it); by default it is loaded here.
    *

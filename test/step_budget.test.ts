@@ -1,0 +1,58 @@
+/**
+ * `diffvit train --minutes`: the step count follows the run's measured rate until half of it is
+ * done, then stays. Driven by a simulated clock, so nothing here depends on the machine's speed.
+ */
+import { describe, expect, test } from 'vitest';
+
+import { RESIZE_EVERY, StepBudget } from '../lib/train/step_budget.js';
+
+/** Runs a budget to its end with `secondsPerStep(step)`; returns the final total and the step it was fixed at. */
+function simulate(budget: StepBudget, secondsPerStep: (step: number) => number): { total: number; fixedAt: number; elapsed: number } {
+  let total = budget.initialSteps, elapsed = 0, fixedAt = -1;
+  for (let step = budget.startStep + 1; step <= total; step++) {
+    elapsed += secondsPerStep(step);
+    const next = budget.resize(step, elapsed, total);
+    if (next !== null) {
+      expect(next, `step ${step}`).toBeGreaterThan(step);
+      expect(fixedAt, 'no change after the total is fixed').toBe(-1);
+      total = next;
+    }
+    if (budget.isFixed && fixedAt < 0) fixedAt = step;
+  }
+  return { total, fixedAt, elapsed };
+}
+
+describe('StepBudget', () => {
+  test('a steady rate: the run fills the budget less the end reserve, fixed at half of it', () => {
+    const budget = new StepBudget(100, 0, 1);
+    const { total, fixedAt, elapsed } = simulate(budget, () => 0.1);
+    expect(total).toBe(990);
+    expect(fixedAt).toBeGreaterThanOrEqual(total / 2);
+    expect(fixedAt).toBeLessThan(total / 2 + RESIZE_EVERY);
+    expect(elapsed).toBeCloseTo(99, 6);
+  });
+
+  test('a slower start is corrected; a slowdown after the total is fixed does not change it', () => {
+    // The first 40 steps take 0.5 s (start-up), then 0.1 s: the total grows as the rate settles.
+    const slowStart = simulate(new StepBudget(100, 0, 0), (s) => (s <= 40 ? 0.5 : 0.1));
+    expect(slowStart.total).toBe(840); // 40 steps in 20 s, then 800 in 80 s
+    expect(slowStart.elapsed).toBeLessThanOrEqual(100);
+    // Twice as slow after step 600 (fixed by then): the total stays, the run overshoots.
+    const budget = new StepBudget(100, 0, 0);
+    const late = simulate(budget, (s) => (s > 600 ? 0.2 : 0.1));
+    expect(late.fixedAt).toBeLessThanOrEqual(600);
+    expect(late.total).toBe(1000);
+  });
+
+  test('a resumed start and a budget spent at the first estimate: one more step, then the end', () => {
+    const resumed = simulate(new StepBudget(10, 500, 0), () => 0.05);
+    expect(resumed.total).toBe(700);
+    const spent = simulate(new StepBudget(1, 0, 0), () => 1);
+    expect(spent.total).toBe(RESIZE_EVERY + 1);
+    expect(spent.fixedAt).toBe(RESIZE_EVERY);
+  });
+
+  test('bad budgets are errors', () => {
+    for (const s of [0, -1, Number.NaN, Infinity]) expect(() => new StepBudget(s, 0, 0)).toThrow(/seconds expected a positive number/);
+  });
+});
