@@ -13,9 +13,10 @@ import type { GemmKernels } from './kernels/gemm.js';
 import type { NormKernels } from './kernels/norm.js';
 import type { OptimKernels } from './kernels/optim.js';
 import type { PoolKernels } from './kernels/pool.js';
+import type { RopeKernels } from './kernels/rope.js';
 
 export interface KernelTable extends CoreKernels, GemmKernels, AttentionKernels, NormKernels, ConvKernels, OptimKernels,
-  EdmKernels, PoolKernels, FusedKernels {}
+  EdmKernels, PoolKernels, FusedKernels, RopeKernels {}
 
 export type KernelName = keyof KernelTable;
 export type KernelArgs<K extends KernelName> = Parameters<KernelTable[K]>[0];
@@ -28,7 +29,7 @@ export const KERNEL_NAMES = [
   'layerNormModulate', 'layerNormModulateBackward', 'addGated', 'addGatedBackward', 'linearAct', 'geluBackwardBias',
   'gemm', 'softmax', 'softmaxBackward', 'layerNorm', 'layerNormBackward', 'groupNorm', 'groupNormBackward', 'adamw', 'trainStepControl',
   'adamwControlled', 'emaControlled', 'maxPool2d', 'avgPool2d',
-  'resizeBilinear', 'reduceSum', 'sumSquares',
+  'resizeBilinear', 'reduceSum', 'sumSquares', 'rope',
 ] as const satisfies readonly KernelName[];
 
 // The list names every kernel of the table (a compile error otherwise).

@@ -92,6 +92,8 @@ const COSTS: CostTable = {
   edmSamplerStep: (a) => elementwise(a.batch * a.per, (a.guided ? 2 : 1) + 2 + (a.dPrev ? 1 : 0) + 2),
   maxPool2d: (a) => ({ bytes: F32 * a.planes * (a.height * a.width + pooled(a.height, a.kernelH, a.strideH, a.padH, a.ceilMode) * pooled(a.width, a.kernelW, a.strideW, a.padW, a.ceilMode)) }),
   avgPool2d: (a) => ({ bytes: F32 * a.planes * (a.height * a.width + pooled(a.height, a.kernelH, a.strideH, a.padH, a.ceilMode) * pooled(a.width, a.kernelW, a.strideW, a.padW, a.ceilMode)) }),
+  // Reads x and writes y; the table rows are read once per token and shared by the batch.
+  rope: (a) => elementwise(a.batch * a.tokens * a.groups * a.dim, 2),
   resizeBilinear: (a) => ({ bytes: F32 * a.planes * (a.inH * a.inW + a.outH * a.outW) }),
 };
 

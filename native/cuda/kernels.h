@@ -14,3 +14,4 @@
 #include "cuda/optim.h"
 #include "cuda/pool.h"
 #include "cuda/reduce.h"
+#include "cuda/rope.h"
