@@ -10,6 +10,7 @@ export * from './conv.js';
 export * from './embedding.js';
 export * from './optim.js';
 export * from './attention.js';
+export * from './rope.js';
 export * from './pool.js';
 export * from './reduce.js';
 export * from './shape.js';
