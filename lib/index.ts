@@ -11,6 +11,8 @@ export { registerBackend, removeBackend, registeredBackends, resolveDevice, type
 export { Module, ModuleList } from './nn/module.js';
 export { Linear, LayerNorm, Conv2d, Embedding } from './nn/layers.js';
 export { Attention } from './nn/attention.js';
+export { rope2dTables } from './nn/rope.js';
+export { RopeTables, type RopeAngles } from './nn/rope_tables.js';
 export { Mlp } from './nn/mlp.js';
 export { Block, FinalLayer, type BlockOptions } from './nn/block.js';
 export { TimestepEmbed, edmPositionalEmbedding } from './nn/timestep.js';

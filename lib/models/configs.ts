@@ -29,18 +29,21 @@ export interface ModelConfig {
   res_blocks?: number; // U-Net: residual blocks per resolution in the encoder (the decoder has one more)
   attn_res?: number[]; // U-Net: resolutions (pixels) with self-attention after each residual block
   norm_groups?: number; // U-Net: GroupNorm groups (divides every entry of channels)
+  // IU-ViT/ASCEND: 2-D rotary position embedding of q and k in every attention (head dims multiples of 4).
+  // The PyTorch twin ignores this key, so a rope model has no twin.
+  rope?: boolean;
 }
 
 /** Every key a model config may have (config files are checked against it); the type keeps it complete. */
 const MODEL_KEYS: Record<keyof ModelConfig, true> = {
   arch: true, img_size: true, in_chans: true, patch: true, dim: true, heads: true, depth: true, enc_depth: true, dec_depth: true,
   mlp_ratio: true, qkv_bias: true, time_cond: true, num_classes: true, context_dim: true, context_len: true, final_conv: true,
-  freq_dim: true, enc_dim: true, dec_dim: true, channels: true, res_blocks: true, attn_res: true, norm_groups: true,
+  freq_dim: true, enc_dim: true, dec_dim: true, channels: true, res_blocks: true, attn_res: true, norm_groups: true, rope: true,
 };
 
 /** The U-Net's own keys, and the IU-ViT/ASCEND keys a U-Net config may not carry. */
 const UNET_KEYS = ['channels', 'res_blocks', 'attn_res', 'norm_groups'] as const;
-const VIT_ONLY_KEYS = ['patch', 'depth', 'enc_depth', 'dec_depth', 'mlp_ratio', 'final_conv', 'enc_dim', 'dec_dim'] as const;
+const VIT_ONLY_KEYS = ['patch', 'depth', 'enc_depth', 'dec_depth', 'mlp_ratio', 'final_conv', 'enc_dim', 'dec_dim', 'rope'] as const;
 type UNetKey = (typeof UNET_KEYS)[number];
 export const MODEL_CONFIG_KEYS: readonly string[] = Object.keys(MODEL_KEYS);
 
@@ -70,6 +73,7 @@ export const DEFAULTS = {
   context_len: 0,
   final_conv: true,
   freq_dim: 256,
+  rope: false,
 } as const;
 
 /** Named presets (DiT-style keys). ASCEND counterparts trade decoder depth for encoder depth. */
@@ -102,7 +106,7 @@ function positiveInt(c: Record<string, unknown>, key: string, allowZero = false)
 /** The U-Net's full config: shared keys checked as for IU-ViT, its own keys, no IU-ViT-only key. */
 function fullUNetConfig(base: ModelConfig): FullUNetConfig {
   for (const k of VIT_ONLY_KEYS) if (base[k] !== undefined && base[k] !== null) fail(k, "no value for arch 'unet' (an IU-ViT/ASCEND key)", base[k]);
-  const { mlp_ratio: _m, final_conv: _f, ...shared } = DEFAULTS;
+  const { mlp_ratio: _m, final_conv: _f, rope: _r, ...shared } = DEFAULTS;
   const c: Record<string, unknown> = { ...shared, ...UNET_DEFAULTS, ...base };
   for (const k of ['img_size', 'in_chans', 'dim', 'heads', 'freq_dim', 'res_blocks', 'norm_groups']) positiveInt(c, k);
   for (const k of ['num_classes', 'context_dim', 'context_len']) positiveInt(c, k, true);
@@ -155,6 +159,12 @@ export function fullConfig(config: ModelConfig | string): FullModelConfig {
   for (const k of ['enc_dim', 'dec_dim']) {
     positiveInt(c, k);
     if ((c[k] as number) % (c.heads as number)) fail(k, `a multiple of heads ${c.heads}`, c[k]);
+  }
+  c.rope ??= false; // an explicit undefined, as if absent
+  if (typeof c.rope !== 'boolean') fail('rope', 'a boolean', c.rope);
+  for (const k of ['enc_dim', 'dec_dim']) {
+    // 2-D RoPE splits each head's pairs in halves, one for the row and one for the column.
+    if (c.rope && (c[k] as number) % (4 * (c.heads as number))) fail(k, `a multiple of 4 * heads = ${4 * (c.heads as number)} with rope (head dims a multiple of 4)`, c[k]);
   }
   return c as FullViTConfig;
 }

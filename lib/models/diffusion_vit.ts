@@ -13,6 +13,7 @@ import { Conv2d, Embedding, Linear } from '../nn/layers.js';
 import { Block, FinalLayer } from '../nn/block.js';
 import { fillConstant, sinCos2d, truncNormal, xavierUniform } from '../nn/init.js';
 import { Module, ModuleList } from '../nn/module.js';
+import { RopeTables } from '../nn/rope_tables.js';
 import { TimestepEmbed } from '../nn/timestep.js';
 import { Generator } from '../tensor/random.js';
 import { formatShape, Tensor } from '../tensor/tensor.js';
@@ -38,6 +39,8 @@ export class IUViT extends Module {
   readonly dec_blocks: ModuleList<Block>;
   readonly final: FinalLayer;
   readonly final_conv: Conv2d | null;
+  /** config.rope: the cos/sin tables of every attention, per device (not parameters); else null. */
+  readonly ropeTables: RopeTables | null;
 
   /**
    * options.seed: the initialisation's seed (default 0); options.device: where the parameters live
@@ -72,6 +75,7 @@ export class IUViT extends Module {
     this.skipFrom = Array.from({ length: c.dec_depth }, (_, j) => c.enc_depth - 1 - Math.floor((j * c.enc_depth) / c.dec_depth));
     this.final = this.child('final', new FinalLayer(dd, p * p * C, this.adaln, de, g));
     this.final_conv = c.final_conv ? this.child('final_conv', new Conv2d(C, C, 3, g, 1, 1)) : null;
+    this.ropeTables = c.rope ? new RopeTables(c.img_size / p, this.nExtra) : null;
     this.initializeWeights(g);
     if (device) this.to(device);
   }
@@ -136,21 +140,30 @@ export class IUViT extends Module {
     }
     if (this.context_embed && context) extra.push(this.context_embed.forward(context));
     let z = add(extra.length ? concat([...extra, tok], 1) : tok, this.pos_embed);
+    // RoPE turns q and k by each patch's row and column (extra tokens by 0); head dims differ in ASCEND.
+    const encRope = this.ropeTables?.get(device, c.enc_dim / c.heads) ?? null;
+    const decRope = this.ropeTables?.get(device, c.dec_dim / c.heads) ?? null;
     const skips: Tensor[] = [];
     for (const b of this.enc_blocks.items) {
-      z = b.forward(z, cond);
+      z = b.forward(z, cond, null, encRope);
       skips.push(z);
     }
-    z = this.mid_block.forward(z, cond);
+    z = this.mid_block.forward(z, cond, null, encRope);
     if (this.bridge) z = this.bridge.forward(z);
     this.dec_blocks.items.forEach((b, j) => {
-      z = b.forward(z, cond, skips[this.skipFrom[j]]);
+      z = b.forward(z, cond, skips[this.skipFrom[j]], decRope);
     });
     z = this.final.forward(z, cond);
     if (this.nExtra) z = slice(z, 1, this.nExtra, z.shape[1]);
     const g = H / p;
     const img = reshape(permute(reshape(z, [B, g, g, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]);
     return this.final_conv ? this.final_conv.forward(img) : img;
+  }
+
+  /** Frees the parameters and the RoPE tables. */
+  dispose(): void {
+    this.ropeTables?.dispose();
+    super.dispose();
   }
 }
 

@@ -11,6 +11,7 @@ import { Attention } from './attention.js';
 import { LayerNorm, Linear } from './layers.js';
 import { Mlp } from './mlp.js';
 import { Module } from './module.js';
+import type { RopeAngles } from './rope_tables.js';
 
 export interface BlockOptions {
   dim: number;
@@ -44,18 +45,18 @@ export class Block extends Module {
     this.ada = o.adaln ? this.child('ada', new Linear(o.condDim, 6 * o.dim, g)) : null;
   }
 
-  // x: (B, N, D), c: (B, condDim) or null, skip: (B, N, skipDim) or null
-  forward(x: Tensor, c: Tensor | null, skip: Tensor | null = null): Tensor {
+  // x: (B, N, D), c: (B, condDim) or null, skip: (B, N, skipDim) or null, rope: the attention's RoPE tables or null
+  forward(x: Tensor, c: Tensor | null, skip: Tensor | null = null, rope: RopeAngles | null = null): Tensor {
     if (this.skip) x = this.skip.forward(concat([x, skip!], -1));
     if (!this.ada) {
-      x = add(x, this.attn.forward(this.norm1.forward(x)));
+      x = add(x, this.attn.forward(this.norm1.forward(x), rope));
       return add(x, this.mlp.forward(this.norm2.forward(x)));
     }
     // (B, 6D) -> six (B, D) column views: shift/scale/gate for attention, then for the MLP. The fused
     // ops read them in place and broadcast them over the tokens: x + g * f(LN(x) * (1 + sc) + sh).
     // norm1/norm2 have no parameters here (adaLN); only their eps is used.
     const [sh1, sc1, g1, sh2, sc2, g2] = chunk(this.ada.forward(silu(c!)), 6, -1);
-    x = addGated(x, g1, this.attn.forward(layerNormModulate(x, sh1, sc1, this.norm1.eps)));
+    x = addGated(x, g1, this.attn.forward(layerNormModulate(x, sh1, sc1, this.norm1.eps), rope));
     return addGated(x, g2, this.mlp.forward(layerNormModulate(x, sh2, sc2, this.norm2.eps)));
   }
 }
