@@ -67,6 +67,11 @@ export const TOLERANCES = {
      * a few roundings each, in different orders): layerNormModulate, addGated, the EDM sampler step.
      */
     composition: { atol: 1e-5, rtol: 1e-5, gradAtol: 1e-5, gradRtol: 1e-5 },
+    /**
+     * RoPE: a·c − b·s and b·c + a·s, one rounded product and one FMA per element; relative to the
+     * result only above atol, since the two products of O(1) inputs can cancel.
+     */
+    rope: { atol: 1e-6, rtol: 1e-6, gradAtol: 1e-6, gradRtol: 1e-6 },
     /** embedding: the gather copies values (exact); its gradient sums the rows of repeated indices. */
     embedding: { atol: 0, rtol: 0, gradAtol: 1e-5, gradRtol: 1e-5 },
     /** maxPool2d and avgPool2d (forward only): a max, or a window's sum times 1/count. */
