@@ -4,16 +4,17 @@
  */
 import { describe, expect, test } from 'vitest';
 
-import { RESIZE_EVERY, StepBudget } from '../lib/train/step_budget.js';
+import { COOLDOWN_FRACTION } from '../lib/train/schedule.js';
+import { fixedLengthAfter, RESIZE_EVERY, StepBudget } from '../lib/train/step_budget.js';
 
 /** Runs a budget to its end with `secondsPerStep(step)`; returns the final total and the step it was fixed at. */
 function simulate(budget: StepBudget, secondsPerStep: (step: number) => number): { total: number; fixedAt: number; elapsed: number } {
-  let total = budget.initialSteps, elapsed = 0, fixedAt = -1;
+  let total = budget.startStep + StepBudget.PLACEHOLDER_STEPS, elapsed = 0, fixedAt = -1;
   for (let step = budget.startStep + 1; step <= total; step++) {
     elapsed += secondsPerStep(step);
     const next = budget.resize(step, elapsed, total);
     if (next !== null) {
-      expect(next, `step ${step}`).toBeGreaterThan(step);
+      expect(next, `step ${step}`).toBeGreaterThanOrEqual(step);
       expect(fixedAt, 'no change after the total is fixed').toBe(-1);
       total = next;
     }
@@ -44,15 +45,28 @@ describe('StepBudget', () => {
     expect(late.total).toBe(1000);
   });
 
-  test('a resumed start and a budget spent at the first estimate: one more step, then the end', () => {
+  test('a resumed start and a budget spent at the first estimate: the run ends there', () => {
     const resumed = simulate(new StepBudget(10, 500, 0), () => 0.05);
     expect(resumed.total).toBe(700);
     const spent = simulate(new StepBudget(1, 0, 0), () => 1);
-    expect(spent.total).toBe(RESIZE_EVERY + 1);
+    expect(spent.total).toBe(RESIZE_EVERY);
     expect(spent.fixedAt).toBe(RESIZE_EVERY);
+  });
+
+  test('the length stays open as long as the schedule allows: to the end of a constant rate, until a cooldown', () => {
+    expect([fixedLengthAfter('constant'), fixedLengthAfter('cooldown'), fixedLengthAfter('cosine')]).toEqual([1, 1 - COOLDOWN_FRACTION, 0.5]);
+    // Twice as slow after step 600: a cooldown run (fixed at 3/4) and a constant one (never fixed) follow.
+    const slower = (s: number) => (s > 600 ? 0.2 : 0.1);
+    const cooldown = simulate(new StepBudget(100, 0, 0, fixedLengthAfter('cooldown')), slower);
+    expect(cooldown.fixedAt).toBeGreaterThanOrEqual(0.75 * cooldown.total);
+    expect(cooldown.total).toBeLessThan(1000);
+    const constant = simulate(new StepBudget(100, 0, 0, 1), slower);
+    expect(constant.total).toBe(800); // 600 × 0.1 + 200 × 0.2 = 100 s
+    expect(constant.elapsed).toBeCloseTo(100, 6);
   });
 
   test('bad budgets are errors', () => {
     for (const s of [0, -1, Number.NaN, Infinity]) expect(() => new StepBudget(s, 0, 0)).toThrow(/seconds expected a positive number/);
+    for (const f of [0, 1.5, Number.NaN]) expect(() => new StepBudget(1, 0, 0, f)).toThrow(/fixAt expected a fraction in \(0, 1\]/);
   });
 });

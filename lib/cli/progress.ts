@@ -5,7 +5,7 @@ export class ProgressBar {
   private lastDraw = 0;
   private readonly tty: boolean;
 
-  /** `start`: work already done when the bar starts (a resumed run), excluded from the rate. `total` may change as the work goes (a run sized by time). */
+  /** `start`: work already done when the bar starts (a resumed run), excluded from the rate. `total` may change as the work goes (a run sized by time), and is NaN while unknown. */
   constructor(
     public total: number,
     readonly label: string,
@@ -23,11 +23,12 @@ export class ProgressBar {
     this.lastDraw = now;
     const elapsed = (now - this.start) / 1000;
     const rate = (done - this.start_) / Math.max(elapsed, 1e-9);
-    const eta = rate > 0 ? (this.total - done) / rate : Infinity;
-    const width = 24, filled = Math.round((width * done) / this.total);
+    const known = Number.isFinite(this.total);
+    const eta = rate > 0 && known ? (this.total - done) / rate : Infinity;
+    const width = 24, filled = known ? Math.min(width, Math.round((width * done) / this.total)) : 0;
     const bar = '█'.repeat(filled) + '░'.repeat(width - filled);
     const extras = Object.entries(fields).map(([k, v]) => `${k} ${v}`).join('  ');
-    const line = `${this.label} ${bar} ${done}/${this.total}  ${extras}  ${formatDuration(elapsed)}<${formatDuration(eta)}`;
+    const line = `${this.label} ${bar} ${done}/${known ? this.total : '?'}  ${extras}  ${formatDuration(elapsed)}<${formatDuration(eta)}`;
     if (this.tty) this.stream.write(`\r\x1b[2K${line}${final ? '\n' : ''}`);
     else this.stream.write(line + '\n');
   }

@@ -20,7 +20,7 @@ import { fullConfig, type ModelConfig, PRESETS } from '../models/configs.js';
 import { readSafetensorsHeader } from '../models/safetensors_header.js';
 import { Profiler, type ProfileReport } from '../profiler/index.js';
 import { autocast } from '../tensor/autocast.js';
-import { StepBudget } from '../train/step_budget.js';
+import { fixedLengthAfter, StepBudget } from '../train/step_budget.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../train/trainer.js';
 import { deviceOption } from './device.js';
 import { cliHooks, parseOptions, usage } from './options.js';
@@ -80,10 +80,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   }
   if (placement.device !== undefined) overrides.device = placement.device;
   if (placement.cudaGraph) overrides.cudaGraph = true;
-  // --minutes: the step count follows the run's measured rate (the final grid and checkpoint get
-  // 1 % of the budget until a grid has been timed).
-  const budget = values.minutes !== undefined ? new StepBudget(values.minutes * 60, 0, values.minutes * 0.6) : null;
-  if (budget) overrides.steps = budget.initialSteps;
+  if (values.minutes !== undefined) overrides.steps = StepBudget.PLACEHOLDER_STEPS; // until the first estimate
   const steps = resumed ? (overrides.steps ?? resumed.config.steps) : undefined;
   if (resumed && steps! <= resumed.step) {
     usage('train', given.has('steps') ? `--steps N expected more than the ${resumed.step} steps the checkpoint has done, received '${steps}'`
@@ -143,6 +140,11 @@ export async function trainCommand(argv: string[]): Promise<number> {
   // do the sample grids; the process default is untouched. (Checkpoints written before the option
   // have none: the Trainer records the process default they ran at.)
   const cfg = trainer.config;
+  // --minutes: the step count follows the run's measured rate (the final grid and checkpoint get
+  // 1 % of the budget until a grid has been timed).
+  const budget = values.minutes !== undefined
+    ? new StepBudget(values.minutes * 60, trainer.step, values.minutes * 0.6, fixedLengthAfter(cfg.lrSchedule ?? 'constant'))
+    : null;
   const ckptPath = join(out, 'checkpoint.safetensors');
   const metricsPath = join(out, 'metrics.jsonl');
   const modelName = typeof cfg.model === 'string' ? cfg.model : fileModel ? `${cfg.model.arch} model of ${values.config}` : resumed ? `${cfg.model.arch} model of ${values.resume}` : preset;
@@ -157,7 +159,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     console.error('\ndiffvit train: interrupted — saving a checkpoint after this step (Ctrl-C again to quit now)');
   };
   process.on('SIGINT', onSigint);
-  const bar = new ProgressBar(cfg.steps, 'train', trainer.step);
+  const bar = new ProgressBar(budget ? Number.NaN : cfg.steps, 'train', trainer.step); // --minutes: unknown until the first estimate
   const losses: [number, number][] = [];
   const t0 = Date.now();
   const startStep = trainer.step;

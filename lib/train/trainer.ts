@@ -126,11 +126,11 @@ export class Trainer {
 
   /**
    * Changes the run's length (`diffvit train --minutes` sizes it as it goes): the learning-rate
-   * schedule and the checkpoints saved from now on follow the new total.
+   * schedule and the checkpoints saved from now on follow the new total (the steps done: the run ends).
    */
   setSteps(total: number): void {
-    if (!Number.isInteger(total) || total <= this.step) {
-      throw new Error(`diffvit.Trainer.setSteps: total expected an integer above the ${this.step} steps done, received ${total}`);
+    if (!Number.isInteger(total) || total < this.step) {
+      throw new Error(`diffvit.Trainer.setSteps: total expected an integer of at least the ${this.step} steps done, received ${total}`);
     }
     this.config.steps = total;
   }
