@@ -122,7 +122,7 @@ describe('--minutes sizes a run by wall time', () => {
     const out = join(dir, 'timed');
     const r = await cli(['train', ...FAST, '--minutes', '0.03', '--out', out]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/0\.03 minutes of batch 4/);
+    expect(r.stderr).toMatch(/0\.03 minutes \(steps sized to them as the run goes\) of batch 4/);
     expect(r.stderr).toMatch(/done at step \d+ after \d\d:\d\d of the 0\.03-minute budget/);
     const done = steps(join(out, 'metrics.jsonl'));
     const total = done.length;
@@ -133,6 +133,15 @@ describe('--minutes sizes a run by wall time', () => {
     expect(config).toMatchObject({ steps: total, run: { minutes: 0.03 } });
     const { metadata } = dv.readSafetensorsHeader(join(out, 'checkpoint.safetensors'));
     expect(JSON.parse(metadata.train_config).steps).toBe(total);
+  });
+
+  test('a config file\'s steps are kept (only a run with no step count at all is sized by time)', async () => {
+    const counted = join(dir, 'counted.json'), out = join(dir, 'counted');
+    writeFileSync(counted, JSON.stringify({ model: TINY_MODEL, warmupSteps: 1, steps: 3 }));
+    const r = await cli(['train', '--config', counted, '--batch', '4', '--no-samples', '--precision', 'float32', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/3 steps of batch 4/);
+    expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'))).toMatchObject({ steps: 3, run: { minutes: null } });
   });
 
   test('with --steps or --resume it is a usage error', async () => {
@@ -254,6 +263,7 @@ const HELP_CASES: [argv: string[], specs: Record<string, OptionSpec>][] = [
  */
 const DESCRIBED_DEFAULTS: Record<string, string> = {
   'train --profile': 'the trace goes into the run folder, <out>/profile.trace.json',
+  'train --steps': 'as many as fit --minutes, or the config file\'s steps',
   'sample --out': 'samples.png, or the folder samples/ with --folder',
   'eval --classifier': 'a versioned file in ~/.cache/diffvit',
   'eval fid --weights': 'from $DIFFVIT_INCEPTION',

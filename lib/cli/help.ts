@@ -4,7 +4,7 @@ import { PRESETS } from '../models/configs.js';
 import { DEFAULT_TRAIN_CONFIG } from '../train/config.js';
 import { COOLDOWN_FRACTION } from '../train/schedule.js';
 import { RESIZE_EVERY } from '../train/step_budget.js';
-import { DEFAULT_GUIDANCE, DEFAULT_PRESET } from './defaults.js';
+import { DEFAULT_GUIDANCE, DEFAULT_PRESET, DEFAULT_TRAIN_MINUTES } from './defaults.js';
 
 export const TRAIN_HELP = `diffvit train [options]
 
@@ -23,11 +23,13 @@ Options:
                            see diffvit make-captions)
   --image-size N           resize folder images to N (default: the preset's size)
   --unconditional          ignore the data's labels (and captions)
-  --steps N                optimiser steps (default ${DEFAULT_TRAIN_CONFIG.steps})
-  --minutes M              size the run to M minutes of wall time instead of --steps: the
-                           step count is re-estimated from the run's own rate every
-                           ${RESIZE_EVERY} steps and fixed when half of it is done (before a
-                           cooldown begins); config.json and the checkpoints keep the count
+  --steps N                optimiser steps (default: as many as fit --minutes; a config
+                           file's steps)
+  --minutes M              without --steps (or a config file's steps): size the run to M
+                           minutes of wall time on this machine (default ${DEFAULT_TRAIN_MINUTES}): the step
+                           count is re-estimated from the run's own rate every ${RESIZE_EVERY} steps
+                           until a cooldown begins (to the end of a constant rate, half of a
+                           cosine decay); config.json and the checkpoints keep the count
   --batch N                batch size (default ${DEFAULT_TRAIN_CONFIG.batchSize})
   --lr X                   learning rate (default ${DEFAULT_TRAIN_CONFIG.lr})
   --lr-schedule S          after the warm-up: constant (EDM), cosine (to 0 at the last

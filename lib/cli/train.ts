@@ -65,11 +65,13 @@ export async function trainCommand(argv: string[]): Promise<number> {
     const fixed = (['config', 'preset', 'data', 'image-size', 'unconditional'] as const).filter((o) => given.has(o));
     if (fixed.length) usage('train', `--resume continues a run with its own model and data: --${fixed[0]} cannot change them (start a new run instead)`);
   }
-  if (values.minutes !== undefined) {
+  if (given.has('minutes')) {
     if (given.has('steps')) usage('train', `--minutes M and --steps N both set the run's length: give one of them`);
     if (resumed) usage('train', `--minutes sizes a new run; a resumed run keeps the step count it was given (raise it with --steps N)`);
   }
   const fromFile = values.config ? readTrainConfigFile(values.config) : {};
+  // A new run without a step count (no --steps, none in its config file) is sized by wall time.
+  const minutes = !resumed && (given.has('minutes') || (!given.has('steps') && fromFile.steps === undefined)) ? values.minutes : undefined;
   const preset = given.has('preset') || typeof fromFile.model !== 'string' ? values.preset : fromFile.model;
   // A model object in the config file is the base unless --preset replaces it.
   const fileModel = fromFile.model && typeof fromFile.model === 'object' && !given.has('preset') ? fromFile.model : null;
@@ -80,7 +82,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   }
   if (placement.device !== undefined) overrides.device = placement.device;
   if (placement.cudaGraph) overrides.cudaGraph = true;
-  if (values.minutes !== undefined) overrides.steps = StepBudget.PLACEHOLDER_STEPS; // until the first estimate
+  if (minutes !== undefined) overrides.steps = StepBudget.PLACEHOLDER_STEPS; // until the first estimate
   const steps = resumed ? (overrides.steps ?? resumed.config.steps) : undefined;
   if (resumed && steps! <= resumed.step) {
     usage('train', given.has('steps') ? `--steps N expected more than the ${resumed.step} steps the checkpoint has done, received '${steps}'`
@@ -142,14 +144,14 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const cfg = trainer.config;
   // --minutes: the step count follows the run's measured rate (the final grid and checkpoint get
   // 1 % of the budget until a grid has been timed).
-  const budget = values.minutes !== undefined
-    ? new StepBudget(values.minutes * 60, trainer.step, values.minutes * 0.6, fixedLengthAfter(cfg.lrSchedule ?? 'constant'))
+  const budget = minutes !== undefined
+    ? new StepBudget(minutes * 60, trainer.step, minutes * 0.6, fixedLengthAfter(cfg.lrSchedule ?? 'constant'))
     : null;
   const ckptPath = join(out, 'checkpoint.safetensors');
   const metricsPath = join(out, 'metrics.jsonl');
   const modelName = typeof cfg.model === 'string' ? cfg.model : fileModel ? `${cfg.model.arch} model of ${values.config}` : resumed ? `${cfg.model.arch} model of ${values.resume}` : preset;
   console.error(`diffvit train: ${modelName} (${(trainer.model.numParameters() / 1e6).toFixed(2)} M parameters), ` +
-    `${budget ? `${values.minutes} minutes` : `${cfg.steps} steps`} of batch ${cfg.batchSize} on ${cfg.data.kind}, ${cfg.matmulPrecision} matmuls, on ${trainer.device}${cfg.cudaGraph ? ' (CUDA graph)' : ''}, ` +
+    `${budget ? `${minutes} minutes (steps sized to them as the run goes)` : `${cfg.steps} steps`} of batch ${cfg.batchSize} on ${cfg.data.kind}, ${cfg.matmulPrecision} matmuls, on ${trainer.device}${cfg.cudaGraph ? ' (CUDA graph)' : ''}, ` +
     `output in ${out}${resumed ? `, resumed at step ${trainer.step}` : ''}`);
 
   let interrupted = false;
@@ -172,7 +174,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   let started = false;
   // config.json: the full TrainConfig and how the run was asked for (rewritten when --minutes fixes the step count).
   const writeRunConfig = () => writeFileSync(join(out, 'config.json'), JSON.stringify({
-    ...cfg, run: { out, checkpointEvery, sampleEvery, samples: !values['no-samples'], guidance, minutes: values.minutes ?? null, resumedFrom: values.resume ?? null, resumedAtStep: resumed ? startStep : null },
+    ...cfg, run: { out, checkpointEvery, sampleEvery, samples: !values['no-samples'], guidance, minutes: minutes ?? null, resumedFrom: values.resume ?? null, resumedAtStep: resumed ? startStep : null },
   }, null, 2) + '\n');
   const startRunFolder = () => {
     started = true;
@@ -243,6 +245,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     await loader.close();
     process.off('SIGINT', onSigint);
     if (started) trainer.save(ckptPath);
+    if (started && budget) writeRunConfig(); // the count it ended with (a short run ends before its total is fixed)
     if (losses.length) {
       writeFileSync(join(out, 'loss.svg'), lineChartSVG([
         { name: 'loss', points: losses, colour: '#9ab' },
@@ -261,7 +264,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     console.log(`diffvit train: profile of ${steps} step${steps === 1 ? '' : 's'} (${profileFrom + 1}-${profileFrom + steps})\n${profileReport.table()}`);
     console.error(`diffvit train: Chrome trace of the profiled steps in ${tracePath} (open in chrome://tracing or https://ui.perfetto.dev)`);
   }
-  const took = budget ? ` after ${formatDuration((Date.now() - t0) / 1000)} of the ${values.minutes}-minute budget` : '';
+  const took = budget ? ` after ${formatDuration((Date.now() - t0) / 1000)} of the ${minutes}-minute budget` : '';
   console.error(`diffvit train: ${interrupted ? 'stopped' : 'done'} at step ${trainer.step}${took}; checkpoint ${ckptPath}, ${values['no-samples'] ? 'no samples' : `samples in ${join(out, 'samples')}`}, loss curve ${join(out, 'loss.svg')}`);
   trainer.dispose();
   return 0;

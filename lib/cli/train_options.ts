@@ -9,7 +9,7 @@ import { LR_SCHEDULES } from '../train/schedule.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig } from '../train/config.js';
 import { MODEL_CONFIG_KEYS, PRESETS } from '../models/configs.js';
 import type { DatasetSpec } from '../data/types.js';
-import { DEFAULT_GUIDANCE, DEFAULT_PRESET } from './defaults.js';
+import { DEFAULT_GUIDANCE, DEFAULT_PRESET, DEFAULT_TRAIN_MINUTES } from './defaults.js';
 import { didYouMean, MAX_SEED, numberProblem, type OptionSpec, usage } from './options.js';
 import { jsonErrorMessage } from '../json_message.js';
 
@@ -19,8 +19,8 @@ export const TRAIN_OPTIONS = {
   data: { kind: 'string', arg: 'SPEC', default: 'shapes' },
   'image-size': { kind: 'int', min: 1, max: 4096, arg: 'N' },
   unconditional: { kind: 'flag' },
-  steps: { kind: 'int', min: 1, max: 1e9, arg: 'N', default: DEFAULT_TRAIN_CONFIG.steps },
-  minutes: { kind: 'number', above: 0, max: 1e6, arg: 'M' },
+  steps: { kind: 'int', min: 1, max: 1e9, arg: 'N' },
+  minutes: { kind: 'number', above: 0, max: 1e6, arg: 'M', default: DEFAULT_TRAIN_MINUTES },
   batch: { kind: 'int', min: 1, max: 65536, arg: 'N', default: DEFAULT_TRAIN_CONFIG.batchSize },
   lr: { kind: 'number', above: 0, max: 10, arg: 'X', default: DEFAULT_TRAIN_CONFIG.lr },
   'lr-schedule': { kind: 'choice', choices: LR_SCHEDULES, arg: 'S', default: DEFAULT_TRAIN_CONFIG.lrSchedule },
