@@ -13,6 +13,7 @@ import { IUViT } from '../lib/models/diffusion_vit.js';
 import { rope2dTables } from '../lib/nn/rope.js';
 import { rotaryEmbedding } from '../lib/ops/rope.js';
 import { checkOp, type CloseOptions, describeEachBackend, deviceBuffer, expectClose, fromValues, randomValues, readBuffer, toF32 } from './helpers.js';
+import { expectNetworkGradients } from './trainer_checks.js';
 
 const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 const ROPE_TOL: CloseOptions = { dtype: 'float32', kind: 'rope' };
@@ -233,34 +234,7 @@ describe('IU-ViT/ASCEND with rope', () => {
 
   test('gradient check of the whole network: every parameter and the input against central differences', () => {
     const m = new IUViT(TINY, { seed: 1 });
-    randomize(m, 10, 0.4);
-    const B = 2;
-    const x = dv.tensor(Float32Array.from(toF32(randomValues(B * 3 * 64, 1, 1))), [B, 3, 8, 8]);
-    x.requiresGrad = true;
-    const c = dv.tensor([0.3, -0.7]), labels = dv.tensor([2, 3], [2], 'int32');
-    const w = dv.tensor(Float32Array.from(toF32(randomValues(B * 3 * 64, 2, 1))), [B, 3, 8, 8]);
-    // loss = sum(w · F(x)); the analytic gradient from the tape, then directional differences.
-    const loss = () => dv.noGrad(() => dv.scope(() => dv.sum(dv.mul(m.forward(x, c, labels), w)).item()));
-    dv.scope(() => dv.sum(dv.mul(m.forward(x, c, labels), w)).backward());
-    const tensors: [string, dv.Tensor][] = [['x', x], ...m.namedParameters()];
-    for (const [k, [name, t]] of tensors.entries()) {
-      const g = t.grad!.data();
-      const v = Float32Array.from(toF32(randomValues(t.size, 1000 + k, 1)));
-      let analytic = 0, norm = 0;
-      for (let i = 0; i < v.length; i++) {
-        analytic += g[i] * v[i];
-        norm += Math.abs(g[i] * v[i]);
-      }
-      const base = t.data(), h = 1e-2;
-      const at = (s: number) => {
-        dv.assign_(t, base.map((b, i) => b + s * v[i]));
-        return loss();
-      };
-      const numeric = (at(h) - at(-h)) / (2 * h);
-      dv.assign_(t, base);
-      // As the U-Net's check (test/unet.test.ts): float32 forwards, O(h²) truncation, relative to sum |g·v|.
-      expect(Math.abs(numeric - analytic), `${name}: numeric ${numeric}, analytic ${analytic}`).toBeLessThanOrEqual(5e-3 * norm);
-    }
+    expect(expectNetworkGradients(m)).toBe(1 + [...m.namedParameters()].length);
     m.dispose();
   });
 

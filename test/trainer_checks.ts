@@ -1,7 +1,8 @@
 /**
- * Checks shared by the trainer tests (IU-ViT and U-Net): a run of 6 steps must equal 3 steps, a
- * checkpoint, Trainer.resume and 3 more — the losses and every tensor of the run's state bit for
- * bit; and a held-out loss to see a short run learn.
+ * Checks shared by the model and trainer tests (IU-ViT, ASCEND with rope, U-Net): a whole-network
+ * gradient check; a run of 6 steps must equal 3 steps, a checkpoint, Trainer.resume and 3 more —
+ * the losses and every tensor of the run's state bit for bit; and a held-out loss to see a short
+ * run learn.
  */
 import { expect } from 'vitest';
 
@@ -9,7 +10,55 @@ import { ShapesDataset } from '../lib/data/dataset.js';
 import { BatchSampler } from '../lib/data/loader.js';
 import { edmLoss } from '../lib/diffusion/edm.js';
 import * as dv from '../lib/index.js';
+import type { Module } from '../lib/nn/module.js';
 import { type TrainConfig, Trainer } from '../lib/train/trainer.js';
+import { randomValues, toF32 } from './helpers.js';
+
+/** A network F(x, c_noise, labels) of 3-channel 8×8 images with 4 classes. */
+interface Network extends Module {
+  forward(x: dv.Tensor, cNoise: dv.Tensor, labels: dv.Tensor | null): dv.Tensor;
+}
+
+/**
+ * Every parameter of `m` and its input against central differences: random values in every
+ * parameter first (zero-initialised layers would hide their inputs' gradients), then for each
+ * tensor the tape's gradient of loss = sum(w · F(x)) along one random direction against the
+ * difference quotient. float32 forward passes: the quotient carries ~1e-6 relative rounding of the
+ * loss over h and O(h²) truncation; the bound is relative to sum |g·v|, not to the (possibly
+ * cancelling) sum; the worst seen is 2.1e-3 (a U-Net GroupNorm weight), and a smaller h lets
+ * rounding dominate (1e-2 at h = 1e-3). Returns how many tensors were checked.
+ */
+export function expectNetworkGradients(m: Network): number {
+  let seed = 10;
+  for (const p of m.parameters()) dv.assign_(p, Float32Array.from(toF32(randomValues(p.size, seed++, 0.4))));
+  const B = 2;
+  const x = dv.tensor(Float32Array.from(toF32(randomValues(B * 3 * 64, 1, 1))), [B, 3, 8, 8]);
+  x.requiresGrad = true;
+  const c = dv.tensor([0.3, -0.7]), labels = dv.tensor([2, 3], [2], 'int32');
+  const w = dv.tensor(Float32Array.from(toF32(randomValues(B * 3 * 64, 2, 1))), [B, 3, 8, 8]);
+  const loss = () => dv.noGrad(() => dv.scope(() => dv.sum(dv.mul(m.forward(x, c, labels), w)).item()));
+  dv.scope(() => dv.sum(dv.mul(m.forward(x, c, labels), w)).backward());
+  const tensors: [string, dv.Tensor][] = [['x', x], ...m.namedParameters()];
+  for (const [k, [name, t]] of tensors.entries()) {
+    const g = t.grad!.data();
+    const v = Float32Array.from(toF32(randomValues(t.size, 1000 + k, 1)));
+    let analytic = 0, norm = 0;
+    for (let i = 0; i < v.length; i++) {
+      analytic += g[i] * v[i];
+      norm += Math.abs(g[i] * v[i]);
+    }
+    const base = t.data(), h = 1e-2;
+    const at = (s: number) => {
+      dv.assign_(t, base.map((b, i) => b + s * v[i]));
+      return loss();
+    };
+    const numeric = (at(h) - at(-h)) / (2 * h);
+    dv.assign_(t, base);
+    expect(Math.abs(numeric - analytic), `${name}: numeric ${numeric}, analytic ${analytic}`).toBeLessThanOrEqual(5e-3 * norm);
+  }
+  for (const t of [x, c, labels, w]) t.dispose();
+  return tensors.length;
+}
 
 /**
  * The trainer's EDM loss on one fixed batch of 64 held-out 32×32 shapes with fixed sigmas and noise

@@ -19,7 +19,7 @@ import { DiffusionViT, IUViT } from '../lib/models/diffusion_vit.js';
 import { UNet } from '../lib/models/unet.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../lib/train/trainer.js';
 import { describeEachBackend, expectClose, randomValues, toF32 } from './helpers.js';
-import { expectResumeBitExact, heldOutLoss } from './trainer_checks.js';
+import { expectNetworkGradients, expectResumeBitExact, heldOutLoss } from './trainer_checks.js';
 
 /** 8×8 images, two resolutions (8 and 4 px), attention at 4 px: every part of the network, small. */
 const SMALL: ModelConfig = {
@@ -117,42 +117,7 @@ describe('model', () => {
 
   test('gradient check of the whole network: every parameter and the input against central differences', () => {
     const m = new UNet(SMALL, { seed: 1 });
-    // Random values in every parameter (the zero-initialised layers would hide their inputs' gradients).
-    let seed = 10;
-    for (const p of m.parameters()) dv.assign_(p, Float32Array.from(toF32(randomValues(p.size, seed++, 0.4))));
-    const B = 2;
-    const xv = Float32Array.from(toF32(randomValues(B * 3 * 64, 1, 1)));
-    const wv = Float32Array.from(toF32(randomValues(B * 3 * 64, 2, 1)));
-    const x = dv.tensor(xv, [B, 3, 8, 8]);
-    x.requiresGrad = true;
-    const c = dv.tensor([0.3, -0.7]), labels = dv.tensor([2, 3], [2], 'int32'), w = dv.tensor(wv, [B, 3, 8, 8]);
-    // loss = sum(w · F(x)); the analytic gradient from the tape, then directional differences.
-    const loss = () => dv.noGrad(() => dv.scope(() => dv.sum(dv.mul(m.forward(x, c, labels), w)).item()));
-    dv.scope(() => dv.sum(dv.mul(m.forward(x, c, labels), w)).backward());
-    const tensors: [string, dv.Tensor][] = [['x', x], ...m.namedParameters()];
-    let checked = 0;
-    for (const [name, t] of tensors) {
-      const g = t.grad!.data();
-      const v = Float32Array.from(toF32(randomValues(t.size, 1000 + checked, 1)));
-      let analytic = 0, norm = 0;
-      for (let i = 0; i < v.length; i++) {
-        analytic += g[i] * v[i];
-        norm += Math.abs(g[i] * v[i]);
-      }
-      const base = t.data(), h = 1e-2;
-      const at = (s: number) => {
-        dv.assign_(t, base.map((b, i) => b + s * v[i]));
-        return loss();
-      };
-      const numeric = (at(h) - at(-h)) / (2 * h);
-      dv.assign_(t, base);
-      // float32 forward passes: the quotient carries ~1e-6 relative rounding of the loss over h, and
-      // O(h²) truncation. The bound is relative to sum |g·v|, not to the (possibly cancelling) sum;
-      // the worst seen is 2.1e-3 (a GroupNorm weight); smaller h lets rounding dominate (1e-2 at h = 1e-3).
-      expect(Math.abs(numeric - analytic), `${name}: numeric ${numeric}, analytic ${analytic}`).toBeLessThanOrEqual(5e-3 * norm);
-      checked++;
-    }
-    expect(checked).toBe(1 + [...m.namedParameters()].length);
+    expect(expectNetworkGradients(m)).toBe(1 + [...m.namedParameters()].length);
     m.dispose();
   });
 });
