@@ -13,7 +13,7 @@ import { IUViT } from '../lib/models/diffusion_vit.js';
 import { rope2dTables } from '../lib/nn/rope.js';
 import { rotaryEmbedding } from '../lib/ops/rope.js';
 import { checkOp, type CloseOptions, describeEachBackend, deviceBuffer, expectClose, fromValues, randomValues, readBuffer, toF32 } from './helpers.js';
-import { expectNetworkGradients } from './trainer_checks.js';
+import { expectNetworkGradients, expectNetworkMatchesHost } from './trainer_checks.js';
 
 const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 const ROPE_TOL: CloseOptions = { dtype: 'float32', kind: 'rope' };
@@ -249,28 +249,15 @@ describe('IU-ViT/ASCEND with rope', () => {
 
 describeEachBackend('IU-ViT/ASCEND with rope on the device', ({ device }) => {
   test("forward and every parameter's gradient equal the host's; the tables follow the model and go with dispose()", () => {
-    const run = (where: string) => dv.scope(() => {
+    const runOnDevice = expectNetworkMatchesHost(() => {
       const m = new IUViT(TINY, { seed: 2 });
       randomize(m, 30, 0.3);
-      m.to(where);
-      const x = dv.tensor(Float32Array.from(randomValues(2 * 3 * 64, 3, 1)), [2, 3, 8, 8], { device: where });
-      const c = dv.tensor([0.2, -1.1], [2], { device: where }), labels = dv.tensor([1, 3], [2], { dtype: 'int32', device: where });
-      const w = dv.tensor(Float32Array.from(randomValues(2 * 3 * 64, 4, 1)), [2, 3, 8, 8], { device: where });
-      const F = m.forward(x, c, labels);
-      dv.sum(dv.mul(F, w)).backward();
-      const out = [F.data(), ...m.parameters().map((p) => p.grad!.data())];
-      m.dispose();
-      return out;
-    });
-    const ref = run('cpu'), got = run(device);
-    ref.forEach((r, i) => {
-      const scale = new Float64Array(r.length).fill(r.reduce((mx, v) => Math.max(mx, Math.abs(v)), 0));
-      expectClose(got[i], Float64Array.from(r), { atol: 0, rtol: 1e-5, scale }, i === 0 ? 'F' : `gradient ${i}`);
-    });
+      return m;
+    }, device);
     // Another run leaves no tensor behind: dispose() freed the tables made for the device. (Counted
     // after a first run, which may leave the backend's own lazily made tensors.)
     const live = dv.liveTensorCount();
-    run(device);
+    runOnDevice();
     expect(dv.liveTensorCount()).toBe(live);
   });
 });

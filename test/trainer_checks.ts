@@ -12,7 +12,7 @@ import { edmLoss } from '../lib/diffusion/edm.js';
 import * as dv from '../lib/index.js';
 import type { Module } from '../lib/nn/module.js';
 import { type TrainConfig, Trainer } from '../lib/train/trainer.js';
-import { randomValues, toF32 } from './helpers.js';
+import { expectClose, randomValues, toF32 } from './helpers.js';
 
 /** A network F(x, c_noise, labels) of 3-channel 8×8 images with 4 classes. */
 interface Network extends Module {
@@ -68,6 +68,32 @@ export function heldOutLoss(t: Trainer): number {
   const held = new BatchSampler(new ShapesDataset(99, 64), { batchSize: 64, seed: 99 }).batch(0);
   return dv.noGrad(() => dv.scope(() => edmLoss(t.denoiser, dv.tensor(held.images, [64, 3, 32, 32]),
     dv.tensor(held.labels, [64], 'int32'), { generator: new dv.Generator(123) }).item()));
+}
+
+/**
+ * F and every parameter's gradient of a network made by `make` (the same weights each call) on
+ * `device` against the host's, for sum(w · F) on fixed inputs. Sums run in another order on another
+ * device, so each tensor is compared relative to its largest value (single elements near zero can
+ * cancel). Returns a function that runs the device pass again (e.g. to count what it leaves behind).
+ */
+export function expectNetworkMatchesHost(make: () => Network, device: string): () => void {
+  const run = (where: string) => dv.scope(() => {
+    const m = make().to(where);
+    const x = dv.tensor(Float32Array.from(randomValues(2 * 3 * 64, 3, 1)), [2, 3, 8, 8], { device: where });
+    const c = dv.tensor([0.2, -1.1], [2], { device: where }), labels = dv.tensor([1, 3], [2], { dtype: 'int32', device: where });
+    const w = dv.tensor(Float32Array.from(randomValues(2 * 3 * 64, 4, 1)), [2, 3, 8, 8], { device: where });
+    const F = m.forward(x, c, labels);
+    dv.sum(dv.mul(F, w)).backward();
+    const out = [F.data(), ...m.parameters().map((p) => p.grad!.data())];
+    m.dispose();
+    return out;
+  });
+  const ref = run('cpu'), got = run(device);
+  ref.forEach((r, i) => {
+    const scale = new Float64Array(r.length).fill(r.reduce((mx, v) => Math.max(mx, Math.abs(v)), 0));
+    expectClose(got[i], Float64Array.from(r), { atol: 0, rtol: 1e-5, scale }, i === 0 ? 'F' : `gradient ${i}`);
+  });
+  return () => void run(device);
 }
 
 /** Every tensor of a run's state (raw weights, AdamW moments, EMA), read to the host. */

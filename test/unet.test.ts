@@ -18,8 +18,8 @@ import { fullConfig, type ModelConfig, PRESETS } from '../lib/models/configs.js'
 import { DiffusionViT, IUViT } from '../lib/models/diffusion_vit.js';
 import { UNet } from '../lib/models/unet.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../lib/train/trainer.js';
-import { describeEachBackend, expectClose, randomValues, toF32 } from './helpers.js';
-import { expectNetworkGradients, expectResumeBitExact, heldOutLoss } from './trainer_checks.js';
+import { describeEachBackend, randomValues, toF32 } from './helpers.js';
+import { expectNetworkGradients, expectNetworkMatchesHost, expectResumeBitExact, heldOutLoss } from './trainer_checks.js';
 
 /** 8×8 images, two resolutions (8 and 4 px), attention at 4 px: every part of the network, small. */
 const SMALL: ModelConfig = {
@@ -125,27 +125,12 @@ describe('model', () => {
 describeEachBackend('the U-Net on the device', ({ device }) => {
   test("forward and every parameter's gradient equal the host's", () => {
     // The same weights on the host and on the suite's device; the host run is the reference.
-    const run = (where: string) => dv.scope(() => {
+    expectNetworkMatchesHost(() => {
       const m = new UNet(SMALL, { seed: 2 });
       let seed = 30;
       for (const p of m.parameters()) dv.assign_(p, Float32Array.from(toF32(randomValues(p.size, seed++, 0.3))));
-      m.to(where);
-      const x = dv.tensor(Float32Array.from(randomValues(2 * 3 * 64, 3, 1)), [2, 3, 8, 8], { device: where });
-      const c = dv.tensor([0.2, -1.1], [2], { device: where }), labels = dv.tensor([1, 3], [2], { dtype: 'int32', device: where });
-      const w = dv.tensor(Float32Array.from(randomValues(2 * 3 * 64, 4, 1)), [2, 3, 8, 8], { device: where });
-      const F = m.forward(x, c, labels);
-      dv.sum(dv.mul(F, w)).backward();
-      const out = [F.data(), ...m.parameters().map((p) => p.grad!.data())];
-      m.dispose();
-      return out;
-    });
-    const ref = run('cpu'), got = run(device);
-    // Sums in another order on another device: compared relative to each tensor's largest value
-    // (single elements near zero can cancel).
-    ref.forEach((r, i) => {
-      const scale = new Float64Array(r.length).fill(r.reduce((m, v) => Math.max(m, Math.abs(v)), 0));
-      expectClose(got[i], Float64Array.from(r), { atol: 0, rtol: 1e-5, scale }, i === 0 ? 'F' : `gradient ${i}`);
-    });
+      return m;
+    }, device);
   });
 });
 
