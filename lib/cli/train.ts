@@ -224,10 +224,11 @@ export async function trainCommand(argv: string[]): Promise<number> {
       const r = trainer.trainStep(await loader.get(trainer.step));
       if (!started) startRunFolder();
       losses.push([r.step, r.loss]);
-      const imgPerSec = ((trainer.step - startStep) * cfg.batchSize) / ((Date.now() - t0) / 1000);
-      appendFileSync(metricsPath, JSON.stringify({ step: r.step, loss: r.loss, grad_norm: r.gradNorm, lr: r.lr, skipped: r.skipped, img_per_s: imgPerSec, time: (Date.now() - t0) / 1000 }) + '\n');
+      const elapsed = (Date.now() - t0) / 1000;
+      const imgPerSec = ((trainer.step - startStep) * cfg.batchSize) / elapsed;
+      appendFileSync(metricsPath, JSON.stringify({ step: r.step, loss: r.loss, grad_norm: r.gradNorm, lr: r.lr, skipped: r.skipped, img_per_s: imgPerSec, time: elapsed }) + '\n');
       if (budget && !budget.isFixed) {
-        const total = budget.resize(r.step, (Date.now() - t0) / 1000, cfg.steps);
+        const total = budget.resize(r.step, elapsed, cfg.steps);
         if (total !== null) trainer.setSteps(bar.total = total);
         if (budget.isFixed) writeRunConfig();
       }

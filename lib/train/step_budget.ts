@@ -9,9 +9,10 @@
  * Native-free (the CLI's checks import it).
  */
 
+import { COOLDOWN_FRACTION, type LrSchedule } from './schedule.js';
+
 /** Steps between re-estimates of the run's length. */
 export const RESIZE_EVERY = 20;
-import { COOLDOWN_FRACTION, type LrSchedule } from './schedule.js';
 
 /** How much of a run with this schedule may pass before its length must stay what it is. */
 export function fixedLengthAfter(schedule: LrSchedule): number {
