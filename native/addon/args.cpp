@@ -217,6 +217,14 @@ void Args::require_extent(int i, const Buffer& b, int64_t offset, int64_t extent
          "a buffer of " + std::to_string(b.numel()));
 }
 
+void Args::require_disjoint(int i, const Buffer& a, int64_t ao, int64_t na, int j, const Buffer& b, int64_t bo,
+                            int64_t nb) {
+  if (&a != &b || na == 0 || nb == 0 || ao >= bo + nb || bo >= ao + na) return;
+  fail(j, std::string("memory not overlapping '") + name(i) + "' (elements " + std::to_string(ao) + ".." +
+              std::to_string(ao + na) + ")",
+       "elements " + std::to_string(bo) + ".." + std::to_string(bo + nb) + " of the same buffer");
+}
+
 void Args::require_same_device(int i, const Buffer& a, int j, const Buffer& b) {
   if (a.device() != b.device())
     fail(j, std::string("a buffer on ") + device_name(a.device()) + " like '" + name(i) + "'", device_name(b.device()));

@@ -15,19 +15,15 @@ constexpr int64_t kMaxSize = int64_t(1) << 40;
 
 struct Range {
   int arg;
-  const char* name;
   const Buffer* buffer;
   int64_t offset;
 };
 
-// Fails when two of the n-element ranges share memory (the kernel reads and writes them in one pass).
+// No two of the n-element ranges may share memory (the kernel reads and writes them in one pass).
 void require_disjoint(Args& a, std::initializer_list<Range> ranges, int64_t n) {
   for (auto i = ranges.begin(); i != ranges.end(); ++i)
     for (auto j = i + 1; j != ranges.end(); ++j)
-      if (i->buffer == j->buffer && i->offset < j->offset + n && j->offset < i->offset + n)
-        a.fail(j->arg, std::string("memory not overlapping '") + i->name + "'",
-               "a range overlapping it (offsets " + std::to_string(i->offset) + " and " + std::to_string(j->offset) +
-                   ", " + std::to_string(n) + " elements each)");
+      a.require_disjoint(i->arg, *i->buffer, i->offset, n, j->arg, *j->buffer, j->offset, n);
 }
 
 // A finite number in [lo, hi).
@@ -59,7 +55,7 @@ AdamWRanges adamw_ranges(Args& a) {
   a.require_extent(2, g, go, n);
   a.require_extent(4, m, mo, n);
   a.require_extent(6, v, vo, n);
-  require_disjoint(a, {{0, "param", &p, po}, {2, "grad", &g, go}, {4, "expAvg", &m, mo}, {6, "expAvgSq", &v, vo}}, n);
+  require_disjoint(a, {{0, &p, po}, {2, &g, go}, {4, &m, mo}, {6, &v, vo}}, n);
   return {p.as<float>() + po, m.as<float>() + mo, v.as<float>() + vo, g.as<float>() + go, n};
 }
 cpu::AdamWParams adamw_betas(Args& a, int first) {
@@ -132,7 +128,7 @@ DV_KERNEL_IMPL(emaControlled) {
   const int64_t so = a.integer(1), po = a.integer(3), n = a.integer(4, 0, kMaxSize);
   a.require_extent(0, shadow, so, n);
   a.require_extent(2, param, po, n);
-  require_disjoint(a, {{0, "shadow", &shadow, so}, {2, "param", &param, po}}, n);
+  require_disjoint(a, {{0, &shadow, so}, {2, &param, po}}, n);
   float* control = control_block(a, 5);
   if (n == 0) return info.Env().Undefined();
   DV_RUN(a, ema_controlled, shadow.as<float>() + so, param.as<float>() + po, n, control);

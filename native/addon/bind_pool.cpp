@@ -52,15 +52,6 @@ cpu::PoolGeometry pool_geometry(Args& a, int first) {
   return g;
 }
 
-// x and y must not share memory: the kernels read x while writing y.
-void require_disjoint(Args& a, const Buffer& x, int64_t xo, int64_t nx, int yi, const Buffer& y, int64_t yo,
-                      int64_t ny) {
-  if (&x != &y || nx == 0 || ny == 0) return;
-  if (xo < yo + ny && yo < xo + nx)
-    a.fail(yi, "memory disjoint from argument 'x' (elements " + std::to_string(xo) + ".." + std::to_string(xo + nx) + ")",
-           "elements " + std::to_string(yo) + ".." + std::to_string(yo + ny) + " of the same buffer");
-}
-
 // Shared body of maxPool2d and avgPool2d: x (planes, height, width) -> y (planes, outH, outW).
 struct PoolCall {
   cpu::PoolGeometry g;
@@ -77,7 +68,7 @@ PoolCall pool_call(Args& a) {
   const int64_t nx = checked_numel({g.planes, g.height, g.width}), ny = checked_numel({g.planes, g.out_h, g.out_w});
   a.require_extent(0, x, xo, nx);
   a.require_extent(2, y, yo, ny);
-  require_disjoint(a, x, xo, nx, 2, y, yo, ny);
+  a.require_disjoint(0, x, xo, nx, 2, y, yo, ny);
   return {g, x.as<float>() + xo, y.as<float>() + yo, ny == 0};
 }
 }  // namespace
@@ -113,7 +104,7 @@ DV_KERNEL_IMPL(resizeBilinear) {
   const int64_t nx = checked_numel({g.planes, g.in_h, g.in_w}), ny = checked_numel({g.planes, g.out_h, g.out_w});
   a.require_extent(0, x, xo, nx);
   a.require_extent(2, y, yo, ny);
-  require_disjoint(a, x, xo, nx, 2, y, yo, ny);
+  a.require_disjoint(0, x, xo, nx, 2, y, yo, ny);
   if (ny == 0) return info.Env().Undefined();
   DV_RUN(a, resize_bilinear, g, x.as<float>() + xo, y.as<float>() + yo);
   return info.Env().Undefined();
