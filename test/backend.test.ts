@@ -18,29 +18,36 @@ import { makeToyBackend } from './toy_backend.js';
 // One kernel table
 // ---------------------------------------------------------------------------------------------
 
-/** `name(args: { key: type; ... })` of every kernel declared in lib/backend/kernels/*.ts: the keys in order. */
-function tsKernelArgs(): Map<string, string[]> {
+/** `name(args: { key: type; ... })` of every kernel declared in lib/backend/kernels/*.ts: each key with its type, in order. */
+function tsKernelArgs(): Map<string, [string, string][]> {
   const dir = new URL('../lib/backend/kernels/', import.meta.url);
-  const table = new Map<string, string[]>();
+  const table = new Map<string, [string, string][]>();
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts')).sort()) {
     const text = readFileSync(new URL(file, dir), 'utf8');
     for (const m of text.matchAll(/^\s*(\w+)\(args: \{([^}]*)\}\)/gm)) {
       expect(table.has(m[1]), `${m[1]} declared twice (again in ${file})`).toBe(false);
-      table.set(m[1], [...m[2].matchAll(/(\w+)\??\s*:/g)].map((k) => k[1]));
+      table.set(m[1], [...m[2].matchAll(/(\w+)\??\s*:\s*([^;]+)/g)].map((k) => [k[1], k[2].trim()]));
     }
   }
   return table;
 }
 
-/** `DV_KERNEL(name, "arg", ...)` of native/addon/kernels.def, in file order. */
-function defKernelArgs(): Map<string, string[]> {
+/** `DV_KERNEL(name, F32("x"), "xOffset", ...)` of native/addon/kernels.def, in file order: each name with its declaration ('' for a value). */
+function defKernelArgs(): Map<string, [string, string][]> {
   const text = readFileSync(new URL('../native/addon/kernels.def', import.meta.url), 'utf8');
-  const table = new Map<string, string[]>();
-  for (const m of text.matchAll(/^DV_KERNEL\((\w+)((?:,\s*"\w+")*)\)/gm)) {
-    table.set(m[1], [...m[2].matchAll(/"(\w+)"/g)].map((k) => k[1]));
+  const table = new Map<string, [string, string][]>();
+  for (const m of text.matchAll(/^DV_KERNEL\((\w+)((?:,\s*(?:\w+\()?"\w+"\)?)*)\)$/gm)) {
+    table.set(m[1], [...m[2].matchAll(/(?:(\w+)\()?"(\w+)"/g)].map((k) => [k[2], k[1] ?? '']));
   }
   return table;
 }
+
+/** The buffer declaration of kernels.def that a TS argument type asks for ('' for a value). */
+const BUFFER_KINDS: Record<string, readonly string[]> = {
+  DeviceBuffer: ['F32', 'I32', 'ANY'],
+  'DeviceBuffer | null': ['F32_OPT'],
+  'DeviceBuffer[]': ['F32_LIST'],
+};
 
 describe('the kernel table', () => {
   const ts = tsKernelArgs(), def = defKernelArgs(), addon = native.kernelTable();
@@ -55,13 +62,20 @@ describe('the kernel table', () => {
     expect([...KERNEL_NAMES]).toEqual([...def.keys()]);
   });
 
-  test.each([...KERNEL_NAMES])('%s: lib/backend/kernels declares the arguments of kernels.def, in order', (name) => {
-    expect(ts.get(name), `${name} in lib/backend/kernels/*.ts`).toEqual(def.get(name));
+  const names = (args: [string, string][] | undefined) => args?.map(([n]) => n);
+
+  test.each([...KERNEL_NAMES])('%s: lib/backend/kernels declares the arguments of kernels.def, in order, buffers as buffers', (name) => {
+    expect(names(ts.get(name)), `${name} in lib/backend/kernels/*.ts`).toEqual(names(def.get(name)));
+    const declared = new Map(def.get(name));
+    for (const [arg, type] of ts.get(name)!) {
+      const kinds = BUFFER_KINDS[type] ?? [''];
+      expect(kinds, `${name}.${arg}: '${type}' in TS, ${declared.get(arg) || 'a value'} in kernels.def`).toContain(declared.get(arg));
+    }
   });
 
   test.each([...KERNEL_NAMES])('%s: the built addon takes the arguments lib/backend/kernels declares', (name) => {
     expect(addon[name], `${name}: build/Release/diffvit.node disagrees with lib/backend/kernels (stale build? npm run build:native)`)
-      .toEqual(ts.get(name));
+      .toEqual(names(ts.get(name)));
   });
 
   test('the CPU backend implements every kernel', () => {

@@ -20,15 +20,23 @@ Args::Args(const Napi::CallbackInfo& info, const char* op, std::initializer_list
   for (size_t k = 0; k < info.Length(); ++k) values_.push_back(info[k]);
 }
 
-Args::Args(const Napi::CallbackInfo& info, const char* op, const std::vector<const char*>& names, Call call)
-    : info_(info), op_(op), names_(&names) {
+Args::Args(const Napi::CallbackInfo& info, const char* op, const std::vector<const char*>& names,
+           const std::vector<ArgType>& types, Call call)
+    : info_(info), op_(op), names_(&names), types_(&types) {
   if (call == Call::positional) {
     if (info.Length() != names.size())
       fail_arg(op_, "(arguments)", std::to_string(names.size()) + " positional arguments", std::to_string(info.Length()));
     values_.reserve(info.Length());
     for (size_t k = 0; k < info.Length(); ++k) values_.push_back(info[k]);
-    return;
+  } else {
+    read_named(info, names);
   }
+  buffers_.resize(names.size());
+  for (size_t k = 0; k < names.size(); ++k)
+    if (types[k].kind != ArgKind::value) buffers_[k] = check_declared(static_cast<int>(k), types[k]);
+}
+
+void Args::read_named(const Napi::CallbackInfo& info, const std::vector<const char*>& names) {
   if (info.Length() != 1 || !info[0].IsObject() || info[0].IsArray() || BufferObject::From(info[0])) {
     std::string list;
     for (size_t k = 0; k < names.size(); ++k) list += (k ? ", " : "") + std::string(names[k]);
@@ -91,12 +99,59 @@ void Args::fail(const char* arg, const std::string& expected, const std::string&
   fail_arg(op_, arg, expected, received);
 }
 
-Buffer& Args::buffer(int i, DType dtype) {
+Buffer* Args::checked_buffer(int i, DType dtype) {
   Buffer* b = BufferObject::From(at(i));
   if (!b) fail(i, std::string("a ") + dtype_name(dtype) + " NativeBuffer", describe(at(i)));
   if (!b->alive()) fail(i, "a live NativeBuffer (not disposed)", "a disposed NativeBuffer");
   if (b->dtype() != dtype) fail(i, std::string("dtype ") + dtype_name(dtype), dtype_name(b->dtype()));
-  return on_device(i, -1, *b);
+  return &on_device(i, -1, *b);
+}
+
+Buffer* Args::check_declared(int i, ArgType t) {
+  switch (t.kind) {
+    case ArgKind::buffer: return checked_buffer(i, t.dtype);
+    case ArgKind::optional_buffer: return at(i).IsNull() || at(i).IsUndefined() ? nullptr : checked_buffer(i, t.dtype);
+    case ArgKind::any_buffer: {
+      Buffer* b = BufferObject::From(at(i));
+      if (!b) fail(i, "a NativeBuffer", describe(at(i)));
+      if (!b->alive()) fail(i, "a live NativeBuffer (not disposed)", "a disposed NativeBuffer");
+      return &on_device(i, -1, *b);
+    }
+    case ArgKind::buffer_list: {
+      Napi::Value v = at(i);
+      if (!v.IsArray()) fail(i, std::string("an array of ") + dtype_name(t.dtype) + " NativeBuffers", describe(v));
+      Napi::Array list = v.As<Napi::Array>();
+      for (uint32_t k = 0; k < list.Length(); ++k) {
+        Napi::Value item = list.Get(k);
+        Buffer* b = BufferObject::From(item);
+        std::string element = arg_name(i, static_cast<int>(k));
+        if (!b) fail(element.c_str(), std::string("a ") + dtype_name(t.dtype) + " NativeBuffer", describe(item));
+        if (!b->alive()) fail(element.c_str(), "a live NativeBuffer (not disposed)", "a disposed NativeBuffer");
+        if (b->dtype() != t.dtype) fail(element.c_str(), std::string("dtype ") + dtype_name(t.dtype), dtype_name(b->dtype()));
+        list_items_.push_back(&on_device(i, static_cast<int>(k), *b));
+      }
+      return nullptr;
+    }
+    case ArgKind::value: break;
+  }
+  return nullptr;
+}
+
+Buffer* Args::declared(int i, ArgKind kind) const {
+  // A binding reading an argument as kernels.def does not declare it is a bug in the addon.
+  if (!types_ || (*types_)[i].kind != kind)
+    throw Error(std::string("diffvit.") + op_ + ": internal error: kernels.def does not declare argument '" + name(i) +
+                "' as the binding reads it");
+  return buffers_[i];
+}
+
+Buffer& Args::buffer(int i) { return *declared(i, ArgKind::buffer); }
+Buffer& Args::any_buffer(int i) { return *declared(i, ArgKind::any_buffer); }
+Buffer* Args::optional_buffer(int i) { return declared(i, ArgKind::optional_buffer); }
+
+std::vector<Buffer*> Args::buffers(int i) {
+  declared(i, ArgKind::buffer_list);
+  return list_items_;  // as read once by the check (an array's getters are not run again)
 }
 
 std::string Args::arg_name(int i, int element) const {
@@ -113,35 +168,6 @@ Buffer& Args::on_device(int i, int element, Buffer& b) {
          std::string("one on ") + device_name(b.device()));
   }
   return b;
-}
-
-Buffer& Args::any_buffer(int i) {
-  Buffer* b = BufferObject::From(at(i));
-  if (!b) fail(i, "a NativeBuffer", describe(at(i)));
-  if (!b->alive()) fail(i, "a live NativeBuffer (not disposed)", "a disposed NativeBuffer");
-  return on_device(i, -1, *b);
-}
-
-std::vector<Buffer*> Args::buffers(int i, DType dtype) {
-  Napi::Value v = at(i);
-  if (!v.IsArray()) fail(i, std::string("an array of ") + dtype_name(dtype) + " NativeBuffers", describe(v));
-  Napi::Array list = v.As<Napi::Array>();
-  std::vector<Buffer*> out(list.Length());
-  for (uint32_t k = 0; k < list.Length(); ++k) {
-    Napi::Value item = list.Get(k);
-    Buffer* b = BufferObject::From(item);
-    std::string element = std::string(name(i)) + "[" + std::to_string(k) + "]";
-    if (!b) fail(element.c_str(), std::string("a ") + dtype_name(dtype) + " NativeBuffer", describe(item));
-    if (!b->alive()) fail(element.c_str(), "a live NativeBuffer (not disposed)", "a disposed NativeBuffer");
-    if (b->dtype() != dtype) fail(element.c_str(), std::string("dtype ") + dtype_name(dtype), dtype_name(b->dtype()));
-    out[k] = &on_device(i, static_cast<int>(k), *b);
-  }
-  return out;
-}
-
-Buffer* Args::optional_buffer(int i, DType dtype) {
-  if (at(i).IsNull() || at(i).IsUndefined()) return nullptr;
-  return &buffer(i, dtype);
 }
 
 int64_t Args::integer(int i, int64_t lo, int64_t hi) {

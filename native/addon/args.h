@@ -12,6 +12,15 @@
 
 namespace dv::addon {
 
+// What kernels.def declares an argument to be (F32("x"), F32_OPT, F32_LIST, I32, ANY; a plain name
+// is a value). Args checks every declared buffer (a live NativeBuffer of that dtype, on the call's
+// one device) before the binding runs, so bindings name no dtype.
+enum class ArgKind : unsigned char { value, buffer, optional_buffer, buffer_list, any_buffer };
+struct ArgType {
+  ArgKind kind = ArgKind::value;
+  DType dtype = DType::f32;
+};
+
 class Args {
  public:
   // `names` lists the arguments in order; a call with another count is rejected.
@@ -20,7 +29,9 @@ class Args {
   // read by name and then addressed by index in that order (a missing or unknown key is
   // rejected); `positional`, the values themselves in that order (module.cpp's fast path).
   enum class Call { named, positional };
-  Args(const Napi::CallbackInfo& info, const char* op, const std::vector<const char*>& names, Call call);
+  // `types` (one per name) are checked here, in order.
+  Args(const Napi::CallbackInfo& info, const char* op, const std::vector<const char*>& names,
+       const std::vector<ArgType>& types, Call call);
 
   Args(const Args&) = delete;
   Args& operator=(const Args&) = delete;
@@ -28,14 +39,12 @@ class Args {
   const char* op() const { return op_; }
   Napi::Env env() const { return info_.Env(); }
 
-  // A live NativeBuffer of the given dtype.
-  Buffer& buffer(int i, DType dtype);
-  // A live NativeBuffer of any dtype.
+  // The buffers kernels.def declares, checked by the constructor: a buffer argument (F32, I32),
+  // one of any dtype (ANY), an optional one (F32_OPT: nullptr for null/undefined), an array (F32_LIST).
+  Buffer& buffer(int i);
   Buffer& any_buffer(int i);
-  // An array of live NativeBuffers of the given dtype.
-  std::vector<Buffer*> buffers(int i, DType dtype);
-  // As buffer(), or nullptr for null/undefined.
-  Buffer* optional_buffer(int i, DType dtype);
+  Buffer* optional_buffer(int i);
+  std::vector<Buffer*> buffers(int i);
   // A finite integer in [lo, hi].
   int64_t integer(int i, int64_t lo = 0, int64_t hi = (int64_t(1) << 50));
   // A finite number (NaN and infinities rejected unless allow_nonfinite).
@@ -64,6 +73,13 @@ class Args {
 
  private:
   Napi::Value at(int i) const { return values_[i]; }
+  void read_named(const Napi::CallbackInfo& info, const std::vector<const char*>& names);
+  // Checks argument i against its declared type; returns the buffer (nullptr for an absent optional
+  // one or a list).
+  Buffer* check_declared(int i, ArgType t);
+  Buffer* checked_buffer(int i, DType dtype);
+  // The checked buffer of argument i, which kernels.def must declare with `kind`.
+  Buffer* declared(int i, ArgKind kind) const;
   // Records (first buffer) or checks the call's device; `element` >= 0 for an item of an array argument.
   Buffer& on_device(int i, int element, Buffer& b);
   std::string arg_name(int i, int element) const;
@@ -74,7 +90,10 @@ class Args {
   const char* op_;
   std::vector<const char*> own_names_;  // positional calls: the names given to the constructor
   const std::vector<const char*>* names_;
+  const std::vector<ArgType>* types_ = nullptr;
   std::vector<Napi::Value> values_;
+  std::vector<Buffer*> buffers_;     // per argument: its checked buffer, or nullptr
+  std::vector<Buffer*> list_items_;  // the items of the F32_LIST argument (kernels have at most one)
 };
 
 // An allocator's statistics as JS sees them (lib/backend/backend.ts MemoryStats).

@@ -45,7 +45,7 @@ struct View {
   std::vector<int64_t> strides;
 };
 View read_view(Args& a, int i, const Dims& m, int64_t n) {
-  View v{&a.buffer(i, DType::f32), a.integer(i + 1), a.integers(i + 2, 3, 0, kMaxSize)};
+  View v{&a.buffer(i), a.integer(i + 1), a.integers(i + 2, 3, 0, kMaxSize)};
   if (v.strides.size() != 3)
     a.fail(i + 2, "3 strides (batch, head, token)", "an array of length " + std::to_string(v.strides.size()));
   a.require_extent(i, *v.buffer, v.offset,
@@ -88,7 +88,7 @@ DV_KERNEL_IMPL(attentionForward) {
   View q = read_view(a, 0, m, m.nq), k = read_view(a, 3, m, m.nk), v = read_view(a, 6, m, m.nk);
   View o = read_view(a, 9, m, m.nq);
   require_non_overlapping(a, 9, o, m, m.nq);
-  Buffer* lse = a.optional_buffer(12, DType::f32);
+  Buffer* lse = a.optional_buffer(12);
   int64_t lse_offset = a.integer(13);
   if (lse) a.require_extent(12, *lse, lse_offset, checked_numel({m.batch, m.heads, m.nq}));
   cpu::AttentionForwardArgs f{};
@@ -115,7 +115,7 @@ DV_KERNEL_IMPL(attentionBackward) {
   const cpu::MatmulPrecision precision = read_precision(a, 32);
   View q = read_view(a, 0, m, m.nq), k = read_view(a, 3, m, m.nk), v = read_view(a, 6, m, m.nk);
   View o = read_view(a, 9, m, m.nq), dout = read_view(a, 12, m, m.nq);
-  Buffer& lse = a.buffer(15, DType::f32);
+  Buffer& lse = a.buffer(15);
   int64_t lse_offset = a.integer(16);
   a.require_extent(15, lse, lse_offset, checked_numel({m.batch, m.heads, m.nq}));
   View dq = read_view(a, 17, m, m.nq), dk = read_view(a, 20, m, m.nk), dv = read_view(a, 23, m, m.nk);

@@ -40,8 +40,8 @@ int64_t cols_numel(const cpu::ConvGeometry& g) {
 
 // im2col: x (batch, channels, height, width) -> cols (batch, channels*kh*kw, OH*OW)
 DV_KERNEL_IMPL(im2col) {
-  Buffer& x = a.buffer(0, DType::f32);
-  Buffer& cols = a.buffer(2, DType::f32);
+  Buffer& x = a.buffer(0);
+  Buffer& cols = a.buffer(2);
   int64_t xo = a.integer(1), co = a.integer(3);
   cpu::ConvGeometry g = geometry(a, 4);
   a.require_extent(0, x, xo, image_numel(g));
@@ -53,8 +53,8 @@ DV_KERNEL_IMPL(im2col) {
 
 // col2im: x = the adjoint of im2col applied to cols (x is overwritten)
 DV_KERNEL_IMPL(col2im) {
-  Buffer& cols = a.buffer(0, DType::f32);
-  Buffer& x = a.buffer(2, DType::f32);
+  Buffer& cols = a.buffer(0);
+  Buffer& x = a.buffer(2);
   int64_t co = a.integer(1), xo = a.integer(3);
   cpu::ConvGeometry g = geometry(a, 4);
   a.require_extent(0, cols, co, cols_numel(g));

@@ -28,10 +28,10 @@ void check_sigmas(Args& a, int i, const Buffer& sigma, int64_t offset, int64_t b
 // edmNoise: with drawSigma, first writes the training noise levels σ = exp(pMean + pStd·z) into
 // sigma (z: elements sigmaCounter.. of Philox(seed)); cNoise (optional) receives ln(σ)/4.
 DV_KERNEL_IMPL(edmNoise) {
-  Buffer& y = a.buffer(0, DType::f32);
-  Buffer& sigma = a.buffer(2, DType::f32);
-  Buffer& xn = a.buffer(9, DType::f32);
-  Buffer& xi = a.buffer(10, DType::f32);
+  Buffer& y = a.buffer(0);
+  Buffer& sigma = a.buffer(2);
+  Buffer& xn = a.buffer(9);
+  Buffer& xi = a.buffer(10);
   int64_t yo = a.integer(1), so = a.integer(3), batch = a.integer(4, 0, kMaxSize), per = a.integer(5, 0, kMaxSize);
   uint64_t seed = a.integer(6, 0, int64_t(1) << 53), counter = a.integer(7, 0, int64_t(1) << 53);
   float sd = static_cast<float>(a.number(8));
@@ -39,7 +39,7 @@ DV_KERNEL_IMPL(edmNoise) {
   bool draw = a.boolean(11);
   uint64_t sigma_counter = a.integer(12, 0, int64_t(1) << 53);
   double p_mean = a.number(13), p_std = a.number(14);
-  Buffer* cn = a.optional_buffer(15, DType::f32);
+  Buffer* cn = a.optional_buffer(15);
   int64_t co = a.integer(16);
   int64_t n = checked_numel({batch, per});
   a.require_extent(0, y, yo, n);
@@ -59,12 +59,12 @@ DV_KERNEL_IMPL(edmNoise) {
 // edmLoss: the mean loss (accumulated in float64) is stored as float32 at loss[lossOffset], on the
 // device: no value comes back to the caller.
 DV_KERNEL_IMPL(edmLoss) {
-  Buffer& F = a.buffer(0, DType::f32);
-  Buffer& xn = a.buffer(2, DType::f32);
-  Buffer& y = a.buffer(3, DType::f32);
-  Buffer& sigma = a.buffer(5, DType::f32);
-  Buffer& dF = a.buffer(10, DType::f32);
-  Buffer& loss = a.buffer(11, DType::f32);
+  Buffer& F = a.buffer(0);
+  Buffer& xn = a.buffer(2);
+  Buffer& y = a.buffer(3);
+  Buffer& sigma = a.buffer(5);
+  Buffer& dF = a.buffer(10);
+  Buffer& loss = a.buffer(11);
   int64_t fo = a.integer(1), yo = a.integer(4), so = a.integer(6), batch = a.integer(7, 1, kMaxSize), per = a.integer(8, 1, kMaxSize);
   int64_t lo = a.integer(12);
   float sd = static_cast<float>(a.number(9));
@@ -93,12 +93,12 @@ DV_KERNEL_IMPL(edmLoss) {
 
 DV_KERNEL_IMPL(edmSamplerStep) {
   cpu::EdmStepArgs s{};
-  Buffer& F = a.buffer(0, DType::f32);
-  Buffer& x = a.buffer(1, DType::f32);
-  Buffer& base = a.buffer(2, DType::f32);
-  Buffer* dPrev = a.optional_buffer(3, DType::f32);
-  Buffer& dOut = a.buffer(4, DType::f32);
-  Buffer& xNext = a.buffer(5, DType::f32);
+  Buffer& F = a.buffer(0);
+  Buffer& x = a.buffer(1);
+  Buffer& base = a.buffer(2);
+  Buffer* dPrev = a.optional_buffer(3);
+  Buffer& dOut = a.buffer(4);
+  Buffer& xNext = a.buffer(5);
   s.batch = a.integer(6, 0, kMaxSize);
   s.per = a.integer(7, 0, kMaxSize);
   s.guided = a.boolean(8);

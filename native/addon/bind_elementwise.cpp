@@ -67,7 +67,7 @@ DV_KERNEL_IMPL(copyStrided) {
 }
 
 DV_KERNEL_IMPL(randomFill) {
-  Buffer& out = a.buffer(0, DType::f32);
+  Buffer& out = a.buffer(0);
   int64_t offset = a.integer(1), n = a.integer(2, 0, kMaxSize);
   int dist = a.choice(3, {"normal", "uniform"});
   uint64_t seed = static_cast<uint64_t>(a.integer(4, 0, (int64_t(1) << 53)));
@@ -81,8 +81,8 @@ DV_KERNEL_IMPL(randomFill) {
 
 DV_KERNEL_IMPL(unary) {
   auto op = static_cast<cpu::UnaryOp>(a.choice(0, {DV_UNARY_OP_NAMES}));
-  Buffer& x = a.buffer(1, DType::f32);
-  Buffer& out = a.buffer(3, DType::f32);
+  Buffer& x = a.buffer(1);
+  Buffer& out = a.buffer(3);
   int64_t xo = a.integer(2), oo = a.integer(4), n = a.integer(5, 0, kMaxSize);
   a.require_extent(1, x, xo, n);
   a.require_extent(3, out, oo, n);
@@ -93,9 +93,9 @@ DV_KERNEL_IMPL(unary) {
 
 DV_KERNEL_IMPL(unaryGrad) {
   auto op = static_cast<cpu::UnaryOp>(a.choice(0, {DV_UNARY_OP_NAMES}));
-  Buffer& x = a.buffer(1, DType::f32);
-  Buffer& dy = a.buffer(3, DType::f32);
-  Buffer& dx = a.buffer(5, DType::f32);
+  Buffer& x = a.buffer(1);
+  Buffer& dy = a.buffer(3);
+  Buffer& dx = a.buffer(5);
   int64_t xo = a.integer(2), dyo = a.integer(4), dxo = a.integer(6), n = a.integer(7, 0, kMaxSize);
   a.require_extent(1, x, xo, n);
   a.require_extent(3, dy, dyo, n);
@@ -108,9 +108,9 @@ DV_KERNEL_IMPL(unaryGrad) {
 // binary: out is contiguous.
 DV_KERNEL_IMPL(binary) {
   auto op = static_cast<cpu::BinaryOp>(a.choice(0, {DV_BINARY_OP_NAMES}));
-  Buffer& A = a.buffer(1, DType::f32);
-  Buffer& B = a.buffer(4, DType::f32);
-  Buffer& out = a.buffer(7, DType::f32);
+  Buffer& A = a.buffer(1);
+  Buffer& B = a.buffer(4);
+  Buffer& out = a.buffer(7);
   int64_t ao = a.integer(2), bo = a.integer(5), oo = a.integer(8);
   std::vector<int64_t> shape = a.integers(9, cpu::kMaxRank, 0, kMaxSize);
   std::vector<int64_t> sa = a.integers(3, cpu::kMaxRank, 0, kMaxSize);
@@ -129,8 +129,8 @@ DV_KERNEL_IMPL(binary) {
 
 // axpby: dst = alpha*dst + beta*src
 DV_KERNEL_IMPL(axpby) {
-  Buffer& dst = a.buffer(0, DType::f32);
-  Buffer& src = a.buffer(2, DType::f32);
+  Buffer& dst = a.buffer(0);
+  Buffer& src = a.buffer(2);
   int64_t dof = a.integer(1), sof = a.integer(3), n = a.integer(4, 0, kMaxSize);
   a.require_extent(0, dst, dof, n);
   a.require_extent(2, src, sof, n);

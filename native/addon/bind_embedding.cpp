@@ -54,9 +54,9 @@ void require_valid_indices(Args& a, int arg, const int32_t* indices, const std::
 
 // out (...indicesShape, dim) = table (rows, dim) [indices]
 DV_KERNEL_IMPL(embedding) {
-  Buffer& table = a.buffer(0, DType::f32);
-  Buffer& indices = a.buffer(4, DType::i32);
-  Buffer& out = a.buffer(7, DType::f32);
+  Buffer& table = a.buffer(0);
+  Buffer& indices = a.buffer(4);
+  Buffer& out = a.buffer(7);
   int64_t to = a.integer(1), io = a.integer(5), oo = a.integer(8);
   int64_t rows = a.integer(2, 0, kMaxSize), dim = a.integer(3, 0, kMaxSize);
   std::vector<int64_t> shape = a.integers(6, cpu::kMaxRank, 0, kMaxSize);
@@ -80,9 +80,9 @@ DV_KERNEL_IMPL(embedding) {
 
 // dtable (rows, dim) = 0, then dtable[indices[k]] += dy[k] in index order (dy is (...indicesShape, dim))
 DV_KERNEL_IMPL(embeddingBackward) {
-  Buffer& dy = a.buffer(0, DType::f32);
-  Buffer& indices = a.buffer(2, DType::i32);
-  Buffer& dtable = a.buffer(5, DType::f32);
+  Buffer& dy = a.buffer(0);
+  Buffer& indices = a.buffer(2);
+  Buffer& dtable = a.buffer(5);
   int64_t dyo = a.integer(1), io = a.integer(3), dto = a.integer(6);
   int64_t rows = a.integer(7, 0, kMaxSize), dim = a.integer(8, 0, kMaxSize);
   std::vector<int64_t> shape = a.integers(4, cpu::kMaxRank, 0, kMaxSize);

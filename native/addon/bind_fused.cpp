@@ -24,12 +24,12 @@ float* mut(Buffer* b, int64_t offset) { return b ? b->as<float>() + offset : nul
 // x, y: (batch, tokens, cols); shift, scale: batch rows of cols, `stride` apart; mean, rstd:
 // (batch * tokens) or null.
 DV_KERNEL_IMPL(layerNormModulate) {
-  Buffer& x = a.buffer(0, DType::f32);
-  Buffer& shift = a.buffer(2, DType::f32);
-  Buffer& scale = a.buffer(5, DType::f32);
-  Buffer& y = a.buffer(8, DType::f32);
-  Buffer* mean = a.optional_buffer(10, DType::f32);
-  Buffer* rstd = a.optional_buffer(12, DType::f32);
+  Buffer& x = a.buffer(0);
+  Buffer& shift = a.buffer(2);
+  Buffer& scale = a.buffer(5);
+  Buffer& y = a.buffer(8);
+  Buffer* mean = a.optional_buffer(10);
+  Buffer* rstd = a.optional_buffer(12);
   int64_t xo = a.integer(1), sho = a.integer(3), shs = a.integer(4, 0, kMaxSize), sco = a.integer(6),
           scs = a.integer(7, 0, kMaxSize), yo = a.integer(9), mo = a.integer(11), ro = a.integer(13);
   int64_t batch = a.integer(14, 0, kMaxSize), tokens = a.integer(15, 0, kMaxSize), cols = a.integer(16, 0, kMaxSize);
@@ -58,14 +58,14 @@ DV_KERNEL_IMPL(layerNormModulate) {
 
 // dx (batch, tokens, cols), dshift and dscale (batch, cols) contiguous, each null when not wanted.
 DV_KERNEL_IMPL(layerNormModulateBackward) {
-  Buffer& x = a.buffer(0, DType::f32);
-  Buffer& scale = a.buffer(2, DType::f32);
-  Buffer& mean = a.buffer(5, DType::f32);
-  Buffer& rstd = a.buffer(7, DType::f32);
-  Buffer& dy = a.buffer(9, DType::f32);
-  Buffer* dx = a.optional_buffer(11, DType::f32);
-  Buffer* dshift = a.optional_buffer(13, DType::f32);
-  Buffer* dscale = a.optional_buffer(15, DType::f32);
+  Buffer& x = a.buffer(0);
+  Buffer& scale = a.buffer(2);
+  Buffer& mean = a.buffer(5);
+  Buffer& rstd = a.buffer(7);
+  Buffer& dy = a.buffer(9);
+  Buffer* dx = a.optional_buffer(11);
+  Buffer* dshift = a.optional_buffer(13);
+  Buffer* dscale = a.optional_buffer(15);
   int64_t xo = a.integer(1), sco = a.integer(3), scs = a.integer(4, 0, kMaxSize), mo = a.integer(6),
           ro = a.integer(8), go = a.integer(10), dxo = a.integer(12), dso = a.integer(14), dco = a.integer(16);
   int64_t batch = a.integer(17, 0, kMaxSize), tokens = a.integer(18, 0, kMaxSize), cols = a.integer(19, 0, kMaxSize);
@@ -101,10 +101,10 @@ DV_KERNEL_IMPL(layerNormModulateBackward) {
 
 // out = x + gate[b] * y over (batch, tokens, cols); gate: batch rows of cols, gateStride apart.
 DV_KERNEL_IMPL(addGated) {
-  Buffer& x = a.buffer(0, DType::f32);
-  Buffer& gate = a.buffer(2, DType::f32);
-  Buffer& y = a.buffer(5, DType::f32);
-  Buffer& out = a.buffer(7, DType::f32);
+  Buffer& x = a.buffer(0);
+  Buffer& gate = a.buffer(2);
+  Buffer& y = a.buffer(5);
+  Buffer& out = a.buffer(7);
   int64_t xo = a.integer(1), go = a.integer(3), gs = a.integer(4, 0, kMaxSize), yo = a.integer(6),
           oo = a.integer(8);
   int64_t batch = a.integer(9, 0, kMaxSize), tokens = a.integer(10, 0, kMaxSize), cols = a.integer(11, 0, kMaxSize);
@@ -124,11 +124,11 @@ DV_KERNEL_IMPL(addGated) {
 
 // dy = gate[b] * dout (batch, tokens, cols), dgate[b] = sum_n y * dout (batch, cols); each null when not wanted.
 DV_KERNEL_IMPL(addGatedBackward) {
-  Buffer& gate = a.buffer(0, DType::f32);
-  Buffer& y = a.buffer(3, DType::f32);
-  Buffer& dout = a.buffer(5, DType::f32);
-  Buffer* dy = a.optional_buffer(7, DType::f32);
-  Buffer* dgate = a.optional_buffer(9, DType::f32);
+  Buffer& gate = a.buffer(0);
+  Buffer& y = a.buffer(3);
+  Buffer& dout = a.buffer(5);
+  Buffer* dy = a.optional_buffer(7);
+  Buffer* dgate = a.optional_buffer(9);
   int64_t go = a.integer(1), gs = a.integer(2, 0, kMaxSize), yo = a.integer(4), oo = a.integer(6),
           dyo = a.integer(8), dgo = a.integer(10);
   int64_t batch = a.integer(11, 0, kMaxSize), tokens = a.integer(12, 0, kMaxSize), cols = a.integer(13, 0, kMaxSize);
@@ -158,11 +158,11 @@ DV_KERNEL_IMPL(addGatedBackward) {
 // receives x Wᵀ + bias before the activation. act: 'none' or 'gelu_tanh'. The bias and the
 // activation are the GEMM's epilogue, applied to each output tile while it is in cache.
 DV_KERNEL_IMPL(linearAct) {
-  Buffer& x = a.buffer(0, DType::f32);
-  Buffer& w = a.buffer(2, DType::f32);
-  Buffer* bias = a.optional_buffer(6, DType::f32);
-  Buffer& out = a.buffer(8, DType::f32);
-  Buffer* pre = a.optional_buffer(10, DType::f32);
+  Buffer& x = a.buffer(0);
+  Buffer& w = a.buffer(2);
+  Buffer* bias = a.optional_buffer(6);
+  Buffer& out = a.buffer(8);
+  Buffer* pre = a.optional_buffer(10);
   int64_t xo = a.integer(1), wo = a.integer(3), bo = a.integer(7), oo = a.integer(9), po = a.integer(11);
   bool wt = a.boolean(4);
   int64_t ldw = a.integer(5, 0, kMaxSize);
@@ -212,10 +212,10 @@ DV_KERNEL_IMPL(linearAct) {
 
 // dh = dout * gelu_tanh'(h) over (rows, cols); dbias (cols) = sum_rows dh, or null.
 DV_KERNEL_IMPL(geluBackwardBias) {
-  Buffer& h = a.buffer(0, DType::f32);
-  Buffer& dout = a.buffer(2, DType::f32);
-  Buffer& dh = a.buffer(4, DType::f32);
-  Buffer* dbias = a.optional_buffer(6, DType::f32);
+  Buffer& h = a.buffer(0);
+  Buffer& dout = a.buffer(2);
+  Buffer& dh = a.buffer(4);
+  Buffer* dbias = a.optional_buffer(6);
   int64_t ho = a.integer(1), go = a.integer(3), dho = a.integer(5), dbo = a.integer(7);
   int64_t rows = a.integer(8, 0, kMaxSize), cols = a.integer(9, 0, kMaxSize);
   int64_t numel = checked_numel({rows, cols});

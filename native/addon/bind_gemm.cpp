@@ -19,9 +19,9 @@ int64_t matrix_extent(int64_t batch, int64_t stride, int64_t rows, int64_t cols,
 
 DV_KERNEL_IMPL(gemm) {
   cpu::GemmArgs g{};
-  Buffer& A = a.buffer(0, DType::f32);
-  Buffer& B = a.buffer(2, DType::f32);
-  Buffer& C = a.buffer(4, DType::f32);
+  Buffer& A = a.buffer(0);
+  Buffer& B = a.buffer(2);
+  Buffer& C = a.buffer(4);
   int64_t ao = a.integer(1), bo = a.integer(3), co = a.integer(5);
   g.batch = a.integer(6, 0, kMaxSize);
   g.m = a.integer(7, 0, kMaxSize);

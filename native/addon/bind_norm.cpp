@@ -27,7 +27,7 @@ GroupShape group_shape(Args& a, int first) {
 
 // A per-(item, channel) vector: batch rows of `channels` floats, `stride` apart (0: one row for all), or null.
 const float* channel_rows(Args& a, int i, const Buffer& x, const GroupShape& s) {
-  Buffer* b = a.optional_buffer(i, DType::f32);
+  Buffer* b = a.optional_buffer(i);
   if (!b) return nullptr;
   const int64_t offset = a.integer(i + 1), stride = a.integer(i + 2, 0, kMaxSize);
   a.require_same_device(0, x, i, *b);
@@ -37,7 +37,7 @@ const float* channel_rows(Args& a, int i, const Buffer& x, const GroupShape& s) 
 int64_t stride_of(Args& a, int i) { return a.integer(i, 0, kMaxSize); }
 
 float* optional_out(Args& a, int i, const Buffer& x, int64_t extent) {
-  Buffer* b = a.optional_buffer(i, DType::f32);
+  Buffer* b = a.optional_buffer(i);
   if (!b) return nullptr;
   const int64_t offset = a.integer(i + 1);
   a.require_same_device(0, x, i, *b);
@@ -48,8 +48,8 @@ float* optional_out(Args& a, int i, const Buffer& x, int64_t extent) {
 
 // softmax: y = softmax over the n axis of (outer, n, inner).
 DV_KERNEL_IMPL(softmax) {
-  Buffer& x = a.buffer(0, DType::f32);
-  Buffer& y = a.buffer(2, DType::f32);
+  Buffer& x = a.buffer(0);
+  Buffer& y = a.buffer(2);
   a.require_same_device(0, x, 2, y);
   int64_t xo = a.integer(1), yo = a.integer(3);
   int64_t outer = a.integer(4, 0, kMaxSize), n = a.integer(5, 0, kMaxSize), inner = a.integer(6, 0, kMaxSize);
@@ -63,9 +63,9 @@ DV_KERNEL_IMPL(softmax) {
 
 // softmaxBackward: dx = y (dy - sum_n(dy y)).
 DV_KERNEL_IMPL(softmaxBackward) {
-  Buffer& y = a.buffer(0, DType::f32);
-  Buffer& dy = a.buffer(2, DType::f32);
-  Buffer& dx = a.buffer(4, DType::f32);
+  Buffer& y = a.buffer(0);
+  Buffer& dy = a.buffer(2);
+  Buffer& dx = a.buffer(4);
   a.require_same_device(0, y, 2, dy);
   a.require_same_device(0, y, 4, dx);
   int64_t yo = a.integer(1), go = a.integer(3), xo = a.integer(5);
@@ -81,12 +81,12 @@ DV_KERNEL_IMPL(softmaxBackward) {
 
 // layerNorm: x, y (rows, cols); weight, bias (cols) or null; mean, rstd (rows) or null.
 DV_KERNEL_IMPL(layerNorm) {
-  Buffer& x = a.buffer(0, DType::f32);
-  Buffer* w = a.optional_buffer(2, DType::f32);
-  Buffer* b = a.optional_buffer(4, DType::f32);
-  Buffer& y = a.buffer(6, DType::f32);
-  Buffer* mean = a.optional_buffer(8, DType::f32);
-  Buffer* rstd = a.optional_buffer(10, DType::f32);
+  Buffer& x = a.buffer(0);
+  Buffer* w = a.optional_buffer(2);
+  Buffer* b = a.optional_buffer(4);
+  Buffer& y = a.buffer(6);
+  Buffer* mean = a.optional_buffer(8);
+  Buffer* rstd = a.optional_buffer(10);
   int64_t xo = a.integer(1), wo = a.integer(3), bo = a.integer(5), yo = a.integer(7), mo = a.integer(9),
           ro = a.integer(11);
   int64_t rows = a.integer(12, 0, kMaxSize), cols = a.integer(13, 0, kMaxSize);
@@ -120,14 +120,14 @@ DV_KERNEL_IMPL(layerNorm) {
 
 // weight null = no affine; dx, dweight, dbias null = not wanted; dweight/dbias are overwritten.
 DV_KERNEL_IMPL(layerNormBackward) {
-  Buffer& x = a.buffer(0, DType::f32);
-  Buffer* w = a.optional_buffer(2, DType::f32);
-  Buffer& mean = a.buffer(4, DType::f32);
-  Buffer& rstd = a.buffer(6, DType::f32);
-  Buffer& dy = a.buffer(8, DType::f32);
-  Buffer* dx = a.optional_buffer(10, DType::f32);
-  Buffer* dw = a.optional_buffer(12, DType::f32);
-  Buffer* db = a.optional_buffer(14, DType::f32);
+  Buffer& x = a.buffer(0);
+  Buffer* w = a.optional_buffer(2);
+  Buffer& mean = a.buffer(4);
+  Buffer& rstd = a.buffer(6);
+  Buffer& dy = a.buffer(8);
+  Buffer* dx = a.optional_buffer(10);
+  Buffer* dw = a.optional_buffer(12);
+  Buffer* db = a.optional_buffer(14);
   int64_t xo = a.integer(1), wo = a.integer(3), mo = a.integer(5), ro = a.integer(7), go = a.integer(9),
           dxo = a.integer(11), dwo = a.integer(13), dbo = a.integer(15);
   int64_t rows = a.integer(16, 0, kMaxSize), cols = a.integer(17, 0, kMaxSize);
@@ -165,7 +165,7 @@ DV_KERNEL_IMPL(layerNormBackward) {
 // groupNorm: x, y (batch, channels, spatial); scale, shift rows of channels (stride apart) or null;
 // mean, rstd (batch * groups) or null.
 DV_KERNEL_IMPL(groupNorm) {
-  Buffer& x = a.buffer(0, DType::f32);
+  Buffer& x = a.buffer(0);
   const int64_t xo = a.integer(1);
   const GroupShape s = group_shape(a, 14);
   const float eps = a.positive_float32(18);
@@ -173,7 +173,7 @@ DV_KERNEL_IMPL(groupNorm) {
   a.require_extent(0, x, xo, s.numel);
   const float* scale = channel_rows(a, 2, x, s);
   const float* shift = channel_rows(a, 5, x, s);
-  Buffer& y = a.buffer(8, DType::f32);
+  Buffer& y = a.buffer(8);
   const int64_t yo = a.integer(9);
   a.require_same_device(0, x, 8, y);
   a.require_extent(8, y, yo, s.numel);
@@ -189,7 +189,7 @@ DV_KERNEL_IMPL(groupNorm) {
 // groupNormBackward: dx (batch, channels, spatial), dscale and dshift (batch, channels), each null
 // when not wanted; mean and rstd as groupNorm saved them.
 DV_KERNEL_IMPL(groupNormBackward) {
-  Buffer& x = a.buffer(0, DType::f32);
+  Buffer& x = a.buffer(0);
   const int64_t xo = a.integer(1);
   const GroupShape s = group_shape(a, 20);
   const bool silu = a.boolean(24);
@@ -197,14 +197,14 @@ DV_KERNEL_IMPL(groupNormBackward) {
   const float* scale = channel_rows(a, 2, x, s);
   const float* shift = channel_rows(a, 5, x, s);
   const int64_t stats = checked_numel({s.batch, s.groups});
-  Buffer& mean = a.buffer(8, DType::f32);
-  Buffer& rstd = a.buffer(10, DType::f32);
+  Buffer& mean = a.buffer(8);
+  Buffer& rstd = a.buffer(10);
   const int64_t mo = a.integer(9), ro = a.integer(11);
   a.require_same_device(0, x, 8, mean);
   a.require_extent(8, mean, mo, stats);
   a.require_same_device(0, x, 10, rstd);
   a.require_extent(10, rstd, ro, stats);
-  Buffer& dy = a.buffer(12, DType::f32);
+  Buffer& dy = a.buffer(12);
   const int64_t go = a.integer(13);
   a.require_same_device(0, x, 12, dy);
   a.require_extent(12, dy, go, s.numel);

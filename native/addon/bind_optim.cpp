@@ -45,10 +45,10 @@ struct AdamWRanges {
   int64_t n;
 };
 AdamWRanges adamw_ranges(Args& a) {
-  Buffer& p = a.buffer(0, DType::f32);
-  Buffer& g = a.buffer(2, DType::f32);
-  Buffer& m = a.buffer(4, DType::f32);
-  Buffer& v = a.buffer(6, DType::f32);
+  Buffer& p = a.buffer(0);
+  Buffer& g = a.buffer(2);
+  Buffer& m = a.buffer(4);
+  Buffer& v = a.buffer(6);
   int64_t po = a.integer(1), go = a.integer(3), mo = a.integer(5), vo = a.integer(7);
   int64_t n = a.integer(8, 0, kMaxSize);
   a.require_extent(0, p, po, n);
@@ -75,7 +75,7 @@ cpu::AdamWParams adamw_betas(Args& a, int first) {
 
 // A training step's control block (cpu/optim.h step_control) at args i, i + 1.
 float* control_block(Args& a, int i) {
-  Buffer& c = a.buffer(i, DType::f32);
+  Buffer& c = a.buffer(i);
   const int64_t offset = a.integer(i + 1);
   a.require_extent(i, c, offset, cpu::step_control::size);
   return c.as<float>() + offset;
@@ -102,7 +102,7 @@ DV_KERNEL_IMPL(adamw) {
 
 // trainStepControl: a captured step's apply flag and gradient scale from its [loss, sum of squares]
 DV_KERNEL_IMPL(trainStepControl) {
-  Buffer& stats = a.buffer(0, DType::f32);
+  Buffer& stats = a.buffer(0);
   const int64_t so = a.integer(1);
   a.require_extent(0, stats, so, 2);
   float* control = control_block(a, 2);
@@ -123,8 +123,8 @@ DV_KERNEL_IMPL(adamwControlled) {
 
 // emaControlled: shadow = beta shadow + (1 - beta) param with beta from a control block
 DV_KERNEL_IMPL(emaControlled) {
-  Buffer& shadow = a.buffer(0, DType::f32);
-  Buffer& param = a.buffer(2, DType::f32);
+  Buffer& shadow = a.buffer(0);
+  Buffer& param = a.buffer(2);
   const int64_t so = a.integer(1), po = a.integer(3), n = a.integer(4, 0, kMaxSize);
   a.require_extent(0, shadow, so, n);
   a.require_extent(2, param, po, n);

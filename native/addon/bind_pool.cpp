@@ -60,8 +60,8 @@ struct PoolCall {
   bool empty;
 };
 PoolCall pool_call(Args& a) {
-  Buffer& x = a.buffer(0, DType::f32);
-  Buffer& y = a.buffer(2, DType::f32);
+  Buffer& x = a.buffer(0);
+  Buffer& y = a.buffer(2);
   a.require_same_device(0, x, 2, y);
   const int64_t xo = a.integer(1), yo = a.integer(3);
   const cpu::PoolGeometry g = pool_geometry(a, 4);
@@ -90,8 +90,8 @@ DV_KERNEL_IMPL(avgPool2d) {
 
 // y (planes, outH, outW) = x (planes, inH, inW) resized bilinearly (PyTorch's F.interpolate)
 DV_KERNEL_IMPL(resizeBilinear) {
-  Buffer& x = a.buffer(0, DType::f32);
-  Buffer& y = a.buffer(2, DType::f32);
+  Buffer& x = a.buffer(0);
+  Buffer& y = a.buffer(2);
   a.require_same_device(0, x, 2, y);
   const int64_t xo = a.integer(1), yo = a.integer(3);
   cpu::ResizeGeometry g{};

@@ -13,8 +13,8 @@ constexpr int64_t kMaxSize = int64_t(1) << 40;
 }
 
 DV_KERNEL_IMPL(reduceSum) {
-  Buffer& x = a.buffer(0, DType::f32);
-  Buffer& out = a.buffer(2, DType::f32);
+  Buffer& x = a.buffer(0);
+  Buffer& out = a.buffer(2);
   int64_t xo = a.integer(1), oo = a.integer(3);
   int64_t outer = a.integer(4, 0, kMaxSize), r = a.integer(5, 0, kMaxSize), inner = a.integer(6, 0, kMaxSize);
   int64_t n_out = checked_numel({outer, inner}), n_in = checked_numel({outer, r, inner});
@@ -27,10 +27,10 @@ DV_KERNEL_IMPL(reduceSum) {
 // sumSquares: out[outOffset] = the sum of the squares of every element of every tensor, accumulated in
 // float64 (the gradient norm of all parameters in one call; NaN/Inf anywhere make it non-finite).
 DV_KERNEL_IMPL(sumSquares) {
-  std::vector<Buffer*> xs = a.buffers(0, DType::f32);
+  std::vector<Buffer*> xs = a.buffers(0);
   std::vector<int64_t> offsets = a.integers(1, 1 << 24, 0, int64_t(1) << 50);
   std::vector<int64_t> counts = a.integers(2, 1 << 24, 0, kMaxSize);
-  Buffer& out = a.buffer(3, DType::f32);
+  Buffer& out = a.buffer(3);
   int64_t oo = a.integer(4);
   if (offsets.size() != xs.size()) a.fail(1, std::to_string(xs.size()) + " offsets (one per buffer)", std::to_string(offsets.size()));
   if (counts.size() != xs.size()) a.fail(2, std::to_string(xs.size()) + " counts (one per buffer)", std::to_string(counts.size()));

@@ -14,13 +14,13 @@ constexpr int64_t kMaxSize = int64_t(1) << 40;
 
 // rope: x, y (batch, tokens, groups, dim), y apart from x; cos, sin (tokens, dim / 2).
 DV_KERNEL_IMPL(rope) {
-  Buffer& x = a.buffer(0, DType::f32);
+  Buffer& x = a.buffer(0);
   const int64_t xo = a.integer(1);
-  Buffer& y = a.buffer(2, DType::f32);
+  Buffer& y = a.buffer(2);
   const int64_t yo = a.integer(3);
-  Buffer& cos = a.buffer(4, DType::f32);
+  Buffer& cos = a.buffer(4);
   const int64_t co = a.integer(5);
-  Buffer& sin = a.buffer(6, DType::f32);
+  Buffer& sin = a.buffer(6);
   const int64_t so = a.integer(7);
   const int64_t batch = a.integer(8, 0, kMaxSize), tokens = a.integer(9, 0, kMaxSize);
   const int64_t groups = a.integer(10, 0, kMaxSize), rotated = a.integer(11, 0, groups);

@@ -4,6 +4,7 @@
 #pragma once
 #include <napi.h>
 
+#include <initializer_list>
 #include <vector>
 
 #include "addon/args.h"
@@ -13,9 +14,19 @@ namespace dv::addon {
 // A kernel binding: `a` holds the call's named arguments in kernels.def order.
 using KernelFn = Napi::Value (*)(const Napi::CallbackInfo& info, Args& a);
 
-struct KernelDecl {
+// One argument of kernels.def: a plain name is a value; F32("x") etc. (module.cpp) a buffer.
+struct ArgDecl {
+  ArgDecl(const char* n) : name(n) {}  // NOLINT: kernels.def writes values as bare names
+  ArgDecl(const char* n, ArgKind kind, DType dtype) : name(n), type{kind, dtype} {}
   const char* name;
-  std::vector<const char*> args;
+  ArgType type;
+};
+
+struct KernelDecl {
+  KernelDecl(const char* name, std::initializer_list<ArgDecl> decls, KernelFn fn);
+  const char* name;
+  std::vector<const char*> args;  // the names, in order
+  std::vector<ArgType> types;     // what each one is
   KernelFn fn;
 };
 

@@ -21,11 +21,28 @@ std::vector<Binding>& bindings() {
   return list;
 }
 
+KernelDecl::KernelDecl(const char* kernel, std::initializer_list<ArgDecl> decls, KernelFn f) : name(kernel), fn(f) {
+  for (const ArgDecl& d : decls) {
+    args.push_back(d.name);
+    types.push_back(d.type);
+  }
+}
+
 const std::vector<KernelDecl>& kernel_table() {
 #define DV_KERNEL(name, ...) {#name, {__VA_ARGS__}, &kernel_##name},
+#define F32(n) ArgDecl(n, ArgKind::buffer, DType::f32)
+#define I32(n) ArgDecl(n, ArgKind::buffer, DType::i32)
+#define F32_OPT(n) ArgDecl(n, ArgKind::optional_buffer, DType::f32)
+#define F32_LIST(n) ArgDecl(n, ArgKind::buffer_list, DType::f32)
+#define ANY(n) ArgDecl(n, ArgKind::any_buffer, DType::f32)
   static const std::vector<KernelDecl> table = {
 #include "addon/kernels.def"
   };
+#undef ANY
+#undef F32_LIST
+#undef F32_OPT
+#undef I32
+#undef F32
 #undef DV_KERNEL
   return table;
 }
@@ -145,7 +162,7 @@ std::string shape_message(const KernelDecl& k, const KernelTrace& t, const Napi:
 // line, so that the untraced path stays as it was: one load and one branch more.
 [[gnu::noinline]] Napi::Value traced_call(const KernelDecl& k, const KernelTrace& t, const Napi::CallbackInfo& info, Args::Call call) {
   trace::Range range(t.name, shape_message(k, t, info, call).c_str());
-  Args a(info, k.name, k.args, call);
+  Args a(info, k.name, k.args, k.types, call);
   return k.fn(info, a);
 }
 
@@ -163,7 +180,7 @@ Napi::Value kernel_function(Napi::Env env, const KernelDecl& k, const KernelTrac
     return [decl, tr, call](const Napi::CallbackInfo& info) {
       return call_guarded(decl->name, info, [&] {
         if (__builtin_expect(trace::enabled(), 0)) return traced_call(*decl, *tr, info, call);
-        Args a(info, decl->name, decl->args, call);
+        Args a(info, decl->name, decl->args, decl->types, call);
         return decl->fn(info, a);
       });
     };
