@@ -251,11 +251,6 @@ void Args::require_disjoint(int i, const Buffer& a, int64_t ao, int64_t na, int 
        "elements " + std::to_string(bo) + ".." + std::to_string(bo + nb) + " of the same buffer");
 }
 
-void Args::require_same_device(int i, const Buffer& a, int j, const Buffer& b) {
-  if (a.device() != b.device())
-    fail(j, std::string("a buffer on ") + device_name(a.device()) + " like '" + name(i) + "'", device_name(b.device()));
-}
-
 Napi::Object memory_stats_object(Napi::Env env, const MemoryStats& s) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("liveBuffers", static_cast<double>(s.live_buffers));

@@ -62,8 +62,6 @@ class Args {
   // Arguments i and j (na and nb elements from their offsets) must not share memory, for kernels
   // whose threads write one while others still read the other.
   void require_disjoint(int i, const Buffer& a, int64_t ao, int64_t na, int j, const Buffer& b, int64_t bo, int64_t nb);
-  // The buffers of arguments i and j must be on the same device.
-  void require_same_device(int i, const Buffer& a, int j, const Buffer& b);
   // The one device of every buffer read so far (buffer(), buffers(), ...); a buffer on another
   // device than the first one read fails naming both arguments. 'cpu' when none was read.
   Device device() const { return device_; }

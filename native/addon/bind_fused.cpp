@@ -36,20 +36,11 @@ DV_KERNEL_IMPL(layerNormModulate) {
   float eps = a.positive_float32(17);
   int64_t rows = checked_numel({batch, tokens}), numel = checked_numel({batch, tokens, cols});
   a.require_extent(0, x, xo, numel);
-  a.require_same_device(0, x, 2, shift);
   a.require_extent(2, shift, sho, rows_extent(batch, shs, cols));
-  a.require_same_device(0, x, 5, scale);
   a.require_extent(5, scale, sco, rows_extent(batch, scs, cols));
-  a.require_same_device(0, x, 8, y);
   a.require_extent(8, y, yo, numel);
-  if (mean) {
-    a.require_same_device(0, x, 10, *mean);
-    a.require_extent(10, *mean, mo, rows);
-  }
-  if (rstd) {
-    a.require_same_device(0, x, 12, *rstd);
-    a.require_extent(12, *rstd, ro, rows);
-  }
+  if (mean) a.require_extent(10, *mean, mo, rows);
+  if (rstd) a.require_extent(12, *rstd, ro, rows);
   if (rows == 0) return info.Env().Undefined();
   DV_RUN(a, layer_norm_modulate, x.as<float>() + xo, shift.as<float>() + sho, shs, scale.as<float>() + sco, scs,
          y.as<float>() + yo, mut(mean, mo), mut(rstd, ro), batch, tokens, cols, eps);
@@ -72,26 +63,13 @@ DV_KERNEL_IMPL(layerNormModulateBackward) {
   int64_t rows = checked_numel({batch, tokens}), numel = checked_numel({batch, tokens, cols});
   int64_t mod = checked_numel({batch, cols});
   a.require_extent(0, x, xo, numel);
-  a.require_same_device(0, x, 2, scale);
   a.require_extent(2, scale, sco, rows_extent(batch, scs, cols));
-  a.require_same_device(0, x, 5, mean);
   a.require_extent(5, mean, mo, rows);
-  a.require_same_device(0, x, 7, rstd);
   a.require_extent(7, rstd, ro, rows);
-  a.require_same_device(0, x, 9, dy);
   a.require_extent(9, dy, go, numel);
-  if (dx) {
-    a.require_same_device(0, x, 11, *dx);
-    a.require_extent(11, *dx, dxo, numel);
-  }
-  if (dshift) {
-    a.require_same_device(0, x, 13, *dshift);
-    a.require_extent(13, *dshift, dso, mod);
-  }
-  if (dscale) {
-    a.require_same_device(0, x, 15, *dscale);
-    a.require_extent(15, *dscale, dco, mod);
-  }
+  if (dx) a.require_extent(11, *dx, dxo, numel);
+  if (dshift) a.require_extent(13, *dshift, dso, mod);
+  if (dscale) a.require_extent(15, *dscale, dco, mod);
   if (!dx && !dshift && !dscale) return info.Env().Undefined();
   DV_RUN(a, layer_norm_modulate_backward, x.as<float>() + xo, scale.as<float>() + sco, scs, mean.as<float>() + mo,
          rstd.as<float>() + ro, dy.as<float>() + go, mut(dx, dxo), mut(dshift, dso), mut(dscale, dco), batch, tokens,
@@ -110,11 +88,8 @@ DV_KERNEL_IMPL(addGated) {
   int64_t batch = a.integer(9, 0, kMaxSize), tokens = a.integer(10, 0, kMaxSize), cols = a.integer(11, 0, kMaxSize);
   int64_t numel = checked_numel({batch, tokens, cols});
   a.require_extent(0, x, xo, numel);
-  a.require_same_device(0, x, 2, gate);
   a.require_extent(2, gate, go, rows_extent(batch, gs, cols));
-  a.require_same_device(0, x, 5, y);
   a.require_extent(5, y, yo, numel);
-  a.require_same_device(0, x, 7, out);
   a.require_extent(7, out, oo, numel);
   if (numel == 0) return info.Env().Undefined();
   DV_RUN(a, add_gated, x.as<float>() + xo, gate.as<float>() + go, gs, y.as<float>() + yo, out.as<float>() + oo, batch,
@@ -134,18 +109,10 @@ DV_KERNEL_IMPL(addGatedBackward) {
   int64_t batch = a.integer(11, 0, kMaxSize), tokens = a.integer(12, 0, kMaxSize), cols = a.integer(13, 0, kMaxSize);
   int64_t numel = checked_numel({batch, tokens, cols});
   a.require_extent(0, gate, go, rows_extent(batch, gs, cols));
-  a.require_same_device(0, gate, 3, y);
   a.require_extent(3, y, yo, numel);
-  a.require_same_device(0, gate, 5, dout);
   a.require_extent(5, dout, oo, numel);
-  if (dy) {
-    a.require_same_device(0, gate, 7, *dy);
-    a.require_extent(7, *dy, dyo, numel);
-  }
-  if (dgate) {
-    a.require_same_device(0, gate, 9, *dgate);
-    a.require_extent(9, *dgate, dgo, checked_numel({batch, cols}));
-  }
+  if (dy) a.require_extent(7, *dy, dyo, numel);
+  if (dgate) a.require_extent(9, *dgate, dgo, checked_numel({batch, cols}));
   if (!dy && !dgate) return info.Env().Undefined();
   DV_RUN(a, add_gated_backward, gate.as<float>() + go, gs, y.as<float>() + yo, dout.as<float>() + oo, mut(dy, dyo),
          mut(dgate, dgo), batch, tokens, cols);
@@ -173,18 +140,10 @@ DV_KERNEL_IMPL(linearAct) {
   if (ldw < w_cols) a.fail(5, "ldw >= " + std::to_string(w_cols), std::to_string(ldw));
   int64_t numel_out = checked_numel({rows, outF});
   a.require_extent(0, x, xo, checked_numel({rows, inF}));
-  a.require_same_device(0, x, 2, w);
   a.require_extent(2, w, wo, strided_extent({w_rows, w_cols}, {ldw, 1}));
-  if (bias) {
-    a.require_same_device(0, x, 6, *bias);
-    a.require_extent(6, *bias, bo, outF);
-  }
-  a.require_same_device(0, x, 8, out);
+  if (bias) a.require_extent(6, *bias, bo, outF);
   a.require_extent(8, out, oo, numel_out);
-  if (pre) {
-    a.require_same_device(0, x, 10, *pre);
-    a.require_extent(10, *pre, po, numel_out);
-  }
+  if (pre) a.require_extent(10, *pre, po, numel_out);
   const cpu::MatmulPrecision precision = read_precision(a, 16);  // checked even when there is nothing to compute
   if (numel_out == 0) return info.Env().Undefined();
   cpu::GemmArgs g{};
@@ -220,14 +179,9 @@ DV_KERNEL_IMPL(geluBackwardBias) {
   int64_t rows = a.integer(8, 0, kMaxSize), cols = a.integer(9, 0, kMaxSize);
   int64_t numel = checked_numel({rows, cols});
   a.require_extent(0, h, ho, numel);
-  a.require_same_device(0, h, 2, dout);
   a.require_extent(2, dout, go, numel);
-  a.require_same_device(0, h, 4, dh);
   a.require_extent(4, dh, dho, numel);
-  if (dbias) {
-    a.require_same_device(0, h, 6, *dbias);
-    a.require_extent(6, *dbias, dbo, cols);
-  }
+  if (dbias) a.require_extent(6, *dbias, dbo, cols);
   if (cols == 0) return info.Env().Undefined();
   DV_RUN(a, gelu_backward_bias, h.as<float>() + ho, dout.as<float>() + go, dh.as<float>() + dho, mut(dbias, dbo), rows,
          cols);

@@ -30,7 +30,6 @@ const float* channel_rows(Args& a, int i, const Buffer& x, const GroupShape& s) 
   Buffer* b = a.optional_buffer(i);
   if (!b) return nullptr;
   const int64_t offset = a.integer(i + 1), stride = a.integer(i + 2, 0, kMaxSize);
-  a.require_same_device(0, x, i, *b);
   a.require_extent(i, *b, offset, strided_extent({s.batch, s.channels}, {stride, 1}));
   return b->as<float>() + offset;
 }
@@ -40,7 +39,6 @@ float* optional_out(Args& a, int i, const Buffer& x, int64_t extent) {
   Buffer* b = a.optional_buffer(i);
   if (!b) return nullptr;
   const int64_t offset = a.integer(i + 1);
-  a.require_same_device(0, x, i, *b);
   a.require_extent(i, *b, offset, extent);
   return b->as<float>() + offset;
 }
@@ -50,7 +48,6 @@ float* optional_out(Args& a, int i, const Buffer& x, int64_t extent) {
 DV_KERNEL_IMPL(softmax) {
   Buffer& x = a.buffer(0);
   Buffer& y = a.buffer(2);
-  a.require_same_device(0, x, 2, y);
   int64_t xo = a.integer(1), yo = a.integer(3);
   int64_t outer = a.integer(4, 0, kMaxSize), n = a.integer(5, 0, kMaxSize), inner = a.integer(6, 0, kMaxSize);
   int64_t numel = checked_numel({outer, n, inner});
@@ -66,8 +63,6 @@ DV_KERNEL_IMPL(softmaxBackward) {
   Buffer& y = a.buffer(0);
   Buffer& dy = a.buffer(2);
   Buffer& dx = a.buffer(4);
-  a.require_same_device(0, y, 2, dy);
-  a.require_same_device(0, y, 4, dx);
   int64_t yo = a.integer(1), go = a.integer(3), xo = a.integer(5);
   int64_t outer = a.integer(6, 0, kMaxSize), n = a.integer(7, 0, kMaxSize), inner = a.integer(8, 0, kMaxSize);
   int64_t numel = checked_numel({outer, n, inner});
@@ -94,23 +89,10 @@ DV_KERNEL_IMPL(layerNorm) {
   int64_t numel = checked_numel({rows, cols});
   a.require_extent(0, x, xo, numel);
   a.require_extent(6, y, yo, numel);
-  if (w) {
-    a.require_same_device(0, x, 2, *w);
-    a.require_extent(2, *w, wo, cols);
-  }
-  if (b) {
-    a.require_same_device(0, x, 4, *b);
-    a.require_extent(4, *b, bo, cols);
-  }
-  a.require_same_device(0, x, 6, y);
-  if (mean) {
-    a.require_same_device(0, x, 8, *mean);
-    a.require_extent(8, *mean, mo, rows);
-  }
-  if (rstd) {
-    a.require_same_device(0, x, 10, *rstd);
-    a.require_extent(10, *rstd, ro, rows);
-  }
+  if (w) a.require_extent(2, *w, wo, cols);
+  if (b) a.require_extent(4, *b, bo, cols);
+  if (mean) a.require_extent(8, *mean, mo, rows);
+  if (rstd) a.require_extent(10, *rstd, ro, rows);
   if (rows == 0) return info.Env().Undefined();
   DV_RUN(a, layer_norm, x.as<float>() + xo, w ? w->as<float>() + wo : nullptr, b ? b->as<float>() + bo : nullptr,
          y.as<float>() + yo, mean ? mean->as<float>() + mo : nullptr, rstd ? rstd->as<float>() + ro : nullptr, rows,
@@ -133,28 +115,13 @@ DV_KERNEL_IMPL(layerNormBackward) {
   int64_t rows = a.integer(16, 0, kMaxSize), cols = a.integer(17, 0, kMaxSize);
   int64_t numel = checked_numel({rows, cols});
   a.require_extent(0, x, xo, numel);
-  if (w) {
-    a.require_same_device(0, x, 2, *w);
-    a.require_extent(2, *w, wo, cols);
-  }
-  a.require_same_device(0, x, 4, mean);
+  if (w) a.require_extent(2, *w, wo, cols);
   a.require_extent(4, mean, mo, rows);
-  a.require_same_device(0, x, 6, rstd);
   a.require_extent(6, rstd, ro, rows);
-  a.require_same_device(0, x, 8, dy);
   a.require_extent(8, dy, go, numel);
-  if (dx) {
-    a.require_same_device(0, x, 10, *dx);
-    a.require_extent(10, *dx, dxo, numel);
-  }
-  if (dw) {
-    a.require_same_device(0, x, 12, *dw);
-    a.require_extent(12, *dw, dwo, cols);
-  }
-  if (db) {
-    a.require_same_device(0, x, 14, *db);
-    a.require_extent(14, *db, dbo, cols);
-  }
+  if (dx) a.require_extent(10, *dx, dxo, numel);
+  if (dw) a.require_extent(12, *dw, dwo, cols);
+  if (db) a.require_extent(14, *db, dbo, cols);
   if (!dx && !dw && !db) return info.Env().Undefined();
   DV_RUN(a, layer_norm_backward, x.as<float>() + xo, w ? w->as<float>() + wo : nullptr, mean.as<float>() + mo,
          rstd.as<float>() + ro, dy.as<float>() + go, dx ? dx->as<float>() + dxo : nullptr,
@@ -175,7 +142,6 @@ DV_KERNEL_IMPL(groupNorm) {
   const float* shift = channel_rows(a, 5, x, s);
   Buffer& y = a.buffer(8);
   const int64_t yo = a.integer(9);
-  a.require_same_device(0, x, 8, y);
   a.require_extent(8, y, yo, s.numel);
   const int64_t stats = checked_numel({s.batch, s.groups});
   float* mean = optional_out(a, 10, x, stats);
@@ -200,13 +166,10 @@ DV_KERNEL_IMPL(groupNormBackward) {
   Buffer& mean = a.buffer(8);
   Buffer& rstd = a.buffer(10);
   const int64_t mo = a.integer(9), ro = a.integer(11);
-  a.require_same_device(0, x, 8, mean);
   a.require_extent(8, mean, mo, stats);
-  a.require_same_device(0, x, 10, rstd);
   a.require_extent(10, rstd, ro, stats);
   Buffer& dy = a.buffer(12);
   const int64_t go = a.integer(13);
-  a.require_same_device(0, x, 12, dy);
   a.require_extent(12, dy, go, s.numel);
   float* dx = optional_out(a, 14, x, s.numel);
   const int64_t rows = checked_numel({s.batch, s.channels});

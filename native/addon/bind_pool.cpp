@@ -62,7 +62,6 @@ struct PoolCall {
 PoolCall pool_call(Args& a) {
   Buffer& x = a.buffer(0);
   Buffer& y = a.buffer(2);
-  a.require_same_device(0, x, 2, y);
   const int64_t xo = a.integer(1), yo = a.integer(3);
   const cpu::PoolGeometry g = pool_geometry(a, 4);
   const int64_t nx = checked_numel({g.planes, g.height, g.width}), ny = checked_numel({g.planes, g.out_h, g.out_w});
@@ -92,7 +91,6 @@ DV_KERNEL_IMPL(avgPool2d) {
 DV_KERNEL_IMPL(resizeBilinear) {
   Buffer& x = a.buffer(0);
   Buffer& y = a.buffer(2);
-  a.require_same_device(0, x, 2, y);
   const int64_t xo = a.integer(1), yo = a.integer(3);
   cpu::ResizeGeometry g{};
   g.planes = a.integer(4, 0, kMaxSize);

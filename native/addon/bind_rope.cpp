@@ -29,12 +29,9 @@ DV_KERNEL_IMPL(rope) {
   if (dim % 2) a.fail(12, "an even number (pairs i, i + dim/2)", std::to_string(dim));
   const int64_t numel = checked_numel({batch, tokens, groups, dim}), table = checked_numel({tokens, dim / 2});
   a.require_extent(0, x, xo, numel);
-  a.require_same_device(0, x, 2, y);
   a.require_extent(2, y, yo, numel);
   a.require_disjoint(0, x, xo, numel, 2, y, yo, numel);
-  a.require_same_device(0, x, 4, cos);
   a.require_extent(4, cos, co, table);
-  a.require_same_device(0, x, 6, sin);
   a.require_extent(6, sin, so, table);
   if (numel == 0) return info.Env().Undefined();
   DV_RUN(a, rope, x.as<float>() + xo, y.as<float>() + yo, cos.as<float>() + co, sin.as<float>() + so, batch, tokens,
