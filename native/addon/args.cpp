@@ -99,40 +99,29 @@ void Args::fail(const char* arg, const std::string& expected, const std::string&
   fail_arg(op_, arg, expected, received);
 }
 
-Buffer* Args::checked_buffer(int i, DType dtype) {
-  Buffer* b = BufferObject::From(at(i));
-  if (!b) fail(i, std::string("a ") + dtype_name(dtype) + " NativeBuffer", describe(at(i)));
-  if (!b->alive()) fail(i, "a live NativeBuffer (not disposed)", "a disposed NativeBuffer");
-  if (b->dtype() != dtype) fail(i, std::string("dtype ") + dtype_name(dtype), dtype_name(b->dtype()));
-  return &on_device(i, -1, *b);
+Buffer* Args::live_buffer(int i, int element, Napi::Value v, ArgType t) {
+  const std::string arg = arg_name(i, element);
+  const bool any = t.kind == ArgKind::any_buffer;
+  Buffer* b = BufferObject::From(v);
+  if (!b) fail(arg.c_str(), any ? "a NativeBuffer" : std::string("a ") + dtype_name(t.dtype) + " NativeBuffer", describe(v));
+  if (!b->alive()) fail(arg.c_str(), "a live NativeBuffer (not disposed)", "a disposed NativeBuffer");
+  if (!any && b->dtype() != t.dtype) fail(arg.c_str(), std::string("dtype ") + dtype_name(t.dtype), dtype_name(b->dtype()));
+  return &on_device(i, element, *b);
 }
 
 Buffer* Args::check_declared(int i, ArgType t) {
+  Napi::Value v = at(i);
   switch (t.kind) {
-    case ArgKind::buffer: return checked_buffer(i, t.dtype);
-    case ArgKind::optional_buffer: return at(i).IsNull() || at(i).IsUndefined() ? nullptr : checked_buffer(i, t.dtype);
-    case ArgKind::any_buffer: {
-      Buffer* b = BufferObject::From(at(i));
-      if (!b) fail(i, "a NativeBuffer", describe(at(i)));
-      if (!b->alive()) fail(i, "a live NativeBuffer (not disposed)", "a disposed NativeBuffer");
-      return &on_device(i, -1, *b);
-    }
+    case ArgKind::value: return nullptr;
+    case ArgKind::optional_buffer: return v.IsNull() || v.IsUndefined() ? nullptr : live_buffer(i, -1, v, t);
+    case ArgKind::buffer:
+    case ArgKind::any_buffer: return live_buffer(i, -1, v, t);
     case ArgKind::buffer_list: {
-      Napi::Value v = at(i);
       if (!v.IsArray()) fail(i, std::string("an array of ") + dtype_name(t.dtype) + " NativeBuffers", describe(v));
       Napi::Array list = v.As<Napi::Array>();
-      for (uint32_t k = 0; k < list.Length(); ++k) {
-        Napi::Value item = list.Get(k);
-        Buffer* b = BufferObject::From(item);
-        std::string element = arg_name(i, static_cast<int>(k));
-        if (!b) fail(element.c_str(), std::string("a ") + dtype_name(t.dtype) + " NativeBuffer", describe(item));
-        if (!b->alive()) fail(element.c_str(), "a live NativeBuffer (not disposed)", "a disposed NativeBuffer");
-        if (b->dtype() != t.dtype) fail(element.c_str(), std::string("dtype ") + dtype_name(t.dtype), dtype_name(b->dtype()));
-        list_items_.push_back(&on_device(i, static_cast<int>(k), *b));
-      }
+      for (uint32_t k = 0; k < list.Length(); ++k) list_items_.push_back(live_buffer(i, static_cast<int>(k), list.Get(k), t));
       return nullptr;
     }
-    case ArgKind::value: break;
   }
   return nullptr;
 }

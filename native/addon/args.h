@@ -62,8 +62,8 @@ class Args {
   // Arguments i and j (na and nb elements from their offsets) must not share memory, for kernels
   // whose threads write one while others still read the other.
   void require_disjoint(int i, const Buffer& a, int64_t ao, int64_t na, int j, const Buffer& b, int64_t bo, int64_t nb);
-  // The one device of every buffer read so far (buffer(), buffers(), ...); a buffer on another
-  // device than the first one read fails naming both arguments. 'cpu' when none was read.
+  // The one device of the call's declared buffers; a buffer on another device than the first one
+  // fails naming both arguments. 'cpu' when the kernel has no buffer.
   Device device() const { return device_; }
 
   [[noreturn]] void fail(int i, const std::string& expected, const std::string& received) const;
@@ -75,7 +75,9 @@ class Args {
   // Checks argument i against its declared type; returns the buffer (nullptr for an absent optional
   // one or a list).
   Buffer* check_declared(int i, ArgType t);
-  Buffer* checked_buffer(int i, DType dtype);
+  // `v`, argument i (or its item `element` >= 0), as a live NativeBuffer of t's dtype (any for ANY)
+  // on the call's device.
+  Buffer* live_buffer(int i, int element, Napi::Value v, ArgType t);
   // The checked buffer of argument i, which kernels.def must declare with `kind`.
   Buffer* declared(int i, ArgKind kind) const;
   // Records (first buffer) or checks the call's device; `element` >= 0 for an item of an array argument.
