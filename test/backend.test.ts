@@ -32,12 +32,12 @@ function tsKernelArgs(): Map<string, [string, string][]> {
   return table;
 }
 
-/** `DV_KERNEL(name, F32("x"), "xOffset", ...)` of native/addon/kernels.def, in file order: each name with its declaration ('' for a value). */
+/** `DV_KERNEL(name, F32("x", "rows cols"), "xOffset", ...)` of native/addon/kernels.def, in file order: each name with its declaration ('' for a value; a buffer's extent is skipped). */
 function defKernelArgs(): Map<string, [string, string][]> {
   const text = readFileSync(new URL('../native/addon/kernels.def', import.meta.url), 'utf8');
   const table = new Map<string, [string, string][]>();
-  for (const m of text.matchAll(/^DV_KERNEL\((\w+)((?:,\s*(?:\w+\()?"\w+"\)?)*)\)$/gm)) {
-    table.set(m[1], [...m[2].matchAll(/(?:(\w+)\()?"(\w+)"/g)].map((k) => [k[2], k[1] ?? '']));
+  for (const m of text.matchAll(/^DV_KERNEL\((\w+)((?:,\s*(?:\w+\("\w+"(?:, "[^"]+")?\)|"\w+"))*)\)$/gm)) {
+    table.set(m[1], [...m[2].matchAll(/(\w+)\("(\w+)"(?:, "[^"]+")?\)|"(\w+)"/g)].map((k) => (k[1] ? [k[2], k[1]] : [k[3], ''])));
   }
   return table;
 }

@@ -4,6 +4,8 @@
 #include <cstdint>
 
 #include "addon/buffer_object.h"
+#include "addon/extent.h"
+#include "addon/kernel_table.h"
 #include "core/errors.h"
 
 namespace dv::addon {
@@ -20,20 +22,52 @@ Args::Args(const Napi::CallbackInfo& info, const char* op, std::initializer_list
   for (size_t k = 0; k < info.Length(); ++k) values_.push_back(info[k]);
 }
 
-Args::Args(const Napi::CallbackInfo& info, const char* op, const std::vector<const char*>& names,
-           const std::vector<ArgType>& types, Call call)
-    : info_(info), op_(op), names_(&names), types_(&types) {
+Args::Args(const Napi::CallbackInfo& info, const KernelDecl& k, Call call)
+    : info_(info), op_(k.name), names_(&k.args), types_(&k.types), kernel_(&k) {
+  const std::vector<const char*>& names = k.args;
   if (call == Call::positional) {
     if (info.Length() != names.size())
       fail_arg(op_, "(arguments)", std::to_string(names.size()) + " positional arguments", std::to_string(info.Length()));
     values_.reserve(info.Length());
-    for (size_t k = 0; k < info.Length(); ++k) values_.push_back(info[k]);
+    for (size_t i = 0; i < info.Length(); ++i) values_.push_back(info[i]);
   } else {
     read_named(info, names);
   }
-  buffers_.resize(names.size());
-  for (size_t k = 0; k < names.size(); ++k)
-    if (types[k].kind != ArgKind::value) buffers_[k] = check_declared(static_cast<int>(k), types[k]);
+  for (size_t i = 0; i < names.size(); ++i)
+    if (k.types[i].kind != ArgKind::value) buffers_[i] = check_declared(static_cast<int>(i), k.types[i]);
+}
+
+void Args::check_extents() {
+  if (extents_read_ || !kernel_) return;
+  extents_read_ = true;
+  const KernelDecl& k = *kernel_;
+  for (int i = 0; i < static_cast<int>(k.args.size()); ++i) {
+    if (k.offset_arg[i] >= 0) offsets_[i] = integer(k.offset_arg[i]);
+    if (k.extents[i].dims.empty()) continue;
+    if (buffers_[i]) {
+      const int64_t extent = evaluate_extent(k.extents[i], *this);
+      require_extent(i, *buffers_[i], offsets_[i], extent);
+    }
+    extent_checked_ |= uint64_t(1) << i;  // an absent optional buffer too: data() gives nullptr
+  }
+}
+
+void Args::require_extent(int i, int64_t extent) {
+  check_extents();
+  const ArgKind kind = types_ ? (*types_)[i].kind : ArgKind::value;
+  if (kind == ArgKind::value || kind == ArgKind::buffer_list)
+    throw Error(std::string("diffvit.") + op_ + ": internal error: argument '" + name(i) +
+                "' is not a buffer kernels.def declares (an extent is checked for one buffer)");
+  if (Buffer* b = buffers_[i]) require_extent(i, *b, offsets_[i], extent);
+  extent_checked_ |= uint64_t(1) << i;
+}
+
+Buffer* Args::checked(int i) {
+  check_extents();
+  if (!types_ || !((extent_checked_ >> i) & 1))
+    throw Error(std::string("diffvit.") + op_ + ": internal error: the binding reads argument '" + name(i) +
+                "' before its extent is checked");
+  return buffers_[i];
 }
 
 void Args::read_named(const Napi::CallbackInfo& info, const std::vector<const char*>& names) {

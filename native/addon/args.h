@@ -1,6 +1,6 @@
 // Argument checking for bindings. Every failure throws dv::Error with the op, the argument name,
 // what was expected and what came, e.g.
-//   diffvit.gemm: argument 'b' expected at least 4096 float32 elements after offset 0, received 1024
+//   diffvit.gemm: argument 'b' expected at least 4096 float32 elements (offset 0 + 4096), received a buffer of 1024
 #pragma once
 #include <napi.h>
 
@@ -11,6 +11,8 @@
 #include "core/buffer.h"
 
 namespace dv::addon {
+
+struct KernelDecl;
 
 // What kernels.def declares an argument to be (F32("x"), F32_OPT, F32_LIST, I32, ANY; a plain name
 // is a value). Args checks every declared buffer (a live NativeBuffer of that dtype, on the call's
@@ -25,19 +27,43 @@ class Args {
  public:
   // `names` lists the arguments in order; a call with another count is rejected.
   Args(const Napi::CallbackInfo& info, const char* op, std::initializer_list<const char*> names);
-  // A kernel call (kernels.def's `names`): `named`, one object argument holding exactly `names`,
-  // read by name and then addressed by index in that order (a missing or unknown key is
+  // A call of kernel `k` (kernels.def): `named`, one object argument holding exactly its argument
+  // names, read by name and then addressed by index in that order (a missing or unknown key is
   // rejected); `positional`, the values themselves in that order (module.cpp's fast path).
+  // Every declared buffer is checked here, in order (a live NativeBuffer of its dtype, on the
+  // call's one device). Every buffer with a declared extent (extent.h) is checked to hold it after
+  // its offset when the binding first asks for a buffer's data or offset (check_extents): after
+  // the binding has read and checked its values, so that a size out of range is reported as that,
+  // not as a buffer too small for it; and before any memory is touched.
   enum class Call { named, positional };
-  // `types` (one per name) are checked here, in order.
-  Args(const Napi::CallbackInfo& info, const char* op, const std::vector<const char*>& names,
-       const std::vector<ArgType>& types, Call call);
+  static constexpr int kMaxKernelArgs = 48;  // the most arguments a kernels.def entry may have
+  Args(const Napi::CallbackInfo& info, const KernelDecl& k, Call call);
 
   Args(const Args&) = delete;
   Args& operator=(const Args&) = delete;
 
   const char* op() const { return op_; }
   Napi::Env env() const { return info_.Env(); }
+
+  // The data of a declared buffer at its offset argument, as T (nullptr for an absent F32_OPT).
+  // Only once its extent is checked: declared in kernels.def, or require_extent(i, n) for one
+  // whose extent the binding works out (reading it earlier is an internal error).
+  template <typename T>
+  T* data(int i) {
+    Buffer* b = checked(i);
+    return b ? b->as<T>() + offsets_[i] : nullptr;
+  }
+  float* f32(int i) { return data<float>(i); }
+  int64_t offset(int i) {
+    check_extents();
+    return offsets_[i];
+  }
+  // For a buffer kernels.def declares without an extent: it must hold `extent` elements after its offset.
+  void require_extent(int i, int64_t extent);
+  // Reads the offsets and checks the declared extents, once: at the binding's first data() or
+  // offset(), or, for a call that touched no data (nothing to compute), when it returns (the
+  // dispatch calls it), so that every call is checked the same way.
+  void check_extents();
 
   // The buffers kernels.def declares, checked by the constructor: a buffer argument (F32, I32),
   // one of any dtype (ANY), an optional one (F32_OPT: nullptr for null/undefined), an array (F32_LIST).
@@ -66,6 +92,7 @@ class Args {
   // fails naming both arguments. 'cpu' when the kernel has no buffer.
   Device device() const { return device_; }
 
+  const char* name(int i) const { return (*names_)[i]; }
   [[noreturn]] void fail(int i, const std::string& expected, const std::string& received) const;
   [[noreturn]] void fail(const char* arg, const std::string& expected, const std::string& received) const;
 
@@ -85,14 +112,21 @@ class Args {
   std::string arg_name(int i, int element) const;
   Device device_ = Device::cpu;
   int device_arg_ = -1, device_element_ = -1;  // the argument (and array item) that set device_
-  const char* name(int i) const { return (*names_)[i]; }
+  // The declared buffer of argument i once its extent is checked (internal error before).
+  Buffer* checked(int i);
   const Napi::CallbackInfo& info_;
   const char* op_;
   std::vector<const char*> own_names_;  // positional calls: the names given to the constructor
   const std::vector<const char*>* names_;
   const std::vector<ArgType>* types_ = nullptr;
+  const KernelDecl* kernel_ = nullptr;  // a kernel call's declaration (null for other bindings)
+  bool extents_read_ = false;
   std::vector<Napi::Value> values_;
-  std::vector<Buffer*> buffers_;     // per argument: its checked buffer, or nullptr
+  // Per argument of a kernel call: its checked buffer or nullptr, its offset (0 without an offset
+  // argument), whether its extent is checked.
+  Buffer* buffers_[kMaxKernelArgs] = {};
+  int64_t offsets_[kMaxKernelArgs] = {};
+  uint64_t extent_checked_ = 0;
   std::vector<Buffer*> list_items_;  // the items of the F32_LIST argument (kernels have at most one)
 };
 

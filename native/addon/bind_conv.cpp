@@ -40,27 +40,21 @@ int64_t cols_numel(const cpu::ConvGeometry& g) {
 
 // im2col: x (batch, channels, height, width) -> cols (batch, channels*kh*kw, OH*OW)
 DV_KERNEL_IMPL(im2col) {
-  Buffer& x = a.buffer(0);
-  Buffer& cols = a.buffer(2);
-  int64_t xo = a.integer(1), co = a.integer(3);
-  cpu::ConvGeometry g = geometry(a, 4);
-  a.require_extent(0, x, xo, image_numel(g));
-  a.require_extent(2, cols, co, cols_numel(g));
+  const cpu::ConvGeometry g = geometry(a, 4);
+  a.require_extent(0, image_numel(g));
+  a.require_extent(2, cols_numel(g));
   if (cols_numel(g) == 0) return info.Env().Undefined();
-  DV_RUN(a, im2col, g, x.as<float>() + xo, cols.as<float>() + co);
+  DV_RUN(a, im2col, g, a.f32(0), a.f32(2));
   return info.Env().Undefined();
 }
 
 // col2im: x = the adjoint of im2col applied to cols (x is overwritten)
 DV_KERNEL_IMPL(col2im) {
-  Buffer& cols = a.buffer(0);
-  Buffer& x = a.buffer(2);
-  int64_t co = a.integer(1), xo = a.integer(3);
-  cpu::ConvGeometry g = geometry(a, 4);
-  a.require_extent(0, cols, co, cols_numel(g));
-  a.require_extent(2, x, xo, image_numel(g));
+  const cpu::ConvGeometry g = geometry(a, 4);
+  a.require_extent(0, cols_numel(g));
+  a.require_extent(2, image_numel(g));
   if (image_numel(g) == 0) return info.Env().Undefined();
-  DV_RUN(a, col2im, g, cols.as<float>() + co, x.as<float>() + xo);
+  DV_RUN(a, col2im, g, a.f32(0), a.f32(2));
   return info.Env().Undefined();
 }
 

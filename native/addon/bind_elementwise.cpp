@@ -33,13 +33,11 @@ bool nested_strides(const std::vector<int64_t>& shape, const std::vector<int64_t
 }  // namespace
 
 DV_KERNEL_IMPL(fill) {
-  Buffer& out = a.any_buffer(0);
-  int64_t offset = a.integer(1), n = a.integer(2, 0, kMaxSize);
-  a.require_extent(0, out, offset, n);
-  if (out.dtype() == DType::f32) {
-    DV_RUN(a, fill, out.as<float>() + offset, n, static_cast<float>(a.number(3, true)));
+  const int64_t n = a.integer(2);
+  if (a.any_buffer(0).dtype() == DType::f32) {
+    DV_RUN(a, fill, a.f32(0), n, static_cast<float>(a.number(3, true)));
   } else {
-    DV_RUN(a, fill_i32, out.as<int32_t>() + offset, n, static_cast<int32_t>(a.integer(3, -2147483648LL, 2147483647LL)));
+    DV_RUN(a, fill_i32, a.data<int32_t>(0), n, static_cast<int32_t>(a.integer(3, -2147483648LL, 2147483647LL)));
   }
   return info.Env().Undefined();
 }
@@ -48,94 +46,63 @@ DV_KERNEL_IMPL(copyStrided) {
   Buffer& src = a.any_buffer(0);
   Buffer& dst = a.any_buffer(3);
   if (src.dtype() != dst.dtype()) a.fail(3, std::string("dtype ") + dtype_name(src.dtype()), dtype_name(dst.dtype()));
-  int64_t so = a.integer(1), doff = a.integer(4);
+  // Both dtypes are 4 bytes: the copy moves 32-bit words. (Reading them checks the extents, and so
+  // that each strides array has one entry per dim of shape, before nested_strides reads them.)
+  const uint32_t* from = a.data<const uint32_t>(0);
+  uint32_t* to = a.data<uint32_t>(3);
   std::vector<int64_t> shape = a.integers(6, cpu::kMaxRank, 0, kMaxSize);
   std::vector<int64_t> ss = a.integers(2, cpu::kMaxRank, 0, kMaxSize);
   std::vector<int64_t> ds = a.integers(5, cpu::kMaxRank, 0, kMaxSize);
-  if (ss.size() != shape.size()) a.fail(2, std::to_string(shape.size()) + " strides (one per dim of shape)", std::to_string(ss.size()));
-  if (ds.size() != shape.size()) a.fail(5, std::to_string(shape.size()) + " strides (one per dim of shape)", std::to_string(ds.size()));
   int64_t n = checked_numel(shape);
   if (n > kMaxSize) a.fail(6, "at most 2^40 elements", n == INT64_MAX ? "more than 2^63" : std::to_string(n));
   if (!nested_strides(shape, ds))
     a.fail(5, "strides that write each element once (no zero or overlapping strides on dims of size > 1)",
            "overlapping strides");
-  a.require_extent(0, src, so, strided_extent(shape, ss));
-  a.require_extent(3, dst, doff, strided_extent(shape, ds));
-  DV_RUN(a, copy_strided, static_cast<const uint32_t*>(src.data()) + so, static_cast<uint32_t*>(dst.data()) + doff,
-         static_cast<int>(shape.size()), shape.data(), ss.data(), ds.data());
+  DV_RUN(a, copy_strided, from, to, static_cast<int>(shape.size()), shape.data(), ss.data(), ds.data());
   return info.Env().Undefined();
 }
 
 DV_KERNEL_IMPL(randomFill) {
-  Buffer& out = a.buffer(0);
-  int64_t offset = a.integer(1), n = a.integer(2, 0, kMaxSize);
-  int dist = a.choice(3, {"normal", "uniform"});
-  uint64_t seed = static_cast<uint64_t>(a.integer(4, 0, (int64_t(1) << 53)));
-  uint64_t counter = static_cast<uint64_t>(a.integer(5, 0, (int64_t(1) << 53)));
-  float p = static_cast<float>(a.number(6)), q = static_cast<float>(a.number(7));
-  a.require_extent(0, out, offset, n);
-  if (dist == 0) DV_RUN(a, random_normal, out.as<float>() + offset, n, seed, counter, p, q);
-  else DV_RUN(a, random_uniform, out.as<float>() + offset, n, seed, counter, p, q);
+  const int64_t n = a.integer(2);
+  const int dist = a.choice(3, {"normal", "uniform"});
+  const uint64_t seed = static_cast<uint64_t>(a.integer(4, 0, (int64_t(1) << 53)));
+  const uint64_t counter = static_cast<uint64_t>(a.integer(5, 0, (int64_t(1) << 53)));
+  const float p = static_cast<float>(a.number(6)), q = static_cast<float>(a.number(7));
+  if (dist == 0) DV_RUN(a, random_normal, a.f32(0), n, seed, counter, p, q);
+  else DV_RUN(a, random_uniform, a.f32(0), n, seed, counter, p, q);
   return info.Env().Undefined();
 }
 
 DV_KERNEL_IMPL(unary) {
   auto op = static_cast<cpu::UnaryOp>(a.choice(0, {DV_UNARY_OP_NAMES}));
-  Buffer& x = a.buffer(1);
-  Buffer& out = a.buffer(3);
-  int64_t xo = a.integer(2), oo = a.integer(4), n = a.integer(5, 0, kMaxSize);
-  a.require_extent(1, x, xo, n);
-  a.require_extent(3, out, oo, n);
-  DV_RUN(a, unary, op, x.as<float>() + xo, out.as<float>() + oo, n, static_cast<float>(a.number(6)),
+  DV_RUN(a, unary, op, a.f32(1), a.f32(3), a.integer(5), static_cast<float>(a.number(6)),
          static_cast<float>(a.number(7)));
   return info.Env().Undefined();
 }
 
 DV_KERNEL_IMPL(unaryGrad) {
   auto op = static_cast<cpu::UnaryOp>(a.choice(0, {DV_UNARY_OP_NAMES}));
-  Buffer& x = a.buffer(1);
-  Buffer& dy = a.buffer(3);
-  Buffer& dx = a.buffer(5);
-  int64_t xo = a.integer(2), dyo = a.integer(4), dxo = a.integer(6), n = a.integer(7, 0, kMaxSize);
-  a.require_extent(1, x, xo, n);
-  a.require_extent(3, dy, dyo, n);
-  a.require_extent(5, dx, dxo, n);
-  DV_RUN(a, unary_grad, op, x.as<float>() + xo, dy.as<float>() + dyo, dx.as<float>() + dxo, n,
-         static_cast<float>(a.number(8)), static_cast<float>(a.number(9)));
+  DV_RUN(a, unary_grad, op, a.f32(1), a.f32(3), a.f32(5), a.integer(7), static_cast<float>(a.number(8)),
+         static_cast<float>(a.number(9)));
   return info.Env().Undefined();
 }
 
 // binary: out is contiguous.
 DV_KERNEL_IMPL(binary) {
   auto op = static_cast<cpu::BinaryOp>(a.choice(0, {DV_BINARY_OP_NAMES}));
-  Buffer& A = a.buffer(1);
-  Buffer& B = a.buffer(4);
-  Buffer& out = a.buffer(7);
-  int64_t ao = a.integer(2), bo = a.integer(5), oo = a.integer(8);
   std::vector<int64_t> shape = a.integers(9, cpu::kMaxRank, 0, kMaxSize);
   std::vector<int64_t> sa = a.integers(3, cpu::kMaxRank, 0, kMaxSize);
   std::vector<int64_t> sb = a.integers(6, cpu::kMaxRank, 0, kMaxSize);
-  if (sa.size() != shape.size()) a.fail(3, std::to_string(shape.size()) + " strides", std::to_string(sa.size()));
-  if (sb.size() != shape.size()) a.fail(6, std::to_string(shape.size()) + " strides", std::to_string(sb.size()));
   int64_t n = checked_numel(shape);
   if (n > kMaxSize) a.fail(9, "at most 2^40 elements", std::to_string(n));
-  a.require_extent(1, A, ao, strided_extent(shape, sa));
-  a.require_extent(4, B, bo, strided_extent(shape, sb));
-  a.require_extent(7, out, oo, n);
-  DV_RUN(a, binary, op, A.as<float>() + ao, B.as<float>() + bo, out.as<float>() + oo, static_cast<int>(shape.size()),
-         shape.data(), sa.data(), sb.data());
+  DV_RUN(a, binary, op, a.f32(1), a.f32(4), a.f32(7), static_cast<int>(shape.size()), shape.data(), sa.data(),
+         sb.data());
   return info.Env().Undefined();
 }
 
 // axpby: dst = alpha*dst + beta*src
 DV_KERNEL_IMPL(axpby) {
-  Buffer& dst = a.buffer(0);
-  Buffer& src = a.buffer(2);
-  int64_t dof = a.integer(1), sof = a.integer(3), n = a.integer(4, 0, kMaxSize);
-  a.require_extent(0, dst, dof, n);
-  a.require_extent(2, src, sof, n);
-  DV_RUN(a, axpby, dst.as<float>() + dof, src.as<float>() + sof, n, static_cast<float>(a.number(5)),
-         static_cast<float>(a.number(6)));
+  DV_RUN(a, axpby, a.f32(0), a.f32(2), a.integer(4), static_cast<float>(a.number(5)), static_cast<float>(a.number(6)));
   return info.Env().Undefined();
 }
 

@@ -50,51 +50,43 @@ void require_valid_indices(Args& a, int arg, const int32_t* indices, const std::
   a.fail(arg, "values in [0, " + std::to_string(rows) + ") (rows of the table)",
          std::to_string(value) + " at position " + position(shape, bad));
 }
+
+// The indices' shape (their extent, declared in kernels.def, is its product): at most 2^40 of them.
+std::vector<int64_t> indices_shape(Args& a, int i, int64_t* n) {
+  std::vector<int64_t> shape = a.integers(i, cpu::kMaxRank, 0, kMaxSize);
+  *n = checked_numel(shape);
+  if (*n > kMaxSize) a.fail(i, "at most 2^40 elements", std::to_string(*n));
+  return shape;
+}
 }  // namespace
 
 // out (...indicesShape, dim) = table (rows, dim) [indices]
 DV_KERNEL_IMPL(embedding) {
-  Buffer& table = a.buffer(0);
-  Buffer& indices = a.buffer(4);
-  Buffer& out = a.buffer(7);
-  int64_t to = a.integer(1), io = a.integer(5), oo = a.integer(8);
-  int64_t rows = a.integer(2, 0, kMaxSize), dim = a.integer(3, 0, kMaxSize);
-  std::vector<int64_t> shape = a.integers(6, cpu::kMaxRank, 0, kMaxSize);
-  int64_t n = checked_numel(shape);
-  if (n > kMaxSize) a.fail(6, "at most 2^40 elements", std::to_string(n));
-  a.require_extent(0, table, to, checked_numel({rows, dim}));
-  a.require_extent(4, indices, io, n);
-  a.require_extent(7, out, oo, checked_numel({n, dim}));
-  const int32_t* idx = indices.as<int32_t>() + io;
+  const int64_t rows = a.integer(2), dim = a.integer(3);
+  int64_t n;
+  const std::vector<int64_t> shape = indices_shape(a, 6, &n);
+  const int32_t* idx = a.data<const int32_t>(4);
   require_valid_indices(a, 4, idx, shape, n, rows);
   if (dim == 0 || n == 0) return info.Env().Undefined();
 #if DV_CUDA
   if (DV_ON_CUDA(a)) {
-    cuda::embedding_gather(table.as<float>() + to, dim, idx, n, out.as<float>() + oo, rows);
+    cuda::embedding_gather(a.f32(0), dim, idx, n, a.f32(7), rows);
     return info.Env().Undefined();
   }
 #endif
-  cpu::embedding_gather(table.as<float>() + to, dim, idx, n, out.as<float>() + oo);
+  cpu::embedding_gather(a.f32(0), dim, idx, n, a.f32(7));
   return info.Env().Undefined();
 }
 
 // dtable (rows, dim) = 0, then dtable[indices[k]] += dy[k] in index order (dy is (...indicesShape, dim))
 DV_KERNEL_IMPL(embeddingBackward) {
-  Buffer& dy = a.buffer(0);
-  Buffer& indices = a.buffer(2);
-  Buffer& dtable = a.buffer(5);
-  int64_t dyo = a.integer(1), io = a.integer(3), dto = a.integer(6);
-  int64_t rows = a.integer(7, 0, kMaxSize), dim = a.integer(8, 0, kMaxSize);
-  std::vector<int64_t> shape = a.integers(4, cpu::kMaxRank, 0, kMaxSize);
-  int64_t n = checked_numel(shape);
-  if (n > kMaxSize) a.fail(4, "at most 2^40 elements", std::to_string(n));
-  a.require_extent(0, dy, dyo, checked_numel({n, dim}));
-  a.require_extent(2, indices, io, n);
-  a.require_extent(5, dtable, dto, checked_numel({rows, dim}));
-  const int32_t* idx = indices.as<int32_t>() + io;
+  const int64_t rows = a.integer(7), dim = a.integer(8);
+  int64_t n;
+  const std::vector<int64_t> shape = indices_shape(a, 4, &n);
+  const int32_t* idx = a.data<const int32_t>(2);
   require_valid_indices(a, 2, idx, shape, n, rows);
   if (rows == 0 || dim == 0) return info.Env().Undefined();
-  DV_RUN(a, embedding_scatter_add, dy.as<float>() + dyo, dim, idx, n, dtable.as<float>() + dto, rows);
+  DV_RUN(a, embedding_scatter_add, a.f32(0), dim, idx, n, a.f32(5), rows);
   return info.Env().Undefined();
 }
 

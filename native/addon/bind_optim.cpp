@@ -11,19 +11,11 @@
 
 namespace dv::addon {
 namespace {
-constexpr int64_t kMaxSize = int64_t(1) << 40;
-
-struct Range {
-  int arg;
-  const Buffer* buffer;
-  int64_t offset;
-};
-
-// No two of the n-element ranges may share memory (the kernel reads and writes them in one pass).
-void require_disjoint(Args& a, std::initializer_list<Range> ranges, int64_t n) {
-  for (auto i = ranges.begin(); i != ranges.end(); ++i)
-    for (auto j = i + 1; j != ranges.end(); ++j)
-      a.require_disjoint(i->arg, *i->buffer, i->offset, n, j->arg, *j->buffer, j->offset, n);
+// No two of the n-element buffers `args` may share memory (the kernel reads and writes them in one pass).
+void require_disjoint(Args& a, std::initializer_list<int> args, int64_t n) {
+  for (auto i = args.begin(); i != args.end(); ++i)
+    for (auto j = i + 1; j != args.end(); ++j)
+      a.require_disjoint(*i, a.buffer(*i), a.offset(*i), n, *j, a.buffer(*j), a.offset(*j), n);
 }
 
 // A finite number in [lo, hi).
@@ -45,18 +37,9 @@ struct AdamWRanges {
   int64_t n;
 };
 AdamWRanges adamw_ranges(Args& a) {
-  Buffer& p = a.buffer(0);
-  Buffer& g = a.buffer(2);
-  Buffer& m = a.buffer(4);
-  Buffer& v = a.buffer(6);
-  int64_t po = a.integer(1), go = a.integer(3), mo = a.integer(5), vo = a.integer(7);
-  int64_t n = a.integer(8, 0, kMaxSize);
-  a.require_extent(0, p, po, n);
-  a.require_extent(2, g, go, n);
-  a.require_extent(4, m, mo, n);
-  a.require_extent(6, v, vo, n);
-  require_disjoint(a, {{0, &p, po}, {2, &g, go}, {4, &m, mo}, {6, &v, vo}}, n);
-  return {p.as<float>() + po, m.as<float>() + mo, v.as<float>() + vo, g.as<float>() + go, n};
+  const int64_t n = a.integer(8);
+  require_disjoint(a, {0, 2, 4, 6}, n);
+  return {a.f32(0), a.f32(4), a.f32(6), a.f32(2), n};
 }
 cpu::AdamWParams adamw_betas(Args& a, int first) {
   const double inf = INFINITY;
@@ -75,10 +58,8 @@ cpu::AdamWParams adamw_betas(Args& a, int first) {
 
 // A training step's control block (cpu/optim.h step_control) at args i, i + 1.
 float* control_block(Args& a, int i) {
-  Buffer& c = a.buffer(i);
-  const int64_t offset = a.integer(i + 1);
-  a.require_extent(i, c, offset, cpu::step_control::size);
-  return c.as<float>() + offset;
+  a.require_extent(i, cpu::step_control::size);
+  return a.f32(i);
 }
 }  // namespace
 
@@ -102,12 +83,9 @@ DV_KERNEL_IMPL(adamw) {
 
 // trainStepControl: a captured step's apply flag and gradient scale from its [loss, sum of squares]
 DV_KERNEL_IMPL(trainStepControl) {
-  Buffer& stats = a.buffer(0);
-  const int64_t so = a.integer(1);
-  a.require_extent(0, stats, so, 2);
   float* control = control_block(a, 2);
   const double grad_clip = in_range(a, 4, 0, INFINITY, "a number >= 0 (0: no clipping)");
-  DV_RUN(a, train_step_control, stats.as<float>() + so, control, grad_clip);
+  DV_RUN(a, train_step_control, a.f32(0), control, grad_clip);
   return info.Env().Undefined();
 }
 
@@ -123,15 +101,11 @@ DV_KERNEL_IMPL(adamwControlled) {
 
 // emaControlled: shadow = beta shadow + (1 - beta) param with beta from a control block
 DV_KERNEL_IMPL(emaControlled) {
-  Buffer& shadow = a.buffer(0);
-  Buffer& param = a.buffer(2);
-  const int64_t so = a.integer(1), po = a.integer(3), n = a.integer(4, 0, kMaxSize);
-  a.require_extent(0, shadow, so, n);
-  a.require_extent(2, param, po, n);
-  require_disjoint(a, {{0, &shadow, so}, {2, &param, po}}, n);
+  const int64_t n = a.integer(4);
+  require_disjoint(a, {0, 2}, n);
   float* control = control_block(a, 5);
   if (n == 0) return info.Env().Undefined();
-  DV_RUN(a, ema_controlled, shadow.as<float>() + so, param.as<float>() + po, n, control);
+  DV_RUN(a, ema_controlled, a.f32(0), a.f32(2), n, control);
   return info.Env().Undefined();
 }
 

@@ -60,15 +60,12 @@ struct PoolCall {
   bool empty;
 };
 PoolCall pool_call(Args& a) {
-  Buffer& x = a.buffer(0);
-  Buffer& y = a.buffer(2);
-  const int64_t xo = a.integer(1), yo = a.integer(3);
   const cpu::PoolGeometry g = pool_geometry(a, 4);
   const int64_t nx = checked_numel({g.planes, g.height, g.width}), ny = checked_numel({g.planes, g.out_h, g.out_w});
-  a.require_extent(0, x, xo, nx);
-  a.require_extent(2, y, yo, ny);
-  a.require_disjoint(0, x, xo, nx, 2, y, yo, ny);
-  return {g, x.as<float>() + xo, y.as<float>() + yo, ny == 0};
+  a.require_extent(0, nx);
+  a.require_extent(2, ny);
+  a.require_disjoint(0, a.buffer(0), a.offset(0), nx, 2, a.buffer(2), a.offset(2), ny);
+  return {g, a.f32(0), a.f32(2), ny == 0};
 }
 }  // namespace
 
@@ -89,9 +86,6 @@ DV_KERNEL_IMPL(avgPool2d) {
 
 // y (planes, outH, outW) = x (planes, inH, inW) resized bilinearly (PyTorch's F.interpolate)
 DV_KERNEL_IMPL(resizeBilinear) {
-  Buffer& x = a.buffer(0);
-  Buffer& y = a.buffer(2);
-  const int64_t xo = a.integer(1), yo = a.integer(3);
   cpu::ResizeGeometry g{};
   g.planes = a.integer(4, 0, kMaxSize);
   g.in_h = a.integer(5, 1, kMaxSize);
@@ -100,11 +94,9 @@ DV_KERNEL_IMPL(resizeBilinear) {
   g.out_w = a.integer(8, 1, kMaxSize);
   g.align_corners = a.boolean(9);
   const int64_t nx = checked_numel({g.planes, g.in_h, g.in_w}), ny = checked_numel({g.planes, g.out_h, g.out_w});
-  a.require_extent(0, x, xo, nx);
-  a.require_extent(2, y, yo, ny);
-  a.require_disjoint(0, x, xo, nx, 2, y, yo, ny);
+  a.require_disjoint(0, a.buffer(0), a.offset(0), nx, 2, a.buffer(2), a.offset(2), ny);
   if (ny == 0) return info.Env().Undefined();
-  DV_RUN(a, resize_bilinear, g, x.as<float>() + xo, y.as<float>() + yo);
+  DV_RUN(a, resize_bilinear, g, a.f32(0), a.f32(2));
   return info.Env().Undefined();
 }
 

@@ -13,14 +13,7 @@ constexpr int64_t kMaxSize = int64_t(1) << 40;
 }
 
 DV_KERNEL_IMPL(reduceSum) {
-  Buffer& x = a.buffer(0);
-  Buffer& out = a.buffer(2);
-  int64_t xo = a.integer(1), oo = a.integer(3);
-  int64_t outer = a.integer(4, 0, kMaxSize), r = a.integer(5, 0, kMaxSize), inner = a.integer(6, 0, kMaxSize);
-  int64_t n_out = checked_numel({outer, inner}), n_in = checked_numel({outer, r, inner});
-  a.require_extent(0, x, xo, n_in);
-  a.require_extent(2, out, oo, n_out);
-  DV_RUN(a, reduce_sum, x.as<float>() + xo, out.as<float>() + oo, outer, r, inner);
+  DV_RUN(a, reduce_sum, a.f32(0), a.f32(2), a.integer(4), a.integer(5), a.integer(6));
   return info.Env().Undefined();
 }
 
@@ -30,23 +23,21 @@ DV_KERNEL_IMPL(sumSquares) {
   std::vector<Buffer*> xs = a.buffers(0);
   std::vector<int64_t> offsets = a.integers(1, 1 << 24, 0, int64_t(1) << 50);
   std::vector<int64_t> counts = a.integers(2, 1 << 24, 0, kMaxSize);
-  Buffer& out = a.buffer(3);
-  int64_t oo = a.integer(4);
   if (offsets.size() != xs.size()) a.fail(1, std::to_string(xs.size()) + " offsets (one per buffer)", std::to_string(offsets.size()));
   if (counts.size() != xs.size()) a.fail(2, std::to_string(xs.size()) + " counts (one per buffer)", std::to_string(counts.size()));
   for (size_t t = 0; t < xs.size(); ++t) a.require_extent(0, *xs[t], offsets[t], counts[t]);
-  a.require_extent(3, out, oo, 1);
+  float* out = a.f32(3);
   if (DV_ON_CUDA(a)) {
 #if DV_CUDA
     // One launch for every tensor; the result stays on the device.
     std::vector<const float*> ptrs(xs.size());
     for (size_t t = 0; t < xs.size(); ++t) ptrs[t] = xs[t]->as<float>() + offsets[t];
-    cuda::sum_squares(ptrs, counts, out.as<float>() + oo);
+    cuda::sum_squares(ptrs, counts, out);
 #endif
   } else {
     double total = 0;
     for (size_t t = 0; t < xs.size(); ++t) total += cpu::sum_squares(xs[t]->as<float>() + offsets[t], counts[t]);
-    out.as<float>()[oo] = static_cast<float>(total);
+    *out = static_cast<float>(total);
   }
   return info.Env().Undefined();
 }

@@ -8,18 +8,20 @@
 #include <vector>
 
 #include "addon/args.h"
+#include "addon/extent.h"
 
 namespace dv::addon {
 
 // A kernel binding: `a` holds the call's named arguments in kernels.def order.
 using KernelFn = Napi::Value (*)(const Napi::CallbackInfo& info, Args& a);
 
-// One argument of kernels.def: a plain name is a value; F32("x") etc. (module.cpp) a buffer.
+// One argument of kernels.def: a plain name is a value; F32("x", "extent") etc. (module.cpp) a buffer.
 struct ArgDecl {
   ArgDecl(const char* n) : name(n) {}  // NOLINT: kernels.def writes values as bare names
-  ArgDecl(const char* n, ArgKind kind, DType dtype) : name(n), type{kind, dtype} {}
+  ArgDecl(ArgKind kind, DType dtype, const char* n, const char* e = nullptr) : name(n), type{kind, dtype}, extent(e) {}
   const char* name;
   ArgType type;
+  const char* extent = nullptr;  // extent.h's text; null: the binding checks the extent
 };
 
 struct KernelDecl {
@@ -27,6 +29,8 @@ struct KernelDecl {
   const char* name;
   std::vector<const char*> args;  // the names, in order
   std::vector<ArgType> types;     // what each one is
+  std::vector<Extent> extents;    // a buffer's declared extent (empty dims: none declared)
+  std::vector<int> offset_arg;    // a buffer's offset argument ("<name>Offset" or "offset" after it), or -1
   KernelFn fn;
 };
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <new>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -22,19 +23,30 @@ std::vector<Binding>& bindings() {
 }
 
 KernelDecl::KernelDecl(const char* kernel, std::initializer_list<ArgDecl> decls, KernelFn f) : name(kernel), fn(f) {
+  if (decls.size() > Args::kMaxKernelArgs)
+    throw std::logic_error(std::string("kernels.def: ") + kernel + ": more than " + std::to_string(Args::kMaxKernelArgs) + " arguments");
   for (const ArgDecl& d : decls) {
     args.push_back(d.name);
     types.push_back(d.type);
+  }
+  const std::vector<ArgDecl> list(decls);
+  for (size_t i = 0; i < list.size(); ++i) {
+    const bool buffer = list[i].type.kind != ArgKind::value;
+    const bool has_offset = buffer && i + 1 < list.size() && list[i + 1].type.kind == ArgKind::value &&
+                            (std::string(list[i + 1].name) == std::string(list[i].name) + "Offset" ||
+                             std::strcmp(list[i + 1].name, "offset") == 0);
+    offset_arg.push_back(has_offset ? static_cast<int>(i + 1) : -1);
+    extents.push_back(list[i].extent ? parse_extent(kernel, list[i].name, list[i].extent, args) : Extent{});
   }
 }
 
 const std::vector<KernelDecl>& kernel_table() {
 #define DV_KERNEL(name, ...) {#name, {__VA_ARGS__}, &kernel_##name},
-#define F32(n) ArgDecl(n, ArgKind::buffer, DType::f32)
-#define I32(n) ArgDecl(n, ArgKind::buffer, DType::i32)
-#define F32_OPT(n) ArgDecl(n, ArgKind::optional_buffer, DType::f32)
-#define F32_LIST(n) ArgDecl(n, ArgKind::buffer_list, DType::f32)
-#define ANY(n) ArgDecl(n, ArgKind::any_buffer, DType::f32)
+#define F32(...) ArgDecl(ArgKind::buffer, DType::f32, __VA_ARGS__)
+#define I32(...) ArgDecl(ArgKind::buffer, DType::i32, __VA_ARGS__)
+#define F32_OPT(...) ArgDecl(ArgKind::optional_buffer, DType::f32, __VA_ARGS__)
+#define F32_LIST(...) ArgDecl(ArgKind::buffer_list, DType::f32, __VA_ARGS__)
+#define ANY(...) ArgDecl(ArgKind::any_buffer, DType::f32, __VA_ARGS__)
   static const std::vector<KernelDecl> table = {
 #include "addon/kernels.def"
   };
@@ -162,8 +174,10 @@ std::string shape_message(const KernelDecl& k, const KernelTrace& t, const Napi:
 // line, so that the untraced path stays as it was: one load and one branch more.
 [[gnu::noinline]] Napi::Value traced_call(const KernelDecl& k, const KernelTrace& t, const Napi::CallbackInfo& info, Args::Call call) {
   trace::Range range(t.name, shape_message(k, t, info, call).c_str());
-  Args a(info, k.name, k.args, k.types, call);
-  return k.fn(info, a);
+  Args a(info, k, call);
+  Napi::Value result = k.fn(info, a);
+  a.check_extents();
+  return result;
 }
 
 // A kernel's JS function. The checked entry reads one object by name (Args::Call::named). Reading
@@ -180,8 +194,10 @@ Napi::Value kernel_function(Napi::Env env, const KernelDecl& k, const KernelTrac
     return [decl, tr, call](const Napi::CallbackInfo& info) {
       return call_guarded(decl->name, info, [&] {
         if (__builtin_expect(trace::enabled(), 0)) return traced_call(*decl, *tr, info, call);
-        Args a(info, decl->name, decl->args, decl->types, call);
-        return decl->fn(info, a);
+        Args a(info, *decl, call);
+        Napi::Value result = decl->fn(info, a);
+        a.check_extents();  // a call that computed nothing is still checked
+        return result;
       });
     };
   };
