@@ -494,7 +494,7 @@ test('bad arguments are rejected with the op, the argument and what was expected
     bad('q', buf(n - 1), /attentionForward: argument 'q' expected at least 80 float32 elements/);
     bad('kOffset', 1, /argument 'k' expected at least 81/);
     bad('kStrides', [80, 40], /argument 'kStrides' expected an array of at least 3 integers/);
-    bad('kStrides', [80, 40, 8, 1], /argument 'kStrides' expected an array of at most 3 integers/);
+    bad('kStrides', [80, 40, 8, 1], /argument 'kStrides' expected 3 strides/);
     bad('vStrides', [80, 40, -8], /argument 'vStrides' expected integers in \[0/);
     bad('outStrides', [80, 40, 4], /argument 'outStrides' expected strides of a non-overlapping/);
     bad('outStrides', [0, 8, 8], /argument 'outStrides' expected strides of a non-overlapping/);

@@ -7,6 +7,7 @@
 #include "addon/extent.h"
 #include "addon/kernel_table.h"
 #include "core/errors.h"
+#include "cpu/elementwise.h"
 
 namespace dv::addon {
 
@@ -193,21 +194,34 @@ Buffer& Args::on_device(int i, int element, Buffer& b) {
   return b;
 }
 
-int64_t Args::integer(int i, int64_t lo, int64_t hi) {
+bool Args::read_number(int i, double* d) {
+  const bool cached = i < kMaxKernelArgs;
+  if (cached && ((number_read_ >> i) & 1)) {
+    *d = numbers_[i];
+    return true;
+  }
   Napi::Value v = at(i);
-  if (!v.IsNumber()) fail(i, "an integer", describe(v));
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d) || d != std::floor(d)) fail(i, "an integer", describe(v));
+  if (!v.IsNumber()) return false;
+  *d = v.As<Napi::Number>().DoubleValue();
+  if (cached) {
+    numbers_[i] = *d;
+    number_read_ |= uint64_t(1) << i;
+  }
+  return true;
+}
+
+int64_t Args::integer(int i, int64_t lo, int64_t hi) {
+  double d;
+  if (!read_number(i, &d) || !std::isfinite(d) || d != std::floor(d)) fail(i, "an integer", describe(at(i)));
   if (d < static_cast<double>(lo) || d > static_cast<double>(hi))
-    fail(i, "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", describe(v));
+    fail(i, "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", describe(at(i)));
   return static_cast<int64_t>(d);
 }
 
 double Args::number(int i, bool allow_nonfinite) {
-  Napi::Value v = at(i);
-  if (!v.IsNumber()) fail(i, "a number", describe(v));
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!allow_nonfinite && !std::isfinite(d)) fail(i, "a finite number", describe(v));
+  double d;
+  if (!read_number(i, &d)) fail(i, "a number", describe(at(i)));
+  if (!allow_nonfinite && !std::isfinite(d)) fail(i, "a finite number", describe(at(i)));
   return d;
 }
 
@@ -256,6 +270,19 @@ std::vector<int64_t> Args::integers(int i, int max_len, int64_t lo, int64_t hi) 
     out[k] = static_cast<int64_t>(d);
   }
   return out;
+}
+
+const std::vector<int64_t>& Args::dims(int i) {
+  for (int k = 0; k < n_dims_; ++k)
+    if (dims_[k].arg == i) return dims_[k].values;
+  if (n_dims_ == kMaxDimsArgs)
+    throw Error(std::string("diffvit.") + op_ + ": internal error: more than " + std::to_string(kMaxDimsArgs) +
+                " array arguments in one call");
+  DimsArg& d = dims_[n_dims_];
+  d.values = integers(i, cpu::kMaxRank, 0, int64_t(1) << 40);
+  d.arg = i;
+  ++n_dims_;
+  return d.values;
 }
 
 void Args::require_extent(int i, const Buffer& b, int64_t offset, int64_t extent) {

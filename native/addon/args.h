@@ -82,6 +82,9 @@ class Args {
   int choice(int i, std::initializer_list<const char*> choices);
   // An array of integers in [lo, hi], at most max_len long.
   std::vector<int64_t> integers(int i, int max_len, int64_t lo, int64_t hi);
+  // An array of sizes or strides: at most 8 integers in [0, 2^40]. Read once per call: the
+  // extents and the binding share it (attention's extents alone read its stride arrays 12 times).
+  const std::vector<int64_t>& dims(int i);
 
   // The buffer of argument i must hold elements [offset, offset + extent).
   void require_extent(int i, const Buffer& b, int64_t offset, int64_t extent);
@@ -127,6 +130,18 @@ class Args {
   Buffer* buffers_[kMaxKernelArgs] = {};
   int64_t offsets_[kMaxKernelArgs] = {};
   uint64_t extent_checked_ = 0;
+  // Numbers read so far (integer() and number() of the extents, then of the binding, read each once).
+  double numbers_[kMaxKernelArgs];
+  uint64_t number_read_ = 0;
+  // The JS number of argument i, or false when it is not a number.
+  bool read_number(int i, double* d);
+  struct DimsArg {
+    int arg = -1;
+    std::vector<int64_t> values;
+  };
+  static constexpr int kMaxDimsArgs = 10;
+  DimsArg dims_[kMaxDimsArgs];
+  int n_dims_ = 0;
   std::vector<Buffer*> list_items_;  // the items of the F32_LIST argument (kernels have at most one)
 };
 

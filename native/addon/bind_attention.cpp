@@ -44,7 +44,7 @@ struct View {
   std::vector<int64_t> strides;
 };
 View read_view(Args& a, int i) {
-  View v{a.f32(i), a.integers(i + 2, 3, 0, kMaxSize)};
+  View v{a.f32(i), a.dims(i + 2)};
   if (v.strides.size() != 3)
     a.fail(i + 2, "3 strides (batch, head, token)", "an array of length " + std::to_string(v.strides.size()));
   return v;

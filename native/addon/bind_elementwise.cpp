@@ -50,9 +50,9 @@ DV_KERNEL_IMPL(copyStrided) {
   // that each strides array has one entry per dim of shape, before nested_strides reads them.)
   const uint32_t* from = a.data<const uint32_t>(0);
   uint32_t* to = a.data<uint32_t>(3);
-  std::vector<int64_t> shape = a.integers(6, cpu::kMaxRank, 0, kMaxSize);
-  std::vector<int64_t> ss = a.integers(2, cpu::kMaxRank, 0, kMaxSize);
-  std::vector<int64_t> ds = a.integers(5, cpu::kMaxRank, 0, kMaxSize);
+  const std::vector<int64_t>& shape = a.dims(6);
+  const std::vector<int64_t>& ss = a.dims(2);
+  const std::vector<int64_t>& ds = a.dims(5);
   int64_t n = checked_numel(shape);
   if (n > kMaxSize) a.fail(6, "at most 2^40 elements", n == INT64_MAX ? "more than 2^63" : std::to_string(n));
   if (!nested_strides(shape, ds))
@@ -90,9 +90,9 @@ DV_KERNEL_IMPL(unaryGrad) {
 // binary: out is contiguous.
 DV_KERNEL_IMPL(binary) {
   auto op = static_cast<cpu::BinaryOp>(a.choice(0, {DV_BINARY_OP_NAMES}));
-  std::vector<int64_t> shape = a.integers(9, cpu::kMaxRank, 0, kMaxSize);
-  std::vector<int64_t> sa = a.integers(3, cpu::kMaxRank, 0, kMaxSize);
-  std::vector<int64_t> sb = a.integers(6, cpu::kMaxRank, 0, kMaxSize);
+  const std::vector<int64_t>& shape = a.dims(9);
+  const std::vector<int64_t>& sa = a.dims(3);
+  const std::vector<int64_t>& sb = a.dims(6);
   int64_t n = checked_numel(shape);
   if (n > kMaxSize) a.fail(9, "at most 2^40 elements", std::to_string(n));
   DV_RUN(a, binary, op, a.f32(1), a.f32(4), a.f32(7), static_cast<int>(shape.size()), shape.data(), sa.data(),

@@ -52,8 +52,8 @@ void require_valid_indices(Args& a, int arg, const int32_t* indices, const std::
 }
 
 // The indices' shape (their extent, declared in kernels.def, is its product): at most 2^40 of them.
-std::vector<int64_t> indices_shape(Args& a, int i, int64_t* n) {
-  std::vector<int64_t> shape = a.integers(i, cpu::kMaxRank, 0, kMaxSize);
+const std::vector<int64_t>& indices_shape(Args& a, int i, int64_t* n) {
+  const std::vector<int64_t>& shape = a.dims(i);
   *n = checked_numel(shape);
   if (*n > kMaxSize) a.fail(i, "at most 2^40 elements", std::to_string(*n));
   return shape;
@@ -64,7 +64,7 @@ std::vector<int64_t> indices_shape(Args& a, int i, int64_t* n) {
 DV_KERNEL_IMPL(embedding) {
   const int64_t rows = a.integer(2), dim = a.integer(3);
   int64_t n;
-  const std::vector<int64_t> shape = indices_shape(a, 6, &n);
+  const std::vector<int64_t>& shape = indices_shape(a, 6, &n);
   const int32_t* idx = a.data<const int32_t>(4);
   require_valid_indices(a, 4, idx, shape, n, rows);
   if (dim == 0 || n == 0) return info.Env().Undefined();
@@ -82,7 +82,7 @@ DV_KERNEL_IMPL(embedding) {
 DV_KERNEL_IMPL(embeddingBackward) {
   const int64_t rows = a.integer(7), dim = a.integer(8);
   int64_t n;
-  const std::vector<int64_t> shape = indices_shape(a, 4, &n);
+  const std::vector<int64_t>& shape = indices_shape(a, 4, &n);
   const int32_t* idx = a.data<const int32_t>(2);
   require_valid_indices(a, 2, idx, shape, n, rows);
   if (rows == 0 || dim == 0) return info.Env().Undefined();

@@ -5,7 +5,6 @@
 #include <string>
 
 #include "addon/args.h"
-#include "cpu/elementwise.h"
 
 namespace dv::addon {
 namespace {
@@ -99,7 +98,7 @@ int64_t value(const ExtentTerm& t, Args& a) {
   if (t.index < 0) {
     v = a.integer(t.arg, 0, kMaxSize);
   } else {
-    const std::vector<int64_t> entries = a.integers(t.arg, cpu::kMaxRank, 0, kMaxSize);
+    const std::vector<int64_t>& entries = a.dims(t.arg);
     if (t.index >= static_cast<int>(entries.size()))
       a.fail(t.arg, "an array of at least " + std::to_string(t.index + 1) + " integers",
              "an array of length " + std::to_string(entries.size()));
@@ -137,16 +136,16 @@ int64_t evaluate_extent(const Extent& e, Args& a) {
   };
   for (auto d = e.dims.rbegin(); d != e.dims.rend(); ++d) {
     if (d->array) {
-      const std::vector<int64_t> sizes = a.integers(d->size.then.arg, cpu::kMaxRank, 0, kMaxSize);
-      std::vector<int64_t> strides;
+      const std::vector<int64_t>& sizes = a.dims(d->size.then.arg);
+      const std::vector<int64_t>* strides = nullptr;
       if (d->strided) {
-        strides = a.integers(d->stride.then.arg, cpu::kMaxRank, 0, kMaxSize);
-        if (strides.size() != sizes.size())
+        strides = &a.dims(d->stride.then.arg);
+        if (strides->size() != sizes.size())
           a.fail(d->stride.then.arg,
                  std::to_string(sizes.size()) + " strides (one per dim of " + a.name(d->size.then.arg) + ")",
-                 std::to_string(strides.size()));
+                 std::to_string(strides->size()));
       }
-      for (size_t k = sizes.size(); k-- > 0;) add(sizes[k], d->strided ? strides[k] : span);
+      for (size_t k = sizes.size(); k-- > 0;) add(sizes[k], strides ? (*strides)[k] : span);
     } else {
       const int64_t size = value(d->size, a);
       add(size, d->strided ? value(d->stride, a) : span);
