@@ -26,11 +26,13 @@ interface Network extends Module {
  * difference quotient. float32 forward passes: the quotient carries ~1e-6 relative rounding of the
  * loss over h and O(h²) truncation; the bound is relative to sum |g·v|, not to the (possibly
  * cancelling) sum; the worst seen is 2.1e-3 (a U-Net GroupNorm weight), and a smaller h lets
- * rounding dominate (1e-2 at h = 1e-3). Returns how many tensors were checked.
+ * rounding dominate (1e-2 at h = 1e-3). `scale`: the random parameters' size; products of
+ * activations (SwiGLU, normalised q·k) need smaller ones to keep the loss near-linear over h.
+ * Returns how many tensors were checked.
  */
-export function expectNetworkGradients(m: Network): number {
+export function expectNetworkGradients(m: Network, scale = 0.4): number {
   let seed = 10;
-  for (const p of m.parameters()) dv.assign_(p, Float32Array.from(toF32(randomValues(p.size, seed++, 0.4))));
+  for (const p of m.parameters()) dv.assign_(p, Float32Array.from(toF32(randomValues(p.size, seed++, scale))));
   const B = 2;
   const x = dv.tensor(Float32Array.from(toF32(randomValues(B * 3 * 64, 1, 1))), [B, 3, 8, 8]);
   x.requiresGrad = true;

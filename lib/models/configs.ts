@@ -32,6 +32,18 @@ export interface ModelConfig {
   // IU-ViT/ASCEND: 2-D rotary position embedding of q and k in every attention (head dims multiples of 4).
   // The PyTorch twin ignores this key, so a rope model has no twin.
   rope?: boolean;
+  // IU-ViT/ASCEND: 0, or the channels of a 3x3 conv stem (then SiLU) before the patch embedding and of
+  // the unpatchified output (then SiLU) before final_conv, which it needs. No twin either.
+  conv_width?: number;
+  // IU-ViT/ASCEND with time_cond 'adaln' and classes: the label embedding also enters as a token before
+  // the patches (the attention can read it, as in 'token' mode, besides modulating every block). No twin.
+  label_token?: boolean;
+  // IU-ViT/ASCEND: LayerNorm (with a learned scale, no shift) of each head's queries and keys before
+  // the attention (and before RoPE). No twin.
+  qk_norm?: boolean;
+  // IU-ViT/ASCEND: 'gelu' (fc1 -> GELU -> fc2, the twin's) or 'swiglu' (fc1 to two halves of 2/3 the
+  // width, SiLU(a) * b -> fc2: about the same parameters). No twin for 'swiglu'.
+  mlp?: 'gelu' | 'swiglu';
 }
 
 /** Every key a model config may have (config files are checked against it); the type keeps it complete. */
@@ -39,11 +51,12 @@ const MODEL_KEYS: Record<keyof ModelConfig, true> = {
   arch: true, img_size: true, in_chans: true, patch: true, dim: true, heads: true, depth: true, enc_depth: true, dec_depth: true,
   mlp_ratio: true, qkv_bias: true, time_cond: true, num_classes: true, context_dim: true, context_len: true, final_conv: true,
   freq_dim: true, enc_dim: true, dec_dim: true, channels: true, res_blocks: true, attn_res: true, norm_groups: true, rope: true,
+  conv_width: true, label_token: true, qk_norm: true, mlp: true,
 };
 
 /** The U-Net's own keys, and the IU-ViT/ASCEND keys a U-Net config may not carry. */
 const UNET_KEYS = ['channels', 'res_blocks', 'attn_res', 'norm_groups'] as const;
-const VIT_ONLY_KEYS = ['patch', 'depth', 'enc_depth', 'dec_depth', 'mlp_ratio', 'final_conv', 'enc_dim', 'dec_dim', 'rope'] as const;
+const VIT_ONLY_KEYS = ['patch', 'depth', 'enc_depth', 'dec_depth', 'mlp_ratio', 'final_conv', 'enc_dim', 'dec_dim', 'rope', 'conv_width', 'label_token', 'qk_norm', 'mlp'] as const;
 type UNetKey = (typeof UNET_KEYS)[number];
 export const MODEL_CONFIG_KEYS: readonly string[] = Object.keys(MODEL_KEYS);
 
@@ -74,6 +87,10 @@ export const DEFAULTS = {
   final_conv: true,
   freq_dim: 256,
   rope: false,
+  conv_width: 0,
+  label_token: false,
+  qk_norm: false,
+  mlp: 'gelu',
 } as const;
 
 /** Named presets (DiT-style keys). ASCEND counterparts trade decoder depth for encoder depth. */
@@ -106,7 +123,7 @@ function positiveInt(c: Record<string, unknown>, key: string, allowZero = false)
 /** The U-Net's full config: shared keys checked as for IU-ViT, its own keys, no IU-ViT-only key. */
 function fullUNetConfig(base: ModelConfig): FullUNetConfig {
   for (const k of VIT_ONLY_KEYS) if (base[k] !== undefined && base[k] !== null) fail(k, "no value for arch 'unet' (an IU-ViT/ASCEND key)", base[k]);
-  const { mlp_ratio: _m, final_conv: _f, rope: _r, ...shared } = DEFAULTS;
+  const { mlp_ratio: _m, final_conv: _f, rope: _r, conv_width: _w, label_token: _l, qk_norm: _q, mlp: _p, ...shared } = DEFAULTS;
   const c: Record<string, unknown> = { ...shared, ...UNET_DEFAULTS, ...base };
   for (const k of ['img_size', 'in_chans', 'dim', 'heads', 'freq_dim', 'res_blocks', 'norm_groups']) positiveInt(c, k);
   for (const k of ['num_classes', 'context_dim', 'context_len']) positiveInt(c, k, true);
@@ -166,6 +183,18 @@ export function fullConfig(config: ModelConfig | string): FullModelConfig {
     // 2-D RoPE splits each head's pairs in halves, one for the row and one for the column.
     if (c.rope && (c[k] as number) % (4 * (c.heads as number))) fail(k, `a multiple of 4 * heads = ${4 * (c.heads as number)} with rope (head dims a multiple of 4)`, c[k]);
   }
+  c.conv_width ??= 0;
+  positiveInt(c, 'conv_width', true);
+  if ((c.conv_width as number) > 0 && c.final_conv !== true) fail('final_conv', 'true with conv_width > 0 (the conv head ends in final_conv)', c.final_conv);
+  c.label_token ??= false;
+  if (typeof c.label_token !== 'boolean') fail('label_token', 'a boolean', c.label_token);
+  if (c.label_token && (c.time_cond !== 'adaln' || !c.num_classes)) {
+    fail('label_token', "false unless time_cond is 'adaln' and num_classes > 0 (in 'token' mode the label is a token already)", c.label_token);
+  }
+  c.qk_norm ??= false;
+  if (typeof c.qk_norm !== 'boolean') fail('qk_norm', 'a boolean', c.qk_norm);
+  c.mlp ??= 'gelu';
+  if (c.mlp !== 'gelu' && c.mlp !== 'swiglu') fail('mlp', "'gelu' or 'swiglu'", c.mlp);
   return c as FullViTConfig;
 }
 

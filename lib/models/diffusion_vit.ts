@@ -6,7 +6,7 @@
  * by `new DiffusionViT(config)`.
  */
 import { type Device, resolveDevice } from '../backend/backend.js';
-import { add } from '../ops/elementwise.js';
+import { add, silu } from '../ops/elementwise.js';
 import { assign_ } from '../ops/inplace.js';
 import { concat, flatten, permute, reshape, slice, transpose, unsqueeze } from '../ops/shape.js';
 import { Conv2d, Embedding, Linear } from '../nn/layers.js';
@@ -25,9 +25,11 @@ export class IUViT extends Module {
   readonly config: FullViTConfig;
   readonly adaln: boolean;
   readonly nPatches: number;
-  /** Tokens before the patches: [time] [label] [context...] ("token" mode has time/label). */
+  /** Tokens before the patches: [time] [label] [context...] ("token" mode has time/label; label_token the label). */
   readonly nExtra: number;
   readonly skipFrom: number[];
+  /** config.conv_width > 0: the 3x3 conv before the patch embedding (pixels -> conv_width channels). */
+  readonly stem: Conv2d | null;
   readonly patch_embed: Conv2d;
   readonly pos_embed: Tensor; // (1, nExtra + nPatches, enc_dim)
   readonly time_embed: TimestepEmbed;
@@ -58,23 +60,26 @@ export class IUViT extends Module {
     const { patch: p, in_chans: C, enc_dim: de, dec_dim: dd } = c;
     this.adaln = c.time_cond === 'adaln';
     this.nPatches = (c.img_size / p) ** 2;
-    this.nExtra = (this.adaln ? 0 : 1) + (c.num_classes && !this.adaln ? 1 : 0) + c.context_len;
-    this.patch_embed = this.child('patch_embed', new Conv2d(C, de, p, g, p));
+    this.nExtra = (this.adaln ? 0 : 1) + (c.num_classes && (!this.adaln || c.label_token) ? 1 : 0) + c.context_len;
+    // With a conv stem and head the patches carry conv_width channels in and out instead of the pixels'.
+    const pixelChans = c.conv_width || C;
+    this.stem = c.conv_width ? this.child('stem', new Conv2d(C, c.conv_width, 3, g, 1, 1)) : null;
+    this.patch_embed = this.child('patch_embed', new Conv2d(pixelChans, de, p, g, p));
     this.pos_embed = this.param('pos_embed', Tensor.empty([1, this.nExtra + this.nPatches, de]));
     this.time_embed = this.child('time_embed', new TimestepEmbed(c.freq_dim, de, g));
     this.label_embed = c.num_classes ? this.child('label_embed', new Embedding(c.num_classes + 1, de, g)) : null;
     this.context_embed = c.context_dim ? this.child('context_embed', new Linear(c.context_dim, de, g)) : null;
     // The conditioning vector (time [+ label] embedding) has the encoder width de.
     const block = (dim: number, skipDim = 0) =>
-      new Block({ dim, heads: c.heads, mlpRatio: c.mlp_ratio, qkvBias: c.qkv_bias, adaln: this.adaln, skipDim, condDim: de }, g);
+      new Block({ dim, heads: c.heads, mlpRatio: c.mlp_ratio, qkvBias: c.qkv_bias, adaln: this.adaln, skipDim, condDim: de, qkNorm: c.qk_norm, mlp: c.mlp }, g);
     this.enc_blocks = this.child('enc_blocks', new ModuleList(Array.from({ length: c.enc_depth }, () => block(de))));
     this.mid_block = this.child('mid_block', block(de));
     this.bridge = de !== dd ? this.child('bridge', new Linear(de, dd, g)) : null;
     this.dec_blocks = this.child('dec_blocks', new ModuleList(Array.from({ length: c.dec_depth }, () => block(dd, de))));
     // Decoder block j takes its skip from encoder block enc_depth-1-floor(j*enc_depth/dec_depth).
     this.skipFrom = Array.from({ length: c.dec_depth }, (_, j) => c.enc_depth - 1 - Math.floor((j * c.enc_depth) / c.dec_depth));
-    this.final = this.child('final', new FinalLayer(dd, p * p * C, this.adaln, de, g));
-    this.final_conv = c.final_conv ? this.child('final_conv', new Conv2d(C, C, 3, g, 1, 1)) : null;
+    this.final = this.child('final', new FinalLayer(dd, p * p * pixelChans, this.adaln, de, g));
+    this.final_conv = c.final_conv ? this.child('final_conv', new Conv2d(pixelChans, C, 3, g, 1, 1)) : null;
     this.ropeTables = c.rope ? new RopeTables(c.img_size / p, this.nExtra) : null;
     this.initializeWeights(g);
     if (device) this.to(device);
@@ -127,13 +132,15 @@ export class IUViT extends Module {
       }
     }
     const p = c.patch;
-    const tok = transpose(flatten(this.patch_embed.forward(x), 2), 1, 2); // (B, N, de)
+    const pixels = this.stem ? silu(this.stem.forward(x)) : x;
+    const tok = transpose(flatten(this.patch_embed.forward(pixels), 2), 1, 2); // (B, N, de)
     const temb = this.time_embed.forward(cNoise); // (B, de)
     const lemb = this.label_embed && labels ? this.label_embed.forward(labels) : null;
     const extra: Tensor[] = [];
     let cond: Tensor | null = null;
     if (this.adaln) {
       cond = lemb ? add(temb, lemb) : temb;
+      if (lemb && c.label_token) extra.push(unsqueeze(lemb, 1));
     } else {
       extra.push(unsqueeze(temb, 1));
       if (lemb) extra.push(unsqueeze(lemb, 1));
@@ -156,8 +163,10 @@ export class IUViT extends Module {
     z = this.final.forward(z, cond);
     if (this.nExtra) z = slice(z, 1, this.nExtra, z.shape[1]);
     const g = H / p;
-    const img = reshape(permute(reshape(z, [B, g, g, p, p, C]), [0, 5, 1, 3, 2, 4]), [B, C, H, W]);
-    return this.final_conv ? this.final_conv.forward(img) : img;
+    const Cout = c.conv_width || C;
+    const img = reshape(permute(reshape(z, [B, g, g, p, p, Cout]), [0, 5, 1, 3, 2, 4]), [B, Cout, H, W]);
+    if (!this.final_conv) return img;
+    return this.final_conv.forward(c.conv_width ? silu(img) : img);
   }
 
   /** Frees the parameters and the RoPE tables. */

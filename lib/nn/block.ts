@@ -9,7 +9,7 @@ import type { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Attention } from './attention.js';
 import { LayerNorm, Linear } from './layers.js';
-import { Mlp } from './mlp.js';
+import { Mlp, type MlpKind } from './mlp.js';
 import { Module } from './module.js';
 import type { RopeAngles } from './rope_tables.js';
 
@@ -24,6 +24,10 @@ export interface BlockOptions {
   skipDim: number;
   /** Width of the conditioning vector c. */
   condDim: number;
+  /** LayerNorm of each head's queries and keys (config qk_norm; default off). */
+  qkNorm?: boolean;
+  /** The MLP's kind (config mlp; default 'gelu'). */
+  mlp?: MlpKind;
 }
 
 export class Block extends Module {
@@ -39,9 +43,9 @@ export class Block extends Module {
     // Registration order follows the twin's __init__ (names are what matter for checkpoints).
     this.skip = o.skipDim ? this.child('skip', new Linear(o.dim + o.skipDim, o.dim, g)) : null;
     this.norm1 = this.child('norm1', new LayerNorm(o.dim, !o.adaln));
-    this.attn = this.child('attn', new Attention(o.dim, o.heads, o.qkvBias, g));
+    this.attn = this.child('attn', new Attention(o.dim, o.heads, o.qkvBias, g, o.qkNorm ?? false));
     this.norm2 = this.child('norm2', new LayerNorm(o.dim, !o.adaln));
-    this.mlp = this.child('mlp', new Mlp(o.dim, o.mlpRatio, g));
+    this.mlp = this.child('mlp', new Mlp(o.dim, o.mlpRatio, g, o.mlp ?? 'gelu'));
     this.ada = o.adaln ? this.child('ada', new Linear(o.condDim, 6 * o.dim, g)) : null;
   }
 

@@ -26,10 +26,11 @@ export class Linear extends Module {
 export class LayerNorm extends Module {
   readonly weight: Tensor | null;
   readonly bias: Tensor | null;
-  constructor(readonly dim: number, affine = true, readonly eps = 1e-6) {
+  /** affine: a learned scale (weight) and, unless bias is false, a shift (bias). */
+  constructor(readonly dim: number, affine = true, readonly eps = 1e-6, bias = affine) {
     super();
     this.weight = affine ? this.param('weight', fillConstant(Tensor.empty([dim]), 1)) : null;
-    this.bias = affine ? this.param('bias', fillConstant(Tensor.empty([dim]), 0)) : null;
+    this.bias = affine && bias ? this.param('bias', fillConstant(Tensor.empty([dim]), 0)) : null;
   }
   forward(x: Tensor): Tensor {
     return layerNorm(x, this.weight, this.bias, this.eps);
