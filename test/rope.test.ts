@@ -13,7 +13,7 @@ import { IUViT } from '../lib/models/diffusion_vit.js';
 import { rope2dTables } from '../lib/nn/rope.js';
 import { rotaryEmbedding } from '../lib/ops/rope.js';
 import { checkOp, type CloseOptions, describeEachBackend, deviceBuffer, expectClose, fromValues, randomValues, readBuffer, toF32 } from './helpers.js';
-import { expectNetworkGradients, expectNetworkMatchesHost } from './trainer_checks.js';
+import { expectNetworkGradients, expectNetworkMatchesHost, randomizeParameters } from './trainer_checks.js';
 
 const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 const ROPE_TOL: CloseOptions = { dtype: 'float32', kind: 'rope' };
@@ -208,10 +208,6 @@ const TINY: ModelConfig = {
   heads: 2, freq_dim: 8, time_cond: 'token', num_classes: 3, rope: true,
 };
 
-/** Random values in every parameter (zero-initialised layers would hide their inputs). */
-function randomize(m: IUViT, seed: number, scale: number): void {
-  for (const p of m.parameters()) dv.assign_(p, Float32Array.from(toF32(randomValues(p.size, seed++, scale))));
-}
 
 describe('IU-ViT/ASCEND with rope', () => {
   test('same parameter names and shapes as without rope, different outputs; rope false is the default', () => {
@@ -219,8 +215,8 @@ describe('IU-ViT/ASCEND with rope', () => {
     const on = new IUViT(TINY, { seed: 3 }), off = new IUViT({ ...TINY, rope: false }, { seed: 3 });
     const shapes = (m: IUViT) => [...m.namedParameters()].map(([name, p]) => [name, p.shape]);
     expect(shapes(on)).toEqual(shapes(off));
-    randomize(on, 50, 0.3);
-    randomize(off, 50, 0.3);
+    randomizeParameters(on, 50, 0.3);
+    randomizeParameters(off, 50, 0.3);
     dv.scope(() => {
       const x = dv.tensor(Float32Array.from(randomValues(2 * 3 * 64, 1, 1)), [2, 3, 8, 8]);
       const c = dv.tensor([0.3, -0.7]), labels = dv.tensor([2, 1], [2], 'int32');
@@ -251,7 +247,7 @@ describeEachBackend('IU-ViT/ASCEND with rope on the device', ({ device }) => {
   test("forward and every parameter's gradient equal the host's; the tables follow the model and go with dispose()", () => {
     const runOnDevice = expectNetworkMatchesHost(() => {
       const m = new IUViT(TINY, { seed: 2 });
-      randomize(m, 30, 0.3);
+      randomizeParameters(m, 30, 0.3);
       return m;
     }, device);
     // Another run leaves no tensor behind: dispose() freed the tables made for the device. (Counted

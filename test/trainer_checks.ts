@@ -20,6 +20,14 @@ interface Network extends Module {
 }
 
 /**
+ * Random values in every parameter of `m` (zero-initialised layers would hide their inputs), of size
+ * `scale`, parameter i from seed `seed + i`: the same values for the same model and seed.
+ */
+export function randomizeParameters(m: Module, seed: number, scale: number): void {
+  for (const p of m.parameters()) dv.assign_(p, Float32Array.from(toF32(randomValues(p.size, seed++, scale))));
+}
+
+/**
  * Every parameter of `m` and its input against central differences: random values in every
  * parameter first (zero-initialised layers would hide their inputs' gradients), then for each
  * tensor the tape's gradient of loss = sum(w · F(x)) along one random direction against the
@@ -31,8 +39,7 @@ interface Network extends Module {
  * Returns how many tensors were checked.
  */
 export function expectNetworkGradients(m: Network, scale = 0.4): number {
-  let seed = 10;
-  for (const p of m.parameters()) dv.assign_(p, Float32Array.from(toF32(randomValues(p.size, seed++, scale))));
+  randomizeParameters(m, 10, scale);
   const B = 2;
   const x = dv.tensor(Float32Array.from(toF32(randomValues(B * 3 * 64, 1, 1))), [B, 3, 8, 8]);
   x.requiresGrad = true;

@@ -18,8 +18,8 @@ import { fullConfig, type ModelConfig, PRESETS } from '../lib/models/configs.js'
 import { DiffusionViT, IUViT } from '../lib/models/diffusion_vit.js';
 import { UNet } from '../lib/models/unet.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../lib/train/trainer.js';
-import { describeEachBackend, randomValues, toF32 } from './helpers.js';
-import { expectNetworkGradients, expectNetworkMatchesHost, expectResumeBitExact, heldOutLoss } from './trainer_checks.js';
+import { describeEachBackend } from './helpers.js';
+import { expectNetworkGradients, expectNetworkMatchesHost, expectResumeBitExact, heldOutLoss, randomizeParameters } from './trainer_checks.js';
 
 /** 8×8 images, two resolutions (8 and 4 px), attention at 4 px: every part of the network, small. */
 const SMALL: ModelConfig = {
@@ -127,8 +127,7 @@ describeEachBackend('the U-Net on the device', ({ device }) => {
     // The same weights on the host and on the suite's device; the host run is the reference.
     expectNetworkMatchesHost(() => {
       const m = new UNet(SMALL, { seed: 2 });
-      let seed = 30;
-      for (const p of m.parameters()) dv.assign_(p, Float32Array.from(toF32(randomValues(p.size, seed++, 0.3))));
+      randomizeParameters(m, 30, 0.3);
       return m;
     }, device);
   });
@@ -192,8 +191,7 @@ describe('training, checkpoints and sampling', () => {
 
   test('generateAsync in a worker thread builds the U-Net from the weights it is sent: the same images as generate()', async () => {
     const m = new UNet(SMALL, { seed: 4 });
-    let seed = 20;
-    for (const p of m.parameters()) dv.assign_(p, Float32Array.from(toF32(randomValues(p.size, seed++, 0.3))));
+    randomizeParameters(m, 20, 0.3);
     const options = { labels: Int32Array.from([0, 2]), steps: 2, guidance: 1.5, seed: 3 };
     const a = await dv.generateAsync(m, options), b = generate(m, options);
     expect(a.shape).toEqual([2, 3, 8, 8]);
