@@ -18,6 +18,7 @@ export { Block, FinalLayer, type BlockOptions } from './nn/block.js';
 export { TimestepEmbed, edmPositionalEmbedding } from './nn/timestep.js';
 export { DiffusionViT, IUViT, type ModelOptions } from './models/diffusion_vit.js';
 export { UNet } from './models/unet.js';
+export { drawTokenMask, dropTokens, restoreTokens, keptPatches, keptTokens, disposeTokenMask, type TokenMask } from './models/token_mask.js';
 export { PRESETS, fullConfig, type ModelConfig, type FullModelConfig, type FullViTConfig, type FullUNetConfig } from './models/configs.js';
 export { loadCheckpoint, saveCheckpoint, type LoadedCheckpoint, type LoadCheckpointOptions } from './models/checkpoint.js';
 export { exportWeights, type ExportWeightsOptions, type ExportedWeights } from './models/export.js';

@@ -41,6 +41,12 @@ Options:
   --label-dropout P        label/caption dropout for guidance: the null label and the empty
                            (all-zero) context (default ${DEFAULT_TRAIN_CONFIG.labelDropout})
   --seed N                 run seed (default ${DEFAULT_TRAIN_CONFIG.seed})
+  --mask-ratio R           masked-token training (IU-ViT/ASCEND without rope): each step drops
+                           this fraction of every image's patch tokens at random, the blocks
+                           see the rest and the loss covers the kept patches (a step costs
+                           about 1 - R of a full one) (default ${DEFAULT_TRAIN_CONFIG.maskRatio}: off)
+  --mask-until F           mask only the first F of the run's steps; the rest see every token,
+                           as sampling does (default ${DEFAULT_TRAIN_CONFIG.maskUntil})
   --precision P            matmul precision: float32, or bf16 (bfloat16 operands, fp32
                            accumulation; attention stays fp32). Default: DIFFVIT_MATMUL_PRECISION,
                            else bf16 where the CPU has AVX512_BF16, else float32; a resumed run

@@ -32,8 +32,8 @@ export type OptionSpec =
   | { kind: 'flag'; short?: string }
   /** An integer in [min, max]. */
   | (Common & { kind: 'int'; min: number; max: number })
-  /** A finite number: >= min (or > above), <= max. */
-  | (Common & { kind: 'number'; min?: number; above?: number; max?: number })
+  /** A finite number: >= min (or > above), <= max (or < below). */
+  | (Common & { kind: 'number'; min?: number; above?: number; max?: number; below?: number })
   | (Common & { kind: 'string'; optionalValue?: boolean })
   | (Common & { kind: 'choice'; choices: readonly string[] })
   /** An existing file (or directory) to read. */
@@ -101,8 +101,9 @@ function optionLabel(name: string, spec: OptionSpec | undefined): string {
   return `--${name}${spec && 'arg' in spec && spec.arg ? ' ' + spec.arg : ''}`;
 }
 
-function rangeText(min: number | undefined, max: number | undefined, above?: number): string {
+function rangeText(min: number | undefined, max: number | undefined, above?: number, below?: number): string {
   const low = above !== undefined ? `> ${above}` : min !== undefined ? `>= ${min}` : '';
+  if (below !== undefined) return low ? `${low} and < ${below}` : `< ${below}`;
   if (max === undefined || max === Number.MAX_SAFE_INTEGER) return low;
   if (above === undefined && min !== undefined) return `from ${min} to ${max}`;
   return low ? `${low} and <= ${max}` : `<= ${max}`;
@@ -129,8 +130,9 @@ export function numberProblem(spec: OptionSpec, n: number): string | null {
     return Number.isInteger(n) && n >= spec.min && n <= spec.max ? null : `an integer ${rangeText(spec.min, spec.max)}`;
   }
   if (spec.kind === 'number') {
-    const ok = Number.isFinite(n) && !(spec.min !== undefined && n < spec.min) && !(spec.above !== undefined && n <= spec.above) && !(spec.max !== undefined && n > spec.max);
-    const range = rangeText(spec.min, spec.max, spec.above);
+    const ok = Number.isFinite(n) && !(spec.min !== undefined && n < spec.min) && !(spec.above !== undefined && n <= spec.above) && !(spec.max !== undefined && n > spec.max) &&
+      !(spec.below !== undefined && n >= spec.below);
+    const range = rangeText(spec.min, spec.max, spec.above, spec.below);
     return ok ? null : `a number${range ? ' ' + range : ''}`;
   }
   return null;

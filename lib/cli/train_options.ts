@@ -29,6 +29,8 @@ export const TRAIN_OPTIONS = {
   'ema-rampup': { kind: 'number', above: 0, arg: 'R', default: DEFAULT_TRAIN_CONFIG.emaRampup },
   'label-dropout': { kind: 'number', min: 0, max: 1, arg: 'P', default: DEFAULT_TRAIN_CONFIG.labelDropout },
   seed: { kind: 'int', min: 0, max: MAX_SEED, arg: 'N', default: DEFAULT_TRAIN_CONFIG.seed },
+  'mask-ratio': { kind: 'number', min: 0, below: 1, arg: 'R', default: DEFAULT_TRAIN_CONFIG.maskRatio },
+  'mask-until': { kind: 'number', min: 0, max: 1, arg: 'F', default: DEFAULT_TRAIN_CONFIG.maskUntil },
   precision: { kind: 'choice', choices: ['float32', 'bf16'], arg: 'P' },
   device: { kind: 'string', arg: 'D' },
   'cuda-graph': { kind: 'flag' },
@@ -46,7 +48,7 @@ export const TRAIN_OPTIONS = {
 export const CONFIG_KEY_OF_OPTION = {
   steps: 'steps', batch: 'batchSize', lr: 'lr', 'lr-schedule': 'lrSchedule', warmup: 'warmupSteps',
   'ema-halflife': 'emaHalfLifeImages', 'ema-rampup': 'emaRampup', 'label-dropout': 'labelDropout', seed: 'seed',
-  precision: 'matmulPrecision',
+  precision: 'matmulPrecision', 'mask-ratio': 'maskRatio', 'mask-until': 'maskUntil',
 } as const satisfies Partial<Record<keyof typeof TRAIN_OPTIONS, keyof TrainConfig>>;
 
 /** Config-file keys without an option of their own, and how each is checked. */

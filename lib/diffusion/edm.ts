@@ -9,7 +9,8 @@ import type { Device } from '../backend/backend.js';
 import { randn, tensor } from '../ops/creation.js';
 import { edmTrainingNoise, edmWeightedLoss } from '../ops/edm.js';
 import { add, mul } from '../ops/elementwise.js';
-import type { DiffusionViT } from '../models/diffusion_vit.js';
+import { type DiffusionViT, IUViT } from '../models/diffusion_vit.js';
+import { keptPatches, type TokenMask } from '../models/token_mask.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
 import { formatShape, type Tensor } from '../tensor/tensor.js';
 
@@ -88,13 +89,21 @@ export function sampleTrainingSigmas(batch: number, options: LossOptions = {}): 
 
 /**
  * The EDM training loss (a scalar) for clean images y: mean of λ(σ)·(D(y+n; σ) − y)², through the
- * fused kernels (noise injection + c_in scaling in one pass; loss and dL/dF in one pass).
+ * fused kernels (noise injection + c_in scaling in one pass; loss and dL/dF in one pass). With
+ * options.mask (an IU-ViT only; ../models/token_mask.ts) the network sees the mask's kept patch
+ * tokens and the mean runs over the kept patches' pixels.
  */
-export function edmLoss(D: EDMDenoiser, y: Tensor, labels: Tensor | null = null, options: LossOptions & { context?: Tensor | null } = {}): Tensor {
+export function edmLoss(D: EDMDenoiser, y: Tensor, labels: Tensor | null = null,
+  options: LossOptions & { context?: Tensor | null; mask?: TokenMask | null } = {}): Tensor {
   // σ, c_noise and the noisy inputs are drawn on y's device (the σ of sampleTrainingSigmas, from
   // the same stream elements): nothing is read back to the host.
   const { sigmas, cNoise, xNoisy, xIn } = edmTrainingNoise(y, options.generator ?? defaultGenerator,
     { P_mean: options.P_mean, P_std: options.P_std, sigmaData: D.sigmaData });
-  const F = D.net.forward(xIn, cNoise, labels, options.context ?? null);
-  return edmWeightedLoss(F, xNoisy, y, sigmas, D.sigmaData);
+  const context = options.context ?? null, mask = options.mask ?? null;
+  if (!mask) return edmWeightedLoss(D.net.forward(xIn, cNoise, labels, context), xNoisy, y, sigmas, D.sigmaData);
+  if (!(D.net instanceof IUViT)) throw new Error(`diffvit.edmLoss: option 'mask' expected an IU-ViT/ASCEND network (patch tokens to drop), received arch '${D.net.config.arch}'`);
+  const F = D.net.forward(xIn, cNoise, labels, context, mask);
+  const patch = D.net.config.patch;
+  const kept = (images: Tensor) => keptPatches(images, mask, patch);
+  return edmWeightedLoss(kept(F), kept(xNoisy), kept(y), sigmas, D.sigmaData);
 }

@@ -15,6 +15,7 @@ import { fillConstant, sinCos2d, truncNormal, xavierUniform } from '../nn/init.j
 import { Module, ModuleList } from '../nn/module.js';
 import { RopeTables } from '../nn/rope_tables.js';
 import { TimestepEmbed } from '../nn/timestep.js';
+import { dropTokens, restoreTokens, type TokenMask } from './token_mask.js';
 import { Generator } from '../tensor/random.js';
 import { formatShape, Tensor } from '../tensor/tensor.js';
 import { type FullViTConfig, fullConfig, type ModelConfig } from './configs.js';
@@ -115,8 +116,11 @@ export class IUViT extends Module {
   /**
    * x: (B, C, H, W) network input (already scaled by c_in), cNoise: (B), labels: int32 (B) or null
    * (the null class is num_classes), context: (B, context_len, context_dim) or null. Returns (B, C, H, W).
+   * mask (masked-token training, ./token_mask.ts): the blocks see only the mask's kept patch tokens
+   * (after their positions are added; extra tokens always stay), and the dropped patches' outputs
+   * are zeros before final_conv — the loss is meant for the kept patches only. Not with rope.
    */
-  forward(x: Tensor, cNoise: Tensor, labels: Tensor | null = null, context: Tensor | null = null): Tensor {
+  forward(x: Tensor, cNoise: Tensor, labels: Tensor | null = null, context: Tensor | null = null, mask: TokenMask | null = null): Tensor {
     const c = this.config;
     const [B, C, H, W] = x.shape;
     if (x.rank !== 4 || C !== c.in_chans || H !== c.img_size || W !== c.img_size) {
@@ -130,6 +134,10 @@ export class IUViT extends Module {
       if (t && t.device !== device) {
         throw new Error(`diffvit.DiffusionViT: argument '${name}' is on device '${t.device}' but the model's parameters are on '${device}' (move the input with tensor.to('${device}'), or the model with model.to(device))`);
       }
+    }
+    if (mask && this.ropeTables) throw new Error("diffvit.DiffusionViT: argument 'mask' expected null for a rope model (its rotary tables follow the full token grid)");
+    if (mask && (mask.tokens !== this.nPatches || mask.keep.shape[0] !== B || mask.keep.device !== device)) {
+      throw new Error(`diffvit.DiffusionViT: argument 'mask' expected a mask of ${B} images of ${this.nPatches} patches on '${device}', received one of ${mask.keep.shape[0]} images of ${mask.tokens} on '${mask.keep.device}'`);
     }
     const p = c.patch;
     const pixels = this.stem ? silu(this.stem.forward(x)) : x;
@@ -147,6 +155,10 @@ export class IUViT extends Module {
     }
     if (this.context_embed && context) extra.push(this.context_embed.forward(context));
     let z = add(extra.length ? concat([...extra, tok], 1) : tok, this.pos_embed);
+    if (mask) {
+      const kept = dropTokens(this.nExtra ? slice(z, 1, this.nExtra, z.shape[1]) : z, mask);
+      z = this.nExtra ? concat([slice(z, 1, 0, this.nExtra), kept], 1) : kept;
+    }
     // RoPE turns q and k by each patch's row and column (extra tokens by 0); head dims differ in ASCEND.
     const encRope = this.ropeTables?.get(device, c.enc_dim / c.heads) ?? null;
     const decRope = this.ropeTables?.get(device, c.dec_dim / c.heads) ?? null;
@@ -162,6 +174,7 @@ export class IUViT extends Module {
     });
     z = this.final.forward(z, cond);
     if (this.nExtra) z = slice(z, 1, this.nExtra, z.shape[1]);
+    if (mask) z = restoreTokens(z, mask);
     const g = H / p;
     const Cout = c.conv_width || C;
     const img = reshape(permute(reshape(z, [B, g, g, p, p, Cout]), [0, 5, 1, 3, 2, 4]), [B, Cout, H, W]);

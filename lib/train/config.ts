@@ -33,6 +33,15 @@ export interface TrainConfig {
   P_mean: number;
   P_std: number;
   /**
+   * Masked-token training (IU-ViT/ASCEND without rope; lib/models/token_mask.ts): the fraction of
+   * each image's patch tokens a step drops (0: off). The blocks run on the rest and the loss covers
+   * the kept patches, so a step costs about 1 − maskRatio of a full one. Checkpoints from before
+   * the option: 0.
+   */
+  maskRatio?: number;
+  /** Masking runs for this fraction of the run's steps; the rest train on every token, as sampling sees them. */
+  maskUntil?: number;
+  /**
    * Precision of the run's GEMMs: 'bf16' rounds matmul operands to bfloat16 with fp32
    * accumulation. The Trainer runs each step inside autocast(matmulPrecision), leaving the process
    * default (setMatmulPrecision) alone; `diffvit train` samples its grids at it too; a resumed
@@ -87,5 +96,8 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'model' | 'data'> = {
   // levels where a sample's layout is decided (σ of about 2 to 20): docs/training-notes.md.
   P_mean: -0.3,
   P_std: 1.3,
+  maskRatio: 0,
+  // MaskDiT ends with unmasked steps; here they are the learning-rate cooldown's quarter.
+  maskUntil: 0.75,
   matmulPrecision: 'float32',
 };

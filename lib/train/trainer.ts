@@ -16,9 +16,11 @@ import { sumSquares } from '../ops/reduce.js';
 import { clone, stack } from '../ops/shape.js';
 import { noGrad } from '../tensor/autograd.js';
 import { readCheckpointModel } from '../models/checkpoint.js';
+import { fullConfig } from '../models/configs.js';
 import { readSafetensorsValues, writeSafetensors } from '../models/safetensors.js';
 import { closeSafetensors, openSafetensors } from '../models/safetensors_header.js';
-import { DiffusionViT } from '../models/diffusion_vit.js';
+import { DiffusionViT, IUViT } from '../models/diffusion_vit.js';
+import { drawTokenMask, type TokenMask } from '../models/token_mask.js';
 import { backward } from '../ops/backward.js';
 import { Generator } from '../tensor/random.js';
 import { autocast, getMatmulPrecision } from '../tensor/autocast.js';
@@ -95,12 +97,20 @@ export class Trainer {
     if (config.lrSchedule !== undefined && !LR_SCHEDULES.includes(config.lrSchedule)) {
       throw new Error(`diffvit.train: lrSchedule expected ${LR_SCHEDULES.map((s) => `'${s}'`).join(' or ')}, received ${JSON.stringify(config.lrSchedule)}`);
     }
+    const maskRatio = config.maskRatio ?? 0, maskUntil = config.maskUntil ?? 1;
+    if (!(maskRatio >= 0 && maskRatio < 1)) throw new Error(`diffvit.train: maskRatio expected a fraction in [0, 1) of the patch tokens to drop, received ${config.maskRatio}`);
+    if (!(maskUntil >= 0 && maskUntil <= 1)) throw new Error(`diffvit.train: maskUntil expected a fraction in [0, 1] of the run's steps, received ${config.maskUntil}`);
+    if (maskRatio > 0 && config.cudaGraph) throw new Error('diffvit.train: maskRatio > 0 draws a new token mask every step and cannot run in a CUDA graph (set cudaGraph: false)');
     // The device: the config's, else a given model's, else the host; cudaGraph needs a CUDA one.
     const { device, backend } = resolveDevice(config.device ?? model?.device ?? 'cpu', 'train');
     if (config.cudaGraph && backend.name !== 'cuda') {
       throw new Error(`diffvit.train: cudaGraph captures the training step in a CUDA graph and needs a CUDA device, but the run's device is '${device}' (set device: 'cuda')`);
     }
     this.device = device;
+    const modelConfig = model?.config ?? fullConfig(config.model);
+    if (maskRatio > 0 && (modelConfig.arch === 'unet' || modelConfig.rope)) {
+      throw new Error(`diffvit.train: maskRatio > 0 drops patch tokens and needs an IU-ViT/ASCEND model without rope, received ${modelConfig.arch === 'unet' ? "arch 'unet'" : 'a rope model'}`);
+    }
     this.model = model ? model.to(device) : new DiffusionViT(config.model, { seed: config.seed, device });
     this.denoiser = new EDMDenoiser(this.model);
     const params = this.model.parameters();
@@ -170,7 +180,7 @@ export class Trainer {
           this.checkContext(batch);
           context = tensor(batch.context!, [c.batchSize, mc.context_len, mc.context_dim], { device }); // (B, L, C)
         }
-        return edmLoss(this.denoiser, y, labels, { generator: this.generator, P_mean: c.P_mean, P_std: c.P_std, context });
+        return edmLoss(this.denoiser, y, labels, { generator: this.generator, P_mean: c.P_mean, P_std: c.P_std, context, mask: this.tokenMask() });
       });
       range('backward', () => backward(loss));
       return this.metrics(loss);
@@ -198,6 +208,13 @@ export class Trainer {
     this.model.zeroGrad();
     this.step++;
     return { step: this.step, loss: result.lossValue, gradNorm: result.gradNorm, lr, skipped };
+  }
+
+  /** This step's token mask (config.maskRatio), or null: masking off, or past maskUntil of the run. */
+  private tokenMask(): TokenMask | null {
+    const c = this.config, ratio = c.maskRatio ?? 0;
+    if (!ratio || this.step >= Math.round((c.maskUntil ?? 1) * c.steps) || !(this.model instanceof IUViT)) return null;
+    return drawTokenMask(c.batchSize, this.model.nPatches, ratio, c.seed, this.step, this.device);
   }
 
   private tooManyNonFinite(): never {
