@@ -24,7 +24,7 @@ export { loadCheckpoint, saveCheckpoint, type LoadedCheckpoint, type LoadCheckpo
 export { exportWeights, type ExportWeightsOptions, type ExportedWeights } from './models/export.js';
 export { readSafetensors, writeSafetensors, type SafetensorsFile } from './models/safetensors.js';
 export { readSafetensorsHeader, readSafetensorsFloats, type SafetensorsHeader, type SafetensorsEntry } from './models/safetensors_header.js';
-export { EDMDenoiser, edmLoss, preconditioning, sampleTrainingSigmas, SIGMA_DATA } from './diffusion/edm.js';
+export { EDMDenoiser, edmLoss, edmNoisedLoss, learnedWeightingLoss, preconditioning, sampleTrainingSigmas, SIGMA_DATA } from './diffusion/edm.js';
 export { generate, SAMPLERS, type SamplerName, type GenerateOptions } from './diffusion/sample.js';
 export { GuidedNetwork, type Conditioning } from './diffusion/guidance.js';
 export { edmSigmas } from './diffusion/samplers/common.js';

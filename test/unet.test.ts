@@ -36,6 +36,7 @@ describe('config', () => {
     expect(c).toEqual({
       arch: 'unet', img_size: 32, in_chans: 3, dim: 128, heads: 4, channels: [32, 64, 128], res_blocks: 2, attn_res: [8],
       norm_groups: 8, qkv_bias: false, time_cond: 'adaln', num_classes: 4, context_dim: 0, context_len: 0, freq_dim: 256,
+      learned_weighting: false,
     });
     const m = new UNet(c);
     expect(m.numParameters()).toBe(2_588_675);
@@ -46,7 +47,7 @@ describe('config', () => {
     expect(fullConfig('iuvit-xs/4')).toEqual({
       arch: 'iuvit', img_size: 32, in_chans: 3, patch: 4, dim: 128, depth: 7, heads: 4, mlp_ratio: 4, qkv_bias: false,
       time_cond: 'adaln', num_classes: 0, context_dim: 0, context_len: 0, final_conv: true, freq_dim: 256, enc_depth: 3,
-      rope: false, conv_width: 0, label_token: false, qk_norm: false, mlp: 'gelu', dec_depth: 3, enc_dim: 128, dec_dim: 128,
+      rope: false, conv_width: 0, label_token: false, qk_norm: false, mlp: 'gelu', learned_weighting: false, dec_depth: 3, enc_dim: 128, dec_dim: 128,
     });
     expect(() => fullConfig({ ...PRESETS['iuvit-xs/4'], channels: [8] })).toThrow("diffvit.modelConfig: 'channels' expected no value for arch 'iuvit' (a U-Net key), received [8]");
   });

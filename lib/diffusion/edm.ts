@@ -8,7 +8,10 @@
 import type { Device } from '../backend/backend.js';
 import { randn, tensor } from '../ops/creation.js';
 import { edmTrainingNoise, edmWeightedLoss } from '../ops/edm.js';
-import { add, mul } from '../ops/elementwise.js';
+import { add, addScalar, div, exp, mul, mulScalar, neg, reciprocal, sqrt, square, sub } from '../ops/elementwise.js';
+import { mean } from '../ops/reduce.js';
+import { reshape } from '../ops/shape.js';
+import { noGrad } from '../tensor/autograd.js';
 import { type DiffusionViT, IUViT } from '../models/diffusion_vit.js';
 import { keptPatches, type TokenMask } from '../models/token_mask.js';
 import { defaultGenerator, type Generator } from '../tensor/random.js';
@@ -91,19 +94,48 @@ export function sampleTrainingSigmas(batch: number, options: LossOptions = {}): 
  * The EDM training loss (a scalar) for clean images y: mean of λ(σ)·(D(y+n; σ) − y)², through the
  * fused kernels (noise injection + c_in scaling in one pass; loss and dL/dF in one pass). With
  * options.mask (an IU-ViT only; ../models/token_mask.ts) the network sees the mask's kept patch
- * tokens and the mean runs over the kept patches' pixels.
+ * tokens and the mean runs over the kept patches' pixels. A network with learned_weighting
+ * (EDM2) gives learnedWeightingLoss instead.
  */
 export function edmLoss(D: EDMDenoiser, y: Tensor, labels: Tensor | null = null,
   options: LossOptions & { context?: Tensor | null; mask?: TokenMask | null } = {}): Tensor {
   // σ, c_noise and the noisy inputs are drawn on y's device (the σ of sampleTrainingSigmas, from
   // the same stream elements): nothing is read back to the host.
-  const { sigmas, cNoise, xNoisy, xIn } = edmTrainingNoise(y, options.generator ?? defaultGenerator,
-    { P_mean: options.P_mean, P_std: options.P_std, sigmaData: D.sigmaData });
-  const context = options.context ?? null, mask = options.mask ?? null;
-  if (!mask) return edmWeightedLoss(D.net.forward(xIn, cNoise, labels, context), xNoisy, y, sigmas, D.sigmaData);
-  if (!(D.net instanceof IUViT)) throw new Error(`diffvit.edmLoss: option 'mask' expected an IU-ViT/ASCEND network (patch tokens to drop), received arch '${D.net.config.arch}'`);
-  const F = D.net.forward(xIn, cNoise, labels, context, mask);
-  const patch = D.net.config.patch;
-  const kept = (images: Tensor) => keptPatches(images, mask, patch);
+  const noise = edmTrainingNoise(y, options.generator ?? defaultGenerator, { P_mean: options.P_mean, P_std: options.P_std, sigmaData: D.sigmaData });
+  return edmNoisedLoss(D, noise, y, labels, options);
+}
+
+/** edmLoss after its noise draw: the loss of the network on `noise` (drawn by edmTrainingNoise from y). */
+export function edmNoisedLoss(D: EDMDenoiser, noise: { sigmas: Tensor; cNoise: Tensor; xNoisy: Tensor; xIn: Tensor }, y: Tensor,
+  labels: Tensor | null, options: { context?: Tensor | null; mask?: TokenMask | null } = {}): Tensor {
+  const { sigmas, cNoise, xNoisy, xIn } = noise;
+  const context = options.context ?? null, mask = options.mask ?? null, net = D.net;
+  let F: Tensor, kept = (images: Tensor) => images;
+  if (!mask) {
+    F = net.forward(xIn, cNoise, labels, context);
+  } else {
+    if (!(net instanceof IUViT)) throw new Error(`diffvit.edmLoss: option 'mask' expected an IU-ViT/ASCEND network (patch tokens to drop), received arch '${net.config.arch}'`);
+    F = net.forward(xIn, cNoise, labels, context, mask);
+    const patch = net.config.patch;
+    kept = (images: Tensor) => keptPatches(images, mask, patch);
+  }
+  if (net.logvar) return learnedWeightingLoss(kept(F), kept(xNoisy), kept(y), sigmas, net.logvar.forward(cNoise), D.sigmaData);
   return edmWeightedLoss(kept(F), kept(xNoisy), kept(y), sigmas, D.sigmaData);
+}
+
+/**
+ * EDM2's loss with learned weighting: the mean over samples of L/e^u + u, where L is a sample's EDM
+ * loss — the mean over its elements of λ(σ)(c_skip·x_noisy + c_out·F − y)², which is
+ * (F − (y − c_skip·x_noisy)/c_out)² since λ·c_out² = 1 — and u (B) its u(σ). F, xNoisy, y: (B, ...).
+ */
+export function learnedWeightingLoss(F: Tensor, xNoisy: Tensor, y: Tensor, sigmas: Tensor, u: Tensor, sigmaData = SIGMA_DATA): Tensor {
+  const B = F.shape[0], perSample = [B, ...F.shape.slice(1).map(() => 1)];
+  const target = noGrad(() => {
+    const sigma = reshape(sigmas, perSample);
+    const q = addScalar(square(sigma), sigmaData * sigmaData); // σ² + σ_data²
+    const cSkip = mulScalar(reciprocal(q), sigmaData * sigmaData);
+    return mul(sub(y, mul(xNoisy, cSkip)), div(sqrt(q), mulScalar(sigma, sigmaData))); // (y − c_skip·x)/c_out
+  });
+  const L = mean(square(sub(F, target)), F.shape.slice(1).map((_, i) => i + 1)); // (B)
+  return mean(add(mul(L, exp(neg(u))), u));
 }

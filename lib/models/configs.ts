@@ -44,6 +44,9 @@ export interface ModelConfig {
   // IU-ViT/ASCEND: 'gelu' (fc1 -> GELU -> fc2, the twin's) or 'swiglu' (fc1 to two halves of 2/3 the
   // width, SiLU(a) * b -> fc2: about the same parameters). No twin for 'swiglu'.
   mlp?: 'gelu' | 'swiglu';
+  // Any arch: EDM2's learned loss weighting (lib/nn/log_variance.ts): a linear map of c_noise's features
+  // to u(σ), and the training loss L/e^u + u per sample. Parameters logvar.*; sampling ignores them. No twin.
+  learned_weighting?: boolean;
 }
 
 /** Every key a model config may have (config files are checked against it); the type keeps it complete. */
@@ -51,7 +54,7 @@ const MODEL_KEYS: Record<keyof ModelConfig, true> = {
   arch: true, img_size: true, in_chans: true, patch: true, dim: true, heads: true, depth: true, enc_depth: true, dec_depth: true,
   mlp_ratio: true, qkv_bias: true, time_cond: true, num_classes: true, context_dim: true, context_len: true, final_conv: true,
   freq_dim: true, enc_dim: true, dec_dim: true, channels: true, res_blocks: true, attn_res: true, norm_groups: true, rope: true,
-  conv_width: true, label_token: true, qk_norm: true, mlp: true,
+  conv_width: true, label_token: true, qk_norm: true, mlp: true, learned_weighting: true,
 };
 
 /** The U-Net's own keys, and the IU-ViT/ASCEND keys a U-Net config may not carry. */
@@ -70,7 +73,7 @@ export type FullViTConfig = Required<Omit<ModelConfig, 'arch' | 'depth' | 'enc_d
 
 /** A U-Net config with its defaults: the shared keys (conditioning, embedding) and its own. */
 export type FullUNetConfig = Required<Pick<ModelConfig, 'img_size' | 'in_chans' | 'dim' | 'heads' | 'qkv_bias' |
-  'num_classes' | 'context_dim' | 'context_len' | 'freq_dim' | UNetKey>> & {
+  'num_classes' | 'context_dim' | 'context_len' | 'freq_dim' | 'learned_weighting' | UNetKey>> & {
   arch: 'unet';
   time_cond: 'adaln';
 };
@@ -91,6 +94,7 @@ export const DEFAULTS = {
   label_token: false,
   qk_norm: false,
   mlp: 'gelu',
+  learned_weighting: false,
 } as const;
 
 /** Named presets (DiT-style keys). ASCEND counterparts trade decoder depth for encoder depth. */
@@ -120,6 +124,11 @@ function positiveInt(c: Record<string, unknown>, key: string, allowZero = false)
   if (typeof v !== 'number' || !Number.isInteger(v) || v < (allowZero ? 0 : 1)) fail(key, allowZero ? 'an integer >= 0' : 'an integer >= 1', v);
 }
 
+function learnedWeighting(c: Record<string, unknown>): void {
+  c.learned_weighting ??= false;
+  if (typeof c.learned_weighting !== 'boolean') fail('learned_weighting', 'a boolean', c.learned_weighting);
+}
+
 /** The U-Net's full config: shared keys checked as for IU-ViT, its own keys, no IU-ViT-only key. */
 function fullUNetConfig(base: ModelConfig): FullUNetConfig {
   for (const k of VIT_ONLY_KEYS) if (base[k] !== undefined && base[k] !== null) fail(k, "no value for arch 'unet' (an IU-ViT/ASCEND key)", base[k]);
@@ -130,6 +139,7 @@ function fullUNetConfig(base: ModelConfig): FullUNetConfig {
   if (c.time_cond !== 'adaln') fail('time_cond', "'adaln' for arch 'unet' (the embedding modulates every residual block)", c.time_cond);
   if (c.context_dim || c.context_len) fail('context_dim', "0 for arch 'unet' (no text context; use an IU-ViT for text-to-image)", c.context_dim);
   if (typeof c.qkv_bias !== 'boolean') fail('qkv_bias', 'a boolean', c.qkv_bias);
+  learnedWeighting(c);
   if ((c.freq_dim as number) % 2 || (c.freq_dim as number) < 4) fail('freq_dim', 'an even number >= 4', c.freq_dim);
   const channels = c.channels, attnRes = c.attn_res;
   const isInt = (v: unknown, min: number) => typeof v === 'number' && Number.isInteger(v) && v >= min;
@@ -193,6 +203,7 @@ export function fullConfig(config: ModelConfig | string): FullModelConfig {
   }
   c.qk_norm ??= false;
   if (typeof c.qk_norm !== 'boolean') fail('qk_norm', 'a boolean', c.qk_norm);
+  learnedWeighting(c);
   c.mlp ??= 'gelu';
   if (c.mlp !== 'gelu' && c.mlp !== 'swiglu') fail('mlp', "'gelu' or 'swiglu'", c.mlp);
   return c as FullViTConfig;

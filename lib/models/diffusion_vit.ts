@@ -15,6 +15,7 @@ import { fillConstant, sinCos2d, truncNormal, xavierUniform } from '../nn/init.j
 import { Module, ModuleList } from '../nn/module.js';
 import { RopeTables } from '../nn/rope_tables.js';
 import { TimestepEmbed } from '../nn/timestep.js';
+import { LogVariance } from '../nn/log_variance.js';
 import { dropTokens, restoreTokens, type TokenMask } from './token_mask.js';
 import { Generator } from '../tensor/random.js';
 import { formatShape, Tensor } from '../tensor/tensor.js';
@@ -42,6 +43,8 @@ export class IUViT extends Module {
   readonly dec_blocks: ModuleList<Block>;
   readonly final: FinalLayer;
   readonly final_conv: Conv2d | null;
+  /** config.learned_weighting: u(σ) of the training loss (EDM2); else null. */
+  readonly logvar: LogVariance | null;
   /** config.rope: the cos/sin tables of every attention, per device (not parameters); else null. */
   readonly ropeTables: RopeTables | null;
 
@@ -83,6 +86,8 @@ export class IUViT extends Module {
     this.final_conv = c.final_conv ? this.child('final_conv', new Conv2d(pixelChans, C, 3, g, 1, 1)) : null;
     this.ropeTables = c.rope ? new RopeTables(c.img_size / p, this.nExtra) : null;
     this.initializeWeights(g);
+    // After the initialisation, so every other parameter draws what it draws without it.
+    this.logvar = c.learned_weighting ? this.child('logvar', new LogVariance(c.freq_dim, g)) : null;
     if (device) this.to(device);
   }
 

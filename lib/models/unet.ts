@@ -32,6 +32,7 @@ import { Conv2d, Embedding, GroupNorm, Linear } from '../nn/layers.js';
 import { fillConstant } from '../nn/init.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { TimestepEmbed } from '../nn/timestep.js';
+import { LogVariance } from '../nn/log_variance.js';
 import { Generator } from '../tensor/random.js';
 import { formatShape, type Tensor } from '../tensor/tensor.js';
 import { type FullUNetConfig, fullConfig, type ModelConfig } from './configs.js';
@@ -111,6 +112,8 @@ export class UNet extends Module {
   readonly up: ModuleList<Level>; // up.0 at the lowest resolution
   readonly norm_out: GroupNorm;
   readonly conv_out: Conv2d;
+  /** config.learned_weighting: u(σ) of the training loss (EDM2); else null. */
+  readonly logvar: LogVariance | null;
 
   /**
    * options.seed: the initialisation's seed (default 0); options.device: where the parameters live
@@ -148,6 +151,8 @@ export class UNet extends Module {
     this.norm_out = this.child('norm_out', new GroupNorm(G, cur));
     this.conv_out = this.child('conv_out', new Conv2d(cur, c.in_chans, 3, g, 1, 1));
     this.initializeWeights();
+    // After the initialisation, so every other parameter draws what it draws without it.
+    this.logvar = c.learned_weighting ? this.child('logvar', new LogVariance(c.freq_dim, g)) : null;
     if (device) this.to(device);
   }
 

@@ -7,9 +7,9 @@ import { resolveDevice } from '../backend/backend.js';
 import { graph as cudaGraph, type CudaGraph } from '../cuda.js';
 import { createDataset } from '../data/dataset.js';
 import { type Batch, BatchSampler } from '../data/loader.js';
-import { EDMDenoiser, edmLoss } from '../diffusion/edm.js';
+import { EDMDenoiser, edmLoss, edmNoisedLoss } from '../diffusion/edm.js';
 import { tensor } from '../ops/creation.js';
-import { edmTrainingNoise, edmWeightedLoss } from '../ops/edm.js';
+import { edmTrainingNoise } from '../ops/edm.js';
 import { adamwUpdateControlled, emaUpdateControlled, STEP_CONTROL, trainStepControl } from '../ops/optim.js';
 import { assign_, axpby_, copy_ } from '../ops/inplace.js';
 import { sumSquares } from '../ops/reduce.js';
@@ -301,9 +301,7 @@ export class Trainer {
       const step = () => autocast(c.matmulPrecision, () => scope(() => {
         // Gradients made fresh by this run (the warm-up's are dropped), never accumulated.
         this.model.zeroGrad();
-        const { sigmas, cNoise, xNoisy, xIn } = s.noise;
-        const F = this.model.forward(xIn, cNoise, s.labels, s.context);
-        const loss = edmWeightedLoss(F, xNoisy, s.y, sigmas, this.denoiser.sigmaData);
+        const loss = edmNoisedLoss(this.denoiser, s.noise, s.y, s.labels, { context: s.context });
         backward(loss);
         const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
         const stats = noGrad(() => stack([loss, sumSquares(grads)]));
