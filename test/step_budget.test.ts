@@ -7,11 +7,11 @@ import { describe, expect, test } from 'vitest';
 import { COOLDOWN_FRACTION } from '../lib/train/schedule.js';
 import { fixedLengthAfter, RESIZE_EVERY, StepBudget } from '../lib/train/step_budget.js';
 
-/** Runs a budget to its end with `secondsPerStep(step)`; returns the final total and the step it was fixed at. */
-function simulate(budget: StepBudget, secondsPerStep: (step: number) => number): { total: number; fixedAt: number; elapsed: number } {
+/** Runs a budget to its end with `secondsPerStep(step, total)` (step: the steps done after it); returns the final total and the step it was fixed at. */
+function simulate(budget: StepBudget, secondsPerStep: (step: number, total: number) => number): { total: number; fixedAt: number; elapsed: number } {
   let total = budget.startStep + StepBudget.PLACEHOLDER_STEPS, elapsed = 0, fixedAt = -1;
   for (let step = budget.startStep + 1; step <= total; step++) {
-    elapsed += secondsPerStep(step);
+    elapsed += secondsPerStep(step, total);
     const next = budget.resize(step, elapsed, total);
     if (next !== null) {
       expect(next, `step ${step}`).toBeGreaterThanOrEqual(step);
@@ -24,6 +24,18 @@ function simulate(budget: StepBudget, secondsPerStep: (step: number) => number):
 }
 
 describe('StepBudget', () => {
+  test('steps of different costs (masked ones until 3/4 of the run at half the price): the run fits its budget', () => {
+    const cost = (s: number, n: number) => (s < Math.round(0.75 * n) ? 0.5 : 1);
+    const seconds = (done: number, n: number) => 0.1 * cost(done - 1, n);
+    const aware = simulate(new StepBudget(100, 0, 0, 0.75, cost), seconds);
+    // 0.1 s × (0.5 × 3/4 + 1/4) a step on average: 100 s hold 1 600 steps.
+    expect(Math.abs(aware.total - 1600)).toBeLessThanOrEqual(2);
+    expect(aware.elapsed).toBeLessThanOrEqual(100 + 1e-9);
+    expect(aware.elapsed).toBeGreaterThan(99);
+    // Costed as equal, the masked steps' rate promises ~2 000 steps and the full ones overrun.
+    expect(simulate(new StepBudget(100, 0, 0, 0.75), seconds).elapsed).toBeGreaterThan(115);
+  });
+
   test('a steady rate: the run fills the budget less the end reserve, fixed at half of it', () => {
     const budget = new StepBudget(100, 0, 1);
     const { total, fixedAt, elapsed } = simulate(budget, () => 0.1);

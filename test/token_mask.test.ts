@@ -260,6 +260,16 @@ describe('masked training', () => {
     for (const x of [whole, resumed, plain, t]) x.dispose();
   });
 
+  test('the relative cost of a step, for --minutes: 0.1 + 0.9 × the kept fraction while masked, then 1', () => {
+    const t = new Trainer(RUN), plain = new Trainer({ ...RUN, maskRatio: 0 });
+    // 16 patches of 8×8, half kept, masked until round(0.5 × total).
+    expect([0, 2, 3, 5].map((s) => t.relativeStepCost(s, 6))).toEqual([0.55, 0.55, 1, 1]);
+    expect(t.relativeStepCost(5, 12)).toBe(0.55);
+    expect(plain.relativeStepCost(0, 6)).toBe(1);
+    t.dispose();
+    plain.dispose();
+  });
+
   test('errors: the ratio, maskUntil, a U-Net, rope, a CUDA graph', () => {
     expect(() => new Trainer({ ...RUN, maskRatio: 1 })).toThrow('diffvit.train: maskRatio expected a fraction in [0, 1) of the patch tokens to drop, received 1');
     expect(() => new Trainer({ ...RUN, maskUntil: 1.5 })).toThrow("diffvit.train: maskUntil expected a fraction in [0, 1] of the run's steps, received 1.5");

@@ -145,7 +145,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   // --minutes: the step count follows the run's measured rate (the final grid and checkpoint get
   // 1 % of the budget until a grid has been timed).
   const budget = minutes !== undefined
-    ? new StepBudget(minutes * 60, trainer.step, minutes * 0.6, fixedLengthAfter(cfg.lrSchedule ?? 'constant'))
+    ? new StepBudget(minutes * 60, trainer.step, minutes * 0.6, fixedLengthAfter(cfg.lrSchedule ?? 'constant'), (s, n) => trainer.relativeStepCost(s, n))
     : null;
   const ckptPath = join(out, 'checkpoint.safetensors');
   const metricsPath = join(out, 'metrics.jsonl');

@@ -6,6 +6,9 @@
  * (the last quarter), until half of a cosine decay. Then it is fixed, so the decay runs to a known
  * end (a machine that slows down after that overshoots the budget by as much). The chosen total
  * goes into the run's config and checkpoints, so a resumed run ends where this one would have.
+ * Steps may cost different amounts (masked-token steps are cheaper than the full ones after
+ * maskUntil): the rate is then per unit of `stepCost`, and the total is the longest run whose
+ * remaining steps' costs fit.
  * Native-free (the CLI's checks import it).
  */
 
@@ -32,8 +35,11 @@ export class StepBudget {
    * @param startStep the step the run starts at (a resumed run's checkpoint step)
    * @param endSeconds what the run does after its last step (the final grid and checkpoint), kept free of steps
    * @param fixAt the fraction of the run after which the total stays (1: re-estimated to the end)
+   * @param stepCost the relative cost of step `step` of a run of `total` steps (default: 1 each);
+   *   positive, and such that the cost of the steps left grows with the total
    */
-  constructor(readonly seconds: number, readonly startStep: number, private endSeconds: number, readonly fixAt = 0.5) {
+  constructor(readonly seconds: number, readonly startStep: number, private endSeconds: number, readonly fixAt = 0.5,
+    private readonly stepCost: (step: number, total: number) => number = () => 1) {
     if (!(seconds > 0) || !Number.isFinite(seconds)) throw new Error(`diffvit.StepBudget: seconds expected a positive number, received ${seconds}`);
     if (!(fixAt > 0 && fixAt <= 1)) throw new Error(`diffvit.StepBudget: fixAt expected a fraction in (0, 1], received ${fixAt}`);
   }
@@ -58,10 +64,34 @@ export class StepBudget {
     this.elapsedAt.push(elapsed);
     // The rate since the re-estimate nearest half the steps done (all of them at the first).
     const k = this.elapsedAt.length, from = Math.floor(k / 2);
-    const perStep = from === 0 ? elapsed / done : (elapsed - this.elapsedAt[from - 1]) / ((k - from) * RESIZE_EVERY);
+    const windowStart = step - (from === 0 ? done : (k - from) * RESIZE_EVERY);
+    const perUnit = (from === 0 ? elapsed : elapsed - this.elapsedAt[from - 1]) / this.cost(windowStart, step, total);
     const left = Math.max(0, this.seconds - this.endSeconds - elapsed);
-    const next = step + Math.floor(left / perStep + 1e-9); // = step when the budget is spent: the run ends here
+    const next = this.longestFitting(step, left / perUnit); // = step when the budget is spent: the run ends here
     if (done >= this.fixAt * (next - this.startStep) || left === 0) this.fixed = true;
     return next === total ? null : next;
+  }
+
+  /** The cost of steps from..to-1 of a run of `total`. */
+  private cost(from: number, to: number, total: number): number {
+    let sum = 0;
+    for (let i = from; i < to; i++) sum += this.stepCost(i, total);
+    return sum;
+  }
+
+  /** The largest total N >= step whose steps step..N-1 (costed as in a run of N) cost at most `units`: a binary search. */
+  private longestFitting(step: number, units: number): number {
+    const fits = (n: number) => this.cost(step, n, n) <= units + 1e-9;
+    let lo = step, hi = step + 1;
+    while (fits(hi)) {
+      lo = hi;
+      hi = step + 2 * (hi - step);
+    }
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (fits(mid)) lo = mid;
+      else hi = mid;
+    }
+    return lo;
   }
 }
