@@ -21,6 +21,7 @@ import { trainPrecision } from '../lib/cli/precision.js';
 import { PREPARE_OPTIONS } from '../lib/cli/prepare.js';
 import { SAMPLE_OPTIONS } from '../lib/cli/sample.js';
 import { TRAIN_OPTIONS } from '../lib/cli/train_options.js';
+import { DEFAULT_MASK_RATIO } from '../lib/cli/defaults.js';
 import * as dv from '../lib/index.js';
 import { cli, snapshot } from './cli_harness.js';
 
@@ -96,6 +97,8 @@ describe('a run never destroys earlier work', () => {
     const config = JSON.parse(readFileSync(join(run1, 'config.json'), 'utf8'));
     expect(config).toMatchObject({ steps: 2, batchSize: 4, lr: dv.DEFAULT_TRAIN_CONFIG.lr, data: { kind: 'shapes' }, model: TINY_MODEL, matmulPrecision: 'float32' });
     expect(config.run).toMatchObject({ out: run1, samples: false, resumedFrom: null });
+    // A new IU-ViT run trains on masked tokens by default (docs/training-notes.md §15).
+    expect(config).toMatchObject({ maskRatio: DEFAULT_MASK_RATIO, maskUntil: 0.75 });
     // The default folder, from a working directory holding runs/<preset>-shapes already.
     const cwd = process.cwd();
     const work = join(dir, 'cwd');
@@ -115,6 +118,22 @@ describe('a run never destroys earlier work', () => {
       process.chdir(cwd);
     }
   });
+});
+
+test('masked tokens by default only where the model can drop them: a U-Net and --mask-ratio 0 train on every token, a config file may set the ratio', async () => {
+  const unetConfig = join(dir, 'unet.json');
+  writeFileSync(unetConfig, JSON.stringify({ model: { arch: 'unet', img_size: 32, in_chans: 3, dim: 8, heads: 2, channels: [4], norm_groups: 2 } }));
+  const ratio = async (name: string, args: string[]) => {
+    const out = join(dir, `mask-${name}`);
+    const r = await cli(['train', ...args, '--steps', '1', '--batch', '2', '--no-samples', '--precision', 'float32', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    return JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).maskRatio;
+  };
+  expect(await ratio('unet', ['--config', unetConfig])).toBe(0);
+  expect(await ratio('off', ['--config', tinyConfig, '--mask-ratio', '0'])).toBe(0);
+  const half = join(dir, 'half.json');
+  writeFileSync(half, JSON.stringify({ model: TINY_MODEL, maskRatio: 0.5 }));
+  expect(await ratio('file', ['--config', half])).toBe(0.5);
 });
 
 describe('--minutes sizes a run by wall time', () => {

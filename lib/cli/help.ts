@@ -4,7 +4,7 @@ import { PRESETS } from '../models/configs.js';
 import { DEFAULT_TRAIN_CONFIG } from '../train/config.js';
 import { COOLDOWN_FRACTION } from '../train/schedule.js';
 import { RESIZE_EVERY } from '../train/step_budget.js';
-import { DEFAULT_GUIDANCE, DEFAULT_PRESET, DEFAULT_TRAIN_MINUTES } from './defaults.js';
+import { DEFAULT_GUIDANCE, DEFAULT_MASK_RATIO, DEFAULT_PRESET, DEFAULT_TRAIN_MINUTES } from './defaults.js';
 
 export const TRAIN_HELP = `diffvit train [options]
 
@@ -44,7 +44,8 @@ Options:
   --mask-ratio R           masked-token training (IU-ViT/ASCEND without rope): each step drops
                            this fraction of every image's patch tokens at random, the blocks
                            see the rest and the loss covers the kept patches (a step costs
-                           about 1 - R of a full one) (default ${DEFAULT_TRAIN_CONFIG.maskRatio}: off)
+                           about 1 - R of a full one; 0 trains on every token) (default:
+                           ${DEFAULT_MASK_RATIO} for a new IU-ViT/ASCEND run without rope, else 0)
   --mask-until F           mask only the first F of the run's steps; the rest see every token,
                            as sampling does (default ${DEFAULT_TRAIN_CONFIG.maskUntil})
   --precision P            matmul precision: float32, or bf16 (bfloat16 operands, fp32

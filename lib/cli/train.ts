@@ -22,6 +22,7 @@ import { Profiler, type ProfileReport } from '../profiler/index.js';
 import { autocast } from '../tensor/autocast.js';
 import { fixedLengthAfter, StepBudget } from '../train/step_budget.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../train/trainer.js';
+import { DEFAULT_MASK_RATIO } from './defaults.js';
 import { deviceOption } from './device.js';
 import { cliHooks, parseOptions, usage } from './options.js';
 import { trainPrecision } from './precision.js';
@@ -136,7 +137,10 @@ export async function trainCommand(argv: string[]): Promise<number> {
       throw e;
     }
     const { model: _model, data: _data, ...fileOptions } = fromFile;
-    trainer = new Trainer({ ...DEFAULT_TRAIN_CONFIG, matmulPrecision: trainPrecision().precision, ...fileOptions, data, model: modelConfig, ...overrides });
+    // Masked-token training by default where the model can drop tokens (docs/training-notes.md §15).
+    const full = fullConfig(modelConfig);
+    const maskRatio = full.arch === 'unet' || full.rope ? 0 : DEFAULT_MASK_RATIO;
+    trainer = new Trainer({ ...DEFAULT_TRAIN_CONFIG, maskRatio, matmulPrecision: trainPrecision().precision, ...fileOptions, data, model: modelConfig, ...overrides });
   }
   // The run's precision is in its config: every step runs in autocast(cfg.matmulPrecision), and so
   // do the sample grids; the process default is untouched. (Checkpoints written before the option

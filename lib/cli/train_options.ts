@@ -29,7 +29,7 @@ export const TRAIN_OPTIONS = {
   'ema-rampup': { kind: 'number', above: 0, arg: 'R', default: DEFAULT_TRAIN_CONFIG.emaRampup },
   'label-dropout': { kind: 'number', min: 0, max: 1, arg: 'P', default: DEFAULT_TRAIN_CONFIG.labelDropout },
   seed: { kind: 'int', min: 0, max: MAX_SEED, arg: 'N', default: DEFAULT_TRAIN_CONFIG.seed },
-  'mask-ratio': { kind: 'number', min: 0, below: 1, arg: 'R', default: DEFAULT_TRAIN_CONFIG.maskRatio },
+  'mask-ratio': { kind: 'number', min: 0, below: 1, arg: 'R' },
   'mask-until': { kind: 'number', min: 0, max: 1, arg: 'F', default: DEFAULT_TRAIN_CONFIG.maskUntil },
   precision: { kind: 'choice', choices: ['float32', 'bf16'], arg: 'P' },
   device: { kind: 'string', arg: 'D' },
