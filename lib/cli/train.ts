@@ -16,7 +16,7 @@ import { CaptionDataset } from '../data/captions.js';
 import { createDataset } from '../data/dataset.js';
 import { tensor } from '../ops/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { fullConfig, type ModelConfig, PRESETS } from '../models/configs.js';
+import { type FullModelConfig, fullConfig, type ModelConfig, PRESETS } from '../models/configs.js';
 import { readSafetensorsHeader } from '../models/safetensors_header.js';
 import { Profiler, type ProfileReport } from '../profiler/index.js';
 import { autocast } from '../tensor/autocast.js';
@@ -130,15 +130,15 @@ export async function trainCommand(argv: string[]): Promise<number> {
     const modelConfig: ModelConfig = !fileModel
       ? { ...base, img_size: dataset.imageSize, in_chans: dataset.channels, ...conditioning }
       : { ...conditioning, ...fileModel, ...unconditional };
+    let full: FullModelConfig;
     try {
-      fullConfig(modelConfig);
+      full = fullConfig(modelConfig);
     } catch (e) {
       if (fileModel) usage('train', `--config ${values.config}: ${(e as Error).message.replace(/^diffvit\.modelConfig: /, "'model': ")}`);
       throw e;
     }
     const { model: _model, data: _data, ...fileOptions } = fromFile;
     // Masked-token training by default where the model can drop tokens (docs/training-notes.md §15).
-    const full = fullConfig(modelConfig);
     const maskRatio = full.arch === 'unet' || full.rope ? 0 : DEFAULT_MASK_RATIO;
     trainer = new Trainer({ ...DEFAULT_TRAIN_CONFIG, maskRatio, matmulPrecision: trainPrecision().precision, ...fileOptions, data, model: modelConfig, ...overrides });
   }

@@ -8,7 +8,7 @@
 import { type Device, resolveDevice } from '../backend/backend.js';
 import { add, silu } from '../ops/elementwise.js';
 import { assign_ } from '../ops/inplace.js';
-import { concat, flatten, permute, reshape, slice, transpose, unsqueeze } from '../ops/shape.js';
+import { concat, flatten, slice, transpose, unsqueeze } from '../ops/shape.js';
 import { Conv2d, Embedding, Linear } from '../nn/layers.js';
 import { Block, FinalLayer } from '../nn/block.js';
 import { fillConstant, sinCos2d, truncNormal, xavierUniform } from '../nn/init.js';
@@ -17,6 +17,7 @@ import { RopeTables } from '../nn/rope_tables.js';
 import { TimestepEmbed } from '../nn/timestep.js';
 import { LogVariance } from '../nn/log_variance.js';
 import { dropTokens, restoreTokens, type TokenMask } from './token_mask.js';
+import { unpatchify } from './patches.js';
 import { Generator } from '../tensor/random.js';
 import { formatShape, Tensor } from '../tensor/tensor.js';
 import { type FullViTConfig, fullConfig, type ModelConfig } from './configs.js';
@@ -180,9 +181,8 @@ export class IUViT extends Module {
     z = this.final.forward(z, cond);
     if (this.nExtra) z = slice(z, 1, this.nExtra, z.shape[1]);
     if (mask) z = restoreTokens(z, mask);
-    const g = H / p;
     const Cout = c.conv_width || C;
-    const img = reshape(permute(reshape(z, [B, g, g, p, p, Cout]), [0, 5, 1, 3, 2, 4]), [B, Cout, H, W]);
+    const img = unpatchify(z, p, Cout, H);
     if (!this.final_conv) return img;
     return this.final_conv.forward(c.conv_width ? silu(img) : img);
   }

@@ -12,8 +12,9 @@ import type { Device } from '../backend/backend.js';
 import { DataRng } from '../data/rng.js';
 import { tensor, zeros } from '../ops/creation.js';
 import { embedding } from '../ops/embedding.js';
-import { concat, permute, reshape } from '../ops/shape.js';
+import { concat, reshape } from '../ops/shape.js';
 import { formatShape, type Tensor } from '../tensor/tensor.js';
+import { patchify } from './patches.js';
 
 export interface TokenMask {
   /** Patch tokens of an image (N) and how many of them each image keeps (K). */
@@ -83,13 +84,12 @@ export function restoreTokens(kept: Tensor, mask: TokenMask): Tensor {
 
 /** Images (B, C, H, W) -> the mask's kept patches (B, K, p·p·C), each patch in the model's token layout (rows, columns, channels). */
 export function keptPatches(images: Tensor, mask: TokenMask, patch: number): Tensor {
-  const [B, C, H, W] = images.shape;
+  const [, , H, W] = images.shape;
   const g = H / patch;
   if (images.rank !== 4 || H !== W || !Number.isInteger(g) || g * g !== mask.tokens) {
     throw new Error(`diffvit.keptPatches: argument 'images' expected shape [B, C, S, S] with (S/${patch})² = ${mask.tokens} patches, received ${formatShape(images.shape)}`);
   }
-  const patches = reshape(permute(reshape(images, [B, C, g, patch, g, patch]), [0, 2, 4, 3, 5, 1]), [B, g * g, patch * patch * C]);
-  return dropTokens(patches, mask);
+  return dropTokens(patchify(images, patch), mask);
 }
 
 /** Frees the mask's index tensors. */
