@@ -31,12 +31,19 @@ export function keptTokens(tokens: number, ratio: number): number {
   return Math.max(1, Math.round(tokens * (1 - ratio)));
 }
 
+/** A token mask's index arrays on the host (TokenMask's keep and fill, before they become tensors). */
+export interface TokenMaskIndices {
+  kept: number;
+  keep: Int32Array;
+  fill: Int32Array;
+}
+
 /**
- * A mask for a batch of `batch` images of `tokens` patches that drops `ratio` of each image's
- * patches, drawn uniformly without replacement; a pure function of (seed, step), so a resumed run
- * draws the same masks.
+ * The indices of a mask for a batch of `batch` images of `tokens` patches that drops `ratio` of
+ * each image's patches, drawn uniformly without replacement; a pure function of (seed, step), so a
+ * resumed run draws the same masks (and a CUDA-graph step writes the eager step's mask).
  */
-export function drawTokenMask(batch: number, tokens: number, ratio: number, seed: number, step: number, device: Device = 'cpu'): TokenMask {
+export function tokenMaskIndices(batch: number, tokens: number, ratio: number, seed: number, step: number): TokenMaskIndices {
   if (!(ratio >= 0 && ratio < 1)) throw new Error(`diffvit.drawTokenMask: argument 'ratio' expected a fraction in [0, 1), received ${ratio}`);
   const K = keptTokens(tokens, ratio);
   // A stream of its own (the data's streams are image indices; these are negative).
@@ -56,9 +63,15 @@ export function drawTokenMask(batch: number, tokens: number, ratio: number, seed
       fill[b * tokens + n] = b * K + j;
     });
   }
+  return { kept: K, keep, fill };
+}
+
+/** tokenMaskIndices' mask as index tensors on `device`. */
+export function drawTokenMask(batch: number, tokens: number, ratio: number, seed: number, step: number, device: Device = 'cpu'): TokenMask {
+  const { kept, keep, fill } = tokenMaskIndices(batch, tokens, ratio, seed, step);
   return {
-    tokens, kept: K,
-    keep: tensor(keep, [batch, K], { dtype: 'int32', device }),
+    tokens, kept,
+    keep: tensor(keep, [batch, kept], { dtype: 'int32', device }),
     fill: tensor(fill, [batch, tokens], { dtype: 'int32', device }),
   };
 }

@@ -20,7 +20,7 @@ import { fullConfig } from '../models/configs.js';
 import { readSafetensorsValues, writeSafetensors } from '../models/safetensors.js';
 import { closeSafetensors, openSafetensors } from '../models/safetensors_header.js';
 import { DiffusionViT, IUViT } from '../models/diffusion_vit.js';
-import { drawTokenMask, keptTokens, type TokenMask } from '../models/token_mask.js';
+import { disposeTokenMask, drawTokenMask, keptTokens, tokenMaskIndices, type TokenMask } from '../models/token_mask.js';
 import { backward } from '../ops/backward.js';
 import { Generator } from '../tensor/random.js';
 import { autocast, getMatmulPrecision } from '../tensor/autocast.js';
@@ -49,6 +49,10 @@ interface CapturedStep {
   labels: Tensor | null;
   context: Tensor | null;
   noise: { sigmas: Tensor; cNoise: Tensor; xNoisy: Tensor; xIn: Tensor };
+  /** The token mask's index tensors (made at the first masked step): each masked step writes its mask into them. */
+  mask: TokenMask | null;
+  /** Whether `graph` was captured for masked steps (the switch to full steps captures anew). */
+  maskedGraph: boolean;
   /** The step's control block (STEP_CONTROL): the scalars the eager step passes as arguments. */
   control: Tensor;
   /**
@@ -100,7 +104,6 @@ export class Trainer {
     const maskRatio = config.maskRatio ?? 0, maskUntil = config.maskUntil ?? 1;
     if (!(maskRatio >= 0 && maskRatio < 1)) throw new Error(`diffvit.train: maskRatio expected a fraction in [0, 1) of the patch tokens to drop, received ${config.maskRatio}`);
     if (!(maskUntil >= 0 && maskUntil <= 1)) throw new Error(`diffvit.train: maskUntil expected a fraction in [0, 1] of the run's steps, received ${config.maskUntil}`);
-    if (maskRatio > 0 && config.cudaGraph) throw new Error('diffvit.train: maskRatio > 0 draws a new token mask every step and cannot run in a CUDA graph (set cudaGraph: false)');
     // The device: the config's, else a given model's, else the host; cudaGraph needs a CUDA one.
     const { device, backend } = resolveDevice(config.device ?? model?.device ?? 'cpu', 'train');
     if (config.cudaGraph && backend.name !== 'cuda') {
@@ -280,9 +283,19 @@ export class Trainer {
         context: mc.context_dim ? empty([B, mc.context_len, mc.context_dim]) : null,
         noise: { sigmas: empty([B]), cNoise: empty([B]), xNoisy: empty(shape), xIn: empty(shape) },
         control: empty([STEP_CONTROL.size]),
+        mask: null,
+        maskedGraph: false,
         graph: null,
       };
     }));
+    // A masked step runs on the kept tokens: another graph than a full step's, so the switch
+    // from masked to full steps (maskUntil) captures the step again.
+    const masked = this.masked(this.step, c.steps);
+    if (s.graph && s.maskedGraph !== masked) {
+      s.graph.dispose();
+      s.graph.result.stats.dispose();
+      s.graph = null;
+    }
     let justCaptured = false;
     range('forward', () => {
       // The host batch into the captured inputs (one write each), then the step's EDM noise.
@@ -296,6 +309,14 @@ export class Trainer {
         assign_(s.context, batch.context!);
       }
       edmTrainingNoise(s.y, this.generator, { P_mean: c.P_mean, P_std: c.P_std, sigmaData: this.denoiser.sigmaData, out: s.noise });
+      if (masked) {
+        // This step's mask (the eager step's) into the captured index tensors.
+        const tokens = (this.model as IUViT).nPatches;
+        const { kept, keep: keepRows, fill } = tokenMaskIndices(B, tokens, c.maskRatio!, c.seed, this.step);
+        s.mask ??= { tokens, kept, keep: keep(Tensor.empty([B, kept], 'int32', device)), fill: keep(Tensor.empty([B, tokens], 'int32', device)) };
+        assign_(s.mask.keep, keepRows);
+        assign_(s.mask.fill, fill);
+      }
       this.optimizer.lr = lr;
       const writeControl = (enabled: boolean) => {
         const { decay, stepSize, invSqrtBc2 } = this.optimizer.nextScalars();
@@ -319,7 +340,7 @@ export class Trainer {
       const step = () => autocast(c.matmulPrecision, () => scope(() => {
         // Gradients made fresh by this run (the warm-up's are dropped), never accumulated.
         this.model.zeroGrad();
-        const loss = edmNoisedLoss(this.denoiser, s.noise, s.y, s.labels, { context: s.context });
+        const loss = edmNoisedLoss(this.denoiser, s.noise, s.y, s.labels, { context: s.context, mask: masked ? s.mask : null });
         backward(loss);
         const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
         const stats = noGrad(() => stack([loss, sumSquares(grads)]));
@@ -337,6 +358,7 @@ export class Trainer {
       writeControl(true);
       // Captured, then run once by graph(): this step.
       s.graph = cudaGraph(step, { warmup: 0 });
+      s.maskedGraph = masked;
       justCaptured = true;
       // Out of any scope the caller has open: every replay rewrites it (the gradients are kept already).
       keep(s.graph.result.stats);
@@ -462,10 +484,11 @@ export class Trainer {
 
   dispose(): void {
     if (this.captured) {
-      const { graph, y, labels, context, noise, control } = this.captured;
+      const { graph, y, labels, context, noise, control, mask } = this.captured;
       graph?.dispose();
       graph?.result.stats.dispose();
       for (const t of [y, labels, context, control, ...Object.values(noise)]) t?.dispose();
+      if (mask) disposeTokenMask(mask);
       this.captured = null;
     }
     this.optimizer.dispose();
