@@ -185,6 +185,7 @@ describe('generateAsync and SamplingWorker', () => {
   test('bad options, a disposed model, a bad checkpoint path and a disposed worker reject with clear messages', async () => {
     await expect(dv.generateAsync(model, { sampler: 'nope' as dv.SamplerName })).rejects.toThrow("diffvit.generate: argument 'sampler' expected one of heun, euler, ddim, dpmpp2m, received 'nope'");
     await expect(dv.generateAsync(model, { cont: 3 } as dv.GenerateOptions)).rejects.toThrow(/^diffvit\.generateAsync: unknown option 'cont' \(options: count, /);
+    await expect(dv.generateAsync(model, { guide: model } as dv.GenerateOptions)).rejects.toThrow("diffvit.generateAsync: option 'guide' (autoguidance) is not available off the main thread; sample with generate()");
     await expect(dv.generateAsync(model, { onStep: 3 } as unknown as dv.GenerateOptions)).rejects.toThrow("diffvit.generateAsync: option 'onStep' expected a function, received 3");
     await expect(dv.generateAsync(model, { batchSize: 0 })).rejects.toThrow("diffvit.generate: option 'batchSize' expected an integer >= 1, received 0");
     await expect(dv.generateAsync(model, { device: 'tpu' })).rejects.toThrow(/diffvit\.generate: argument 'device' expected one of the devices of this build .*received 'tpu'/);

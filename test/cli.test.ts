@@ -207,6 +207,28 @@ describe('numbers and paths are checked before any work', () => {
     expect(readFileSync(join(dir, 'three.png')).subarray(1, 4).toString()).toBe('PNG');
   });
 
+  test('sample --guide (autoguidance): a checkpoint of the same kind guides, one of other classes or sizes is refused before any work', async () => {
+    const guide = join(dir, 'guide.safetensors');
+    const weak = new dv.DiffusionViT({ ...TINY_MODEL, num_classes: 4 } as dv.ModelConfig, { seed: 7 });
+    dv.saveCheckpoint(guide, weak);
+    weak.dispose();
+    const args = ['sample', '--checkpoint', run1Checkpoint, '--labels', 'all', '-n', '1', '--steps', '3', '--guidance', '3'];
+    expect((await cli([...args, '--out', join(dir, 'cfg.png')])).code).toBe(0);
+    const guided = await cli([...args, '--guide', guide, '--out', join(dir, 'auto.png')]);
+    expect(guided.code, guided.stderr).toBe(0);
+    expect(readFileSync(join(dir, 'auto.png')).equals(readFileSync(join(dir, 'cfg.png')))).toBe(false);
+    const threeClasses = join(dir, 'guide-3.safetensors');
+    const other = new dv.DiffusionViT({ ...TINY_MODEL, num_classes: 3 } as dv.ModelConfig);
+    dv.saveCheckpoint(threeClasses, other);
+    other.dispose();
+    await rejected([...args, '--guide', threeClasses, '--out', join(dir, 'never.png')], /^diffvit sample: --guide .*guide-3\.safetensors: expected a model with the --checkpoint's num_classes \(4\), the guide has 3\./);
+    await rejected(['eval', 'shapes', '--checkpoint', run1Checkpoint, '--guide', threeClasses], /^diffvit eval shapes: --guide .*: expected a model with the --checkpoint's num_classes \(4\), the guide has 3\./);
+    const notCheckpoint = await cli([...args, '--guide', tinyConfig, '--out', join(dir, 'never.png')], { stopBeforeWork: true });
+    expect([notCheckpoint.code, notCheckpoint.reachedWork]).toEqual([1, false]);
+    expect(notCheckpoint.stderr).toMatch(/tiny\.json: header length \d+ does not fit the 108-byte file \(truncated or not safetensors\)/);
+    expect(existsSync(join(dir, 'never.png'))).toBe(false);
+  });
+
   test('--config: the file is named in every error; unknown keys are refused with the nearest valid name', async () => {
     const config = (name: string, body: string) => {
       const path = join(dir, name);

@@ -166,6 +166,71 @@ describeEachBackend('samplers', ({ device }) => {
       }
     });
   });
+
+  describe('autoguidance (Karras et al. 2024): guiding away from a weaker model', () => {
+    const randomModel = (seed: number, config: typeof CONFIG | { [k: string]: unknown } = CONFIG) => {
+      const m = new DiffusionViT(config as typeof CONFIG, { seed, device });
+      for (const p of m.parameters()) dv.assign_(p, Float32Array.from(randomValues(p.size, p.size + seed, 0.05)));
+      return m;
+    };
+    const model = randomModel(5), guide = randomModel(6);
+    const labels = Int32Array.from([2, 1, 0]);
+    const latents = dv.scope(() => Float64Array.from(dv.randn([3, 3, 8, 8], { generator: new dv.Generator(8) }).data()));
+
+    samplerTest(`fused Heun equals the float64 mix D_guide + w·(D_model − D_guide) of the two conditional networks`, () => {
+      const { images } = generate(model, { labels, guidance: 2.5, guide, steps: 10, seed: 8 });
+      // the reference mixes two separately evaluated conditional (unguided) networks in float64
+      const main = new GuidedNetwork(model, [3, 3, 8, 8], { labels }), weak = new GuidedNetwork(guide, [3, 3, 8, 8], { labels });
+      const reference = heunReference((x, s) => {
+        const Dm = main.denoise(x, s), Dg = weak.denoise(x, s);
+        return Dg.map((g, i) => g + 2.5 * (Dm[i] - g));
+      }, latents, 10);
+      main.dispose();
+      weak.dispose();
+      expectClose(images, reference, { dtype: 'float32', kind: 'samplerReference', scale: new Float64Array(images.length).fill(maxAbs(reference)) },
+        'autoguided Heun vs float64');
+      // and it is not classifier-free guidance at the same scale
+      const cfg = generate(model, { labels, guidance: 2.5, steps: 10, seed: 8 }).images;
+      expect(maxAbs(cfg.map((v, i) => v - images[i])) / maxAbs(reference)).toBeGreaterThan(1e-2);
+    });
+
+    samplerTest(`a model guided by itself samples as without guidance; guidance 1 never runs the guide`, () => {
+      for (const sampler of SAMPLERS) {
+        const plain = generate(model, { sampler, labels, steps: 6, seed: 4 }).images;
+        expectClose(generate(model, { sampler, labels, guidance: 3, guide: model, steps: 6, seed: 4 }).images, plain,
+          { dtype: 'float32', kind: 'samplerReference', scale: new Float64Array(plain.length).fill(maxAbs(plain)) }, `${sampler} guided by itself`);
+        expect(generate(model, { sampler, labels, guidance: 1, guide, steps: 6, seed: 4 }).images).toEqual(plain);
+      }
+    });
+
+    samplerTest(`the guide's half is evaluated only inside the guidance interval, and without labels too`, () => {
+      const net = new GuidedNetwork(model, [3, 3, 8, 8], { labels, guidance: 3, guidanceInterval: [0.5, 10], guide });
+      const x = dv.randn([3, 3, 8, 8], { generator: new dv.Generator(1), device });
+      for (const [sigma, rows] of [[0.5, 3], [0.6, 6], [10, 6], [11, 3]] as const) {
+        const F = net.evaluate(x, sigma);
+        expect([F.shape[0], net.guidanceAt(sigma)]).toEqual([rows, rows === 6 ? 3 : 1]);
+        F.dispose();
+      }
+      x.dispose();
+      net.dispose();
+      // an unconditional model is guided by its guide (classifier-free guidance would have nothing to use)
+      const uncond = randomModel(7, { ...CONFIG, num_classes: 0 }), weakUncond = randomModel(8, { ...CONFIG, num_classes: 0 });
+      const plain = generate(uncond, { count: 2, steps: 4, seed: 3 }).images;
+      const guided = generate(uncond, { count: 2, guidance: 3, guide: weakUncond, steps: 4, seed: 3 }).images;
+      expect(maxAbs(guided.map((v, i) => v - plain[i]))).toBeGreaterThan(1e-3);
+      uncond.dispose();
+      weakUncond.dispose();
+    });
+
+    samplerTest(`a guide of other images or conditioning is an error that names what differs`, () => {
+      const otherClasses = randomModel(9, { ...CONFIG, num_classes: 5 });
+      expect(() => generate(model, { labels, guidance: 2, guide: otherClasses })).toThrow(/'guide' expected a model with the sampled model's num_classes \(3\), received 5/);
+      otherClasses.dispose();
+      const otherSize = randomModel(9, { ...CONFIG, img_size: 16 });
+      expect(() => generate(model, { labels, guidance: 2, guide: otherSize })).toThrow(/'guide' expected a model with the sampled model's img_size \(8\), received 16/);
+      otherSize.dispose();
+    });
+  });
 });
 
 // CLI option parsing, no kernel: runs once, not per backend.

@@ -20,8 +20,11 @@ import { Tensor } from '../tensor/tensor.js';
 import { WorkerHost } from './host.js';
 import type { HostWeights, WireGenerateOptions, WorkerInit } from './protocol.js';
 
-/** generate()'s options, and an AbortSignal that stops the sampling at its next step. */
-export interface AsyncGenerateOptions extends GenerateOptions {
+/**
+ * generate()'s options but a guide model (autoguidance: a second model's weights would have to
+ * cross to the worker), and an AbortSignal that stops the sampling at its next step.
+ */
+export interface AsyncGenerateOptions extends Omit<GenerateOptions, 'guide'> {
   /**
    * Aborting rejects the call at once with the signal's reason; the worker stops at its next
    * sampler step and is ready for the next call.
@@ -50,6 +53,7 @@ function checkOptions(op: string, options: unknown): AsyncGenerateOptions {
   }
   const o = options as AsyncGenerateOptions;
   for (const key of Object.keys(o)) {
+    if (key === 'guide') throw new Error(`diffvit.${op}: option 'guide' (autoguidance) is not available off the main thread; sample with generate()`);
     if (!OPTION_KEYS.includes(key)) throw new Error(`diffvit.${op}: unknown option '${key}' (options: ${OPTION_KEYS.join(', ')})`);
   }
   if (o.onStep !== undefined && typeof o.onStep !== 'function') {

@@ -5,8 +5,8 @@
 import { checkpointConfig as configOf, fullConfig, type FullModelConfig } from '../models/configs.js';
 import { readSafetensorsHeader } from '../models/safetensors_header.js';
 
-export function checkpointConfig(command: string, path: string): FullModelConfig {
-  const where = `diffvit ${command}: --checkpoint ${path}`;
+export function checkpointConfig(command: string, path: string, flag = 'checkpoint'): FullModelConfig {
+  const where = `diffvit ${command}: --${flag} ${path}`;
   const config = configOf(readSafetensorsHeader(path).metadata, where);
   try {
     return fullConfig(config);

@@ -15,6 +15,7 @@ import type { DiffusionViT } from '../models/diffusion_vit.js';
 import { checkpointConfig } from './checkpoint_header.js';
 import { deviceOption } from './device.js';
 import { DEFAULT_GUIDANCE } from './defaults.js';
+import { guideOption } from './guide.js';
 import { guidanceIntervalOption } from './guidance_interval.js';
 import { cliHooks, didYouMean, type OptionSpec, parseOptions, usage } from './options.js';
 import { EVAL_HELP } from './help.js';
@@ -31,6 +32,8 @@ export interface ShapesEvaluation {
   guidance: number;
   /** The noise levels lo < σ <= hi that were guided (null: every level). */
   guidanceInterval: readonly [number, number] | null;
+  /** Whether the guidance was autoguidance (away from a guide model) rather than classifier-free. */
+  autoguidance: boolean;
 }
 
 export interface ShapesEvalOptions {
@@ -42,6 +45,8 @@ export interface ShapesEvalOptions {
   churn?: number;
   /** Guide only at lo < σ <= hi. */
   guidanceInterval?: readonly [number, number];
+  /** Autoguidance: guide away from this weaker model instead of the unconditional one. */
+  guide?: DiffusionViT | null;
   real?: number;
   classifierPath?: string;
   seed?: number;
@@ -59,7 +64,7 @@ export function evaluateShapes(model: DiffusionViT, options: ShapesEvalOptions =
   const sampler = options.sampler ?? 'heun';
   const steps = options.steps ?? (sampler === 'ddim' ? 50 : 18);
   const bar = new ProgressBar(steps, `sample ${labels.length} images`);
-  const { images } = generate(model, { labels, guidance, sampler, steps, churn: options.churn, guidanceInterval: options.guidanceInterval, seed: options.seed ?? 12345, onStep: (i) => bar.update(i) });
+  const { images } = generate(model, { labels, guidance, sampler, steps, churn: options.churn, guidanceInterval: options.guidanceInterval, guide: options.guide, seed: options.seed ?? 12345, onStep: (i) => bar.update(i) });
   const samples = classify(classifier, images, labels.length);
   const correct = new Array(numClasses).fill(0);
   labels.forEach((l, i) => (correct[l] += samples.predictions[i] === l ? 1 : 0));
@@ -94,6 +99,7 @@ export function evaluateShapes(model: DiffusionViT, options: ShapesEvalOptions =
     samples: labels.length,
     guidance,
     guidanceInterval: options.guidanceInterval ?? null,
+    autoguidance: Boolean(options.guide) && guidance !== 1,
   };
 }
 
@@ -105,6 +111,7 @@ export const EVAL_SHAPES_OPTIONS = {
   'per-class': { kind: 'int', min: 1, max: 10_000, arg: 'N', default: 64 },
   guidance: { kind: 'number', min: 0, max: 100, arg: 'W', default: DEFAULT_GUIDANCE },
   'guidance-interval': { kind: 'string', arg: 'LO,HI' },
+  guide: { kind: 'file', arg: 'FILE' },
   sampler: { kind: 'choice', choices: SAMPLERS, arg: 'NAME', default: 'heun' },
   steps: { kind: 'int', min: 1, max: 10_000, arg: 'N', default: 18 },
   churn: { kind: 'number', min: 0, max: 1000, arg: 'S', default: 0 },
@@ -136,24 +143,30 @@ export async function evalCommand(argv: string[]): Promise<number> {
   const guidanceInterval = guidanceIntervalOption('eval shapes', values['guidance-interval']);
   const { device } = deviceOption('eval shapes', values.device, false);
   // The model must be one of the shapes' classes before the classifier is trained or loaded.
-  const numClasses = checkpointConfig('eval shapes', values.checkpoint).num_classes;
+  const mainConfig = checkpointConfig('eval shapes', values.checkpoint);
+  const numClasses = mainConfig.num_classes;
   if (numClasses !== SHAPE_CLASSES) usage('eval shapes', `--checkpoint ${values.checkpoint}: expected a class-conditional model of the ${SHAPE_CLASSES} shapes classes, the checkpoint has num_classes ${numClasses}`);
+  const guidePath = guideOption('eval shapes', values.guide, mainConfig);
   cliHooks.beforeWork('eval shapes');
-  const { model, extra } = loadCheckpoint(values.checkpoint, { device });
-  for (const t of extra.values()) t.dispose();
+  const guide = guidePath ? loadCheckpoint(guidePath, { device }).model : null;
   let r: ShapesEvaluation;
   try {
-    r = evaluateShapes(model, {
-      perClass: values['per-class'], guidance: values.guidance, guidanceInterval, sampler,
-      steps: given.has('steps') ? values.steps : undefined, churn: values.churn, real: values.real, classifierPath: values.classifier,
-    });
+    const { model } = loadCheckpoint(values.checkpoint, { device });
+    try {
+      r = evaluateShapes(model, {
+        perClass: values['per-class'], guidance: values.guidance, guidanceInterval, guide, sampler,
+        steps: given.has('steps') ? values.steps : undefined, churn: values.churn, real: values.real, classifierPath: values.classifier,
+      });
+    } finally {
+      model.dispose();
+    }
   } finally {
-    model.dispose();
+    guide?.dispose();
   }
   if (values.json) {
     console.log(JSON.stringify(r, null, 2));
   } else {
-    console.log(`class accuracy   ${(100 * r.accuracy).toFixed(1)}%  (per class: ${r.perClassAccuracy.map((a) => (100 * a).toFixed(0) + '%').join(', ')}; ${r.samples} samples, guidance ${r.guidance}${r.guidanceInterval ? ` at ${r.guidanceInterval[0]} < sigma <= ${r.guidanceInterval[1]}` : ''}; the classifier on real shapes: ${(100 * r.realAccuracy).toFixed(1)}%)`);
+    console.log(`class accuracy   ${(100 * r.accuracy).toFixed(1)}%  (per class: ${r.perClassAccuracy.map((a) => (100 * a).toFixed(0) + '%').join(', ')}; ${r.samples} samples, ${r.autoguidance ? 'autoguidance' : 'guidance'} ${r.guidance}${r.guidanceInterval ? ` at ${r.guidanceInterval[0]} < sigma <= ${r.guidanceInterval[1]}` : ''}; the classifier on real shapes: ${(100 * r.realAccuracy).toFixed(1)}%)`);
     console.log(`Fréchet distance ${r.frechet.toFixed(3)}  (classifier features; real vs real: ${r.frechetRealVsReal.toFixed(3)})`);
   }
   return 0;

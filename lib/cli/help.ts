@@ -104,6 +104,9 @@ Options:
   --guidance-interval LO,HI
                         guide only at noise levels LO < sigma <= HI, e.g. 1,inf (default:
                         every level; outside it one conditional pass per step, half the cost)
+  --guide FILE          autoguidance (Karras et al. 2024): guide away from this weaker checkpoint
+                        of the same kind (e.g. one of the same run, taken earlier) with the same
+                        labels, instead of from the unconditional model; --guidance W scales it
   --churn S             Heun's S_churn (default 0)
   --seed N              latent seed (default 0)
   --device D            where the sampling runs: cpu (default), cuda or cuda:N (the model is
@@ -149,6 +152,8 @@ Options:
   --guidance W          guidance scale (default ${DEFAULT_GUIDANCE}; 1 = none)
   --guidance-interval LO,HI
                         guide only at noise levels LO < sigma <= HI (default: every level)
+  --guide FILE          autoguidance: guide away from this weaker checkpoint instead of from
+                        the unconditional model (see diffvit sample --help)
   --sampler NAME        ${SAMPLERS.join(' | ')} (default heun)
   --steps N             sampler steps (default 18; ddim 50)
   --churn S             Heun's S_churn: noise added back per step (default 0: deterministic)

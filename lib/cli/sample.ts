@@ -14,6 +14,7 @@ import { profile, type ProfileReport } from '../profiler/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { HashTextEmbedder } from '../text/embedder.js';
 import { deviceOption } from './device.js';
+import { guideOption } from './guide.js';
 import { guidanceIntervalOption } from './guidance_interval.js';
 import { checkpointConfig } from './checkpoint_header.js';
 import { DEFAULT_GUIDANCE } from './defaults.js';
@@ -81,6 +82,7 @@ export const SAMPLE_OPTIONS = {
   steps: { kind: 'int', min: 1, max: 10_000, arg: 'N', default: 18 },
   guidance: { kind: 'number', min: 0, max: 100, arg: 'W', default: DEFAULT_GUIDANCE },
   'guidance-interval': { kind: 'string', arg: 'LO,HI' },
+  guide: { kind: 'file', arg: 'FILE' },
   churn: { kind: 'number', min: 0, max: 1000, arg: 'S', default: 0 },
   seed: { kind: 'int', min: 0, max: MAX_SEED, arg: 'N', default: 0 },
   device: { kind: 'string', arg: 'D' },
@@ -112,6 +114,7 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   let labels: Int32Array | null;
   let loaded: ReturnType<typeof loadSampleContext> | null = null;
   let model: DiffusionViT, total: number;
+  let guide: DiffusionViT | null = null;
   // The text context is a tensor: freed if a check, or the checkpoint, fails after it is made.
   try {
     if (text) {
@@ -125,10 +128,13 @@ export async function sampleCommand(argv: string[]): Promise<number> {
     }
     total = loaded ? loaded.context.shape[0] : labels ? labels.length : count;
     if (total > SAMPLE_OPTIONS.count.max) usage('sample', `${total} images asked for (--count × labels or captions); at most ${SAMPLE_OPTIONS.count.max} a call`);
+    const guidePath = guideOption('sample', values.guide, c);
     cliHooks.beforeWork('sample');
+    if (guidePath) guide = loadCheckpoint(guidePath, { device: placement.device }).model;
     ({ model } = loadCheckpoint(values.checkpoint, { device: placement.device }));
   } catch (e) {
     loaded?.context.dispose();
+    guide?.dispose();
     throw e;
   }
   const context = loaded?.context ?? null;
@@ -142,7 +148,7 @@ export async function sampleCommand(argv: string[]): Promise<number> {
   let report: ProfileReport | null = null;
   try {
     const options = {
-      labels, context, count, sampler, steps, guidance: values.guidance, guidanceInterval, churn,
+      labels, context, count, sampler, steps, guidance: values.guidance, guidanceInterval, guide, churn,
       seed: values.seed, onStep: (i: number, _n: number, _s: number, b = 0) => bar.update(b * steps + i),
       batchSize: batch, cudaGraph: placement.cudaGraph,
     };
@@ -150,6 +156,7 @@ export async function sampleCommand(argv: string[]): Promise<number> {
     else generated = generate(model, options);
   } finally {
     context?.dispose();
+    guide?.dispose();
   }
   const { images, shape } = generated;
   const [B, C, H, W] = shape;

@@ -1,6 +1,8 @@
 /**
  * Classifier-free guidance: D_w = D_uncond + w·(D_cond − D_uncond), with the conditional and the
  * unconditional halves evaluated as ONE batch of 2B (labels then the null label / empty context).
+ * Autoguidance (Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"):
+ * with a guide model, D_w = D_guide + w·(D_main − D_guide), both with the same conditioning.
  * Optionally only inside a noise interval (Kynkäänniemi et al. 2024, "Applying guidance in a
  * limited interval"): outside it the conditional half alone is evaluated, with w = 1.
  */
@@ -24,6 +26,26 @@ export interface Conditioning {
   guidance?: number;
   /** Guide only at noise levels lo < σ <= hi (default: every level). */
   guidanceInterval?: readonly [number, number];
+  /**
+   * Autoguidance: the model guided away from (a weaker one of the same kind: smaller, or trained
+   * for less), evaluated with the same labels and context, instead of the unconditional model.
+   */
+  guide?: DiffusionViT | null;
+}
+
+/** What a guide model must share with the model it guides: the images and the conditioning. */
+export const GUIDE_MATCHES = ['img_size', 'in_chans', 'num_classes', 'context_dim', 'context_len'] as const;
+
+/** Checks that `guide` can guide `net`: the same images, conditioning and device. */
+function checkGuide(net: DiffusionViT, guide: DiffusionViT): void {
+  for (const key of GUIDE_MATCHES) {
+    if (guide.config[key] !== net.config[key]) {
+      throw new Error(`diffvit.sample: argument 'guide' expected a model with the sampled model's ${key} (${net.config[key]}), received ${guide.config[key]}`);
+    }
+  }
+  if (guide.device !== net.device) {
+    throw new Error(`diffvit.sample: argument 'guide' is on device '${guide.device}' but the model is on '${net.device}' (move it with guide.to('${net.device}'))`);
+  }
 }
 
 /** Checks class labels against a model with `numClasses` classes (numClasses itself is the null class). */
@@ -50,11 +72,14 @@ export class GuidedNetwork {
   /** The conditional half alone, for noise levels outside the guidance interval. */
   private readonly condLabels: Tensor | null;
   private readonly condContext: Tensor | null;
+  private readonly guide: DiffusionViT | null;
 
   constructor(readonly net: DiffusionViT, readonly shape: readonly number[], cond: Conditioning = {}, readonly sigmaData = 0.5) {
     const B = (this.batch = shape[0]);
     this.guidance = cond.guidance ?? 1;
-    this.guided = this.guidance !== 1 && Boolean(cond.labels || cond.context);
+    this.guide = cond.guide ?? null;
+    if (this.guide) checkGuide(net, this.guide);
+    this.guided = this.guidance !== 1 && Boolean(this.guide || cond.labels || cond.context);
     const [lo, hi] = (this.guidanceInterval = cond.guidanceInterval ?? [0, Infinity]);
     if (!(lo >= 0 && hi > lo)) throw new Error(`diffvit.sample: argument 'guidanceInterval' expected 0 <= lo < hi, received [${lo}, ${hi}]`);
     const numClasses = net.config.num_classes;
@@ -66,25 +91,26 @@ export class GuidedNetwork {
     if (cond.context && cond.context.device !== device) {
       throw new Error(`diffvit.sample: argument 'context' is on device '${cond.context.device}' but the model is on '${device}' (move it with context.to('${device}'))`);
     }
-    const G = this.guided ? 2 : 1;
+    // Autoguidance's second half is another network with the same conditioning: one copy of it.
+    const G = this.guided && !this.guide ? 2 : 1;
     this.labels = this.condLabels = null;
     if (numClasses) {
       const l = this.labelValues(cond.labels ?? null);
       this.labels = keep(tensor(l, [G * B], { dtype: 'int32', device }));
-      this.condLabels = this.guided ? keep(tensor(l.slice(0, B), [B], { dtype: 'int32', device })) : this.labels;
+      this.condLabels = G === 2 ? keep(tensor(l.slice(0, B), [B], { dtype: 'int32', device })) : this.labels;
     }
     this.context = null;
     this.condContext = cond.context ?? null;
     if (cond.context) {
       // the unconditional half sees an all-zero ("empty") context
-      this.context = this.guided ? keep(noGrad(() => concat([cond.context!, full(cond.context!.shape, 0, { device })], 0))) : cond.context;
+      this.context = G === 2 ? keep(noGrad(() => concat([cond.context!, full(cond.context!.shape, 0, { device })], 0))) : cond.context;
     }
   }
 
   /** The (G·B) labels of the batch: the given ones (else the null class), then the null class for the unconditional half. */
   private labelValues(labels: Int32Array | null): Int32Array {
     const numClasses = this.net.config.num_classes;
-    const l = new Int32Array((this.guided ? 2 : 1) * this.batch).fill(numClasses);
+    const l = new Int32Array((this.guided && !this.guide ? 2 : 1) * this.batch).fill(numClasses);
     if (labels) l.set(labels);
     return l;
   }
@@ -128,13 +154,20 @@ export class GuidedNetwork {
     return this.guidedAt(sigma) ? this.guidance : 1;
   }
 
-  /** F(c_in·x; c_noise) for x: (B, ...) at σ, as (G·B, ...) with the conditional half first (G = 2 where guidedAt(σ)). */
+  /**
+   * F(c_in·x; c_noise) for x: (B, ...) at σ, as (G·B, ...) with the conditional half first (G = 2
+   * where guidedAt(σ)); with a guide, the second half is the guide's F.
+   */
   evaluate(x: Tensor, sigma: number): Tensor {
     const guided = this.guidedAt(sigma);
     return noGrad(() =>
       scope(() => {
         const { c_in, c_noise } = preconditioning(sigma, this.sigmaData);
         const xIn = mulScalar(x, c_in);
+        if (guided && this.guide) {
+          const cNoise = full([xIn.shape[0]], c_noise, { device: x.device });
+          return concat([this.net.forward(xIn, cNoise, this.condLabels, this.condContext), this.guide.forward(xIn, cNoise, this.condLabels, this.condContext)], 0);
+        }
         const input = guided ? concat([xIn, xIn], 0) : xIn;
         const cNoise = full([input.shape[0]], c_noise, { device: x.device });
         return this.net.forward(input, cNoise, guided ? this.labels : this.condLabels, guided ? this.context : this.condContext);
@@ -167,6 +200,6 @@ export class GuidedNetwork {
   dispose(): void {
     if (this.condLabels !== this.labels) this.condLabels?.dispose();
     this.labels?.dispose();
-    if (this.context && this.guided) this.context.dispose();
+    if (this.context && this.context !== this.condContext) this.context.dispose();
   }
 }

@@ -37,6 +37,12 @@ export interface GenerateOptions {
   guidance?: number;
   /** Guide only at noise levels lo < σ <= hi (Kynkäänniemi et al. 2024); default every level. */
   guidanceInterval?: readonly [number, number];
+  /**
+   * Autoguidance (Karras et al. 2024): guide away from this weaker model of the same kind (e.g. a
+   * checkpoint of the same run taken earlier), with the same labels and context, instead of from
+   * the unconditional model: D = D_guide + guidance·(D_model − D_guide). On the model's device.
+   */
+  guide?: DiffusionViT | null;
   seed?: number;
   sigmaMin?: number;
   sigmaMax?: number;
@@ -113,7 +119,7 @@ function generateImages(model: DiffusionViT, options: GenerateOptions): { images
   }
   if (options.labels) checkLabels(options.labels, c.num_classes);
   const g = new Generator(options.seed ?? 0);
-  const guidance = options.labels || given ? options.guidance : 1; // nothing to guide towards
+  const guidance = options.labels || given || options.guide ? options.guidance : 1; // nothing to guide towards
   const steps = options.steps ?? (sampler === 'ddim' ? 50 : 18);
   const sigmas = sampler === 'ddim' ? ddimSigmas(steps, options.sigmaMin, options.sigmaMax) : edmSigmas(steps, options.sigmaMin, options.sigmaMax, options.rho);
   const run = (net: GuidedNetwork, latents: Tensor, onStep?: StepCallback): Tensor =>
@@ -122,7 +128,7 @@ function generateImages(model: DiffusionViT, options: GenerateOptions): { images
       : sampler === 'dpmpp2m' ? dpmSolver2M(net, latents, sigmas, onStep)
       : ddimSampler(net, latents, sigmas, onStep);
   const cond = (B: number, labels: Int32Array | null, context: Tensor | null) =>
-    new GuidedNetwork(model, [B, ...shape.slice(1)], { labels, context, guidance, guidanceInterval: options.guidanceInterval });
+    new GuidedNetwork(model, [B, ...shape.slice(1)], { labels, context, guidance, guidanceInterval: options.guidanceInterval, guide: options.guide });
 
   // The context on the sampling device (a copy when it was elsewhere); a context model sampled
   // without one: the empty (all-zero) context, i.e. unconditional.
