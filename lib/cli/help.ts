@@ -48,6 +48,10 @@ Options:
                            ${DEFAULT_MASK_RATIO} for a new IU-ViT/ASCEND run without rope, else 0)
   --mask-until F           mask only the first F of the run's steps; the rest see every token,
                            as sampling does (default ${DEFAULT_TRAIN_CONFIG.maskUntil})
+  --model-guidance W       model guidance (Tang et al. 2025; class-conditional models): a
+                           labelled image's target becomes y + W (D(x; c) - D(x; null)), so the
+                           network learns guidance of scale 1/(1 - W) itself (W ramps in over
+                           the first quarter; a step does one more forward pass) (default ${DEFAULT_TRAIN_CONFIG.modelGuidance})
   --precision P            matmul precision: float32, or bf16 (bfloat16 operands, fp32
                            accumulation; attention stays fp32). Default: DIFFVIT_MATMUL_PRECISION,
                            else bf16 where the CPU has AVX512_BF16, else float32; a resumed run

@@ -31,6 +31,7 @@ export const TRAIN_OPTIONS = {
   seed: { kind: 'int', min: 0, max: MAX_SEED, arg: 'N', default: DEFAULT_TRAIN_CONFIG.seed },
   'mask-ratio': { kind: 'number', min: 0, below: 1, arg: 'R' },
   'mask-until': { kind: 'number', min: 0, max: 1, arg: 'F', default: DEFAULT_TRAIN_CONFIG.maskUntil },
+  'model-guidance': { kind: 'number', min: 0, below: 1, arg: 'W', default: DEFAULT_TRAIN_CONFIG.modelGuidance },
   precision: { kind: 'choice', choices: ['float32', 'bf16'], arg: 'P' },
   device: { kind: 'string', arg: 'D' },
   'cuda-graph': { kind: 'flag' },
@@ -49,6 +50,7 @@ export const CONFIG_KEY_OF_OPTION = {
   steps: 'steps', batch: 'batchSize', lr: 'lr', 'lr-schedule': 'lrSchedule', warmup: 'warmupSteps',
   'ema-halflife': 'emaHalfLifeImages', 'ema-rampup': 'emaRampup', 'label-dropout': 'labelDropout', seed: 'seed',
   precision: 'matmulPrecision', 'mask-ratio': 'maskRatio', 'mask-until': 'maskUntil',
+  'model-guidance': 'modelGuidance',
 } as const satisfies Partial<Record<keyof typeof TRAIN_OPTIONS, keyof TrainConfig>>;
 
 /** Config-file keys without an option of their own, and how each is checked. */

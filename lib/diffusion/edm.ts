@@ -98,29 +98,49 @@ export function sampleTrainingSigmas(batch: number, options: LossOptions = {}): 
  * (EDM2) gives learnedWeightingLoss instead.
  */
 export function edmLoss(D: EDMDenoiser, y: Tensor, labels: Tensor | null = null,
-  options: LossOptions & { context?: Tensor | null; mask?: TokenMask | null } = {}): Tensor {
+  options: LossOptions & { context?: Tensor | null; mask?: TokenMask | null; guidance?: ModelGuidanceTarget | null } = {}): Tensor {
   // σ, c_noise and the noisy inputs are drawn on y's device (the σ of sampleTrainingSigmas, from
   // the same stream elements): nothing is read back to the host.
   const noise = edmTrainingNoise(y, options.generator ?? defaultGenerator, { P_mean: options.P_mean, P_std: options.P_std, sigmaData: D.sigmaData });
   return edmNoisedLoss(D, noise, y, labels, options);
 }
 
+/**
+ * Model guidance (Tang et al. 2025, "Diffusion models without classifier-free guidance"): the
+ * target of a labelled image becomes y + w·sg(D(x; σ, c) − D(x; σ, ∅)), so the network learns the
+ * guided denoiser itself — at its fixed point, classifier-free guidance of scale 1/(1 − w) — and
+ * samples follow their label without an unconditional pass. D(x; σ, ∅) is one more forward pass
+ * (without gradients) on the null labels.
+ */
+export interface ModelGuidanceTarget {
+  /** (B) w per image: 0 for an image whose label was dropped. */
+  weight: Tensor;
+  /** (B) the null class (num_classes) for every image. */
+  nullLabels: Tensor;
+}
+
 /** edmLoss after its noise draw: the loss of the network on `noise` (drawn by edmTrainingNoise from y). */
 export function edmNoisedLoss(D: EDMDenoiser, noise: { sigmas: Tensor; cNoise: Tensor; xNoisy: Tensor; xIn: Tensor }, y: Tensor,
-  labels: Tensor | null, options: { context?: Tensor | null; mask?: TokenMask | null } = {}): Tensor {
+  labels: Tensor | null, options: { context?: Tensor | null; mask?: TokenMask | null; guidance?: ModelGuidanceTarget | null } = {}): Tensor {
   const { sigmas, cNoise, xNoisy, xIn } = noise;
-  const context = options.context ?? null, mask = options.mask ?? null, net = D.net;
-  let F: Tensor, kept = (images: Tensor) => images;
-  if (!mask) {
-    F = net.forward(xIn, cNoise, labels, context);
-  } else {
+  const context = options.context ?? null, mask = options.mask ?? null, guidance = options.guidance ?? null, net = D.net;
+  let kept = (images: Tensor) => images;
+  if (mask) {
     if (!(net instanceof IUViT)) throw new Error(`diffvit.edmLoss: option 'mask' expected an IU-ViT/ASCEND network (patch tokens to drop), received arch '${net.config.arch}'`);
-    F = net.forward(xIn, cNoise, labels, context, mask);
     const patch = net.config.patch;
     kept = (images: Tensor) => keptPatches(images, mask, patch);
   }
-  if (net.logvar) return learnedWeightingLoss(kept(F), kept(xNoisy), kept(y), sigmas, net.logvar.forward(cNoise), D.sigmaData);
-  return edmWeightedLoss(kept(F), kept(xNoisy), kept(y), sigmas, D.sigmaData);
+  const forward = (l: Tensor | null) => (mask ? (net as IUViT).forward(xIn, cNoise, l, context, mask) : net.forward(xIn, cNoise, l, context));
+  const F = forward(labels);
+  // D(x; σ, c) − D(x; σ, ∅) = c_out·(F_c − F_∅): the c_skip·x terms cancel.
+  const target = guidance ? noGrad(() => {
+    const perSample = [y.shape[0], ...y.shape.slice(1).map(() => 1)];
+    const sigma = reshape(sigmas, perSample);
+    const cOut = div(mulScalar(sigma, D.sigmaData), sqrt(addScalar(square(sigma), D.sigmaData * D.sigmaData)));
+    return add(y, mul(mul(reshape(guidance.weight, perSample), cOut), sub(F, forward(guidance.nullLabels))));
+  }) : y;
+  if (net.logvar) return learnedWeightingLoss(kept(F), kept(xNoisy), kept(target), sigmas, net.logvar.forward(cNoise), D.sigmaData);
+  return edmWeightedLoss(kept(F), kept(xNoisy), kept(target), sigmas, D.sigmaData);
 }
 
 /**

@@ -42,6 +42,14 @@ export interface TrainConfig {
   /** Masking runs for this fraction of the run's steps; the rest train on every token, as sampling sees them. */
   maskUntil?: number;
   /**
+   * Model guidance (Tang et al. 2025; class-conditional models): w in [0, 1). A labelled image's
+   * target becomes y + w·sg(D(x; σ, c) − D(x; σ, ∅)), so the network learns what classifier-free
+   * guidance of scale 1/(1 − w) would sample, without an unconditional pass at sampling time. w
+   * ramps in linearly over the first MODEL_GUIDANCE_RAMP of the run; a step costs one more forward
+   * pass (no gradients). 0: off (checkpoints from before the option).
+   */
+  modelGuidance?: number;
+  /**
    * Precision of the run's GEMMs: 'bf16' rounds matmul operands to bfloat16 with fp32
    * accumulation. The Trainer runs each step inside autocast(matmulPrecision), leaving the process
    * default (setMatmulPrecision) alone; `diffvit train` samples its grids at it too; a resumed
@@ -99,5 +107,9 @@ export const DEFAULT_TRAIN_CONFIG: Omit<TrainConfig, 'model' | 'data'> = {
   maskRatio: 0,
   // MaskDiT ends with unmasked steps; here they are the learning-rate cooldown's quarter.
   maskUntil: 0.75,
+  modelGuidance: 0,
   matmulPrecision: 'float32',
 };
+
+/** The fraction of a run over which model guidance's w ramps in from 0 (the network first learns D(x; σ, c) at all). */
+export const MODEL_GUIDANCE_RAMP = 0.25;

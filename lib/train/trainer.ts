@@ -7,8 +7,8 @@ import { resolveDevice } from '../backend/backend.js';
 import { graph as cudaGraph, type CudaGraph } from '../cuda.js';
 import { createDataset } from '../data/dataset.js';
 import { type Batch, BatchSampler } from '../data/loader.js';
-import { EDMDenoiser, edmLoss, edmNoisedLoss } from '../diffusion/edm.js';
-import { tensor } from '../ops/creation.js';
+import { EDMDenoiser, edmLoss, edmNoisedLoss, type ModelGuidanceTarget } from '../diffusion/edm.js';
+import { full, tensor } from '../ops/creation.js';
 import { edmTrainingNoise } from '../ops/edm.js';
 import { adamwUpdateControlled, emaUpdateControlled, STEP_CONTROL, trainStepControl } from '../ops/optim.js';
 import { assign_, axpby_, copy_ } from '../ops/inplace.js';
@@ -29,7 +29,7 @@ import { range } from '../profiler/range.js';
 import { Tensor } from '../tensor/tensor.js';
 import { EMA } from './ema.js';
 import { AdamW } from './optim.js';
-import type { TrainConfig } from './config.js';
+import { MODEL_GUIDANCE_RAMP, type TrainConfig } from './config.js';
 import { LR_SCHEDULES, learningRate } from './schedule.js';
 
 export { DEFAULT_TRAIN_CONFIG, type TrainConfig } from './config.js';
@@ -53,6 +53,8 @@ interface CapturedStep {
   mask: TokenMask | null;
   /** Whether `graph` was captured for masked steps (the switch to full steps captures anew). */
   maskedGraph: boolean;
+  /** Model guidance's per-image w (written every step) and null labels, or null. */
+  guidance: ModelGuidanceTarget | null;
   /** The step's control block (STEP_CONTROL): the scalars the eager step passes as arguments. */
   control: Tensor;
   /**
@@ -103,6 +105,8 @@ export class Trainer {
     }
     const maskRatio = config.maskRatio ?? 0, maskUntil = config.maskUntil ?? 1;
     if (!(maskRatio >= 0 && maskRatio < 1)) throw new Error(`diffvit.train: maskRatio expected a fraction in [0, 1) of the patch tokens to drop, received ${config.maskRatio}`);
+    const modelGuidance = config.modelGuidance ?? 0;
+    if (!(modelGuidance >= 0 && modelGuidance < 1)) throw new Error(`diffvit.train: modelGuidance expected a weight w in [0, 1) (guidance scale 1/(1 − w)), received ${config.modelGuidance}`);
     if (!(maskUntil >= 0 && maskUntil <= 1)) throw new Error(`diffvit.train: maskUntil expected a fraction in [0, 1] of the run's steps, received ${config.maskUntil}`);
     // The device: the config's, else a given model's, else the host; cudaGraph needs a CUDA one.
     const { device, backend } = resolveDevice(config.device ?? model?.device ?? 'cpu', 'train');
@@ -123,6 +127,9 @@ export class Trainer {
     const mc = this.model.config;
     if (dataset.imageSize !== mc.img_size || dataset.channels !== mc.in_chans) {
       throw new Error(`diffvit.train: the data has ${dataset.channels}x${dataset.imageSize}x${dataset.imageSize} images but the model expects ${mc.in_chans}x${mc.img_size}x${mc.img_size}`);
+    }
+    if (modelGuidance > 0 && !mc.num_classes) {
+      throw new Error('diffvit.train: modelGuidance needs a class-conditional model (num_classes > 0): its target mixes in the null-label denoiser');
     }
     if (mc.num_classes && dataset.numClasses !== mc.num_classes) {
       throw new Error(`diffvit.train: the model has num_classes ${mc.num_classes} but the data has ${dataset.numClasses} classes`);
@@ -183,7 +190,9 @@ export class Trainer {
           this.checkContext(batch);
           context = tensor(batch.context!, [c.batchSize, mc.context_len, mc.context_dim], { device }); // (B, L, C)
         }
-        return edmLoss(this.denoiser, y, labels, { generator: this.generator, P_mean: c.P_mean, P_std: c.P_std, context, mask: this.tokenMask() });
+        const guidance = this.modelGuidanceWeights(batch.labels);
+        const target = guidance && { weight: tensor(guidance, [c.batchSize], { device }), nullLabels: full([c.batchSize], mc.num_classes, { dtype: 'int32', device }) };
+        return edmLoss(this.denoiser, y, labels, { generator: this.generator, P_mean: c.P_mean, P_std: c.P_std, context, mask: this.tokenMask(), guidance: target });
       });
       range('backward', () => backward(loss));
       return this.metrics(loss);
@@ -227,15 +236,28 @@ export class Trainer {
   }
 
   /**
+   * Model guidance's w for each image of a batch with these labels at this step (0 where the label
+   * was dropped; ramped in over MODEL_GUIDANCE_RAMP of the run), or null without model guidance.
+   */
+  private modelGuidanceWeights(labels: Int32Array): Float32Array | null {
+    const c = this.config, w = c.modelGuidance ?? 0;
+    if (!(w > 0)) return null;
+    const ramped = w * Math.min(1, this.step / Math.max(1, MODEL_GUIDANCE_RAMP * c.steps));
+    return Float32Array.from(labels, (l) => (l === this.model.config.num_classes ? 0 : ramped));
+  }
+
+  /**
    * The cost of step `step` of a run of `total` steps relative to a full one (`diffvit train
    * --minutes` sizes a masked run by it): a masked step does the kept fraction of the token work
    * plus about a tenth that does not shrink — data, optimiser, EMA (measured: 0.55 of a full step
-   * at maskRatio 0.5 and 0.36 at 0.75 on iuvit-xs/4; this gives 0.55 and 0.33).
+   * at maskRatio 0.5 and 0.36 at 0.75 on iuvit-xs/4; this gives 0.55 and 0.33). Model guidance's
+   * extra forward pass adds a third to the token work of every step.
    */
   relativeStepCost(step: number, total: number): number {
-    if (!this.masked(step, total)) return 1;
+    const tokenWork = (this.config.modelGuidance ?? 0) > 0 ? 0.9 * (4 / 3) : 0.9;
+    if (!this.masked(step, total)) return 0.1 + tokenWork;
     const tokens = (this.model as IUViT).nPatches;
-    return 0.1 + 0.9 * keptTokens(tokens, this.config.maskRatio!) / tokens;
+    return 0.1 + tokenWork * keptTokens(tokens, this.config.maskRatio!) / tokens;
   }
 
   private tooManyNonFinite(): never {
@@ -285,6 +307,7 @@ export class Trainer {
         control: empty([STEP_CONTROL.size]),
         mask: null,
         maskedGraph: false,
+        guidance: (c.modelGuidance ?? 0) > 0 ? { weight: empty([B]), nullLabels: keep(full([B], mc.num_classes, { dtype: 'int32', device })) } : null,
         graph: null,
       };
     }));
@@ -317,6 +340,7 @@ export class Trainer {
         assign_(s.mask.keep, keepRows);
         assign_(s.mask.fill, fill);
       }
+      if (s.guidance) assign_(s.guidance.weight, this.modelGuidanceWeights(batch.labels)!);
       this.optimizer.lr = lr;
       const writeControl = (enabled: boolean) => {
         const { decay, stepSize, invSqrtBc2 } = this.optimizer.nextScalars();
@@ -340,7 +364,7 @@ export class Trainer {
       const step = () => autocast(c.matmulPrecision, () => scope(() => {
         // Gradients made fresh by this run (the warm-up's are dropped), never accumulated.
         this.model.zeroGrad();
-        const loss = edmNoisedLoss(this.denoiser, s.noise, s.y, s.labels, { context: s.context, mask: masked ? s.mask : null });
+        const loss = edmNoisedLoss(this.denoiser, s.noise, s.y, s.labels, { context: s.context, mask: masked ? s.mask : null, guidance: s.guidance });
         backward(loss);
         const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
         const stats = noGrad(() => stack([loss, sumSquares(grads)]));
@@ -484,10 +508,10 @@ export class Trainer {
 
   dispose(): void {
     if (this.captured) {
-      const { graph, y, labels, context, noise, control, mask } = this.captured;
+      const { graph, y, labels, context, noise, control, mask, guidance } = this.captured;
       graph?.dispose();
       graph?.result.stats.dispose();
-      for (const t of [y, labels, context, control, ...Object.values(noise)]) t?.dispose();
+      for (const t of [y, labels, context, control, ...Object.values(noise), guidance?.weight, guidance?.nullLabels]) t?.dispose();
       if (mask) disposeTokenMask(mask);
       this.captured = null;
     }
