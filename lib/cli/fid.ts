@@ -14,7 +14,7 @@ import { join } from 'node:path';
 
 import { SAMPLERS, type SamplerName } from '../diffusion/samplers/names.js';
 import { checkpointConfig } from './checkpoint_header.js';
-import { DEFAULT_GUIDANCE } from './defaults.js';
+import { DEFAULT_FID_GUIDANCE } from './defaults.js';
 import { checkOutput, cliHooks, MAX_SEED, type OptionSpec, parseOptions, usage } from './options.js';
 import { ProgressBar } from './progress.js';
 
@@ -43,7 +43,7 @@ Options:
   --image-size S        folder images: centre crop resized to S (default: the first image's shorter side)
   --checkpoint FILE     sample a diffvit checkpoint (8-bit quantised, as saved PNGs)
   --labels L            class-conditional: 'all' (classes in turn, the default) or e.g. 0,3,4
-  --guidance W          classifier-free guidance scale (default ${DEFAULT_GUIDANCE}; 1 = none)
+  --guidance W          classifier-free guidance scale (default ${DEFAULT_FID_GUIDANCE}; 1 = none)
   --sampler NAME        ${SAMPLERS.join(' | ')} (default heun)
   --steps N             sampler steps (default 18; ddim 50)
   --seed N              seed (default 0; sample batch b uses seed + b; also the subset draws)
@@ -69,7 +69,7 @@ export const FID_OPTIONS = {
   'image-size': { kind: 'int', min: 1, max: 4096, arg: 'S' },
   checkpoint: { kind: 'file', arg: 'FILE' },
   labels: { kind: 'string', arg: 'L' },
-  guidance: { kind: 'number', min: 0, max: 100, arg: 'W', default: DEFAULT_GUIDANCE },
+  guidance: { kind: 'number', min: 0, max: 100, arg: 'W', default: DEFAULT_FID_GUIDANCE },
   sampler: { kind: 'choice', choices: SAMPLERS, arg: 'NAME', default: 'heun' },
   steps: { kind: 'int', min: 1, max: 10_000, arg: 'N', default: 18 },
   seed: { kind: 'int', min: 0, max: MAX_SEED, arg: 'N', default: 0 },
