@@ -15,8 +15,8 @@ import { fullConfig, type ModelConfig } from '../lib/models/configs.js';
 import { drawTokenMask } from '../lib/models/token_mask.js';
 import { edmTrainingNoise } from '../lib/ops/edm.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../lib/train/trainer.js';
-import { describeEachBackend, expectClose, randomValues, toF32 } from './helpers.js';
-import { randomizeParameters } from './trainer_checks.js';
+import { describeEachBackend, randomValues, toF32 } from './helpers.js';
+import { expectDeviceStepsMatchHost, randomizeParameters } from './trainer_checks.js';
 
 const TINY: ModelConfig = { arch: 'iuvit', img_size: 8, in_chans: 3, patch: 2, dim: 16, depth: 3, heads: 2, freq_dim: 8, num_classes: 4, learned_weighting: true };
 const UNET: ModelConfig = { arch: 'unet', img_size: 8, in_chans: 3, dim: 8, heads: 2, channels: [4, 8], norm_groups: 2, freq_dim: 8, num_classes: 4, learned_weighting: true };
@@ -150,24 +150,6 @@ describe('training with learned weighting', () => {
 
 describeEachBackend('training with learned weighting on the device', ({ device, backend }) => {
   test(`steps on the device${backend === 'cuda' ? ', eager and in a CUDA graph,' : ''} equal the host's within tolerance`, () => {
-    const configs: TrainConfig[] = [{ ...RUN }, { ...RUN, device }];
-    if (backend === 'cuda') configs.push({ ...RUN, device, cudaGraph: true });
-    const runs = configs.map((config) => {
-      const t = new Trainer(config);
-      const losses = [0, 1, 2].map(() => t.trainStep().loss);
-      const weights = t.model.parameters().map((p) => p.data());
-      t.dispose();
-      return { losses, weights };
-    });
-    // Host against device: the losses (and gradient norms) agree to 1e-6, but AdamW turns
-    // rounding-level differences of a near-zero gradient element (a zero-initialised adaLN weight's)
-    // into up to one step (lr) of its weight: weights within 5 % of a step; the graph against the
-    // eager device run: 0.1 %.
-    const compare = (a: (typeof runs)[0], b: (typeof runs)[0], what: string, steps: number) => {
-      expectClose(a.losses, b.losses, { rtol: 1e-5, atol: 0 }, `${what}: losses`);
-      a.weights.forEach((w, i) => expectClose(w, Float64Array.from(b.weights[i]), { rtol: 1e-4, atol: steps * RUN.lr }, `${what}: parameter ${i}`));
-    };
-    compare(runs[1], runs[0], 'device vs host', 5e-2);
-    if (runs[2]) compare(runs[2], runs[1], 'cuda graph vs eager', 1e-3);
+    expectDeviceStepsMatchHost(RUN, device, backend, 3);
   });
 });

@@ -6,7 +6,6 @@
  */
 import { describe, expect, test } from 'vitest';
 
-import { native } from '../lib/backend/cpu/addon.js';
 import { EDMDenoiser, edmNoisedLoss, type ModelGuidanceTarget, preconditioning } from '../lib/diffusion/edm.js';
 import * as dv from '../lib/index.js';
 import type { ModelConfig } from '../lib/models/configs.js';
@@ -15,7 +14,7 @@ import { edmTrainingNoise } from '../lib/ops/edm.js';
 import { MODEL_GUIDANCE_RAMP } from '../lib/train/config.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../lib/train/trainer.js';
 import { describeEachBackend, expectClose, randomValues, toF32 } from './helpers.js';
-import { randomizeParameters } from './trainer_checks.js';
+import { expectDeviceStepsMatchHost, randomizeParameters } from './trainer_checks.js';
 
 const TINY: ModelConfig = { arch: 'iuvit', img_size: 8, in_chans: 3, patch: 2, dim: 16, depth: 3, heads: 2, freq_dim: 8, num_classes: 4 };
 const B = 3, PIXELS = 3 * 8 * 8;
@@ -154,24 +153,6 @@ describe('training with model guidance', () => {
 
 describeEachBackend('model-guided training on the device', ({ device, backend }) => {
   test(`masked then full model-guided steps on the device${backend === 'cuda' ? ', eager and in a CUDA graph,' : ''} equal the host's within tolerance`, () => {
-    const graphCount = () => (native as { cudaGraphCount?: () => number }).cudaGraphCount?.() ?? 0;
-    const configs: TrainConfig[] = [{ ...RUN }, { ...RUN, device }];
-    if (backend === 'cuda') configs.push({ ...RUN, device, cudaGraph: true });
-    const runs = configs.map((config) => {
-      const t = new Trainer(config), before = graphCount();
-      const losses = Array.from({ length: 6 }, () => t.trainStep().loss);
-      const weights = t.model.parameters().map((p) => p.data());
-      t.dispose();
-      expect(graphCount()).toBe(before);
-      return { losses, weights };
-    });
-    // (as for the masked steps: AdamW turns rounding-level differences of near-zero gradient
-    // elements into up to a step of their weights)
-    const compare = (a: (typeof runs)[0], b: (typeof runs)[0], what: string, steps: number) => {
-      expectClose(a.losses, b.losses, { rtol: 1e-5, atol: 0 }, `${what}: losses`);
-      a.weights.forEach((w, i) => expectClose(w, Float64Array.from(b.weights[i]), { rtol: 1e-4, atol: steps * RUN.lr }, `${what}: parameter ${i}`));
-    };
-    compare(runs[1], runs[0], 'device vs host', 5e-2);
-    if (runs[2]) compare(runs[2], runs[1], 'cuda graph vs eager', 1e-3);
+    expectDeviceStepsMatchHost(RUN, device, backend, 6);
   });
 });

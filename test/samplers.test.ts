@@ -39,6 +39,18 @@ function heunReference(D: (x: Float64Array, s: number) => Float64Array, latents:
   return x;
 }
 
+/** The network's batch at σ on either side of the interval [0.5, 10]: 3 rows (conditional only) or 6 (and the other half), with the matching guidance. */
+function expectSecondHalfInsideInterval(net: GuidedNetwork, device: string): void {
+  const x = dv.randn([3, 3, 8, 8], { generator: new dv.Generator(1), device });
+  for (const [sigma, rows] of [[0.5, 3], [0.6, 6], [10, 6], [11, 3]] as const) {
+    const F = net.evaluate(x, sigma);
+    expect([F.shape[0], net.guidanceAt(sigma)]).toEqual([rows, rows === 6 ? 3 : 1]);
+    F.dispose();
+  }
+  x.dispose();
+  net.dispose();
+}
+
 // Every suite runs once per backend (the cpu once per kernel level): the model lives on the suite's
 // device, and generate() samples there.
 describeEachBackend('samplers', ({ device }) => {
@@ -149,15 +161,7 @@ describeEachBackend('samplers', ({ device }) => {
     });
 
     samplerTest(`the network runs the unconditional half only inside the interval`, () => {
-      const net = new GuidedNetwork(model, [3, 3, 8, 8], { labels, guidance: 3, guidanceInterval: interval });
-      const x = dv.randn([3, 3, 8, 8], { generator: new dv.Generator(1), device });
-      for (const [sigma, rows] of [[0.5, 3], [0.6, 6], [10, 6], [11, 3]] as const) {
-        const F = net.evaluate(x, sigma);
-        expect([F.shape[0], net.guidanceAt(sigma)]).toEqual([rows, rows === 6 ? 3 : 1]);
-        F.dispose();
-      }
-      x.dispose();
-      net.dispose();
+      expectSecondHalfInsideInterval(new GuidedNetwork(model, [3, 3, 8, 8], { labels, guidance: 3, guidanceInterval: interval }), device);
     });
 
     samplerTest(`a bad interval is an error that names it`, () => {
@@ -204,15 +208,7 @@ describeEachBackend('samplers', ({ device }) => {
     });
 
     samplerTest(`the guide's half is evaluated only inside the guidance interval, and without labels too`, () => {
-      const net = new GuidedNetwork(model, [3, 3, 8, 8], { labels, guidance: 3, guidanceInterval: [0.5, 10], guide });
-      const x = dv.randn([3, 3, 8, 8], { generator: new dv.Generator(1), device });
-      for (const [sigma, rows] of [[0.5, 3], [0.6, 6], [10, 6], [11, 3]] as const) {
-        const F = net.evaluate(x, sigma);
-        expect([F.shape[0], net.guidanceAt(sigma)]).toEqual([rows, rows === 6 ? 3 : 1]);
-        F.dispose();
-      }
-      x.dispose();
-      net.dispose();
+      expectSecondHalfInsideInterval(new GuidedNetwork(model, [3, 3, 8, 8], { labels, guidance: 3, guidanceInterval: [0.5, 10], guide }), device);
       // an unconditional model is guided by its guide (classifier-free guidance would have nothing to use)
       const uncond = randomModel(7, { ...CONFIG, num_classes: 0 }), weakUncond = randomModel(8, { ...CONFIG, num_classes: 0 });
       const plain = generate(uncond, { count: 2, steps: 4, seed: 3 }).images;

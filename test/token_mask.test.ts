@@ -19,9 +19,8 @@ import { Module } from '../lib/nn/module.js';
 import { edmTrainingNoise } from '../lib/ops/edm.js';
 import { DEFAULT_TRAIN_CONFIG, type TrainConfig, Trainer } from '../lib/train/trainer.js';
 import { cli } from './cli_harness.js';
-import { native } from '../lib/backend/cpu/addon.js';
 import { describeEachBackend, expectClose, fromValues, randomValues, testDevice, toF32 } from './helpers.js';
-import { expectNetworkGradients, expectNetworkMatchesHost, expectResumeBitExact, randomizeParameters } from './trainer_checks.js';
+import { expectDeviceStepsMatchHost, expectNetworkGradients, expectNetworkMatchesHost, expectResumeBitExact, liveCudaGraphs, randomizeParameters } from './trainer_checks.js';
 
 /** 8×8 images in 2×2 patches (16 tokens), 4 classes. */
 const TINY: ModelConfig = { arch: 'iuvit', img_size: 8, in_chans: 3, patch: 2, dim: 16, depth: 3, heads: 2, freq_dim: 8, num_classes: 4 };
@@ -287,29 +286,9 @@ describe('masked training', () => {
 
 describeEachBackend('masked training on the device', ({ device, backend }) => {
   test(`masked then full steps on the device${backend === 'cuda' ? ', eager and in a CUDA graph (captured again at the switch),' : ''} equal the host's within tolerance`, () => {
-    const graphCount = () => (native as { cudaGraphCount?: () => number }).cudaGraphCount?.() ?? 0;
-    const configs: TrainConfig[] = [{ ...RUN }, { ...RUN, device }];
-    if (backend === 'cuda') configs.push({ ...RUN, device, cudaGraph: true });
-    const runs = configs.map((config) => {
-      const t = new Trainer(config), before = graphCount();
-      const losses = [0, 1, 2, 3, 4, 5].map((i) => {
-        const loss = t.trainStep().loss;
-        // one live graph: the masked steps' until maskUntil (step 3 of 6), then the full steps'
-        if (config.cudaGraph) expect(graphCount(), `after step ${i + 1}`).toBe(before + 1);
-        return loss;
-      });
-      const weights = t.model.parameters().map((p) => p.data());
-      t.dispose();
-      expect(graphCount()).toBe(before);
-      return { losses, weights };
+    // one live graph: the masked steps' until maskUntil (step 3 of 6), then the full steps'
+    expectDeviceStepsMatchHost(RUN, device, backend, 6, (config, step, before) => {
+      if (config.cudaGraph) expect(liveCudaGraphs(), `after step ${step}`).toBe(before + 1);
     });
-    // (tolerances as for learned weighting's device steps: AdamW turns rounding-level differences of
-    // near-zero gradient elements into up to a step of their weights)
-    const compare = (a: (typeof runs)[0], b: (typeof runs)[0], what: string, steps: number) => {
-      expectClose(a.losses, b.losses, { rtol: 1e-5, atol: 0 }, `${what}: losses`);
-      a.weights.forEach((w, i) => expectClose(w, Float64Array.from(b.weights[i]), { rtol: 1e-4, atol: steps * RUN.lr }, `${what}: parameter ${i}`));
-    };
-    compare(runs[1], runs[0], 'device vs host', 5e-2);
-    if (runs[2]) compare(runs[2], runs[1], 'cuda graph vs eager', 1e-3);
   });
 });
