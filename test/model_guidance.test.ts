@@ -28,7 +28,7 @@ function guidedLoss(m: dv.IUViT, weights: number[], mask: dv.TokenMask | null = 
   const y = images(7), labels = dv.tensor(LABELS, [B], 'int32');
   const noise = edmTrainingNoise(y, new dv.Generator(21), { P_mean: -0.3, P_std: 1.3 });
   const guidance: ModelGuidanceTarget = { weight: dv.tensor(weights, [B]), nullLabels: dv.full([B], 4, { dtype: 'int32' }) };
-  return edmNoisedLoss(new EDMDenoiser(m), noise, y, labels, { mask, guidance });
+  return edmNoisedLoss(new EDMDenoiser(m), noise, y, labels, { mask, modelGuidance: guidance });
 }
 
 describe('model guidance', () => {

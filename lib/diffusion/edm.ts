@@ -94,11 +94,12 @@ export function sampleTrainingSigmas(batch: number, options: LossOptions = {}): 
  * The EDM training loss (a scalar) for clean images y: mean of λ(σ)·(D(y+n; σ) − y)², through the
  * fused kernels (noise injection + c_in scaling in one pass; loss and dL/dF in one pass). With
  * options.mask (an IU-ViT only; ../models/token_mask.ts) the network sees the mask's kept patch
- * tokens and the mean runs over the kept patches' pixels. A network with learned_weighting
- * (EDM2) gives learnedWeightingLoss instead.
+ * tokens and the mean runs over the kept patches' pixels. With options.modelGuidance the target is
+ * the model-guided one (ModelGuidanceTarget). A network with learned_weighting (EDM2) gives
+ * learnedWeightingLoss instead.
  */
 export function edmLoss(D: EDMDenoiser, y: Tensor, labels: Tensor | null = null,
-  options: LossOptions & { context?: Tensor | null; mask?: TokenMask | null; guidance?: ModelGuidanceTarget | null } = {}): Tensor {
+  options: LossOptions & { context?: Tensor | null; mask?: TokenMask | null; modelGuidance?: ModelGuidanceTarget | null } = {}): Tensor {
   // σ, c_noise and the noisy inputs are drawn on y's device (the σ of sampleTrainingSigmas, from
   // the same stream elements): nothing is read back to the host.
   const noise = edmTrainingNoise(y, options.generator ?? defaultGenerator, { P_mean: options.P_mean, P_std: options.P_std, sigmaData: D.sigmaData });
@@ -121,9 +122,9 @@ export interface ModelGuidanceTarget {
 
 /** edmLoss after its noise draw: the loss of the network on `noise` (drawn by edmTrainingNoise from y). */
 export function edmNoisedLoss(D: EDMDenoiser, noise: { sigmas: Tensor; cNoise: Tensor; xNoisy: Tensor; xIn: Tensor }, y: Tensor,
-  labels: Tensor | null, options: { context?: Tensor | null; mask?: TokenMask | null; guidance?: ModelGuidanceTarget | null } = {}): Tensor {
+  labels: Tensor | null, options: { context?: Tensor | null; mask?: TokenMask | null; modelGuidance?: ModelGuidanceTarget | null } = {}): Tensor {
   const { sigmas, cNoise, xNoisy, xIn } = noise;
-  const context = options.context ?? null, mask = options.mask ?? null, guidance = options.guidance ?? null, net = D.net;
+  const context = options.context ?? null, mask = options.mask ?? null, guidance = options.modelGuidance ?? null, net = D.net;
   let kept = (images: Tensor) => images;
   if (mask) {
     if (!(net instanceof IUViT)) throw new Error(`diffvit.edmLoss: option 'mask' expected an IU-ViT/ASCEND network (patch tokens to drop), received arch '${net.config.arch}'`);

@@ -192,7 +192,7 @@ export class Trainer {
         }
         const guidance = this.modelGuidanceWeights(batch.labels);
         const target = guidance && { weight: tensor(guidance, [c.batchSize], { device }), nullLabels: full([c.batchSize], mc.num_classes, { dtype: 'int32', device }) };
-        return edmLoss(this.denoiser, y, labels, { generator: this.generator, P_mean: c.P_mean, P_std: c.P_std, context, mask: this.tokenMask(), guidance: target });
+        return edmLoss(this.denoiser, y, labels, { generator: this.generator, P_mean: c.P_mean, P_std: c.P_std, context, mask: this.tokenMask(), modelGuidance: target });
       });
       range('backward', () => backward(loss));
       return this.metrics(loss);
@@ -364,7 +364,7 @@ export class Trainer {
       const step = () => autocast(c.matmulPrecision, () => scope(() => {
         // Gradients made fresh by this run (the warm-up's are dropped), never accumulated.
         this.model.zeroGrad();
-        const loss = edmNoisedLoss(this.denoiser, s.noise, s.y, s.labels, { context: s.context, mask: masked ? s.mask : null, guidance: s.guidance });
+        const loss = edmNoisedLoss(this.denoiser, s.noise, s.y, s.labels, { context: s.context, mask: masked ? s.mask : null, modelGuidance: s.guidance });
         backward(loss);
         const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
         const stats = noGrad(() => stack([loss, sumSquares(grads)]));
