@@ -54,7 +54,7 @@ interface CapturedStep {
   /** Whether `graph` was captured for masked steps (the switch to full steps captures anew). */
   maskedGraph: boolean;
   /** Model guidance's per-image w (written every step) and null labels, or null. */
-  guidance: ModelGuidanceTarget | null;
+  modelGuidance: ModelGuidanceTarget | null;
   /** The step's control block (STEP_CONTROL): the scalars the eager step passes as arguments. */
   control: Tensor;
   /**
@@ -190,9 +190,9 @@ export class Trainer {
           this.checkContext(batch);
           context = tensor(batch.context!, [c.batchSize, mc.context_len, mc.context_dim], { device }); // (B, L, C)
         }
-        const guidance = this.modelGuidanceWeights(batch.labels);
-        const target = guidance && { weight: tensor(guidance, [c.batchSize], { device }), nullLabels: full([c.batchSize], mc.num_classes, { dtype: 'int32', device }) };
-        return edmLoss(this.denoiser, y, labels, { generator: this.generator, P_mean: c.P_mean, P_std: c.P_std, context, mask: this.tokenMask(), modelGuidance: target });
+        const weights = this.modelGuidanceWeights(batch.labels);
+        const modelGuidance = weights && { weight: tensor(weights, [c.batchSize], { device }), nullLabels: full([c.batchSize], mc.num_classes, { dtype: 'int32', device }) };
+        return edmLoss(this.denoiser, y, labels, { generator: this.generator, P_mean: c.P_mean, P_std: c.P_std, context, mask: this.tokenMask(), modelGuidance });
       });
       range('backward', () => backward(loss));
       return this.metrics(loss);
@@ -307,7 +307,7 @@ export class Trainer {
         control: empty([STEP_CONTROL.size]),
         mask: null,
         maskedGraph: false,
-        guidance: (c.modelGuidance ?? 0) > 0 ? { weight: empty([B]), nullLabels: keep(full([B], mc.num_classes, { dtype: 'int32', device })) } : null,
+        modelGuidance: (c.modelGuidance ?? 0) > 0 ? { weight: empty([B]), nullLabels: keep(full([B], mc.num_classes, { dtype: 'int32', device })) } : null,
         graph: null,
       };
     }));
@@ -340,7 +340,7 @@ export class Trainer {
         assign_(s.mask.keep, keepRows);
         assign_(s.mask.fill, fill);
       }
-      if (s.guidance) assign_(s.guidance.weight, this.modelGuidanceWeights(batch.labels)!);
+      if (s.modelGuidance) assign_(s.modelGuidance.weight, this.modelGuidanceWeights(batch.labels)!);
       this.optimizer.lr = lr;
       const writeControl = (enabled: boolean) => {
         const { decay, stepSize, invSqrtBc2 } = this.optimizer.nextScalars();
@@ -364,7 +364,7 @@ export class Trainer {
       const step = () => autocast(c.matmulPrecision, () => scope(() => {
         // Gradients made fresh by this run (the warm-up's are dropped), never accumulated.
         this.model.zeroGrad();
-        const loss = edmNoisedLoss(this.denoiser, s.noise, s.y, s.labels, { context: s.context, mask: masked ? s.mask : null, modelGuidance: s.guidance });
+        const loss = edmNoisedLoss(this.denoiser, s.noise, s.y, s.labels, { context: s.context, mask: masked ? s.mask : null, modelGuidance: s.modelGuidance });
         backward(loss);
         const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== null);
         const stats = noGrad(() => stack([loss, sumSquares(grads)]));
@@ -508,10 +508,10 @@ export class Trainer {
 
   dispose(): void {
     if (this.captured) {
-      const { graph, y, labels, context, noise, control, mask, guidance } = this.captured;
+      const { graph, y, labels, context, noise, control, mask, modelGuidance } = this.captured;
       graph?.dispose();
       graph?.result.stats.dispose();
-      for (const t of [y, labels, context, control, ...Object.values(noise), guidance?.weight, guidance?.nullLabels]) t?.dispose();
+      for (const t of [y, labels, context, control, ...Object.values(noise), modelGuidance?.weight, modelGuidance?.nullLabels]) t?.dispose();
       if (mask) disposeTokenMask(mask);
       this.captured = null;
     }
