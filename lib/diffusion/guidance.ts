@@ -73,6 +73,8 @@ export class GuidedNetwork {
   private readonly condLabels: Tensor | null;
   private readonly condContext: Tensor | null;
   private readonly guide: DiffusionViT | null;
+  /** Copies of the batch one evaluation runs the network on: 2 for classifier-free guidance (its unconditional half), else 1 (autoguidance's half is the guide's). */
+  private readonly copies: 1 | 2;
 
   constructor(readonly net: DiffusionViT, readonly shape: readonly number[], cond: Conditioning = {}, readonly sigmaData = 0.5) {
     const B = (this.batch = shape[0]);
@@ -91,8 +93,7 @@ export class GuidedNetwork {
     if (cond.context && cond.context.device !== device) {
       throw new Error(`diffvit.sample: argument 'context' is on device '${cond.context.device}' but the model is on '${device}' (move it with context.to('${device}'))`);
     }
-    // Autoguidance's second half is another network with the same conditioning: one copy of it.
-    const G = this.guided && !this.guide ? 2 : 1;
+    const G = (this.copies = this.guided && !this.guide ? 2 : 1);
     this.labels = this.condLabels = null;
     if (numClasses) {
       const l = this.labelValues(cond.labels ?? null);
@@ -110,7 +111,7 @@ export class GuidedNetwork {
   /** The (G·B) labels of the batch: the given ones (else the null class), then the null class for the unconditional half. */
   private labelValues(labels: Int32Array | null): Int32Array {
     const numClasses = this.net.config.num_classes;
-    const l = new Int32Array((this.guided && !this.guide ? 2 : 1) * this.batch).fill(numClasses);
+    const l = new Int32Array(this.copies * this.batch).fill(numClasses);
     if (labels) l.set(labels);
     return l;
   }

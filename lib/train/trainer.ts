@@ -64,6 +64,12 @@ interface CapturedStep {
   graph: CudaGraph<{ stats: Tensor; grads: Tensor[] }> | null;
 }
 
+/** Destroys a captured step and its result, which lives outside every scope (replays rewrite it). */
+function disposeGraph(graph: NonNullable<CapturedStep['graph']>): void {
+  graph.dispose();
+  graph.result.stats.dispose();
+}
+
 /** What a step's forward and backward leave for the update. */
 interface StepMetrics {
   lossValue: number;
@@ -315,8 +321,7 @@ export class Trainer {
     // from masked to full steps (maskUntil) captures the step again.
     const masked = this.masked(this.step, c.steps);
     if (s.graph && s.maskedGraph !== masked) {
-      s.graph.dispose();
-      s.graph.result.stats.dispose();
+      disposeGraph(s.graph);
       s.graph = null;
     }
     let justCaptured = false;
@@ -509,8 +514,7 @@ export class Trainer {
   dispose(): void {
     if (this.captured) {
       const { graph, y, labels, context, noise, control, mask, modelGuidance } = this.captured;
-      graph?.dispose();
-      graph?.result.stats.dispose();
+      if (graph) disposeGraph(graph);
       for (const t of [y, labels, context, control, ...Object.values(noise), modelGuidance?.weight, modelGuidance?.nullLabels]) t?.dispose();
       if (mask) disposeTokenMask(mask);
       this.captured = null;
