@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import { resolveDevice, type Device } from './backend/backend.js';
 import './backend/index.js';
-import { bf16GemmPath, type CpuLevel, type NativeInfo, nativeInfo, setCpuLevel as setLevel, setThreads as setPoolThreads } from './backend/cpu/runtime.js';
+import { bf16GemmPath, type Bf16GemmPath, type CpuLevel, type NativeInfo, nativeInfo, setCpuLevel as setLevel, setThreads as setPoolThreads } from './backend/cpu/runtime.js';
 import { packageRoot } from './package_root.js';
 import { getMatmulPrecision, type MatmulPrecision } from './tensor/autocast.js';
 import { liveTensorCount } from './tensor/tensor.js';
@@ -17,7 +17,7 @@ export interface RuntimeInfo extends NativeInfo {
   /** The default matmul precision (outside autocast scopes). */
   matmulPrecision: MatmulPrecision;
   /** The kernel bf16 GEMMs run on at the active CPU level. */
-  bf16Path: { path: 'avx512bf16' | 'emulated'; description: string };
+  bf16Path: { path: Bf16GemmPath; description: string };
 }
 
 export function runtimeInfo(): RuntimeInfo {

@@ -2,8 +2,8 @@
  * bf16 matmul precision (the GEMM kernels' `precision` argument, chosen per call by
  * lib/tensor/autocast.ts: autocast scopes, else setMatmulPrecision's default; native/cpu/gemm.h): operands rounded to
  * bfloat16 as VCVTNEPS2BF16 rounds, exact products accumulated in fp32. At every CPU level —
- * vdpbf16ps at avx512 on CPUs with AVX512_BF16, bf16-rounded packing with the fp32 kernel
- * elsewhere — against a float64 reference on the rounded operands (tight: fp32 accumulation) and
+ * AMX tiles and vdpbf16ps at avx512 on CPUs with them (each), bf16-rounded packing with the fp32
+ * kernel elsewhere — against a float64 reference on the rounded operands (tight: fp32 accumulation) and
  * against the exact float64 product (bf16 accuracy); the ops (linear, matmul, conv2d) in both
  * directions; autocast, the default, its environment variable and `diffvit train --precision`.
  */
@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
 
 import type { NativeBuffer } from '../lib/backend/kernels/core.js';
-import { native } from '../lib/backend/cpu/addon.js';
+import { native, type Bf16GemmPath } from '../lib/backend/cpu/addon.js';
+import { bf16Paths, setBf16PathLimit } from '../lib/backend/cpu/runtime.js';
 import { runKernel } from '../lib/backend/dispatch.js';
 import { trainCommand } from '../lib/cli/train.js';
 import * as dv from '../lib/index.js';
@@ -155,6 +156,35 @@ function record(e: { rounded: number; exact: number; exactNorm: number }, what: 
   recordError(`gemm bf16 ${what} vs exact (err/Σ|ab|)`, e.exact);
   recordError(`gemm bf16 ${what} vs exact (err/2^-8‖ab‖₂)`, e.exactNorm);
 }
+
+const TRANSPOSES = [[false, false], [false, true], [true, false], [true, true]] as const;
+
+/**
+ * Every (m, n, k) over the odd sizes for one transpose pair (alpha, beta, padding and a second
+ * batch item cycle through the cases), checked; returns the worst errors.
+ */
+function checkOddSizes(transA: boolean, transB: boolean, label: string): { rounded: number; exact: number; exactNorm: number } {
+  const ALPHAS = [1, -0.75, 2.5], BETAS = [0, 1, -0.5, 0];
+  let worst = { rounded: 0, exact: 0, exactNorm: 0 }, n = 0;
+  for (const m of ODD_SIZES) for (const nn of ODD_SIZES) for (const k of ODD_SIZES) {
+    const t: Case = {
+      batch: 1 + (n % 5 === 0 ? 1 : 0), m, n: nn, k, transA, transB, alpha: ALPHAS[n % 3], beta: BETAS[n % 4],
+      pad: [n % 3, (n * 7) % 5, n % 2 === 0 ? 0 : 19], seed: 300 + n,
+    };
+    const e = checkBf16(t, runGemm(t, 'bf16'), `${label} ${JSON.stringify(t)}`);
+    worst = { rounded: Math.max(worst.rounded, e.rounded), exact: Math.max(worst.exact, e.exact), exactNorm: Math.max(worst.exactNorm, e.exactNorm) };
+    n++;
+  }
+  return worst;
+}
+
+/** Several K blocks, odd and even (a K block that ends mid-pair or mid-tile), partial tiles, thread splits. */
+const LARGE_K: Case[] = [
+  { batch: 1, m: 65, n: 47, k: 2051, transA: false, transB: true, alpha: 1, beta: 0, pad: [5, 0, 3], seed: 17 },
+  { batch: 2, m: 40, n: 70, k: 1100, transA: true, transB: false, alpha: -1, beta: 0.5, pad: [5, 0, 3], seed: 17 },
+  { batch: 1, m: 100, n: 33, k: 1537, transA: true, transB: true, alpha: 0.5, beta: 1, pad: [5, 0, 3], seed: 17 },
+  { batch: 1, m: 64, n: 64, k: 1024, transA: false, transB: false, alpha: 1, beta: 0, pad: [5, 0, 3], seed: 17 },
+];
 
 /** A valid 2 x 3 @ 3 x 2 GEMM's arguments on fresh buffers (dispose with disposeArgs). */
 function gemmArgs(precision: unknown): Record<string, unknown> {
@@ -327,33 +357,15 @@ describeEachBackend('gemm at bf16 precision', ({ device, level: cpuLevel }) => {
   const level = cpuLevel ? `cpu ${cpuLevel}` : device;
   afterEach(() => dv.setMatmulPrecision(envPrecision as dv.MatmulPrecision));
 
-  // Every (m, n, k) over the odd sizes for each transpose pair; alpha, beta, padding and a second
-  // batch item cycle through the cases.
-  const ALPHAS = [1, -0.75, 2.5], BETAS = [0, 1, -0.5, 0];
-  test.each([[false, false], [false, true], [true, false], [true, true]])('transA %s transB %s, odd sizes', (transA, transB) => {
-    let worst = { rounded: 0, exact: 0, exactNorm: 0 }, n = 0;
-    for (const m of ODD_SIZES) for (const nn of ODD_SIZES) for (const k of ODD_SIZES) {
-      const t: Case = {
-        batch: 1 + (n % 5 === 0 ? 1 : 0), m, n: nn, k, transA, transB, alpha: ALPHAS[n % 3], beta: BETAS[n % 4],
-        pad: [n % 3, (n * 7) % 5, n % 2 === 0 ? 0 : 19], seed: 300 + n,
-      };
-      const e = checkBf16(t, runGemm(t, 'bf16'), `${level} ${JSON.stringify(t)}`);
-      worst = { rounded: Math.max(worst.rounded, e.rounded), exact: Math.max(worst.exact, e.exact), exactNorm: Math.max(worst.exactNorm, e.exactNorm) };
-      n++;
-    }
-    record(worst, 'odd sizes');
+  test.each(TRANSPOSES)('transA %s transB %s, odd sizes', (transA, transB) => {
+    record(checkOddSizes(transA, transB, level), 'odd sizes');
   });
 
-  // Several K blocks, odd and even (a K block that ends mid-pair), partial tiles, thread splits.
-  test.each([
-    [1, 65, 47, 2051, false, true, 1, 0],
-    [2, 40, 70, 1100, true, false, -1, 0.5],
-    [1, 100, 33, 1537, true, true, 0.5, 1],
-    [1, 64, 64, 1024, false, false, 1, 0],
-  ])('batch %i, %i x %i x k %i, transA %s transB %s, alpha %f beta %f', (batch, m, n, k, transA, transB, alpha, beta) => {
-    const t: Case = { batch, m, n, k, transA, transB, alpha, beta, pad: [5, 0, 3], seed: 17 };
-    record(checkBf16(t, runGemm(t, 'bf16'), `${level} ${JSON.stringify(t)}`), 'large k');
-  });
+  test.each(LARGE_K.map((t) => [t.batch, t.m, t.n, t.k, t.transA, t.transB, t.alpha, t.beta, t] as const))(
+    'batch %i, %i x %i x k %i, transA %s transB %s, alpha %f beta %f', (...args) => {
+      const t = args[8];
+      record(checkBf16(t, runGemm(t, 'bf16'), `${level} ${JSON.stringify(t)}`), 'large k');
+    });
 
   test('batch broadcast of A or B (stride 0)', () => {
     for (const [broadcastA, broadcastB] of [[true, false], [false, true], [true, true]]) {
@@ -471,9 +483,9 @@ describeEachLevel('gemm at bf16 precision on the CPU', (level) => {
     dv.setMatmulPrecision(envPrecision as dv.MatmulPrecision);
   });
 
-  test('runs on vdpbf16ps exactly where the level and the CPU allow it', () => {
-    const info = dv.runtimeInfo();
-    const expected = level === 'avx512' && info.cpuFeatures.avx512bf16 ? 'avx512bf16' : 'emulated';
+  test('runs on AMX, else vdpbf16ps, exactly where the level and the CPU allow it', () => {
+    const info = dv.runtimeInfo(), f = info.cpuFeatures;
+    const expected = level !== 'avx512' || !f.avx512bf16 ? 'emulated' : f.amxTile && f.amxBf16 ? 'amx' : 'avx512bf16';
     expect(info.bf16Path.path).toBe(expected);
     expect(native.bf16GemmPath().path).toBe(expected);
   });
@@ -494,6 +506,40 @@ describeEachLevel('gemm at bf16 precision on the CPU', (level) => {
         dv.setThreads(threads);
         const many = bits(runGemm(t, 'bf16').c);
         expect(many.findIndex((v, i) => v !== one[i]), `${JSON.stringify(t)}: first element that differs with ${threads} threads`).toBe(-1);
+      }
+    }
+  });
+});
+
+// Each native kernel where the CPU has two (AMX and vdpbf16ps): the GEMM cases above on each, and
+// the limit's own behaviour.
+describe.each(dv.runtimeInfo().cpuLevel === 'avx512' ? bf16Paths().filter((p) => p !== 'emulated') : [])('gemm at bf16 precision on %s [cpu avx512]', (path) => {
+  beforeAll(() => setBf16PathLimit(path));
+  afterAll(() => {
+    setBf16PathLimit('amx');
+    dv.setThreads(defaultThreads);
+  });
+
+  test('the limit selects it, and the emulated path below it', () => {
+    expect(native.bf16GemmPath().path).toBe(path);
+    setBf16PathLimit('emulated');
+    expect(native.bf16GemmPath().path).toBe('emulated');
+    setBf16PathLimit(path);
+    expect(() => native.setBf16PathLimit('fp8' as Bf16GemmPath)).toThrow(/setBf16PathLimit.*first.*'amx', 'avx512bf16', 'emulated'/);
+  });
+
+  test.each(TRANSPOSES)('transA %s transB %s, odd sizes', (transA, transB) => {
+    record(checkOddSizes(transA, transB, path), `${path} odd sizes`);
+  });
+
+  test('large k, and the same bits on 1, 2 and 3 threads', () => {
+    for (const t of LARGE_K) {
+      dv.setThreads(1);
+      const run = runGemm(t, 'bf16'), one = bits(run.c);
+      record(checkBf16(t, run, `${path} ${JSON.stringify(t)}`), `${path} large k`);
+      for (const threads of [2, 3]) {
+        dv.setThreads(threads);
+        expect(bits(runGemm(t, 'bf16').c).findIndex((v, i) => v !== one[i]), `${path} ${JSON.stringify(t)}: first element that differs with ${threads} threads`).toBe(-1);
       }
     }
   });
@@ -548,7 +594,7 @@ describe('diffvit train --precision', () => {
     expect(dv.getMatmulPrecision()).toBe('bf16');
   });
 
-  test('without --precision or DIFFVIT_MATMUL_PRECISION a run uses bf16 where the CPU has AVX512_BF16, else float32', async () => {
+  test('without --precision or DIFFVIT_MATMUL_PRECISION a run uses bf16 where the CPU has AMX or AVX512_BF16, else float32', async () => {
     const config = join(dir, 'tiny-default.json');
     writeFileSync(config, JSON.stringify({ model: { arch: 'iuvit', img_size: 32, in_chans: 3, patch: 8, dim: 32, depth: 1, heads: 1, num_classes: 4 } }));
     const out = join(dir, 'run-default'), ckpt = join(out, 'checkpoint.safetensors');
@@ -561,7 +607,7 @@ describe('diffvit train --precision', () => {
     };
     try {
       dv.setMatmulPrecision('float32');
-      const expected = dv.runtimeInfo().bf16Path.path === 'avx512bf16' ? 'bf16' : 'float32';
+      const expected = dv.runtimeInfo().bf16Path.path !== 'emulated' ? 'bf16' : 'float32';
       expect(await train()).toBe(expected);
       // The process default is neither the run's source nor changed by it.
       dv.setMatmulPrecision(expected === 'bf16' ? 'float32' : 'bf16');

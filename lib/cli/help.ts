@@ -54,7 +54,7 @@ Options:
                            the first quarter; a step does one more forward pass) (default ${DEFAULT_TRAIN_CONFIG.modelGuidance})
   --precision P            matmul precision: float32, or bf16 (bfloat16 operands, fp32
                            accumulation; attention stays fp32). Default: DIFFVIT_MATMUL_PRECISION,
-                           else bf16 where the CPU has AVX512_BF16, else float32; a resumed run
+                           else bf16 where the CPU has AMX or AVX512_BF16, else float32; a resumed run
                            keeps its own unless given
   --device D               where the run executes: cpu (default), cuda or cuda:N (diffvit info
                            lists this build's devices). The model, the optimiser state and the
@@ -208,7 +208,7 @@ Environment:
                     one 'diffvit train' runs at without --precision
   DIFFVIT_DEBUG     1: print the stack trace of an error (any command)`;
 
-export const BENCH_HELP = `diffvit bench [gemm|attention|fused|model|all ...] [--out file.json]
+export const BENCH_HELP = `diffvit bench [gemm|attention|fused|model|train-step|all ...] [--out file.json]
 
 Runs the named benchmarks (default: all), prints one table (bench, case, value, baseline, ratio)
 and writes the rows with a description of the machine to bench/results/<name>-<date>.json.

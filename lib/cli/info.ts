@@ -36,9 +36,18 @@ async function loadInfo() {
 
 const TRAIN_PRECISION_WHY = {
   DIFFVIT_MATMUL_PRECISION: 'from DIFFVIT_MATMUL_PRECISION',
-  AVX512_BF16: 'the CPU multiplies bf16 natively',
+  'native bf16': 'the CPU multiplies bf16 natively',
   default: 'no native bf16 GEMM at this kernel level; bf16 would be emulated',
 } as const;
+
+/** Why bf16 GEMMs do not run on a faster kernel than they do ('' on AMX). */
+function bf16PathNote(info: Info): string {
+  const f = info.cpuFeatures;
+  if (info.bf16Path.path === 'amx') return '';
+  if (info.cpuLevel !== 'avx512' && f.avx512bf16) return ` — the native bf16 kernels need the avx512 level, not ${info.cpuLevel}`;
+  if (f.amxTile && f.amxBf16) return ' — the CPU has AMX but the OS did not grant its tile state (Linux 5.16 or later does)';
+  return info.bf16Path.path === 'emulated' ? ' — this CPU lacks AVX512_BF16 and AMX' : ' — this CPU lacks AMX';
+}
 
 function formatInfo(info: Info): string {
   const has = Object.entries(info.cpuFeatures).filter(([, v]) => v).map(([k]) => k);
@@ -57,8 +66,7 @@ function formatInfo(info: Info): string {
     ['threads', `${info.threads} (${threadsNote})`],
     ['matmul', `train: ${info.trainPrecision.precision} (${TRAIN_PRECISION_WHY[info.trainPrecision.source]}; --precision overrides); ` +
       `library default outside autocast: ${info.matmulPrecision}; attention stays fp32`],
-    ['bf16 gemm', info.bf16Path.description + (info.bf16Path.path === 'avx512bf16' ? ''
-      : info.cpuFeatures.avx512bf16 ? ` — vdpbf16ps needs the avx512 level, not ${info.cpuLevel}` : ' — this CPU lacks AVX512_BF16')],
+    ['bf16 gemm', info.bf16Path.description + bf16PathNote(info)],
     ['devices', info.backends.join(', ')],
     ['cuda', info.cudaBuilt ? `built — ${info.cudaStatus}` : info.cudaStatus],
     ...(info.cuda.usable ? [['cuda gemm', info.cuda.gemm] as [string, string]] : []),

@@ -14,18 +14,18 @@ export function precisionOption(v: string | undefined, source = '--precision', c
 
 export interface TrainPrecision {
   precision: MatmulPrecision;
-  /** Why: 'DIFFVIT_MATMUL_PRECISION', 'AVX512_BF16' (the CPU multiplies bf16 natively) or 'default'. */
-  source: 'DIFFVIT_MATMUL_PRECISION' | 'AVX512_BF16' | 'default';
+  /** Why: 'DIFFVIT_MATMUL_PRECISION', 'native bf16' (AMX or AVX512_BF16 multiply bf16) or 'default'. */
+  source: 'DIFFVIT_MATMUL_PRECISION' | 'native bf16' | 'default';
 }
 
 /**
  * The run's matmul precision when --precision does not choose (nor a resumed checkpoint or config
- * file): DIFFVIT_MATMUL_PRECISION, else bf16 where the CPU multiplies bf16 natively (AVX512_BF16
- * at the active kernel level: 1.2-1.3x the images per second, with sample quality within
- * measurement noise of float32, docs/training-notes.md), else float32.
+ * file): DIFFVIT_MATMUL_PRECISION, else bf16 where the CPU multiplies bf16 natively at the active
+ * kernel level (AMX, or AVX512_BF16: 1.2-1.3x the images per second on a Zen 4, with sample
+ * quality within measurement noise of float32, docs/training-notes.md), else float32.
  */
 export function trainPrecision(): TrainPrecision {
   const env = precisionOption(process.env.DIFFVIT_MATMUL_PRECISION || undefined, 'DIFFVIT_MATMUL_PRECISION');
   if (env) return { precision: env, source: 'DIFFVIT_MATMUL_PRECISION' };
-  return bf16GemmPath().path === 'avx512bf16' ? { precision: 'bf16', source: 'AVX512_BF16' } : { precision: 'float32', source: 'default' };
+  return bf16GemmPath().path !== 'emulated' ? { precision: 'bf16', source: 'native bf16' } : { precision: 'float32', source: 'default' };
 }

@@ -44,14 +44,23 @@ DV_KERNEL_IMPL(gemm) {
   return info.Env().Undefined();
 }
 
-// bf16GemmPath(): { path: 'avx512bf16' | 'emulated', description } at the active kernel level.
+// bf16GemmPath(): { path: 'amx' | 'avx512bf16' | 'emulated', description } at the active kernel level.
 DV_BINDING(bf16GemmPath) {
   Args a(info, "bf16GemmPath", {});
   const cpu::Bf16Path path = cpu::bf16_path();
   Napi::Object out = Napi::Object::New(info.Env());
-  out.Set("path", path == cpu::Bf16Path::avx512bf16 ? "avx512bf16" : "emulated");
-  out.Set("description", cpu::bf16_path_name(path));
+  out.Set("path", cpu::bf16_path_name(path));
+  out.Set("description", cpu::bf16_path_description(path));
   return out;
+}
+
+// setBf16PathLimit(first): bf16 GEMMs run on the first of amx, avx512bf16, emulated from `first`
+// on that this CPU allows (process-wide; for tests and benchmarks comparing the kernels).
+DV_BINDING(setBf16PathLimit) {
+  Args a(info, "setBf16PathLimit", {"first"});
+  static const cpu::Bf16Path paths[] = {cpu::Bf16Path::amx, cpu::Bf16Path::avx512bf16, cpu::Bf16Path::emulated};
+  cpu::set_bf16_path_limit(paths[a.choice(0, {"amx", "avx512bf16", "emulated"})]);
+  return info.Env().Undefined();
 }
 
 }  // namespace dv::addon

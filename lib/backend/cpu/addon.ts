@@ -14,6 +14,8 @@ import type { KernelTable } from '../kernel_names.js';
 import type { MemoryStats } from '../backend.js';
 
 export type CpuLevel = 'avx512' | 'avx2' | 'scalar';
+/** The kernel of bf16 GEMMs: AMX tiles, vdpbf16ps, or operands rounded to bf16 for the fp32 kernel. */
+export type Bf16GemmPath = 'amx' | 'avx512bf16' | 'emulated';
 
 export interface NativeInfo {
   cpuFeatures: Record<string, boolean>;
@@ -54,7 +56,9 @@ export interface AddonRuntime {
   /** Every kernel of kernels.def with its argument names, in order. */
   kernelTable(): Record<string, string[]>;
   /** The kernel bf16 GEMMs run on at the active CPU level. */
-  bf16GemmPath(): { path: 'avx512bf16' | 'emulated'; description: string };
+  bf16GemmPath(): { path: Bf16GemmPath; description: string };
+  /** bf16 GEMMs run on the first path from `first` on that this CPU allows (process-wide; tests and benchmarks). */
+  setBf16PathLimit(first: Bf16GemmPath): void;
   /**
    * Measured GFLOP/s of independent multiply-add chains at the active CPU level: fp32 FMAs
    * ('float32') or vdpbf16ps ('bf16'; AVX512_BF16 at the avx512 level only), on the calling

@@ -2,10 +2,10 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
-import { addonPath, native, type CpuLevel, type NativeInfo, type ProfilerInfo } from './addon.js';
+import { addonPath, native, type Bf16GemmPath, type CpuLevel, type NativeInfo, type ProfilerInfo } from './addon.js';
 import type { MatmulPrecision } from '../kernels/gemm.js';
 
-export type { CpuLevel, NativeInfo, ProfilerInfo } from './addon.js';
+export type { Bf16GemmPath, CpuLevel, NativeInfo, ProfilerInfo } from './addon.js';
 
 /** CPU features, kernel levels, threads, CUDA build status and build flags of the addon. */
 export function nativeInfo(): NativeInfo {
@@ -22,8 +22,31 @@ export function setCpuLevel(level: CpuLevel): void {
 }
 
 /** The kernel bf16 GEMMs run on at the active CPU level. */
-export function bf16GemmPath(): { path: 'avx512bf16' | 'emulated'; description: string } {
+export function bf16GemmPath(): { path: Bf16GemmPath; description: string } {
   return native.bf16GemmPath();
+}
+
+/**
+ * Makes bf16 GEMMs run on the first of amx, avx512bf16, emulated from `first` on that the CPU
+ * allows at the active level (process-wide; 'amx', the fastest there is, until set): tests and
+ * benchmarks use it to run each bf16 kernel on one machine.
+ */
+export function setBf16PathLimit(first: Bf16GemmPath): void {
+  native.setBf16PathLimit(first);
+}
+
+/**
+ * The bf16 GEMM kernels of the active CPU level, fastest first: AMX and vdpbf16ps where the CPU
+ * (and for AMX the OS) has them, then the emulated one (found by setting each limit in turn; the
+ * limit is left at 'amx').
+ */
+export function bf16Paths(): Bf16GemmPath[] {
+  const paths = (['amx', 'avx512bf16', 'emulated'] as const).filter((path) => {
+    native.setBf16PathLimit(path);
+    return native.bf16GemmPath().path === path;
+  });
+  native.setBf16PathLimit('amx');
+  return paths;
 }
 
 /** Measured GFLOP/s of independent multiply-add chains (see AddonRuntime.fmaPeak). */

@@ -316,28 +316,28 @@ using Kernel = void (*)(int64_t kc, const float* a, const float* b, float* c, in
                         const TileEpilogue* epi);
 
 #if defined(DV_ISA_AVX512) || defined(DV_ISA_AVX2)
+// Stores r, the product's vector at column j of the tile row `row` (row-major offset `at` of the
+// tile), as r + beta * C (beta == 0: C not read), finished by `epi` when not null, n lanes of it.
+inline void store_vector(VF r, float* row, int64_t at, int j, int n, float beta, const TileEpilogue* epi) {
+  if (beta != 0.0f) r = fmadd(n == W ? VF::load(row + j) : VF::load_partial(row + j, n), VF::set1(beta), r);
+  if (epi) r = finish(*epi, r, at, j, n);
+  if (n == W) {
+    r.store(row + j);
+  } else {
+    store_n(row + j, r, n);
+  }
+}
+
 // C[0:MRr, 0:nr] = acc + beta * C (beta == 0: C not read), finished by `epi` when not null; only
 // the last vector may be partial. Acc: VF, or the raw register type of a kernel written with
 // intrinsics (bf16).
 template <int MRr, int NV, typename Acc>
 inline void store_tile(const Acc (&acc)[MRr][NV], float* c, int64_t ldc, int nr, float beta, const TileEpilogue* epi) {
   const int last = nr - (NV - 1) * W;  // lanes of the last vector to store, 1..W
-  const VF vbeta = VF::set1(beta);
 #pragma GCC unroll 16
   for (int i = 0; i < MRr; ++i) {
-    float* row = c + i * ldc;
 #pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) {
-      const int n = v == NV - 1 ? last : W;
-      VF r = acc[i][v];
-      if (beta != 0.0f) r = fmadd(n == W ? VF::load(row + v * W) : VF::load_partial(row + v * W, n), vbeta, r);
-      if (epi) r = finish(*epi, r, i * ldc + v * W, v * W, n);
-      if (n == W) {
-        r.store(row + v * W);
-      } else {
-        store_n(row + v * W, r, n);
-      }
-    }
+    for (int v = 0; v < NV; ++v) store_vector(acc[i][v], c + i * ldc, i * ldc + v * W, v * W, v == NV - 1 ? last : W, beta, epi);
   }
 }
 
@@ -558,10 +558,10 @@ Split plan(const GemmArgs& g, int64_t threads) {
 
 // Runs tile(g, A, B, C, P, i0, i1, j0, j1, shared) over the work split of plan(): every batch
 // item's nearly equal runs of whole micro-tiles, so results do not depend on the thread count.
-// The tile blocks K in k_block (aligned to k_per_float values of k per packed float), which lays
-// out a shared B.
+// The tile blocks K in k_block, aligned to k_align, with k_per_float values of k per packed float
+// (2 for bf16 pairs), which lays out a shared B.
 template <typename Tile>
-void run_tiles(const GemmArgs& g, Tile tile, int64_t k_block, int64_t k_per_float) {
+void run_tiles(const GemmArgs& g, Tile tile, int64_t k_block, int64_t k_align, int64_t k_per_float) {
   if (g.batch <= 0 || g.m <= 0 || g.n <= 0) return;
   if (g.k == 0 || g.alpha == 0.0f) return scale_c(g);
   Split s = plan(g, num_threads());
@@ -569,7 +569,7 @@ void run_tiles(const GemmArgs& g, Tile tile, int64_t k_block, int64_t k_per_floa
   const double macs = static_cast<double>(g.batch) * static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
   SharedB shared{};
   if (s.share_b) {
-    const int64_t kc_max = block_size(g.k, k_block, k_per_float), nc_max = block_size(g.n, kNC, kNR);
+    const int64_t kc_max = block_size(g.k, k_block, k_align), nc_max = block_size(g.n, kNC, kNR);
     const int64_t panels = (nc_max + kNR - 1) / kNR;
     shared = t_shared_b.get((g.k + kc_max - 1) / kc_max, (g.n + nc_max - 1) / nc_max, panels,
                             panels * kNR * ((kc_max + k_per_float - 1) / k_per_float));
@@ -589,7 +589,7 @@ void run_tiles(const GemmArgs& g, Tile tile, int64_t k_block, int64_t k_per_floa
   });
 }
 
-void gemm(const GemmArgs& g) { run_tiles(g, gemm_tile, kKC, 1); }
+void gemm(const GemmArgs& g) { run_tiles(g, gemm_tile, kKC, 1, 1); }
 
 #if defined(DV_ISA_AVX512)
 // ---- bf16 precision on AVX512_BF16 (cpu/gemm.h; dispatched only where the CPU has it) ----
@@ -616,6 +616,20 @@ constexpr int64_t kKC16 = 1024, kMC16 = 336;
 // first and converting after took twice as long: 13 % of a 1-thread bf16 GEMM, against 82 % in
 // the micro-kernel, on a Zen 4).
 
+// The bf16 pairs (alpha * even[j], alpha * odd[j]) of columns j < cols (zero beyond, and for a
+// null odd row) as 16 32-bit words, the even value in the low half.
+DV_TARGET_BF16 inline __m512i pairs_of_rows(const float* even, const float* odd, int cols, float alpha) {
+  // vcvtne2ps2bf16 puts the even row's 16 values in the low half and the odd row's in the high
+  // half; word 2t of a pair vector takes element t, word 2t+1 element 16 + t.
+  const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                                              21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __mmask16 load = lanes(cols);
+  VF lo = _mm512_maskz_loadu_ps(load, even);
+  VF hi = odd ? VF(_mm512_maskz_loadu_ps(load, odd)) : VF::zero();
+  if (alpha != 1.0f) lo = lo * VF::set1(alpha), hi = hi * VF::set1(alpha);
+  return _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(hi.v, lo.v));
+}
+
 // k runs down the stored rows (A transposed, B not): pair q of column j joins rows 2q and 2q+1.
 // Columns [0, n) go in panels of `panel` columns, panel c at dst + c*panel*kq (kq = ceil(kc / 2))
 // with its width w (whole vectors when `pad`, zero-filled) per pair: dst[c*panel*kq + q*w + j] =
@@ -625,26 +639,16 @@ constexpr int64_t kKC16 = 1024, kMC16 = 336;
 // 1024 x 256 x 2048 weight gradient 8-11 % lower (1 and 2 threads, Zen 4, interleaved A/B runs).
 DV_TARGET_BF16 void pairs_across_rows(const float* src, int64_t ld, int64_t kc, int64_t n, int panel, bool pad,
                                       float alpha, float* dst) {
-  // vcvtne2ps2bf16 puts the even row's 16 values in the low half and the odd row's in the high
-  // half; word 2t of a pair vector takes element t, word 2t+1 element 16 + t.
-  alignas(64) static const uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
-                                                      8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-  const __m512i interleave = _mm512_load_si512(kInterleave);
-  const VF scale = VF::set1(alpha);
   const int64_t kq = (kc + 1) / 2;
   for (int64_t q = 0; q < kq; ++q) {
     const float* even = src + 2 * q * ld;
-    const bool has_odd = 2 * q + 1 < kc;
+    const float* odd = 2 * q + 1 < kc ? even + ld : nullptr;
     for (int64_t c0 = 0; c0 < n; c0 += panel) {
       const int cols = static_cast<int>(std::min<int64_t>(panel, n - c0));
       const int w = pad ? (cols + W - 1) / W * W : cols;
       float* out = dst + c0 * kq + q * w;
       for (int j = 0; j < w; j += W) {
-        const __mmask16 load = lanes(std::clamp(cols - j, 0, W));
-        VF lo = _mm512_maskz_loadu_ps(load, even + c0 + j);
-        VF hi = has_odd ? VF(_mm512_maskz_loadu_ps(load, even + ld + c0 + j)) : VF::zero();
-        if (alpha != 1.0f) lo = lo * scale, hi = hi * scale;
-        const __m512i words = _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(hi.v, lo.v));
+        const __m512i words = pairs_of_rows(even + c0 + j, odd ? odd + c0 + j : nullptr, std::clamp(cols - j, 0, W), alpha);
         _mm512_mask_storeu_epi32(out + j, lanes(std::min(W, w - j)), words);
       }
     }
@@ -777,9 +781,181 @@ DV_TARGET_BF16 void gemm_tile_bf16(const GemmArgs& g, const float* A, const floa
   if (P) streaming_fence();
 }
 
+// ---- bf16 precision on AMX (cpu/gemm.h; dispatched only where the CPU and the OS allow it) ----
+//
+// TDPBF16PS adds to a 16 x 16 fp32 tile of C the products of a 16-row tile of A (16 k pairs a
+// row) and a tile of B held as 16 rows of k pairs (pack_b_bf16's panel layout), each pair's two
+// products added in k order as vdpbf16ps adds them. The micro-tile is 32 x 32: four C tiles, two A
+// tiles and two B tiles, the eight tile registers, so one A tile load serves two products and one
+// B tile load two. k is padded with zero pairs to whole tiles and A's rows to whole tiles when
+// packing, so a single tile shape serves every GEMM; C leaves the tiles through a stack buffer
+// that store_vector finishes (beta, epilogue) as the other kernels' registers are.
+#define DV_TARGET_AMX __attribute__((target("avx512bf16,amx-tile,amx-bf16")))
+
+constexpr int kTilePairs = 16;                   // k pairs in a tile row (64 bytes)
+constexpr int kTileWords = 16 * kTilePairs;      // 32-bit words in one 16-row tile
+constexpr int kAmxMR = 32;                       // C rows of a micro-tile: two A tiles
+constexpr int64_t kMCAmx = 320;                  // whole micro-tiles; the A block as kMC16's
+
+// Palette 1 with all eight tiles 16 rows x 64 bytes.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {64, 64, 64, 64, 64, 64, 64, 64};
+  uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
+};
+
+// Packs op(A)[i0:i0+mc, p0:p0+kc] * alpha as tiles: rows in groups of 16 (zero rows past mc), k in
+// `chunks` chunks of 16 pairs (zero pairs past kc); group r's chunk t is the tile at
+// dst + (r * chunks + t) * kTileWords, word 16 j + u the pair (k 2u, 2u+1 of the chunk) of row j.
+DV_TARGET_AMX void pack_a_amx(const GemmArgs& g, const float* A, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
+                              int64_t chunks, float* dst) {
+  const VF scale = VF::set1(g.alpha);
+  for (int64_t r = 0; r * 16 < mc; ++r) {
+    const int rows = static_cast<int>(std::min<int64_t>(16, mc - r * 16));
+    float* group = dst + r * chunks * kTileWords;
+    if (!g.trans_a) {
+      // k runs along A's rows: 32 neighbouring k of a row convert to its 16 pairs of the chunk.
+      for (int j = 0; j < 16; ++j) {
+        const float* row = A + (i0 + r * 16 + j) * g.lda + p0;
+        for (int64_t t = 0; t < chunks; ++t) {
+          const int n = j < rows ? static_cast<int>(std::clamp<int64_t>(kc - 2 * kTilePairs * t, 0, 2 * W)) : 0;
+          VF lo = _mm512_maskz_loadu_ps(lanes(std::min(n, W)), row + 2 * kTilePairs * t);
+          VF hi = _mm512_maskz_loadu_ps(lanes(std::max(n - W, 0)), row + 2 * kTilePairs * t + W);
+          if (g.alpha != 1.0f) lo = lo * scale, hi = hi * scale;
+          VF((__m512)_mm512_cvtne2ps_pbh(hi.v, lo.v)).store(group + t * kTileWords + j * kTilePairs);
+        }
+      }
+    } else {
+      // k runs down A's stored rows: each k pair of 16 columns is one vector of pairs, 16 of them a
+      // block of words to transpose into the tile's rows.
+      const float* col = A + p0 * g.lda + i0 + r * 16;
+      for (int64_t t = 0; t < chunks; ++t) {
+        VF w[16];
+        for (int u = 0; u < 16; ++u) {
+          const int64_t k0 = 2 * (t * kTilePairs + u);
+          w[u] = k0 >= kc ? VF::zero()
+                          : VF((__m512)pairs_of_rows(col + k0 * g.lda, k0 + 1 < kc ? col + (k0 + 1) * g.lda : nullptr,
+                                                     rows, g.alpha));
+        }
+        transpose(w);
+        for (int j = 0; j < 16; ++j) w[j].store(group + t * kTileWords + j * kTilePairs);
+      }
+    }
+  }
+}
+
+// Packs op(B)[p0:p0+kc, j0:j0+nc] as pack_b_bf16 does, each kNR-column panel followed by zero
+// pairs up to kq16 (whole tiles): panel c at dst + c * kNR * kq16.
+DV_TARGET_AMX void pack_b_amx(const GemmArgs& g, const float* B, int64_t p0, int64_t kc, int64_t j0, int64_t nc,
+                              int64_t kq16, float* dst) {
+  const int64_t kq = (kc + 1) / 2;
+  for (int64_t jr = 0; jr < nc; jr += kNR) {
+    const int nr = static_cast<int>(std::min<int64_t>(kNR, nc - jr)), s = (nr + W - 1) / W * W;
+    float* panel = dst + jr * kq16;
+    pack_b_bf16(g, B, p0, kc, j0 + jr, nr, panel);
+    std::fill(panel + kq * s, panel + kq16 * s, 0.0f);
+  }
+}
+
+// C[0:mr, 0:nr] = A tiles x B panel + beta * C (beta == 0: C not read), finished by `epi` when not
+// null, over `chunks` tiles of k: RT row tiles of A (mr <= 16 RT), NT column tiles of the B panel
+// (nr <= 16 NT, the panel NT * 16 pairs wide).
+template <int RT, int NT>
+DV_TARGET_AMX void amx_micro_kernel(int64_t chunks, const float* a, const float* b, float* c, int64_t ldc, int mr,
+                                    int nr, float beta, const TileEpilogue* epi) {
+  constexpr int b_stride = NT * W * 4;  // bytes between the B panel's rows of pairs
+  // The tile intrinsics are asm statements that do not tell the compiler which memory they read or
+  // write: the barriers order them after the packing and before the reads of `out`.
+  asm volatile("" ::: "memory");
+  _tile_zero(0);
+  if constexpr (NT == 2) _tile_zero(1);
+  if constexpr (RT == 2) _tile_zero(2);
+  if constexpr (RT == 2 && NT == 2) _tile_zero(3);
+  for (int64_t t = 0; t < chunks; ++t) {
+    const float* bt = b + t * kTilePairs * NT * W;
+    _tile_loadd(4, a + t * kTileWords, 64);
+    _tile_loadd(6, bt, b_stride);
+    _tile_dpbf16ps(0, 4, 6);
+    if constexpr (NT == 2) {
+      _tile_loadd(7, bt + W, b_stride);
+      _tile_dpbf16ps(1, 4, 7);
+    }
+    if constexpr (RT == 2) {
+      _tile_loadd(5, a + (chunks + t) * kTileWords, 64);
+      _tile_dpbf16ps(2, 5, 6);
+      if constexpr (NT == 2) _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  alignas(64) float out[kAmxMR][2 * W];
+  _tile_stored(0, out[0], sizeof out[0]);
+  if constexpr (NT == 2) _tile_stored(1, out[0] + W, sizeof out[0]);
+  if constexpr (RT == 2) _tile_stored(2, out[16], sizeof out[0]);
+  if constexpr (RT == 2 && NT == 2) _tile_stored(3, out[16] + W, sizeof out[0]);
+  asm volatile("" ::: "memory");
+  const int last = nr - (NT - 1) * W;
+  for (int i = 0; i < mr; ++i) {
+    for (int v = 0; v < NT; ++v) store_vector(VF::load(out[i] + v * W), c + i * ldc, i * ldc + v * W, v * W, v == NT - 1 ? last : W, beta, epi);
+  }
+}
+
+using AmxKernel = void (*)(int64_t chunks, const float* a, const float* b, float* c, int64_t ldc, int mr, int nr,
+                           float beta, const TileEpilogue* epi);
+// kAmxKernels[row tiles - 1][column tiles - 1]
+constexpr AmxKernel kAmxKernels[2][2] = {{amx_micro_kernel<1, 1>, amx_micro_kernel<1, 2>},
+                                         {amx_micro_kernel<2, 1>, amx_micro_kernel<2, 2>}};
+
+// As gemm_tile, on tiles. K blocks are whole tiles (32 k) but the last.
+DV_TARGET_AMX void gemm_tile_amx(const GemmArgs& g, const float* A, const float* B, float* C, float* P, int64_t i0,
+                                 int64_t i1, int64_t j0, int64_t j1, const SharedB* shared) {
+  static const TileConfig config;
+  _tile_loadconfig(&config);
+  const bool epi = has_epilogue(g);
+  const int64_t kc_max = block_size(g.k, kKC16, 2 * kTilePairs);
+  const int64_t mc_max = block_size(i1 - i0, kMCAmx, kAmxMR);
+  const int64_t nc_max = block_size(j1 - j0, kNC, kNR);
+  float* pa = t_pack_a.get(mc_max * kc_max / 2);
+  float* pb = shared ? nullptr : t_pack_b.get(nc_max * kc_max / 2);
+  for (int64_t jc = j0; jc < j1; jc += nc_max) {
+    const int64_t nc = std::min(nc_max, j1 - jc);
+    for (int64_t pc = 0; pc < g.k; pc += kc_max) {
+      const int64_t kc = std::min(kc_max, g.k - pc);
+      const int64_t chunks = (kc + 2 * kTilePairs - 1) / (2 * kTilePairs), kq16 = chunks * kTilePairs;
+      const float beta = pc == 0 ? g.beta : 1.0f;
+      const bool last = pc + kc == g.k;
+      const float* pb_block = pb;
+      if (shared) {
+        pb_block = shared->ready((jc - j0) / nc_max, pc / kc_max, (nc + kNR - 1) / kNR, kNR * kq16, [&](int64_t panel, float* dst) {
+          pack_b_amx(g, B, pc, kc, jc + panel * kNR, std::min<int64_t>(kNR, nc - panel * kNR), kq16, dst);
+        });
+      } else {
+        pack_b_amx(g, B, pc, kc, jc, nc, kq16, pb);
+      }
+      for (int64_t ic = i0; ic < i1; ic += mc_max) {
+        const int64_t mc = std::min(mc_max, i1 - ic);
+        pack_a_amx(g, A, ic, mc, pc, kc, chunks, pa);
+        for (int64_t jr = 0; jr < nc; jr += kNR) {
+          const int nr = static_cast<int>(std::min<int64_t>(kNR, nc - jr));
+          for (int64_t ir = 0; ir < mc; ir += kAmxMR) {
+            const int mr = static_cast<int>(std::min<int64_t>(kAmxMR, mc - ir));
+            float* c = C + (ic + ir) * g.ldc + jc + jr;
+            prefetch_tile(c, g.ldc, mr, nr);
+            const TileEpilogue e = tile_epilogue(g, P ? P + (c - C) : nullptr, jc + jr);
+            kAmxKernels[mr > 16][nr > W](chunks, pa + ir / 16 * chunks * kTileWords, pb_block + jr * kq16, c, g.ldc, mr,
+                                         nr, beta, epi && last ? &e : nullptr);
+          }
+        }
+      }
+    }
+  }
+  _tile_release();
+  if (P) streaming_fence();
+}
+
 }  // namespace
 
-void gemm_bf16(const GemmArgs& g) { run_tiles(g, gemm_tile_bf16, kKC16, 2); }
+void gemm_bf16(const GemmArgs& g) { run_tiles(g, gemm_tile_bf16, kKC16, 2, 2); }
+void gemm_bf16_amx(const GemmArgs& g) { run_tiles(g, gemm_tile_amx, kKC16, 2 * kTilePairs, 2); }
 #endif  // DV_ISA_AVX512
 
 }  // namespace dv::cpu::DV_ISA
