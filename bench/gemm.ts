@@ -12,9 +12,8 @@
  *   - the measured peak (fmaPeak: independent FMA chains, the best of >= 5 runs), and each level's
  *     large square GEMMs as a fraction of it: their median call, and their fastest call (the
  *     like-for-like figure: best run against best run);
- *   - bf16 precision (the kernel's precision 'bf16', what autocast('bf16') passes: vdpbf16ps at
- *     avx512 on AVX512_BF16 CPUs,
- *     emulated elsewhere) against diffvit's own fp32, its peak, and the error of both precisions
+ *   - bf16 precision (the kernel's precision 'bf16', what autocast('bf16') passes: each of AMX and
+ *     vdpbf16ps at avx512 on CPUs with them, emulated elsewhere) against diffvit's own fp32, its peak, and the error of both precisions
  *     against float64 at 1024^3.
  *
  *   npx tsc -p . && node dist/bench/gemm.js
@@ -28,7 +27,7 @@ import { pathToFileURL } from 'node:url';
 // A kernel benchmark: it drives the CPU backend's addon directly (the GEMM kernel with its
 // precision argument, buffers of the caching allocator), beneath the ops and autocast.
 import { native } from '../lib/backend/cpu/addon.js';
-import { fmaPeak } from '../lib/backend/cpu/runtime.js';
+import { type Bf16GemmPath, bf16Paths, fmaPeak, setBf16PathLimit } from '../lib/backend/cpu/runtime.js';
 import type { NativeBuffer } from '../lib/backend/kernels/core.js';
 import { packageRoot } from '../lib/package_root.js';
 import * as dv from '../lib/index.js';
@@ -73,6 +72,11 @@ export const GEMM_SHAPES: readonly Shape[] = [
   ...linearShapes('fc1 256->1024', TOKENS, 256, 1024),
   ...linearShapes('fc2 1024->256', TOKENS, 1024, 256),
   ...linearShapes('skip 512->256', TOKENS, 512, 256),
+  // the default model, iuvit-xs/4 (width 128, MLP 512), on every token and on the quarter a masked step keeps
+  ...linearShapes('xs qkv 128->384', TOKENS, 128, 384),
+  ...linearShapes('xs fc1 128->512', TOKENS, 128, 512),
+  ...linearShapes('xs fc2 512->128', TOKENS, 512, 128),
+  ...linearShapes('xs masked fc1 128->512', TOKENS / 4, 128, 512),
   { name: 'attn q·kᵀ', batch: 128, m: 65, n: 65, k: 64, transA: false, transB: true },
   { name: 'attn p·v', batch: 128, m: 65, n: 64, k: 65, transA: false, transB: false },
 ];
@@ -217,8 +221,9 @@ export function benchGemm(options: GemmBenchOptions = {}): BenchRow[] {
   try {
     for (const level of levels) {
       dv.setCpuLevel(level);
-      const bf16Path = dv.runtimeInfo().bf16Path.path;
-      const vdp = bf16Path === 'avx512bf16';
+      const native16 = bf16Paths().filter((p) => p !== 'emulated');
+      const paths16: Bf16GemmPath[] = native16.length ? native16 : ['emulated'];
+      const vdp = paths16.includes('avx512bf16');
       for (const t of threads) {
         dv.setThreads(t);
         const where = `${level}, ${t} thread${t > 1 ? 's' : ''}`;
@@ -230,7 +235,7 @@ export function benchGemm(options: GemmBenchOptions = {}): BenchRow[] {
             baseline: { name: 'FMA peak', value: peak }, ratio: bf16Peak / peak });
         }
         // GFLOP/s of each shape's median and fastest call (the large squares are set against the peak)
-        const measured: Record<string, Record<string, { median: number; best: number }>> = { float32: {}, bf16: {} };
+        const measured: Record<string, Record<string, { median: number; best: number }>> = { float32: {}, avx512bf16: {} };
         for (const s of shapes) {
           const ops = new Operands(s);
           try {
@@ -250,15 +255,17 @@ export function benchGemm(options: GemmBenchOptions = {}): BenchRow[] {
               }
               rows.push(row);
             }
-            if (precisions.includes('bf16')) {
+            for (const path of precisions.includes('bf16') ? paths16 : []) {
+              setBf16PathLimit(path);
               const time = timeShape(ops, 'bf16', minSeconds);
               const bf = gflops(s, time.median);
-              measured.bf16[s.name] = { median: bf, best: gflops(s, time.best) };
+              if (path === 'avx512bf16') measured.avx512bf16[s.name] = { median: bf, best: gflops(s, time.best) };
               rows.push({
-                bench: 'gemm', case: `${describeShape(s)}, bf16 (${vdp ? 'vdpbf16ps' : 'emulated'}), ${where}`, unit: 'GFLOP/s', value: bf,
+                bench: 'gemm', case: `${describeShape(s)}, bf16 (${path}), ${where}`, unit: 'GFLOP/s', value: bf,
                 ...(fp32 === null ? {} : { baseline: { name: 'diffvit fp32', value: fp32 }, ratio: bf / fp32 }),
               });
             }
+            setBf16PathLimit('amx');
           } finally {
             ops.dispose();
           }
@@ -268,7 +275,7 @@ export function benchGemm(options: GemmBenchOptions = {}): BenchRow[] {
           const name = `${size}^3`;
           for (const stat of ['median', 'best'] as const) {
             const call = stat === 'median' ? 'median call' : 'fastest call';
-            const fp32 = measured.float32[name]?.[stat], bf = measured.bf16[name]?.[stat];
+            const fp32 = measured.float32[name]?.[stat], bf = measured.avx512bf16[name]?.[stat];
             if (fp32 !== undefined) {
               rows.push({ bench: 'gemm', case: `${name} NN ${call} vs FMA peak, ${where}`, unit: 'GFLOP/s', value: fp32,
                 baseline: { name: 'FMA peak', value: peak }, ratio: fp32 / peak });
@@ -285,7 +292,7 @@ export function benchGemm(options: GemmBenchOptions = {}): BenchRow[] {
     if (errorSize > 0) {
       dv.setCpuLevel(info.cpuLevel);
       dv.setThreads(info.threads);
-      const path = dv.runtimeInfo().bf16Path.path === 'avx512bf16' ? 'vdpbf16ps' : 'emulated';
+      const path = dv.runtimeInfo().bf16Path.path;
       for (const precision of precisions) {
         rows.push({
           bench: 'gemm',
@@ -297,6 +304,7 @@ export function benchGemm(options: GemmBenchOptions = {}): BenchRow[] {
     }
   } finally {
     if (blas && !('missing' in blas)) blas.close();
+    setBf16PathLimit('amx');
     dv.setCpuLevel(info.cpuLevel);
     dv.setThreads(info.threads);
   }

@@ -8,6 +8,7 @@
 import { EDMDenoiser } from '../lib/diffusion/edm.js';
 import { PRESETS } from '../lib/models/configs.js';
 import { randn } from '../lib/ops/creation.js';
+import { bf16Paths, setBf16PathLimit } from '../lib/backend/cpu/runtime.js';
 import { runtimeInfo, type MatmulPrecision } from '../lib/runtime.js';
 import { noGrad } from '../lib/tensor/autograd.js';
 import { scope } from '../lib/tensor/scope.js';
@@ -39,9 +40,9 @@ print(json.dumps({"forward_ms": times[len(times)//2] * 1e3}))`, threads).forward
   };
 }
 
-/** Seconds per training step of `preset` at the given GEMM precision. */
-function timeTrainStep(preset: string, batch: number, matmulPrecision: MatmulPrecision): number {
-  const trainer = new Trainer({ ...DEFAULT_TRAIN_CONFIG, model: PRESETS[preset], data: { kind: 'shapes' }, batchSize: batch, matmulPrecision });
+/** Seconds per training step of `preset` at the given GEMM precision (and fraction of dropped tokens). */
+function timeTrainStep(preset: string, batch: number, matmulPrecision: MatmulPrecision, maskRatio = 0): number {
+  const trainer = new Trainer({ ...DEFAULT_TRAIN_CONFIG, model: PRESETS[preset], data: { kind: 'shapes' }, batchSize: batch, matmulPrecision, maskRatio });
   try {
     return timeIt(() => trainer.trainStep(), { warmup: 2, minRuns: 5, minSeconds: 3 });
   } finally {
@@ -74,4 +75,34 @@ export function benchModel(preset = 'iuvit-t/4', batch = 32, samples = 64): Benc
     row(`${preset} train step bf16 GEMMs (${runtimeInfo().bf16Path.path}), batch ${batch}`, batch / stepBf16S, 'missing' in base ? null : (batch * 1000) / base.stepMs),
     row(`${preset} sampling forward, ${samples} images`, samples / forwardS, 'missing' in base ? null : (samples * 1000) / base.forwardMs),
   ];
+}
+
+/**
+ * The default run's step (`diffvit train`: iuvit-xs/4, batch 32; masked, as its first three
+ * quarters run, and on every token, as its last) with float32 GEMMs and with bf16 GEMMs on each
+ * native kernel of this CPU (AMX, vdpbf16ps; the emulated one where it has neither), each against
+ * the float32 step of the same run.
+ *
+ *   diffvit bench train-step
+ */
+export function benchTrainStep(preset = 'iuvit-xs/4', batch = 32): BenchRow[] {
+  const native16 = bf16Paths().filter((p) => p !== 'emulated');
+  const rows: BenchRow[] = [];
+  try {
+    for (const maskRatio of [0.75, 0]) {
+      const what = `${preset} train step, batch ${batch}, ${maskRatio ? `mask ratio ${maskRatio}` : 'every token'}`;
+      const fp32 = batch / timeTrainStep(preset, batch, 'float32', maskRatio);
+      rows.push({ bench: 'train-step', case: `${what}, float32 GEMMs`, unit: 'img/s', value: fp32 });
+      for (const path of native16.length ? native16 : ['emulated' as const]) {
+        setBf16PathLimit(path);
+        const bf16 = batch / timeTrainStep(preset, batch, 'bf16', maskRatio);
+        rows.push({ bench: 'train-step', case: `${what}, bf16 GEMMs (${path})`, unit: 'img/s', value: bf16,
+          baseline: { name: 'float32 GEMMs', value: fp32 }, ratio: bf16 / fp32 });
+      }
+      setBf16PathLimit('amx');
+    }
+  } finally {
+    setBf16PathLimit('amx');
+  }
+  return rows;
 }

@@ -3,8 +3,8 @@
  * baseline, ratio) and writes the rows with a description of the machine as JSON, to
  * bench/results/<name>-<date>.json or to --out.
  *
- *   node dist/bench/run.js [gemm|attention|fused|model|all ...] [--out file.json]     (npm run bench -- ...)
- *   diffvit bench [gemm|attention|fused|model|all] [--out file.json]     (the CLI loads this module: it registers the suite)
+ *   node dist/bench/run.js [gemm|attention|fused|model|train-step|all ...] [--out file.json]     (npm run bench -- ...)
+ *   diffvit bench [gemm|attention|fused|model|train-step|all] [--out file.json]     (the CLI loads this module: it registers the suite)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -19,7 +19,7 @@ import { benchAttention } from './attention.js';
 import type { BenchRow } from './common.js';
 import { benchFused } from './fused.js';
 import { benchGemm } from './gemm.js';
-import { benchModel } from './model.js';
+import { benchModel, benchTrainStep } from './model.js';
 
 /** Every benchmark family, by the name the CLI takes. */
 export const BENCHMARKS: Readonly<Record<string, () => BenchRow[] | Promise<BenchRow[]>>> = {
@@ -27,6 +27,7 @@ export const BENCHMARKS: Readonly<Record<string, () => BenchRow[] | Promise<Benc
   attention: () => benchAttention(),
   fused: () => benchFused(),
   model: () => benchModel(),
+  'train-step': () => benchTrainStep(),
 };
 
 export interface BenchReport {
