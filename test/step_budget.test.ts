@@ -36,6 +36,34 @@ describe('StepBudget', () => {
     expect(simulate(new StepBudget(100, 0, 0, 0.75), seconds).elapsed).toBeGreaterThan(115);
   });
 
+  // The Trainer's rule (Trainer.setSteps): once a resize comes after the switch to full steps, the
+  // switch stays at its step. The model costs a masked step 0.33 of a full one; the machine's is
+  // `truth`, so before the switch the run's length rests on a wrong ratio.
+  test.each([0.41, 0.3])('a cost model that is wrong (masked steps at %f of a full one, not 0.33): timed full steps correct the length', (truth) => {
+    let maskEnd: number | null = null;
+    const masked = (s: number, n: number) => s < (maskEnd ?? Math.round(0.75 * n));
+    const model = (s: number, n: number) => (masked(s, n) ? 0.33 : 1);
+    const budget = new StepBudget(100, 0, 0, fixedLengthAfter('cooldown'), model);
+    let total = StepBudget.PLACEHOLDER_STEPS, elapsed = 0, fixedAt = -1, switchedAt = -1;
+    for (let step = 1; step <= total; step++) {
+      const wasMasked = masked(step - 1, total);
+      elapsed += 0.05 * (wasMasked ? truth : 1);
+      if (!wasMasked && switchedAt < 0) switchedAt = step - 1;
+      const next = budget.resize(step, elapsed, total);
+      if (next !== null) {
+        expect(fixedAt, 'no change after the total is fixed').toBe(-1);
+        if (switchedAt >= 0) maskEnd = switchedAt;
+        total = next;
+      }
+      if (budget.isFixed && fixedAt < 0) fixedAt = step;
+      if (switchedAt >= 0) expect(masked(step, total), `step ${step} after the switch at ${switchedAt}`).toBe(false);
+    }
+    // Fixed only after full steps were timed, and the run ends within a few steps of its budget.
+    expect(fixedAt).toBeGreaterThanOrEqual(switchedAt + RESIZE_EVERY);
+    expect(elapsed).toBeLessThanOrEqual(100 + 1e-9);
+    expect(elapsed).toBeGreaterThan(100 - 3 * 0.05);
+  });
+
   test('a steady rate: the run fills the budget less the end reserve, fixed at half of it', () => {
     const budget = new StepBudget(100, 0, 1);
     const { total, fixedAt, elapsed } = simulate(budget, () => 0.1);

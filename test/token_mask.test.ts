@@ -270,6 +270,24 @@ describe('masked training', () => {
     plain.dispose();
   });
 
+  // --minutes resizes a run after its switch to full steps (to time them): the switch stays.
+  test('a run resized after the switch keeps it at its step, and stores the fraction that is; before it, the switch moves', () => {
+    const t = new Trainer(RUN);
+    for (let i = 0; i < 2; i++) t.trainStep();
+    t.setSteps(12); // before the switch (step 3 of 6): it moves to step 6 of 12
+    expect([5, 6].map((s) => t.relativeStepCost(s, 12))).toEqual([0.55, 1]);
+    for (let i = 0; i < 6; i++) t.trainStep(); // steps 2..7: the switch at 6 is passed
+    t.setSteps(40);
+    expect(t.config.maskUntil).toBe(6 / 40);
+    expect([5, 8, 20].map((s) => t.relativeStepCost(s, 40))).toEqual([0.55, 1, 1]);
+    expect(t.relativeStepCost(8, 100)).toBe(1); // nor does a longer total the budget tries move it
+    // A trainer built from the stored config switches at the same step.
+    const again = new Trainer({ ...RUN, steps: 40, maskUntil: t.config.maskUntil });
+    expect([5, 6].map((s) => again.relativeStepCost(s, 40))).toEqual([0.55, 1]);
+    t.dispose();
+    again.dispose();
+  });
+
   test('errors: the ratio, maskUntil, a U-Net, rope', () => {
     expect(() => new Trainer({ ...RUN, maskRatio: 1 })).toThrow('diffvit.train: maskRatio expected a fraction in [0, 1) of the patch tokens to drop, received 1');
     expect(() => new Trainer({ ...RUN, maskUntil: 1.5 })).toThrow("diffvit.train: maskUntil expected a fraction in [0, 1] of the run's steps, received 1.5");

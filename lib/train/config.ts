@@ -39,7 +39,11 @@ export interface TrainConfig {
    * the option: 0.
    */
   maskRatio?: number;
-  /** Masking runs for this fraction of the run's steps; the rest train on every token, as sampling sees them. */
+  /**
+   * Masking runs for this fraction of the run's steps; the rest train on every token, as sampling
+   * sees them. A run resized after its switch (`--minutes`) keeps the switch's step and stores the
+   * fraction of its new total that step is.
+   */
   maskUntil?: number;
   /**
    * Model guidance (Tang et al. 2025; class-conditional models): w in [0, 1). A labelled image's

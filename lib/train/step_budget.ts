@@ -8,7 +8,11 @@
  * goes into the run's config and checkpoints, so a resumed run ends where this one would have.
  * Steps may cost different amounts (masked-token steps are cheaper than the full ones after
  * maskUntil): the rate is then per unit of `stepCost`, and the total is the longest run whose
- * remaining steps' costs fit.
+ * remaining steps' costs fit. A cost model's ratio of unlike steps is only an estimate (how much
+ * cheaper a masked step is depends on the CPU's kernels: 0.36-0.41 of a full step measured), so
+ * the total is not fixed while it rests on it: not before the steps still to come cost what the
+ * timed window's did, which for masked-then-full runs means RESIZE_EVERY or more full steps timed
+ * after the switch (the cooldown's first steps then follow a total that may still move, a little).
  * Native-free (the CLI's checks import it).
  */
 
@@ -62,13 +66,20 @@ export class StepBudget {
     const done = step - this.startStep;
     if (this.fixed || done <= 0 || done % RESIZE_EVERY !== 0) return null;
     this.elapsedAt.push(elapsed);
-    // The rate since the re-estimate nearest half the steps done (all of them at the first).
-    const k = this.elapsedAt.length, from = Math.floor(k / 2);
-    const windowStart = step - (from === 0 ? done : (k - from) * RESIZE_EVERY);
+    // The rate since the re-estimate nearest half the steps done (all of them at the first), or
+    // since a later one where that begins a window of steps costed like the steps still to come.
+    const k = this.elapsedAt.length;
+    const startOf = (j: number) => step - (k - j) * RESIZE_EVERY; // the step at re-estimate j (0: the run's start)
+    const like = (s: number) => this.stepCost(s, total) === this.stepCost(step, total);
+    const tailAlike = like(total - 1);
+    let from = Math.floor(k / 2);
+    if (tailAlike) while (from < k - 1 && !like(startOf(from))) from++;
+    const calibrated = tailAlike && like(startOf(from));
+    const windowStart = startOf(from);
     const perUnit = (from === 0 ? elapsed : elapsed - this.elapsedAt[from - 1]) / this.cost(windowStart, step, total);
     const left = Math.max(0, this.seconds - this.endSeconds - elapsed);
     const next = this.longestFitting(step, left / perUnit); // = step when the budget is spent: the run ends here
-    if (done >= this.fixAt * (next - this.startStep) || left === 0) this.fixed = true;
+    if ((calibrated && done >= this.fixAt * (next - this.startStep)) || left === 0) this.fixed = true;
     return next === total ? null : next;
   }
 

@@ -96,6 +96,8 @@ export class Trainer {
   /** The canonical device the run executes on ('cpu', 'cuda:0', ...): config.device. */
   readonly device: string;
   private captured: CapturedStep | null = null;
+  /** A masked run's first full step, once setSteps has changed the total after it (then it stays there). */
+  private maskEnd: number | null = null;
   step = 0;
   imagesSeen = 0;
   nonFinite = 0;
@@ -158,7 +160,14 @@ export class Trainer {
     if (!Number.isInteger(total) || total < this.step) {
       throw new Error(`diffvit.Trainer.setSteps: total expected an integer of at least the ${this.step} steps done, received ${total}`);
     }
-    this.config.steps = total;
+    // Masked steps that have ended stay ended: the switch to full steps keeps its step, and maskUntil
+    // becomes the fraction of the new total it is at (so a resumed run switches there too).
+    const c = this.config, end = this.maskEnd ?? Math.round((c.maskUntil ?? 1) * c.steps);
+    if ((c.maskRatio ?? 0) > 0 && end <= this.step) {
+      this.maskEnd = end;
+      c.maskUntil = end / total;
+    }
+    c.steps = total;
   }
 
   /**
@@ -231,7 +240,7 @@ export class Trainer {
   /** Whether step `step` of a run of `total` steps drops tokens (config.maskRatio, until maskUntil of the run). */
   private masked(step: number, total: number): boolean {
     const c = this.config;
-    return (c.maskRatio ?? 0) > 0 && step < Math.round((c.maskUntil ?? 1) * total) && this.model instanceof IUViT;
+    return (c.maskRatio ?? 0) > 0 && step < (this.maskEnd ?? Math.round((c.maskUntil ?? 1) * total)) && this.model instanceof IUViT;
   }
 
   /** This step's token mask, or null (a step on every token). */
