@@ -1,4 +1,11 @@
 /** Shared by the benchmarks: timing with warm-up and the row format every bench returns. */
+import { type Bf16GemmPath, bf16Paths } from '../lib/backend/cpu/runtime.js';
+
+/** The bf16 GEMM kernels a benchmark times at the active CPU level: the native ones (AMX, vdpbf16ps), else the emulated one. */
+export function timedBf16Paths(): Bf16GemmPath[] {
+  const native16 = bf16Paths().filter((p) => p !== 'emulated');
+  return native16.length ? native16 : ['emulated'];
+}
 
 export interface BenchRow {
   /** The benchmark family, e.g. "gemm" or "attention". */

@@ -27,11 +27,11 @@ import { pathToFileURL } from 'node:url';
 // A kernel benchmark: it drives the CPU backend's addon directly (the GEMM kernel with its
 // precision argument, buffers of the caching allocator), beneath the ops and autocast.
 import { native } from '../lib/backend/cpu/addon.js';
-import { type Bf16GemmPath, bf16Paths, fmaPeak, setBf16PathLimit } from '../lib/backend/cpu/runtime.js';
+import { fmaPeak, setBf16PathLimit } from '../lib/backend/cpu/runtime.js';
 import type { NativeBuffer } from '../lib/backend/kernels/core.js';
 import { packageRoot } from '../lib/package_root.js';
 import * as dv from '../lib/index.js';
-import { type BenchRow, timeRuns } from './common.js';
+import { type BenchRow, timedBf16Paths, timeRuns } from './common.js';
 
 type Level = 'avx512' | 'avx2' | 'scalar';
 
@@ -221,8 +221,7 @@ export function benchGemm(options: GemmBenchOptions = {}): BenchRow[] {
   try {
     for (const level of levels) {
       dv.setCpuLevel(level);
-      const native16 = bf16Paths().filter((p) => p !== 'emulated');
-      const paths16: Bf16GemmPath[] = native16.length ? native16 : ['emulated'];
+      const paths16 = timedBf16Paths();
       const vdp = paths16.includes('avx512bf16');
       for (const t of threads) {
         dv.setThreads(t);

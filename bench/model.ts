@@ -8,12 +8,12 @@
 import { EDMDenoiser } from '../lib/diffusion/edm.js';
 import { PRESETS } from '../lib/models/configs.js';
 import { randn } from '../lib/ops/creation.js';
-import { bf16Paths, setBf16PathLimit } from '../lib/backend/cpu/runtime.js';
+import { setBf16PathLimit } from '../lib/backend/cpu/runtime.js';
 import { runtimeInfo, type MatmulPrecision } from '../lib/runtime.js';
 import { noGrad } from '../lib/tensor/autograd.js';
 import { scope } from '../lib/tensor/scope.js';
 import { DEFAULT_TRAIN_CONFIG, Trainer } from '../lib/train/trainer.js';
-import { type BenchRow, timeIt } from './common.js';
+import { type BenchRow, timedBf16Paths, timeIt } from './common.js';
 import { runTwin, runTwinSnippet, twinMissing, twinThreadCounts } from './twin.js';
 
 /** Times the twin (the faster of its thread counts): the training step via its own `bench`, the forward via EDMPrecond. */
@@ -86,20 +86,18 @@ export function benchModel(preset = 'iuvit-t/4', batch = 32, samples = 64): Benc
  *   diffvit bench train-step
  */
 export function benchTrainStep(preset = 'iuvit-xs/4', batch = 32): BenchRow[] {
-  const native16 = bf16Paths().filter((p) => p !== 'emulated');
   const rows: BenchRow[] = [];
   try {
     for (const maskRatio of [0.75, 0]) {
       const what = `${preset} train step, batch ${batch}, ${maskRatio ? `mask ratio ${maskRatio}` : 'every token'}`;
       const fp32 = batch / timeTrainStep(preset, batch, 'float32', maskRatio);
       rows.push({ bench: 'train-step', case: `${what}, float32 GEMMs`, unit: 'img/s', value: fp32 });
-      for (const path of native16.length ? native16 : ['emulated' as const]) {
+      for (const path of timedBf16Paths()) {
         setBf16PathLimit(path);
         const bf16 = batch / timeTrainStep(preset, batch, 'bf16', maskRatio);
         rows.push({ bench: 'train-step', case: `${what}, bf16 GEMMs (${path})`, unit: 'img/s', value: bf16,
           baseline: { name: 'float32 GEMMs', value: fp32 }, ratio: bf16 / fp32 });
       }
-      setBf16PathLimit('amx');
     }
   } finally {
     setBf16PathLimit('amx');

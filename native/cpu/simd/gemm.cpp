@@ -630,6 +630,14 @@ DV_TARGET_BF16 inline __m512i pairs_of_rows(const float* even, const float* odd,
   return _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(hi.v, lo.v));
 }
 
+// The bf16 pairs (alpha * k[2u], alpha * k[2u+1]) of n (<= 32) neighbouring values k as 16 32-bit
+// words, zero past n: pairs along one stored row.
+DV_TARGET_BF16 inline VF pairs_along(const float* k, int n, float alpha) {
+  VF lo = _mm512_maskz_loadu_ps(lanes(std::min(n, W)), k), hi = _mm512_maskz_loadu_ps(lanes(std::max(n - W, 0)), k + W);
+  if (alpha != 1.0f) lo = lo * VF::set1(alpha), hi = hi * VF::set1(alpha);
+  return (__m512)_mm512_cvtne2ps_pbh(hi.v, lo.v);
+}
+
 // k runs down the stored rows (A transposed, B not): pair q of column j joins rows 2q and 2q+1.
 // Columns [0, n) go in panels of `panel` columns, panel c at dst + c*panel*kq (kq = ceil(kc / 2))
 // with its width w (whole vectors when `pad`, zero-filled) per pair: dst[c*panel*kq + q*w + j] =
@@ -660,24 +668,13 @@ DV_TARGET_BF16 void pairs_across_rows(const float* src, int64_t ld, int64_t kc, 
 // dst[q*w + i] = bf16 pair (alpha * row_i[2q], alpha * row_i[2q+1]), row_i = src + i*ld, for
 // q < ceil(kc / 2) and i < w; rows i >= n and the missing k of an odd kc are zero.
 DV_TARGET_BF16 void pairs_along_rows(const float* src, int64_t ld, int64_t kc, int n, int w, float alpha, float* dst) {
-  const VF scale = VF::set1(alpha);
   for (int i = 0; i < w; i += W) {
     const int rows = std::clamp(n - i, 0, W);
     const __mmask16 store = lanes(std::min(W, w - i));
     for (int64_t p = 0; p < kc; p += 2 * W) {
       const int np = static_cast<int>(std::min<int64_t>(2 * W, kc - p));
-      const __mmask16 lo_lanes = lanes(std::min(W, np)), hi_lanes = lanes(std::max(0, np - W));
-      VF r[W];
-      for (int t = 0; t < W; ++t) {
-        if (t >= rows) {
-          r[t] = VF::zero();
-          continue;
-        }
-        const float* s = src + (i + t) * ld + p;
-        VF lo = _mm512_maskz_loadu_ps(lo_lanes, s), hi = _mm512_maskz_loadu_ps(hi_lanes, s + W);
-        if (alpha != 1.0f) lo = lo * scale, hi = hi * scale;
-        r[t] = (__m512)_mm512_cvtne2ps_pbh(hi.v, lo.v);  // word u: k pair (p + 2u, p + 2u + 1)
-      }
+      VF r[W];  // r[t] word u: row t's k pair (p + 2u, p + 2u + 1)
+      for (int t = 0; t < W; ++t) r[t] = t < rows ? pairs_along(src + (i + t) * ld + p, np, alpha) : VF::zero();
       transpose(r);
       for (int u = 0; 2 * u < np; ++u) _mm512_mask_storeu_ps(dst + (p / 2 + u) * w + i, store, r[u].v);
     }
@@ -810,7 +807,6 @@ struct alignas(64) TileConfig {
 // dst + (r * chunks + t) * kTileWords, word 16 j + u the pair (k 2u, 2u+1 of the chunk) of row j.
 DV_TARGET_AMX void pack_a_amx(const GemmArgs& g, const float* A, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
                               int64_t chunks, float* dst) {
-  const VF scale = VF::set1(g.alpha);
   for (int64_t r = 0; r * 16 < mc; ++r) {
     const int rows = static_cast<int>(std::min<int64_t>(16, mc - r * 16));
     float* group = dst + r * chunks * kTileWords;
@@ -820,10 +816,7 @@ DV_TARGET_AMX void pack_a_amx(const GemmArgs& g, const float* A, int64_t i0, int
         const float* row = A + (i0 + r * 16 + j) * g.lda + p0;
         for (int64_t t = 0; t < chunks; ++t) {
           const int n = j < rows ? static_cast<int>(std::clamp<int64_t>(kc - 2 * kTilePairs * t, 0, 2 * W)) : 0;
-          VF lo = _mm512_maskz_loadu_ps(lanes(std::min(n, W)), row + 2 * kTilePairs * t);
-          VF hi = _mm512_maskz_loadu_ps(lanes(std::max(n - W, 0)), row + 2 * kTilePairs * t + W);
-          if (g.alpha != 1.0f) lo = lo * scale, hi = hi * scale;
-          VF((__m512)_mm512_cvtne2ps_pbh(hi.v, lo.v)).store(group + t * kTileWords + j * kTilePairs);
+          pairs_along(row + 2 * kTilePairs * t, n, g.alpha).store(group + t * kTileWords + j * kTilePairs);
         }
       }
     } else {
