@@ -64,6 +64,48 @@ describe('StepBudget', () => {
     expect(elapsed).toBeGreaterThan(100 - 3 * 0.05);
   });
 
+  // A grid every 300 steps (1 s each; ~10 in the run, as the default run's ~20 of 0.7 s) and a
+  // checkpoint every 250 (0.2 s): the window of 20-40 full steps that fixes the length holds none of
+  // them, so a rate taken from it alone overruns.
+  test('sample grids and checkpoints between the steps: budgeted by their count, the run still fits', () => {
+    let maskEnd: number | null = null;
+    const masked = (s: number, n: number) => s < (maskEnd ?? Math.round(0.75 * n));
+    const model = (s: number, n: number) => (masked(s, n) ? 0.33 : 1);
+    const run = (gridEvery: number, record: boolean) => {
+      const periodic = [{ kind: 'grid', every: gridEvery, seconds: 1 }, { kind: 'checkpoint', every: 250, seconds: 0.2 }];
+      const budget = new StepBudget(100, 0, 0, fixedLengthAfter('cooldown'), model);
+      maskEnd = null;
+      let total = StepBudget.PLACEHOLDER_STEPS, elapsed = 0, switchedAt = -1;
+      for (let step = 1; step <= total; step++) {
+        const wasMasked = masked(step - 1, total);
+        elapsed += 0.05 * (wasMasked ? 0.41 : 1);
+        if (!wasMasked && switchedAt < 0) switchedAt = step - 1;
+        const next = budget.resize(step, elapsed, total);
+        if (next !== null) {
+          if (switchedAt >= 0) maskEnd = switchedAt;
+          total = next;
+        }
+        for (const p of periodic) {
+          if (step % p.every !== 0 || step >= total) continue;
+          elapsed += p.seconds;
+          if (record) budget.recordPeriodic(p.kind, p.every, p.seconds);
+        }
+      }
+      return { total, elapsed };
+    };
+    const misses: number[] = [];
+    for (let gridEvery = 240; gridEvery <= 360; gridEvery += 10) {
+      const counted = run(gridEvery, true), uncounted = run(gridEvery, false);
+      expect(counted.elapsed, `a grid every ${gridEvery} steps`).toBeLessThanOrEqual(100 + 1e-9);
+      expect(counted.elapsed, `a grid every ${gridEvery} steps`).toBeGreaterThan(100 - 1 - 3 * 0.05); // at most a grid and a few steps short
+      misses.push(uncounted.elapsed - 100);
+    }
+    // Unrecorded, the grids land in the timed window or not, by chance: the run ends seconds early or late.
+    expect(Math.max(...misses), 'the same runs with their grids and checkpoints unrecorded').toBeGreaterThan(2);
+    expect(Math.min(...misses)).toBeLessThan(-5);
+    expect(() => new StepBudget(1, 0, 0).recordPeriodic('grid', 0, 1)).toThrow(/every expected a positive integer, received 0/);
+  });
+
   test('a steady rate: the run fills the budget less the end reserve, fixed at half of it', () => {
     const budget = new StepBudget(100, 0, 1);
     const { total, fixedAt, elapsed } = simulate(budget, () => 0.1);

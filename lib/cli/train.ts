@@ -221,6 +221,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
     profileReport.writeChromeTrace(tracePath!);
   };
   const loader = new PrefetchLoader(cfg.data, trainer.sampler.options);
+  let checkpointSeconds = 0; // the last checkpoint's write
   try {
     while (trainer.step < cfg.steps && !interrupted) {
       if (trainer.step === profileFrom && profileTo > profileFrom) profiler = new Profiler().start();
@@ -237,11 +238,19 @@ export async function trainCommand(argv: string[]): Promise<number> {
         if (budget.isFixed) writeRunConfig();
       }
       bar.update(r.step, { loss: r.loss.toFixed(4), 'img/s': imgPerSec.toFixed(1) });
-      if (r.step % checkpointEvery === 0) trainer.save(ckptPath);
+      // The budget times the grids and checkpoints apart from the steps: the final ones cost as much.
+      if (r.step % checkpointEvery === 0) {
+        const saveStart = Date.now();
+        trainer.save(ckptPath);
+        checkpointSeconds = (Date.now() - saveStart) / 1000;
+        budget?.recordPeriodic('checkpoint', checkpointEvery, checkpointSeconds);
+      }
       if (!values['no-samples'] && sampleEvery > 0 && r.step % sampleEvery === 0 && r.step < cfg.steps) {
         const gridStart = Date.now();
         sampleGrid(`step-${String(r.step).padStart(6, '0')}.png`);
-        budget?.setEndSeconds((Date.now() - gridStart) / 1000); // the final grid costs as much
+        const gridSeconds = (Date.now() - gridStart) / 1000;
+        budget?.recordPeriodic('grid', sampleEvery, gridSeconds);
+        budget?.setEndSeconds(gridSeconds + checkpointSeconds);
       }
       if (trainer.step === profileTo) stopProfile();
     }

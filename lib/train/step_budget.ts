@@ -1,7 +1,7 @@
 /**
  * `diffvit train --minutes N`: a run sized by wall time instead of a step count. The rate is the
- * run's own over the later half of its steps so far (data loading, grids and checkpoints included;
- * start-up left out), and the total is re-estimated every RESIZE_EVERY steps for as long as the
+ * run's own over the later half of its steps so far (data loading included; start-up and the
+ * periodic work below left out), and the total is re-estimated every RESIZE_EVERY steps for as long as the
  * learning rate does not depend on it: to the end of a constant schedule, until a cooldown begins
  * (the last quarter), until half of a cosine decay. Then it is fixed, so the decay runs to a known
  * end (a machine that slows down after that overshoots the budget by as much). The chosen total
@@ -13,6 +13,10 @@
  * the total is not fixed while it rests on it: not before the steps still to come cost what the
  * timed window's did, which for masked-then-full runs means RESIZE_EVERY or more full steps timed
  * after the switch (the cooldown's first steps then follow a total that may still move, a little).
+ * Work done every so many steps besides training (sample grids, checkpoints) is kept out of the
+ * steps' rate and budgeted by its own count and last measured time: a window of 20-40 steps may
+ * or may not hold a grid, so a rate taken from it with the grids in ended runs seconds early or late
+ * by chance (15:14 of a 15-minute default run).
  * Native-free (the CLI's checks import it).
  */
 
@@ -31,8 +35,11 @@ export class StepBudget {
   static readonly PLACEHOLDER_STEPS = 1_000_000;
 
   private fixed = false;
-  /** Seconds elapsed at each re-estimate (the k-th after k·RESIZE_EVERY steps). */
+  /** Seconds spent on steps (periodic work left out) at each re-estimate (the k-th after k·RESIZE_EVERY steps). */
   private readonly elapsedAt: number[] = [];
+  /** Seconds spent on periodic work so far, and each kind's period and last measured time. */
+  private periodicSpent = 0;
+  private readonly periodic = new Map<string, { every: number; seconds: number }>();
 
   /**
    * @param seconds the run's wall-time budget
@@ -59,13 +66,25 @@ export class StepBudget {
   }
 
   /**
+   * Work of kind `kind` (e.g. 'grid') that the run does after every `every`-th step, before the
+   * last, has just taken `seconds`: later estimates leave it out of the steps' rate and set aside
+   * this long for each time it is still to come.
+   */
+  recordPeriodic(kind: string, every: number, seconds: number): void {
+    if (!(Number.isInteger(every) && every > 0)) throw new Error(`diffvit.StepBudget.recordPeriodic: every expected a positive integer, received ${every}`);
+    this.periodicSpent += seconds;
+    this.periodic.set(kind, { every, seconds });
+  }
+
+  /**
    * The run's new total after `step`, `elapsed` seconds into the run, or null when it stays
    * `total`. Fixed once fixAt of it is done (or the budget is spent): later calls return null.
    */
   resize(step: number, elapsed: number, total: number): number | null {
     const done = step - this.startStep;
     if (this.fixed || done <= 0 || done % RESIZE_EVERY !== 0) return null;
-    this.elapsedAt.push(elapsed);
+    const stepSeconds = elapsed - this.periodicSpent;
+    this.elapsedAt.push(stepSeconds);
     // The rate since the re-estimate nearest half the steps done (all of them at the first), or
     // since a later one where that begins a window of steps costed like the steps still to come.
     const k = this.elapsedAt.length;
@@ -76,9 +95,9 @@ export class StepBudget {
     if (tailAlike) while (from < k - 1 && !like(startOf(from))) from++;
     const calibrated = tailAlike && like(startOf(from));
     const windowStart = startOf(from);
-    const perUnit = (from === 0 ? elapsed : elapsed - this.elapsedAt[from - 1]) / this.cost(windowStart, step, total);
+    const perUnit = (from === 0 ? stepSeconds : stepSeconds - this.elapsedAt[from - 1]) / this.cost(windowStart, step, total);
     const left = Math.max(0, this.seconds - this.endSeconds - elapsed);
-    const next = this.longestFitting(step, left / perUnit); // = step when the budget is spent: the run ends here
+    const next = this.longestFitting(step, left, perUnit); // = step when the budget is spent: the run ends here
     if ((calibrated && done >= this.fixAt * (next - this.startStep)) || left === 0) this.fixed = true;
     return next === total ? null : next;
   }
@@ -90,9 +109,19 @@ export class StepBudget {
     return sum;
   }
 
-  /** The largest total N >= step whose steps step..N-1 (costed as in a run of N) cost at most `units`: a binary search. */
-  private longestFitting(step: number, units: number): number {
-    const fits = (n: number) => this.cost(step, n, n) <= units + 1e-9;
+  /** Seconds of the periodic work still to come in a run of `total` after `step` (which has not done its own yet). */
+  private periodicSeconds(step: number, total: number): number {
+    let sum = 0;
+    for (const { every, seconds } of this.periodic.values()) sum += (Math.floor((total - 1) / every) - Math.floor((step - 1) / every)) * seconds;
+    return sum;
+  }
+
+  /**
+   * The largest total N >= step whose steps step..N-1 (costed as in a run of N, at `perUnit`
+   * seconds a unit) and periodic work fit in `seconds`: a binary search.
+   */
+  private longestFitting(step: number, seconds: number, perUnit: number): number {
+    const fits = (n: number) => this.cost(step, n, n) * perUnit + this.periodicSeconds(step, n) <= seconds + 1e-9;
     let lo = step, hi = step + 1;
     while (fits(hi)) {
       lo = hi;
