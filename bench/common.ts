@@ -46,3 +46,23 @@ export function timeRuns(fn: () => void, options: TimingOptions = {}): { median:
   times.sort((a, b) => a - b);
   return { median: times[Math.floor(times.length / 2)], best: times[0] };
 }
+
+/** Median seconds per call of a and of b, timed in alternation after `warmup` calls of each. */
+export function timePair(a: () => void, b: () => void, rounds = 15, warmup = 2): [number, number] {
+  for (let i = 0; i < warmup; i++) {
+    a();
+    b();
+  }
+  const ta: number[] = [], tb: number[] = [];
+  const time = (fn: () => void, into: number[]) => {
+    const t0 = process.hrtime.bigint();
+    fn();
+    into.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  };
+  for (let r = 0; r < rounds; r++) {
+    time(a, ta);
+    time(b, tb);
+  }
+  const median = (t: number[]) => t.sort((x, y) => x - y)[Math.floor(t.length / 2)];
+  return [median(ta), median(tb)];
+}

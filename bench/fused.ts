@@ -8,27 +8,7 @@
  *   npx tsc -p . && node dist/bench/fused.js        (or: diffvit bench fused)
  */
 import * as dv from '../lib/index.js';
-import type { BenchRow } from './common.js';
-
-/** Median seconds per call of a and of b, timed in alternation after `warmup` calls of each. */
-function timePair(a: () => void, b: () => void, rounds = 15, warmup = 2): [number, number] {
-  for (let i = 0; i < warmup; i++) {
-    a();
-    b();
-  }
-  const ta: number[] = [], tb: number[] = [];
-  const time = (fn: () => void, into: number[]) => {
-    const t0 = process.hrtime.bigint();
-    fn();
-    into.push(Number(process.hrtime.bigint() - t0) / 1e9);
-  };
-  for (let r = 0; r < rounds; r++) {
-    time(a, ta);
-    time(b, tb);
-  }
-  const median = (t: number[]) => t.sort((x, y) => x - y)[Math.floor(t.length / 2)];
-  return [median(ta), median(tb)];
-}
+import { type BenchRow, timePair } from './common.js';
 
 interface Case {
   name: string;

@@ -49,7 +49,7 @@ void fill_i32(int32_t* dst, int64_t n, int32_t value) {
 
 void random_normal(float* dst, int64_t n, uint64_t seed, uint64_t counter, float mean, float std) {
   parallel_for(n, 8192, [&](int64_t a, int64_t b) {
-    philox_normals(seed, counter + a, b - a, dst + a);
+    standard_normals(seed, counter + a, b - a, dst + a);
     for (int64_t i = a; i < b; ++i) dst[i] = mean + std * dst[i];
   });
 }

@@ -4,8 +4,8 @@
 #include <cmath>
 #include <vector>
 
-#include "core/philox.h"
 #include "core/thread_pool.h"
+#include "cpu/elementwise.h"
 
 namespace dv::cpu {
 
@@ -15,7 +15,7 @@ void edm_noise_levels(const float* sigma, int64_t batch, float* c_noise) {
 
 void edm_training_sigmas(int64_t batch, uint64_t seed, uint64_t counter, double p_mean, double p_std, float* sigma) {
   // The normals go into sigma first (the values randn() draws from the same stream elements).
-  philox_normals(seed, counter, batch, sigma);
+  standard_normals(seed, counter, batch, sigma);
   for (int64_t b = 0; b < batch; ++b) {
     // Two roundings as in float64 JS (z·P_std, then + P_mean): kept apart so no FMA contracts them.
     volatile double scaled = static_cast<double>(sigma[b]) * p_std;
@@ -27,7 +27,7 @@ void edm_noise(const float* y, const float* sigma, int64_t batch, int64_t per, u
                float sigma_data, float* x_noisy, float* x_in) {
   parallel_for(batch * per, 8192, [&](int64_t lo, int64_t hi) {
     // The noise goes into x_in first; each image's coefficients are computed once.
-    philox_normals(seed, counter + lo, hi - lo, x_in + lo);
+    standard_normals(seed, counter + lo, hi - lo, x_in + lo);
     for (int64_t i = lo; i < hi;) {
       const int64_t b = i / per, end = std::min(hi, (b + 1) * per);
       const float s = sigma[b], c_in = static_cast<float>(edm_coefficients(s, sigma_data).c_in);

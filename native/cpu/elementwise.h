@@ -42,7 +42,10 @@ DV_ISA_DECLARE(
     void binary(dv::cpu::BinaryOp op, const float* a, const float* b, float* out, int rank, const int64_t* shape,
                 const int64_t* a_strides, const int64_t* b_strides);
     // dst = alpha * dst + beta * src (gradient accumulation, EMA).
-    void axpby(float* dst, const float* src, int64_t n, float alpha, float beta);)
+    void axpby(float* dst, const float* src, int64_t n, float alpha, float beta);
+    // Elements first .. first+n-1 of the standard normal stream of `key` (core/philox.h
+    // philox_normals): vectorised across Box-Muller pairs at avx512 and avx2 (simd/random.cpp).
+    void philox_normals(uint64_t key, uint64_t first, int64_t n, float* out);)
 
 namespace dv::cpu {
 inline void unary(UnaryOp op, const float* x, float* y, int64_t n, float alpha, float beta) {
@@ -57,5 +60,8 @@ inline void binary(BinaryOp op, const float* a, const float* b, float* out, int 
 }
 inline void axpby(float* dst, const float* src, int64_t n, float alpha, float beta) {
   DV_DISPATCH(axpby, dst, src, n, alpha, beta);
+}
+inline void standard_normals(uint64_t key, uint64_t first, int64_t n, float* out) {
+  DV_DISPATCH(philox_normals, key, first, n, out);
 }
 }  // namespace dv::cpu
