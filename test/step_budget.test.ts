@@ -4,7 +4,6 @@
  */
 import { describe, expect, test } from 'vitest';
 
-import { COOLDOWN_FRACTION } from '../lib/train/schedule.js';
 import { fixedLengthAfter, RESIZE_EVERY, StepBudget } from '../lib/train/step_budget.js';
 
 /** Runs a budget to its end with `secondsPerStep(step, total)` (step: the steps done after it); returns the final total and the step it was fixed at. */
@@ -43,7 +42,7 @@ describe('StepBudget', () => {
     let maskEnd: number | null = null;
     const masked = (s: number, n: number) => s < (maskEnd ?? Math.round(0.75 * n));
     const model = (s: number, n: number) => (masked(s, n) ? 0.33 : 1);
-    const budget = new StepBudget(100, 0, 0, fixedLengthAfter('cooldown'), model);
+    const budget = new StepBudget(100, 0, 0, 0.75, model); // a length fixed at 3/4 of the run
     let total = StepBudget.PLACEHOLDER_STEPS, elapsed = 0, fixedAt = -1, switchedAt = -1;
     for (let step = 1; step <= total; step++) {
       const wasMasked = masked(step - 1, total);
@@ -71,9 +70,9 @@ describe('StepBudget', () => {
     let maskEnd: number | null = null;
     const masked = (s: number, n: number) => s < (maskEnd ?? Math.round(0.75 * n));
     const model = (s: number, n: number) => (masked(s, n) ? 0.33 : 1);
-    const run = (gridEvery: number, record: boolean) => {
+    const run = (gridEvery: number, record: boolean, fixAt: number) => {
       const periodic = [{ kind: 'grid', every: gridEvery, seconds: 1 }, { kind: 'checkpoint', every: 250, seconds: 0.2 }];
-      const budget = new StepBudget(100, 0, 0, fixedLengthAfter('cooldown'), model);
+      const budget = new StepBudget(100, 0, 0, fixAt, model);
       maskEnd = null;
       let total = StepBudget.PLACEHOLDER_STEPS, elapsed = 0, switchedAt = -1;
       for (let step = 1; step <= total; step++) {
@@ -95,12 +94,15 @@ describe('StepBudget', () => {
     };
     const misses: number[] = [];
     for (let gridEvery = 240; gridEvery <= 360; gridEvery += 10) {
-      const counted = run(gridEvery, true), uncounted = run(gridEvery, false);
-      expect(counted.elapsed, `a grid every ${gridEvery} steps`).toBeLessThanOrEqual(100 + 1e-9);
-      expect(counted.elapsed, `a grid every ${gridEvery} steps`).toBeGreaterThan(100 - 1 - 3 * 0.05); // at most a grid and a few steps short
-      misses.push(uncounted.elapsed - 100);
+      // The cooldown's budget (re-estimated to the end) and one fixed when the cooldown begins.
+      for (const fixAt of [fixedLengthAfter('cooldown'), 0.75]) {
+        const counted = run(gridEvery, true, fixAt);
+        expect(counted.elapsed, `a grid every ${gridEvery} steps, fixAt ${fixAt}`).toBeLessThanOrEqual(100 + 1e-9);
+        expect(counted.elapsed, `a grid every ${gridEvery} steps, fixAt ${fixAt}`).toBeGreaterThan(100 - 1 - 3 * 0.05); // at most a grid and a few steps short
+      }
+      misses.push(run(gridEvery, false, 0.75).elapsed - 100);
     }
-    // Unrecorded, the grids land in the timed window or not, by chance: the run ends seconds early or late.
+    // Unrecorded, the grids land in the window that fixes the length or not, by chance: the run ends seconds early or late.
     expect(Math.max(...misses), 'the same runs with their grids and checkpoints unrecorded').toBeGreaterThan(2);
     expect(Math.min(...misses)).toBeLessThan(-5);
     expect(() => new StepBudget(1, 0, 0).recordPeriodic('grid', 0, 1)).toThrow(/every expected a positive integer, received 0/);
@@ -135,16 +137,43 @@ describe('StepBudget', () => {
     expect(spent.fixedAt).toBe(RESIZE_EVERY);
   });
 
-  test('the length stays open as long as the schedule allows: to the end of a constant rate, until a cooldown', () => {
-    expect([fixedLengthAfter('constant'), fixedLengthAfter('cooldown'), fixedLengthAfter('cosine')]).toEqual([1, 1 - COOLDOWN_FRACTION, 0.5]);
-    // Twice as slow after step 600: a cooldown run (fixed at 3/4) and a constant one (never fixed) follow.
+  test('the length stays open as long as the schedule allows: to the end of a constant rate and of a cooldown, until half a cosine', () => {
+    expect([fixedLengthAfter('constant'), fixedLengthAfter('cooldown'), fixedLengthAfter('cosine')]).toEqual([1, 1, 0.5]);
+    // Twice as slow after step 600: a constant or cooldown run (never fixed) follows; a cosine one (fixed at half) overshoots.
     const slower = (s: number) => (s > 600 ? 0.2 : 0.1);
-    const cooldown = simulate(new StepBudget(100, 0, 0, fixedLengthAfter('cooldown')), slower);
-    expect(cooldown.fixedAt).toBeGreaterThanOrEqual(0.75 * cooldown.total);
-    expect(cooldown.total).toBeLessThan(1000);
-    const constant = simulate(new StepBudget(100, 0, 0, 1), slower);
-    expect(constant.total).toBe(800); // 600 × 0.1 + 200 × 0.2 = 100 s
-    expect(constant.elapsed).toBeCloseTo(100, 6);
+    const open = simulate(new StepBudget(100, 0, 0, fixedLengthAfter('cooldown')), slower);
+    expect(open.fixedAt, 'fixed only when the budget is spent').toBe(open.total);
+    expect(open.total).toBe(800); // 600 × 0.1 + 200 × 0.2 = 100 s
+    expect(open.elapsed).toBeCloseTo(100, 6);
+    const cosine = simulate(new StepBudget(100, 0, 0, fixedLengthAfter('cosine')), slower);
+    expect(cosine.fixedAt).toBeLessThanOrEqual(600);
+    expect(cosine.elapsed).toBeGreaterThan(140);
+  });
+
+  // The default run (masked until 3/4, cooldown over the last quarter) on a machine whose full steps
+  // run 3 % slower from 4/5 of the run on (measured: 20-400-step windows of full steps drift by 2-3 %).
+  test('a cooldown run whose full steps slow down after the switch: re-estimated to the end, it still fits', () => {
+    const run = (fixAt: number) => {
+      let maskEnd: number | null = null;
+      const masked = (s: number, n: number) => s < (maskEnd ?? Math.round(0.75 * n));
+      const budget = new StepBudget(100, 0, 0, fixAt, (s, n) => (masked(s, n) ? 0.41 : 1));
+      let total = StepBudget.PLACEHOLDER_STEPS, elapsed = 0, switchedAt = -1;
+      for (let step = 1; step <= total; step++) {
+        const wasMasked = masked(step - 1, total);
+        elapsed += 0.05 * (wasMasked ? 0.41 : step > 0.8 * total ? 1.03 : 1);
+        if (!wasMasked && switchedAt < 0) switchedAt = step - 1;
+        const next = budget.resize(step, elapsed, total);
+        if (next !== null) {
+          if (switchedAt >= 0) maskEnd = switchedAt;
+          total = next;
+        }
+      }
+      return elapsed;
+    };
+    const open = run(fixedLengthAfter('cooldown'));
+    expect(open).toBeLessThanOrEqual(100 + 1e-9);
+    expect(open).toBeGreaterThan(100 - 2 * 0.05 * 1.03);
+    expect(run(0.75), 'the same run with its length fixed when the cooldown begins').toBeGreaterThan(100.5);
   });
 
   test('bad budgets are errors', () => {

@@ -53,6 +53,27 @@ describe('learning-rate schedules', () => {
     expect(learningRate(10, 1, 10, 'cooldown', 12)).toBeCloseTo(1, 12);
     expect(learningRate(11, 1, 10, 'cooldown', 12)).toBeCloseTo(0.5, 12);
   });
+  test('a run resized after its cooldown began keeps the decay where it began, down to the new end; before it, the decay moves', () => {
+    const t = new Trainer({ ...TINY, lrSchedule: 'cooldown', steps: 8 });
+    for (let i = 0; i < 2; i++) t.trainStep();
+    t.setSteps(12); // before the decay (step 6 of 8): it moves to step 9 of 12
+    expect(t.config.cooldownFraction).toBeUndefined();
+    const rates = Array.from({ length: 8 }, () => t.trainStep().lr); // steps 2..9: the decay began at 9
+    expect(rates).toEqual(Array.from({ length: 8 }, (_, i) => learningRate(i + 2, TINY.lr, TINY.warmupSteps, 'cooldown', 12)));
+    t.setSteps(17); // decays from step 9 over 8 steps, not from round(0.75 * 17) = 13
+    expect(t.config.cooldownFraction).toBe(8 / 17);
+    const later = Array.from({ length: 7 }, () => t.trainStep().lr); // steps 10..16
+    expect(later).toEqual([7, 6, 5, 4, 3, 2, 1].map((left) => expect.closeTo(TINY.lr * left / 8, 12)));
+    // A trainer built from the stored config has the same rate at every step.
+    const again = new Trainer({ ...TINY, lrSchedule: 'cooldown', steps: 17, cooldownFraction: t.config.cooldownFraction });
+    expect(Array.from({ length: 17 }, (_, s) => learningRate(s, TINY.lr, TINY.warmupSteps, 'cooldown', 17, again.config.cooldownFraction)).slice(9))
+      .toEqual([8, 7, 6, 5, 4, 3, 2, 1].map((left) => expect.closeTo(TINY.lr * left / 8, 12)));
+    t.dispose();
+    again.dispose();
+    for (const f of [0, 1.5, Number.NaN]) {
+      expect(() => new Trainer({ ...TINY, cooldownFraction: f })).toThrow(`diffvit.train: cooldownFraction expected a fraction in (0, 1] of the run's steps, received ${f}`);
+    }
+  });
   test('the trainer applies the schedule and rejects an unknown one', () => {
     const t = new Trainer({ ...TINY, lrSchedule: 'cosine', steps: 6 });
     const rates = Array.from({ length: 6 }, () => t.trainStep().lr);

@@ -28,9 +28,9 @@ Options:
   --minutes M              without --steps (or a config file's steps): size the run to M
                            minutes of wall time on this machine (default ${DEFAULT_TRAIN_MINUTES}): the step
                            count is re-estimated from the run's own rate every ${RESIZE_EVERY} steps
-                           until a cooldown begins (to the end of a constant rate, half of a
-                           cosine decay; a masked run's, until ${RESIZE_EVERY}+ full steps after
-                           its switch are timed); config.json and the checkpoints keep the count
+                           to the end (a cosine decay: until half of it; a cooldown that has
+                           begun keeps its first step), the sample grids and checkpoints timed
+                           apart; config.json and the checkpoints keep the count
   --batch N                batch size (default ${DEFAULT_TRAIN_CONFIG.batchSize})
   --lr X                   learning rate (default ${DEFAULT_TRAIN_CONFIG.lr})
   --lr-schedule S          after the warm-up: constant (EDM), cosine (to 0 at the last

@@ -13,8 +13,17 @@ export interface TrainConfig {
   steps: number;
   lr: number;
   warmupSteps: number;
-  /** After the warm-up: 'constant' (EDM) or 'cosine' (decays to 0 at the last step). Older checkpoints: constant. */
+  /**
+   * After the warm-up: 'constant' (EDM), 'cosine' (decays to 0 at the last step) or 'cooldown'
+   * (constant, then linear to 0 over the last cooldownFraction). Older checkpoints: constant.
+   */
   lrSchedule: LrSchedule;
+  /**
+   * The 'cooldown' schedule's share of the run (default COOLDOWN_FRACTION, a quarter). A run resized
+   * after its decay has begun (`--minutes`) keeps the decay's first step and stores the fraction of
+   * its new total the decay is.
+   */
+  cooldownFraction?: number;
   weightDecay: number;
   /** Global gradient-norm clip (null: off). */
   gradClip: number | null;

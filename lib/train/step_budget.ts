@@ -1,33 +1,36 @@
 /**
  * `diffvit train --minutes N`: a run sized by wall time instead of a step count. The rate is the
  * run's own over the later half of its steps so far (data loading included; start-up and the
- * periodic work below left out), and the total is re-estimated every RESIZE_EVERY steps for as long as the
- * learning rate does not depend on it: to the end of a constant schedule, until a cooldown begins
- * (the last quarter), until half of a cosine decay. Then it is fixed, so the decay runs to a known
- * end (a machine that slows down after that overshoots the budget by as much). The chosen total
- * goes into the run's config and checkpoints, so a resumed run ends where this one would have.
+ * periodic work below left out), and the total is re-estimated every RESIZE_EVERY steps for as
+ * long as the schedule lets it move: to the end of a constant rate and of a cooldown schedule (the
+ * Trainer keeps a decay that has begun at its first step and decays it to the new end: a total
+ * fixed when the decay began, on a window of the first full steps of a masked run, ended runs up to
+ * 14 s early or late, as the rate of later steps drifted by 2-3 %), until half of a cosine decay
+ * (then it is fixed, so the decay runs to a known end; a machine that slows down after that
+ * overshoots the budget by as much). The chosen total goes into the run's config and checkpoints,
+ * so a resumed run ends where this one would have.
  * Steps may cost different amounts (masked-token steps are cheaper than the full ones after
  * maskUntil): the rate is then per unit of `stepCost`, and the total is the longest run whose
  * remaining steps' costs fit. A cost model's ratio of unlike steps is only an estimate (how much
  * cheaper a masked step is depends on the CPU's kernels: 0.36-0.41 of a full step measured), so
- * the total is not fixed while it rests on it: not before the steps still to come cost what the
- * timed window's did, which for masked-then-full runs means RESIZE_EVERY or more full steps timed
- * after the switch (the cooldown's first steps then follow a total that may still move, a little).
+ * the rate is taken from a window of steps costed like the steps still to come once there is one
+ * (for masked-then-full runs, the full steps after the switch), and the total is not fixed while
+ * it rests on the model.
  * Work done every so many steps besides training (sample grids, checkpoints) is kept out of the
  * steps' rate and budgeted by its own count and last measured time: a window of 20-40 steps may
- * or may not hold a grid, so a rate taken from it with the grids in ended runs seconds early or late
- * by chance (15:14 of a 15-minute default run).
+ * or may not hold a grid, so a rate taken from it with the grids in ended runs seconds early or
+ * late by chance.
  * Native-free (the CLI's checks import it).
  */
 
-import { COOLDOWN_FRACTION, type LrSchedule } from './schedule.js';
+import type { LrSchedule } from './schedule.js';
 
 /** Steps between re-estimates of the run's length. */
 export const RESIZE_EVERY = 20;
 
 /** How much of a run with this schedule may pass before its length must stay what it is. */
 export function fixedLengthAfter(schedule: LrSchedule): number {
-  return schedule === 'constant' ? 1 : schedule === 'cooldown' ? 1 - COOLDOWN_FRACTION : 0.5;
+  return schedule === 'cosine' ? 0.5 : 1;
 }
 
 export class StepBudget {

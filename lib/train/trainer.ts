@@ -30,7 +30,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { EMA } from './ema.js';
 import { AdamW } from './optim.js';
 import { MODEL_GUIDANCE_RAMP, type TrainConfig } from './config.js';
-import { LR_SCHEDULES, learningRate } from './schedule.js';
+import { cooldownStart, LR_SCHEDULES, learningRate } from './schedule.js';
 
 export { DEFAULT_TRAIN_CONFIG, type TrainConfig } from './config.js';
 
@@ -98,6 +98,8 @@ export class Trainer {
   private captured: CapturedStep | null = null;
   /** A masked run's first full step, once setSteps has changed the total after it (then it stays there). */
   private maskEnd: number | null = null;
+  /** The cooldown's first step, once setSteps has changed the total after it (likewise). */
+  private cooldownFrom: number | null = null;
   step = 0;
   imagesSeen = 0;
   nonFinite = 0;
@@ -116,6 +118,9 @@ export class Trainer {
     const modelGuidance = config.modelGuidance ?? 0;
     if (!(modelGuidance >= 0 && modelGuidance < 1)) throw new Error(`diffvit.train: modelGuidance expected a weight w in [0, 1) (guidance scale 1/(1 − w)), received ${config.modelGuidance}`);
     if (!(maskUntil >= 0 && maskUntil <= 1)) throw new Error(`diffvit.train: maskUntil expected a fraction in [0, 1] of the run's steps, received ${config.maskUntil}`);
+    if (config.cooldownFraction !== undefined && !(config.cooldownFraction > 0 && config.cooldownFraction <= 1)) {
+      throw new Error(`diffvit.train: cooldownFraction expected a fraction in (0, 1] of the run's steps, received ${config.cooldownFraction}`);
+    }
     // The device: the config's, else a given model's, else the host; cudaGraph needs a CUDA one.
     const { device, backend } = resolveDevice(config.device ?? model?.device ?? 'cpu', 'train');
     if (config.cudaGraph && backend.name !== 'cuda') {
@@ -167,6 +172,12 @@ export class Trainer {
       this.maskEnd = end;
       c.maskUntil = end / total;
     }
+    // So does a cooldown that has begun: its rate decays from where it began to the new end.
+    const from = this.cooldownFrom ?? cooldownStart(c.steps, c.warmupSteps, c.cooldownFraction);
+    if (c.lrSchedule === 'cooldown' && from <= this.step && total > from) {
+      this.cooldownFrom = from;
+      c.cooldownFraction = (total - from) / total;
+    }
     c.steps = total;
   }
 
@@ -190,7 +201,7 @@ export class Trainer {
 
   private runStep(batch: Batch): StepResult {
     const c = this.config;
-    const lr = learningRate(this.step, c.lr, c.warmupSteps, c.lrSchedule ?? 'constant', c.steps);
+    const lr = learningRate(this.step, c.lr, c.warmupSteps, c.lrSchedule ?? 'constant', c.steps, c.cooldownFraction);
     if (c.cudaGraph) return this.graphedStep(batch, lr);
     const device = this.device;
     // Every GEMM of the step (forward and backward) at the run's precision.
