@@ -176,7 +176,8 @@ export async function trainCommand(argv: string[]): Promise<number> {
   // Nothing is written before the first step has succeeded: then the folder is made (an
   // --overwrite'n run's files removed first), the config saved and the metrics started.
   let started = false;
-  // config.json: the full TrainConfig and how the run was asked for (rewritten when --minutes fixes the step count).
+  // config.json: the full TrainConfig and how the run was asked for (under --minutes, rewritten with
+  // the step count of the moment at each checkpoint and when it is fixed, and at the end).
   const writeRunConfig = () => writeFileSync(join(out, 'config.json'), JSON.stringify({
     ...cfg, run: { out, checkpointEvery, sampleEvery, samples: !values['no-samples'], guidance, minutes: minutes ?? null, resumedFrom: values.resume ?? null, resumedAtStep: resumed ? startStep : null },
   }, null, 2) + '\n');
@@ -242,6 +243,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
       if (r.step % checkpointEvery === 0) {
         const saveStart = Date.now();
         trainer.save(ckptPath);
+        if (budget) writeRunConfig();
         checkpointSeconds = (Date.now() - saveStart) / 1000;
         budget?.recordPeriodic('checkpoint', checkpointEvery, checkpointSeconds);
       }
