@@ -43,6 +43,23 @@ check() {
 }
 
 RUN_ARGS=--quick check attention_check -x c++ native/cuda/attention.cu -x none native/cuda/tests/attention_check.cpp "${RUNTIME[@]}"
+# native/cpu/edm.cpp (the reference) draws its noise through a per-ISA kernel (native/cpu/simd/random.cpp),
+# compiled once per level with CMake's flags for it, and dispatched by native/core/cpu_features.cpp.
+ISA_OBJECTS=()
+for isa in avx512 avx2 scalar; do
+  case $isa in
+    avx512) isa_flags=(-mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mf16c -mbmi2) ;;
+    avx2) isa_flags=(-mavx2 -mfma -mf16c -mbmi2) ;;
+    scalar) isa_flags=() ;;
+  esac
+  if ! "$CXX" "${FLAGS[@]}" "${isa_flags[@]}" -DDV_ISA=$isa "-DDV_ISA_${isa^^}=1" -c native/cpu/simd/random.cpp \
+      -o "$OUT/random_$isa.o" >"$OUT/random_$isa.build.log" 2>&1; then
+    echo "cuda-race-check: building native/cpu/simd/random.cpp for $isa failed:" >&2
+    tail -n 30 "$OUT/random_$isa.build.log" >&2
+    exit 1
+  fi
+  ISA_OBJECTS+=("$OUT/random_$isa.o")
+done
 check edm_check -x c++ native/cuda/edm.cu -x none native/cuda/tests/edm_check.cpp native/cpu/edm.cpp \
-  native/core/thread_pool.cpp native/core/trace.cpp "${RUNTIME[@]}"
+  native/core/thread_pool.cpp native/core/trace.cpp native/core/cpu_features.cpp "${ISA_OBJECTS[@]}" "${RUNTIME[@]}"
 exit $status
