@@ -22,6 +22,46 @@ function simulate(budget: StepBudget, secondsPerStep: (step: number, total: numb
   return { total, fixedAt, elapsed };
 }
 
+/** Work a run does after some of its steps (sample grids, checkpoints), as lib/cli/train.ts does it. */
+interface Periodic {
+  kind: string;
+  every: number;
+  seconds: number;
+}
+
+/**
+ * A masked-then-full run under a 100 s budget whose cost model prices a masked step at 0.33 of a
+ * full one: masked until 3/4 of its total, the switch kept where it happened once the total changes
+ * after it (Trainer.setSteps). Step `step` takes secondsOf(it was masked, step, total); periodic
+ * work follows the steps it belongs to, recorded with the budget when `record`.
+ */
+function simulateMasked(fixAt: number, secondsOf: (masked: boolean, step: number, total: number) => number, periodic: Periodic[] = [], record = true):
+  { total: number; elapsed: number; fixedAt: number; switchedAt: number } {
+  let maskEnd: number | null = null;
+  const masked = (s: number, n: number) => s < (maskEnd ?? Math.round(0.75 * n));
+  const budget = new StepBudget(100, 0, 0, fixAt, (s, n) => (masked(s, n) ? 0.33 : 1));
+  let total = StepBudget.PLACEHOLDER_STEPS, elapsed = 0, fixedAt = -1, switchedAt = -1;
+  for (let step = 1; step <= total; step++) {
+    const wasMasked = masked(step - 1, total);
+    elapsed += secondsOf(wasMasked, step, total);
+    if (!wasMasked && switchedAt < 0) switchedAt = step - 1;
+    const next = budget.resize(step, elapsed, total);
+    if (next !== null) {
+      expect(fixedAt, 'no change after the total is fixed').toBe(-1);
+      if (switchedAt >= 0) maskEnd = switchedAt;
+      total = next;
+    }
+    if (budget.isFixed && fixedAt < 0) fixedAt = step;
+    if (switchedAt >= 0 && masked(step, total)) expect.fail(`step ${step} is masked after the switch at ${switchedAt}`);
+    for (const p of periodic) {
+      if (step % p.every !== 0 || step >= total) continue;
+      elapsed += p.seconds;
+      if (record) budget.recordPeriodic(p.kind, p.every, p.seconds);
+    }
+  }
+  return { total, elapsed, fixedAt, switchedAt };
+}
+
 describe('StepBudget', () => {
   test('steps of different costs (masked ones until 3/4 of the run at half the price): the run fits its budget', () => {
     const cost = (s: number, n: number) => (s < Math.round(0.75 * n) ? 0.5 : 1);
@@ -35,28 +75,9 @@ describe('StepBudget', () => {
     expect(simulate(new StepBudget(100, 0, 0, 0.75), seconds).elapsed).toBeGreaterThan(115);
   });
 
-  // The Trainer's rule (Trainer.setSteps): once a resize comes after the switch to full steps, the
-  // switch stays at its step. The model costs a masked step 0.33 of a full one; the machine's is
-  // `truth`, so before the switch the run's length rests on a wrong ratio.
+  // The machine's masked step costs `truth` of a full one, so before the switch the run's length rests on a wrong ratio.
   test.each([0.41, 0.3])('a cost model that is wrong (masked steps at %f of a full one, not 0.33): timed full steps correct the length', (truth) => {
-    let maskEnd: number | null = null;
-    const masked = (s: number, n: number) => s < (maskEnd ?? Math.round(0.75 * n));
-    const model = (s: number, n: number) => (masked(s, n) ? 0.33 : 1);
-    const budget = new StepBudget(100, 0, 0, 0.75, model); // a length fixed at 3/4 of the run
-    let total = StepBudget.PLACEHOLDER_STEPS, elapsed = 0, fixedAt = -1, switchedAt = -1;
-    for (let step = 1; step <= total; step++) {
-      const wasMasked = masked(step - 1, total);
-      elapsed += 0.05 * (wasMasked ? truth : 1);
-      if (!wasMasked && switchedAt < 0) switchedAt = step - 1;
-      const next = budget.resize(step, elapsed, total);
-      if (next !== null) {
-        expect(fixedAt, 'no change after the total is fixed').toBe(-1);
-        if (switchedAt >= 0) maskEnd = switchedAt;
-        total = next;
-      }
-      if (budget.isFixed && fixedAt < 0) fixedAt = step;
-      if (switchedAt >= 0) expect(masked(step, total), `step ${step} after the switch at ${switchedAt}`).toBe(false);
-    }
+    const { elapsed, fixedAt, switchedAt } = simulateMasked(0.75, (masked) => 0.05 * (masked ? truth : 1)); // a length fixed at 3/4 of the run
     // Fixed only after full steps were timed, and the run ends within a few steps of its budget.
     expect(fixedAt).toBeGreaterThanOrEqual(switchedAt + RESIZE_EVERY);
     expect(elapsed).toBeLessThanOrEqual(100 + 1e-9);
@@ -64,34 +85,11 @@ describe('StepBudget', () => {
   });
 
   // A grid every 300 steps (1 s each; ~10 in the run, as the default run's ~20 of 0.7 s) and a
-  // checkpoint every 250 (0.2 s): the window of 20-40 full steps that fixes the length holds none of
-  // them, so a rate taken from it alone overruns.
+  // checkpoint every 250 (0.2 s): a window of 20-40 full steps holds one or none by chance, so a
+  // rate taken from it with them in misses by seconds either way.
   test('sample grids and checkpoints between the steps: budgeted by their count, the run still fits', () => {
-    let maskEnd: number | null = null;
-    const masked = (s: number, n: number) => s < (maskEnd ?? Math.round(0.75 * n));
-    const model = (s: number, n: number) => (masked(s, n) ? 0.33 : 1);
-    const run = (gridEvery: number, record: boolean, fixAt: number) => {
-      const periodic = [{ kind: 'grid', every: gridEvery, seconds: 1 }, { kind: 'checkpoint', every: 250, seconds: 0.2 }];
-      const budget = new StepBudget(100, 0, 0, fixAt, model);
-      maskEnd = null;
-      let total = StepBudget.PLACEHOLDER_STEPS, elapsed = 0, switchedAt = -1;
-      for (let step = 1; step <= total; step++) {
-        const wasMasked = masked(step - 1, total);
-        elapsed += 0.05 * (wasMasked ? 0.41 : 1);
-        if (!wasMasked && switchedAt < 0) switchedAt = step - 1;
-        const next = budget.resize(step, elapsed, total);
-        if (next !== null) {
-          if (switchedAt >= 0) maskEnd = switchedAt;
-          total = next;
-        }
-        for (const p of periodic) {
-          if (step % p.every !== 0 || step >= total) continue;
-          elapsed += p.seconds;
-          if (record) budget.recordPeriodic(p.kind, p.every, p.seconds);
-        }
-      }
-      return { total, elapsed };
-    };
+    const run = (gridEvery: number, record: boolean, fixAt: number) =>
+      simulateMasked(fixAt, (masked) => 0.05 * (masked ? 0.41 : 1), [{ kind: 'grid', every: gridEvery, seconds: 1 }, { kind: 'checkpoint', every: 250, seconds: 0.2 }], record);
     const misses: number[] = [];
     for (let gridEvery = 240; gridEvery <= 360; gridEvery += 10) {
       // The cooldown's budget (re-estimated to the end) and one fixed when the cooldown begins.
@@ -153,23 +151,7 @@ describe('StepBudget', () => {
   // The default run (masked until 3/4, cooldown over the last quarter) on a machine whose full steps
   // run 3 % slower from 4/5 of the run on (measured: 20-400-step windows of full steps drift by 2-3 %).
   test('a cooldown run whose full steps slow down after the switch: re-estimated to the end, it still fits', () => {
-    const run = (fixAt: number) => {
-      let maskEnd: number | null = null;
-      const masked = (s: number, n: number) => s < (maskEnd ?? Math.round(0.75 * n));
-      const budget = new StepBudget(100, 0, 0, fixAt, (s, n) => (masked(s, n) ? 0.41 : 1));
-      let total = StepBudget.PLACEHOLDER_STEPS, elapsed = 0, switchedAt = -1;
-      for (let step = 1; step <= total; step++) {
-        const wasMasked = masked(step - 1, total);
-        elapsed += 0.05 * (wasMasked ? 0.41 : step > 0.8 * total ? 1.03 : 1);
-        if (!wasMasked && switchedAt < 0) switchedAt = step - 1;
-        const next = budget.resize(step, elapsed, total);
-        if (next !== null) {
-          if (switchedAt >= 0) maskEnd = switchedAt;
-          total = next;
-        }
-      }
-      return elapsed;
-    };
+    const run = (fixAt: number) => simulateMasked(fixAt, (masked, step, total) => 0.05 * (masked ? 0.41 : step > 0.8 * total ? 1.03 : 1)).elapsed;
     const open = run(fixedLengthAfter('cooldown'));
     expect(open).toBeLessThanOrEqual(100 + 1e-9);
     expect(open).toBeGreaterThan(100 - 2 * 0.05 * 1.03);
