@@ -135,7 +135,7 @@ describe('training with model guidance', () => {
 
   test('step costs: the extra forward pass adds a third of the token work, masked or not', () => {
     const t = new Trainer(RUN);
-    const costs = [0, 3, 4, 7].map((s) => t.relativeStepCost(s, 8));
+    const costs = [0, 3, 4, 7].map((s) => t.relativeRunCost(s, s + 1, 8));
     expect(costs.map((c) => Number(c.toFixed(12)))).toEqual([0.7, 0.7, 1.3, 1.3]); // 0.1 + 0.9·(4/3)·(1/2 or 1)
     t.dispose();
   });

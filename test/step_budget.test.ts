@@ -22,6 +22,14 @@ function simulate(budget: StepBudget, secondsPerStep: (step: number, total: numb
   return { total, fixedAt, elapsed };
 }
 
+/** The cost of steps from..to-1 of a run of `total` whose first switchAt(total) steps cost `before` each and the rest 1. */
+function twoPhaseCost(before: number, switchAt: (total: number) => number): (from: number, to: number, total: number) => number {
+  return (from, to, total) => {
+    const early = Math.max(0, Math.min(to, switchAt(total)) - from);
+    return early * before + (to - from - early);
+  };
+}
+
 /** Work a run does after some of its steps (sample grids, checkpoints), as lib/cli/train.ts does it. */
 interface Periodic {
   kind: string;
@@ -39,7 +47,7 @@ function simulateMasked(fixAt: number, secondsOf: (masked: boolean, step: number
   { total: number; elapsed: number; fixedAt: number; switchedAt: number } {
   let maskEnd: number | null = null;
   const masked = (s: number, n: number) => s < (maskEnd ?? Math.round(0.75 * n));
-  const budget = new StepBudget(100, 0, 0, fixAt, (s, n) => (masked(s, n) ? 0.33 : 1));
+  const budget = new StepBudget(100, 0, 0, fixAt, twoPhaseCost(0.33, (n) => maskEnd ?? Math.round(0.75 * n)));
   let total = StepBudget.PLACEHOLDER_STEPS, elapsed = 0, fixedAt = -1, switchedAt = -1;
   for (let step = 1; step <= total; step++) {
     const wasMasked = masked(step - 1, total);
@@ -64,8 +72,8 @@ function simulateMasked(fixAt: number, secondsOf: (masked: boolean, step: number
 
 describe('StepBudget', () => {
   test('steps of different costs (masked ones until 3/4 of the run at half the price): the run fits its budget', () => {
-    const cost = (s: number, n: number) => (s < Math.round(0.75 * n) ? 0.5 : 1);
-    const seconds = (done: number, n: number) => 0.1 * cost(done - 1, n);
+    const cost = twoPhaseCost(0.5, (n) => Math.round(0.75 * n));
+    const seconds = (done: number, n: number) => 0.1 * cost(done - 1, done, n);
     const aware = simulate(new StepBudget(100, 0, 0, 0.75, cost), seconds);
     // 0.1 s × (0.5 × 3/4 + 1/4) a step on average: 100 s hold 1 600 steps.
     expect(Math.abs(aware.total - 1600)).toBeLessThanOrEqual(2);

@@ -260,12 +260,22 @@ describe('masked training', () => {
     for (const x of [whole, resumed, plain, t]) x.dispose();
   });
 
-  test('the relative cost of a step, for --minutes: 0.1 + 0.9 × the kept fraction while masked, then 1', () => {
+  /** The relative cost of step s of a run of n steps. */
+  const stepCost = (t: Trainer, s: number, n: number) => t.relativeRunCost(s, s + 1, n);
+
+  test('the relative cost of a step, for --minutes: 0.1 + 0.9 × the kept fraction while masked, then 1; of a run, their sum', () => {
     const t = new Trainer(RUN), plain = new Trainer({ ...RUN, maskRatio: 0 });
     // 16 patches of 8×8, half kept, masked until round(0.5 × total).
-    expect([0, 2, 3, 5].map((s) => t.relativeStepCost(s, 6))).toEqual([0.55, 0.55, 1, 1]);
-    expect(t.relativeStepCost(5, 12)).toBe(0.55);
-    expect(plain.relativeStepCost(0, 6)).toBe(1);
+    expect([0, 2, 3, 5].map((s) => stepCost(t, s, 6))).toEqual([0.55, 0.55, 1, 1]);
+    expect(stepCost(t, 5, 12)).toBe(0.55);
+    expect(stepCost(plain, 0, 6)).toBe(1);
+    // A run's cost, in closed form, is the sum of its steps' on either side of the switch and across it.
+    for (const [from, to, n] of [[0, 6, 6], [2, 5, 6], [4, 6, 6], [1, 11, 12], [7, 7, 12], [0, 37, 41]]) {
+      let sum = 0;
+      for (let s = from; s < to; s++) sum += stepCost(t, s, n);
+      expect(t.relativeRunCost(from, to, n), `${from}..${to} of ${n}`).toBeCloseTo(sum, 12);
+    }
+    expect(plain.relativeRunCost(3, 9, 12)).toBe(6);
     t.dispose();
     plain.dispose();
   });
@@ -275,15 +285,15 @@ describe('masked training', () => {
     const t = new Trainer(RUN);
     for (let i = 0; i < 2; i++) t.trainStep();
     t.setSteps(12); // before the switch (step 3 of 6): it moves to step 6 of 12
-    expect([5, 6].map((s) => t.relativeStepCost(s, 12))).toEqual([0.55, 1]);
+    expect([5, 6].map((s) => stepCost(t, s, 12))).toEqual([0.55, 1]);
     for (let i = 0; i < 6; i++) t.trainStep(); // steps 2..7: the switch at 6 is passed
     t.setSteps(40);
     expect(t.config.maskUntil).toBe(6 / 40);
-    expect([5, 8, 20].map((s) => t.relativeStepCost(s, 40))).toEqual([0.55, 1, 1]);
-    expect(t.relativeStepCost(8, 100)).toBe(1); // nor does a longer total the budget tries move it
+    expect([5, 8, 20].map((s) => stepCost(t, s, 40))).toEqual([0.55, 1, 1]);
+    expect(stepCost(t, 8, 100)).toBe(1); // nor does a longer total the budget tries move it
     // A trainer built from the stored config switches at the same step.
     const again = new Trainer({ ...RUN, steps: 40, maskUntil: t.config.maskUntil });
-    expect([5, 6].map((s) => again.relativeStepCost(s, 40))).toEqual([0.55, 1]);
+    expect([5, 6].map((s) => stepCost(again, s, 40))).toEqual([0.55, 1]);
     t.dispose();
     again.dispose();
   });

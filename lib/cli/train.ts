@@ -149,7 +149,7 @@ export async function trainCommand(argv: string[]): Promise<number> {
   // --minutes: the step count follows the run's measured rate (the final grid and checkpoint get
   // 1 % of the budget until a grid has been timed).
   const budget = minutes !== undefined
-    ? new StepBudget(minutes * 60, trainer.step, minutes * 0.6, fixedLengthAfter(cfg.lrSchedule ?? 'constant'), (s, n) => trainer.relativeStepCost(s, n))
+    ? new StepBudget(minutes * 60, trainer.step, minutes * 0.6, fixedLengthAfter(cfg.lrSchedule ?? 'constant'), (from, to, n) => trainer.relativeRunCost(from, to, n))
     : null;
   const ckptPath = join(out, 'checkpoint.safetensors');
   const metricsPath = join(out, 'metrics.jsonl');

@@ -10,7 +10,7 @@
  * overshoots the budget by as much). The chosen total goes into the run's config and checkpoints,
  * so a resumed run ends where this one would have.
  * Steps may cost different amounts (masked-token steps are cheaper than the full ones after
- * maskUntil): the rate is then per unit of `stepCost`, and the total is the longest run whose
+ * maskUntil): the rate is then per unit of `runCost`, and the total is the longest run whose
  * remaining steps' costs fit. A cost model's ratio of unlike steps is only an estimate (how much
  * cheaper a masked step is depends on the CPU's kernels: 0.36-0.41 of a full step measured), so
  * the rate is taken from a window of steps costed like the steps still to come once there is one
@@ -49,11 +49,12 @@ export class StepBudget {
    * @param startStep the step the run starts at (a resumed run's checkpoint step)
    * @param endSeconds what the run does after its last step (the final grid and checkpoint), kept free of steps
    * @param fixAt the fraction of the run after which the total stays (1: re-estimated to the end)
-   * @param stepCost the relative cost of step `step` of a run of `total` steps (default: 1 each);
-   *   positive, and such that the cost of the steps left grows with the total
+   * @param runCost the relative cost of steps from..to-1 of a run of `total` steps (default: 1
+   *   each), positive per step, and such that the cost of the steps left grows with the total;
+   *   called some hundred times a re-estimate, so it should not sum step by step
    */
   constructor(readonly seconds: number, readonly startStep: number, private endSeconds: number, readonly fixAt = 0.5,
-    private readonly stepCost: (step: number, total: number) => number = () => 1) {
+    private readonly runCost: (from: number, to: number, total: number) => number = (from, to) => to - from) {
     if (!(seconds > 0) || !Number.isFinite(seconds)) throw new Error(`diffvit.StepBudget: seconds expected a positive number, received ${seconds}`);
     if (!(fixAt > 0 && fixAt <= 1)) throw new Error(`diffvit.StepBudget: fixAt expected a fraction in (0, 1], received ${fixAt}`);
   }
@@ -92,24 +93,18 @@ export class StepBudget {
     // since a later one where that begins a window of steps costed like the steps still to come.
     const k = this.elapsedAt.length;
     const startOf = (j: number) => step - (k - j) * RESIZE_EVERY; // the step at re-estimate j (0: the run's start)
-    const like = (s: number) => this.stepCost(s, total) === this.stepCost(step, total);
+    const stepCost = (s: number) => this.runCost(s, s + 1, total);
+    const like = (s: number) => stepCost(s) === stepCost(step);
     const tailAlike = like(total - 1);
     let from = Math.floor(k / 2);
     if (tailAlike) while (from < k - 1 && !like(startOf(from))) from++;
     const calibrated = tailAlike && like(startOf(from));
     const windowStart = startOf(from);
-    const perUnit = (from === 0 ? stepSeconds : stepSeconds - this.elapsedAt[from - 1]) / this.cost(windowStart, step, total);
+    const perUnit = (from === 0 ? stepSeconds : stepSeconds - this.elapsedAt[from - 1]) / this.runCost(windowStart, step, total);
     const left = Math.max(0, this.seconds - this.endSeconds - elapsed);
     const next = this.longestFitting(step, left, perUnit); // = step when the budget is spent: the run ends here
     if ((calibrated && done >= this.fixAt * (next - this.startStep)) || left === 0) this.fixed = true;
     return next === total ? null : next;
-  }
-
-  /** The cost of steps from..to-1 of a run of `total`. */
-  private cost(from: number, to: number, total: number): number {
-    let sum = 0;
-    for (let i = from; i < to; i++) sum += this.stepCost(i, total);
-    return sum;
   }
 
   /** Seconds of the periodic work still to come in a run of `total` after `step` (which has not done its own yet). */
@@ -124,7 +119,7 @@ export class StepBudget {
    * seconds a unit) and periodic work fit in `seconds`: a binary search.
    */
   private longestFitting(step: number, seconds: number, perUnit: number): number {
-    const fits = (n: number) => this.cost(step, n, n) * perUnit + this.periodicSeconds(step, n) <= seconds + 1e-9;
+    const fits = (n: number) => this.runCost(step, n, n) * perUnit + this.periodicSeconds(step, n) <= seconds + 1e-9;
     let lo = step, hi = step + 1;
     while (fits(hi)) {
       lo = hi;

@@ -248,10 +248,16 @@ export class Trainer {
     return { step: this.step, loss: result.lossValue, gradNorm: result.gradNorm, lr, skipped };
   }
 
-  /** Whether step `step` of a run of `total` steps drops tokens (config.maskRatio, until maskUntil of the run). */
-  private masked(step: number, total: number): boolean {
+  /** The first step of a run of `total` steps that sees every token (config.maskRatio until maskUntil of the run; 0 when none drops any). */
+  private maskEndOf(total: number): number {
     const c = this.config;
-    return (c.maskRatio ?? 0) > 0 && step < (this.maskEnd ?? Math.round((c.maskUntil ?? 1) * total)) && this.model instanceof IUViT;
+    if (!((c.maskRatio ?? 0) > 0 && this.model instanceof IUViT)) return 0;
+    return this.maskEnd ?? Math.round((c.maskUntil ?? 1) * total);
+  }
+
+  /** Whether step `step` of a run of `total` steps drops tokens. */
+  private masked(step: number, total: number): boolean {
+    return step < this.maskEndOf(total);
   }
 
   /** This step's token mask, or null (a step on every token). */
@@ -273,17 +279,19 @@ export class Trainer {
   }
 
   /**
-   * The cost of step `step` of a run of `total` steps relative to a full one (`diffvit train
-   * --minutes` sizes a masked run by it): a masked step does the kept fraction of the token work
-   * plus about a tenth that does not shrink — data, optimiser, EMA (measured: 0.55 of a full step
-   * at maskRatio 0.5 and 0.36 at 0.75 on iuvit-xs/4; this gives 0.55 and 0.33). Model guidance's
-   * extra forward pass adds a third to the token work of every step.
+   * The cost of steps from..to-1 of a run of `total` steps relative to a full one each (`diffvit
+   * train --minutes` sizes a masked run by it, so it is summed in closed form): a masked step does
+   * the kept fraction of the token work plus about a tenth that does not shrink — data, optimiser,
+   * EMA (measured: 0.55 of a full step at maskRatio 0.5 and 0.36 at 0.75 on iuvit-xs/4; this gives
+   * 0.55 and 0.33). Model guidance's extra forward pass adds a third to the token work of every step.
    */
-  relativeStepCost(step: number, total: number): number {
+  relativeRunCost(from: number, to: number, total: number): number {
     const tokenWork = (this.config.modelGuidance ?? 0) > 0 ? 0.9 * (4 / 3) : 0.9;
-    if (!this.masked(step, total)) return 0.1 + tokenWork;
+    const maskedSteps = Math.max(0, Math.min(to, this.maskEndOf(total)) - from);
+    const fullCost = (to - from - maskedSteps) * (0.1 + tokenWork);
+    if (maskedSteps === 0) return fullCost;
     const tokens = (this.model as IUViT).nPatches;
-    return 0.1 + tokenWork * keptTokens(tokens, this.config.maskRatio!) / tokens;
+    return fullCost + maskedSteps * (0.1 + tokenWork * keptTokens(tokens, this.config.maskRatio!) / tokens);
   }
 
   private tooManyNonFinite(): never {
