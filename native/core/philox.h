@@ -5,16 +5,12 @@
 // The generator is also compiled into the CUDA kernels (cuda/elementwise.cu): DV_HOST_DEVICE marks
 // it __host__ __device__ there (nothing on the CPU, whose code is unchanged). Its integer part gives
 // the same bits on both sides; the kernels' Box-Muller repeats philox_normal_pair's float64 steps
-// with their own sin/cos (CUDA's need local memory).
+// with core/sincos_series.h's sin/cos (CUDA's need local memory), as the CPU's vector levels do.
 #pragma once
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__) || (defined(DV_CUDA_EMULATOR) && defined(__device__))
-#define DV_HOST_DEVICE __host__ __device__
-#else
-#define DV_HOST_DEVICE
-#endif
+#include "core/host_device.h"
 
 namespace dv {
 

@@ -34,6 +34,7 @@
 #include <type_traits>
 
 #include "core/philox.h"
+#include "core/sincos_series.h"
 #include "cuda/common.cuh"
 #include "cuda/elementwise.h"
 #include "cuda/optim.h"
@@ -254,43 +255,22 @@ __global__ void copy_one_kernel(const uint32_t* src, uint32_t* dst) { *dst = *sr
 
 // ------------------------------------------------------------------------------------------------
 // sin and cos in float64, without CUDA's libm: its argument reduction for large inputs keeps a
-// table in local memory, which this build forbids (-warn-lmem-usage). x = q pi/2 + r, |r| <= pi/4,
-// then Taylor series (exact coefficients 1/n!, truncated below 1e-22 relative) by Horner in fma.
+// table in local memory, which this build forbids (-warn-lmem-usage). x = q pi/2 + r, |r| <= pi/4
+// (Cody-Waite below 2^19, Payne-Hanek above), then core/sincos_series.h's Taylor series.
 
-// sin(r), cos(r) for |r| <= pi/4.
-__device__ __forceinline__ void sincos_core(double r, double& s, double& c) {
-  const double z = r * r;
-  double ps = 1.9572941063391263e-20;
-  ps = fma(ps, z, -8.22063524662433e-18);
-  ps = fma(ps, z, 2.8114572543455206e-15);
-  ps = fma(ps, z, -7.647163731819816e-13);
-  ps = fma(ps, z, 1.6059043836821613e-10);
-  ps = fma(ps, z, -2.505210838544172e-08);
-  ps = fma(ps, z, 2.7557319223985893e-06);
-  ps = fma(ps, z, -0.0001984126984126984);
-  ps = fma(ps, z, 0.008333333333333333);
-  ps = fma(ps, z, -0.16666666666666666);
-  s = fma(r * z, ps, r);
-  double pc = 4.110317623312165e-19;
-  pc = fma(pc, z, -1.5619206968586225e-16);
-  pc = fma(pc, z, 4.779477332387385e-14);
-  pc = fma(pc, z, -1.1470745597729725e-11);
-  pc = fma(pc, z, 2.08767569878681e-09);
-  pc = fma(pc, z, -2.755731922398589e-07);
-  pc = fma(pc, z, 2.48015873015873e-05);
-  pc = fma(pc, z, -0.001388888888888889);
-  pc = fma(pc, z, 0.041666666666666664);
-  pc = fma(pc, z, -0.5);
-  c = fma(z, pc, 1.0);
-}
+// Scalar doubles for core/sincos_series.h.
+struct DeviceDoubles {
+  __device__ static double splat(double x) { return x; }
+  __device__ static double mul(double a, double b) { return a * b; }
+  __device__ static double fma(double a, double b, double c) { return ::fma(a, b, c); }
+  __device__ static double neg(double a) { return -a; }
+  __device__ static double rint(double a) { return ::rint(a); }
+};
 
-// a = q pi/2 + r for 0 <= a <= 2^19 (Cody-Waite: pi/2 = P1 + P2 + P3, P1 and P2 of 32 bits, so
-// k P1 and k P2 are exact for k < 2^21 and a - k P1 is exact).
+// a = q pi/2 + r for 0 <= a <= 2^19 (Cody-Waite).
 __device__ __forceinline__ double reduce_small(double a, int& q) {
-  const double k = rint(a * 0.6366197723675814);
-  double r = fma(-k, 1.5707963267341256, a);
-  r = fma(-k, 6.077100506303966e-11, r);
-  r = fma(-k, 2.0222662487959506e-21, r);
+  double k;
+  const double r = sincos64::reduce<DeviceDoubles>(a, k);
   q = static_cast<int>(static_cast<int64_t>(k) & 3);
   return r;
 }
@@ -338,7 +318,7 @@ __device__ __forceinline__ double reduce_large(float ax, int& q) {
 // sin(a), cos(a) from the reduction a = q pi/2 + r.
 __device__ __forceinline__ void sincos_quadrant(double r, int q, double& s, double& c) {
   double sr, cr;
-  sincos_core(r, sr, cr);
+  sincos64::taylor<DeviceDoubles>(r, sr, cr);
   switch (q & 3) {
     case 0: s = sr; c = cr; break;
     case 1: s = cr; c = -sr; break;

@@ -8,8 +8,8 @@
 //   radius = sqrt(-2 log u1),  angle = 2 pi u2,  (even, odd) = float(radius cos angle, radius sin angle)
 // log: u1 = 2^e m with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(s), s = (m - 1) / (m + 1), |s| <=
 // 0.172, Taylor series to s^23 (the first term left out is below 1e-19 relative); e ln 2 in two parts.
-// sin, cos: Cody-Waite reduction to |r| <= pi/4 and Taylor series, the CUDA backend's
-// (cuda/elementwise.cu sincos_core, reduce_small). Both stay within about an ulp of float64, so the
+// sin, cos: Cody-Waite reduction to |r| <= pi/4 and Taylor series, the CUDA backend's own source
+// (core/sincos_series.h). Both stay within about an ulp of float64, so the
 // floats agree with libm's except where a float64 lands within that of a rounding boundary: none
 // of the 2^21 values the tests compare (test/random.test.ts). The scalar level keeps libm (its
 // build has no hardware FMA).
@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "core/philox.h"
+#include "core/sincos_series.h"
 #include "cpu/elementwise.h"
 
 #if defined(DV_ISA_AVX512) || defined(DV_ISA_AVX2)
@@ -145,24 +146,19 @@ inline VD log_unit(VD u) {
   return dadd(dmul(e, d(0.6931471803691238)), dfma(e, d(1.9082149292705877e-10), log_m));
 }
 
-// sin and cos of a in [0, 2 pi] (cuda/elementwise.cu reduce_small, sincos_core, sincos_quadrant).
+// Vector lanes for core/sincos_series.h.
+struct LaneDoubles {
+  static VD splat(double x) { return d(x); }
+  static VD mul(VD a, VD b) { return dmul(a, b); }
+  static VD fma(VD a, VD b, VD c) { return dfma(a, b, c); }
+  static VD neg(VD a) { return dneg(a); }
+  static VD rint(VD a) { return drint(a); }
+};
+
+// sin and cos of a in [0, 2 pi] (the reduction and series of the CUDA backend's sin/cos).
 inline void sin_cos(VD a, VD& s, VD& c) {
-  const VD k = drint(dmul(a, d(0.6366197723675814)));
-  VD r = dfma(dneg(k), d(1.5707963267341256), a);
-  r = dfma(dneg(k), d(6.077100506303966e-11), r);
-  r = dfma(dneg(k), d(2.0222662487959506e-21), r);
-  const VD z = dmul(r, r);
-  VD ps = d(1.9572941063391263e-20);
-  for (double coef : {-8.22063524662433e-18, 2.8114572543455206e-15, -7.647163731819816e-13, 1.6059043836821613e-10,
-                      -2.505210838544172e-08, 2.7557319223985893e-06, -0.0001984126984126984, 0.008333333333333333,
-                      -0.16666666666666666})
-    ps = dfma(ps, z, d(coef));
-  const VD sr = dfma(dmul(r, z), ps, r);
-  VD pc = d(4.110317623312165e-19);
-  for (double coef : {-1.5619206968586225e-16, 4.779477332387385e-14, -1.1470745597729725e-11, 2.08767569878681e-09,
-                      -2.755731922398589e-07, 2.48015873015873e-05, -0.001388888888888889, 0.041666666666666664, -0.5})
-    pc = dfma(pc, z, d(coef));
-  const VD cr = dfma(z, pc, d(1.0));
+  VD k, sr, cr;
+  sincos64::taylor<LaneDoubles>(sincos64::reduce<LaneDoubles>(a, k), sr, cr);
   // Quadrant q = k mod 4 (k in 0..4): q odd swaps sin and cos; sin is negated in q = 2, 3, cos in q = 1, 2.
   const VU q = to_integer(k);
   const VU odd = lane_mask(band(q, u64(1)));
