@@ -31,7 +31,7 @@ export { edmSigmas } from './diffusion/samplers/common.js';
 export { Trainer, DEFAULT_TRAIN_CONFIG, type TrainConfig, type StepResult } from './train/trainer.js';
 export { StepBudget, RESIZE_EVERY } from './train/step_budget.js';
 // Servers: sampling and training on a worker thread, off the event loop (lib/async).
-export { generateAsync, SamplingWorker, type AsyncGenerateOptions, type SamplingWorkerOptions } from './async/sampler.js';
+export { generateAsync, SamplingWorker, type AsyncGenerateOptions, type GenerateAsyncOptions, type SamplingWorkerOptions } from './async/sampler.js';
 export { TrainerWorker } from './async/trainer.js';
 export { AdamW, type AdamWOptions as AdamWConfig } from './train/optim.js';
 export { EMA } from './train/ema.js';

@@ -185,13 +185,12 @@ describe('generateAsync and SamplingWorker', () => {
   test('bad options, a disposed model, a bad checkpoint path and a disposed worker reject with clear messages', async () => {
     await expect(dv.generateAsync(model, { sampler: 'nope' as dv.SamplerName })).rejects.toThrow("diffvit.generate: argument 'sampler' expected one of heun, euler, ddim, dpmpp2m, received 'nope'");
     await expect(dv.generateAsync(model, { cont: 3 } as dv.GenerateOptions)).rejects.toThrow(/^diffvit\.generateAsync: unknown option 'cont' \(options: count, /);
-    await expect(dv.generateAsync(model, { guide: model } as dv.GenerateOptions)).rejects.toThrow("diffvit.generateAsync: option 'guide' (autoguidance) is not available off the main thread; sample with generate()");
     await expect(dv.generateAsync(model, { onStep: 3 } as unknown as dv.GenerateOptions)).rejects.toThrow("diffvit.generateAsync: option 'onStep' expected a function, received 3");
     await expect(dv.generateAsync(model, { batchSize: 0 })).rejects.toThrow("diffvit.generate: option 'batchSize' expected an integer >= 1, received 0");
     await expect(dv.generateAsync(model, { device: 'tpu' })).rejects.toThrow(/diffvit\.generate: argument 'device' expected one of the devices of this build .*received 'tpu'/);
     await expect(dv.generateAsync(42 as unknown as string)).rejects.toThrow("diffvit.generateAsync: argument 'model' expected a DiffusionViT or a checkpoint path, received 42");
     await expect(dv.generateAsync(join(dir, 'missing.safetensors'))).rejects.toThrow(/diffvit\.safetensors: .*missing\.safetensors: cannot read the file \(ENOENT\)/);
-    await expect(dv.SamplingWorker.create(model, { devise: 'cpu' } as dv.SamplingWorkerOptions)).rejects.toThrow("diffvit.SamplingWorker.create: unknown option 'devise' (options: device)");
+    await expect(dv.SamplingWorker.create(model, { devise: 'cpu' } as dv.SamplingWorkerOptions)).rejects.toThrow("diffvit.SamplingWorker.create: unknown option 'devise' (options: device, guide)");
 
     const disposed = new dv.DiffusionViT(TINY);
     disposed.dispose();
@@ -204,6 +203,61 @@ describe('generateAsync and SamplingWorker', () => {
     await sampler.dispose();
     await expect(sampler.generate(options)).rejects.toThrow('diffvit.SamplingWorker: the worker was disposed');
     await sampler.dispose(); // idempotent
+  });
+
+  test('autoguidance: a worker given a guide (a model or a checkpoint), and generateAsync given one, sample as generate() with that guide, bit for bit', async () => {
+    // A weaker model of the same kind: shallower, other weights.
+    const guide = randomModel({ ...TINY, depth: 1 }, 4);
+    try {
+      const guided = dv.generate(model, { ...options, guide });
+      expect(same(guided.images, dv.generate(model, options).images), 'autoguidance differs from classifier-free guidance').toBe(false);
+
+      const sampler = await dv.SamplingWorker.create(model, { guide });
+      try {
+        expect(same((await sampler.generate(options)).images, guided.images)).toBe(true);
+        // Every call of this worker guides away from its guide.
+        const more = { ...options, guidance: 3, steps: 4 };
+        expect(same((await sampler.generate(more)).images, dv.generate(model, { ...more, guide }).images)).toBe(true);
+      } finally {
+        await sampler.dispose();
+      }
+
+      const modelPath = join(dir, 'guided.safetensors'), guidePath = join(dir, 'guide.safetensors');
+      dv.saveCheckpoint(modelPath, model);
+      dv.saveCheckpoint(guidePath, guide);
+      const fromFiles = await dv.SamplingWorker.create(modelPath, { guide: guidePath });
+      try {
+        expect(same((await fromFiles.generate(options)).images, guided.images)).toBe(true);
+      } finally {
+        await fromFiles.dispose();
+      }
+      expect(same((await dv.generateAsync(model, { ...options, guide: guidePath })).images, guided.images)).toBe(true);
+      expect(same((await dv.generateAsync(modelPath, { ...options, guide })).images, guided.images)).toBe(true);
+    } finally {
+      guide.dispose();
+    }
+  });
+
+  test('autoguidance errors: a guide of another kind, a disposed or missing one, a guide per call', async () => {
+    const otherClasses = new dv.DiffusionViT({ ...TINY, num_classes: 3 });
+    const disposed = new dv.DiffusionViT(TINY);
+    disposed.dispose();
+    try {
+      await expect(dv.SamplingWorker.create(model, { guide: otherClasses })).rejects.toThrow("diffvit.SamplingWorker.create: argument 'guide' expected a model with the sampled model's num_classes (4), received 3");
+      await expect(dv.generateAsync(model, { ...options, guide: otherClasses })).rejects.toThrow("diffvit.generateAsync: argument 'guide' expected a model with the sampled model's num_classes (4), received 3");
+      await expect(dv.SamplingWorker.create(model, { guide: disposed })).rejects.toThrow("diffvit.SamplingWorker.create: argument 'guide' is a disposed model");
+      await expect(dv.generateAsync(model, { guide: 42 as unknown as string })).rejects.toThrow("diffvit.generateAsync: argument 'guide' expected a DiffusionViT or a checkpoint path, received 42");
+      await expect(dv.SamplingWorker.create(model, { guide: join(dir, 'no-guide.safetensors') })).rejects.toThrow(/diffvit\.safetensors: .*no-guide\.safetensors: cannot read the file \(ENOENT\)/);
+      const sampler = await dv.SamplingWorker.create(model);
+      try {
+        await expect(sampler.generate({ ...options, guide: model } as dv.AsyncGenerateOptions)).rejects.toThrow("diffvit.SamplingWorker.generate: option 'guide' (autoguidance) is the worker's: give it to SamplingWorker.create");
+        expect(same((await sampler.generate(options)).images, dv.generate(model, options).images)).toBe(true);
+      } finally {
+        await sampler.dispose();
+      }
+    } finally {
+      otherClasses.dispose();
+    }
   });
 
   test('an AbortSignal stops a call (before or during it); the worker serves the next call', async () => {

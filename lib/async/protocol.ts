@@ -11,6 +11,9 @@ import type { StepResult, TrainConfig } from '../train/trainer.js';
 /** A model's parameters as host copies: name, values, shape (the buffers are transferred). */
 export type HostWeights = [name: string, values: Float32Array, shape: number[]][];
 
+/** A model for the worker: a checkpoint it reads itself, or a config and host copies of its parameters. */
+export type ModelSource = { path: string } | { config: FullModelConfig; weights: HostWeights };
+
 /** What the worker builds at start (its workerData). */
 export type WorkerInit = {
   /** Set to 1 by dispose(): a running generate stops at its next sampler step. */
@@ -18,7 +21,15 @@ export type WorkerInit = {
   /** The creating thread's default matmul precision (setMatmulPrecision), the worker's default too. */
   precision: MatmulPrecision;
 } & (
-  | { kind: 'sampler'; model: { path: string } | { config: FullModelConfig; weights: HostWeights }; device: Device }
+  | {
+      kind: 'sampler';
+      model: ModelSource;
+      /** Autoguidance's guide model, used by every generate call; null for classifier-free guidance. */
+      guide: ModelSource | null;
+      device: Device;
+      /** The API call that started the worker, named by its errors. */
+      op: string;
+    }
   | { kind: 'trainer'; config: TrainConfig; resume: null }
   | { kind: 'trainer'; config: null; resume: { path: string; overrides: Partial<TrainConfig> } }
 );

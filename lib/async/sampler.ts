@@ -9,6 +9,11 @@
  * The worker gets the weights once (a checkpoint it reads itself, or host copies of a model's
  * parameters, transferred) and keeps its model for every call; calls run one at a time, in order.
  * dv.generateAsync(modelOrPath, options) is the one-shot form (a worker for one call).
+ * Autoguidance: give the worker its guide model at the start,
+ *
+ *   const sampler = await dv.SamplingWorker.create('run/checkpoint.safetensors', { guide: 'early/checkpoint.safetensors' });
+ *
+ * and every call guides away from it (generate()'s `guide`), or pass `guide` to generateAsync.
  */
 import { resolveDevice, type Device } from '../backend/backend.js';
 import type { GenerateOptions } from '../diffusion/sample.js';
@@ -18,11 +23,12 @@ import { describe } from '../ops/util.js';
 import { autocast, getMatmulPrecision, matmulPrecision } from '../tensor/autocast.js';
 import { Tensor } from '../tensor/tensor.js';
 import { WorkerHost } from './host.js';
-import type { HostWeights, WireGenerateOptions, WorkerInit } from './protocol.js';
+import type { HostWeights, ModelSource, WireGenerateOptions, WorkerInit } from './protocol.js';
 
 /**
- * generate()'s options but a guide model (autoguidance: a second model's weights would have to
- * cross to the worker), and an AbortSignal that stops the sampling at its next step.
+ * generate()'s options but the guide model (autoguidance's guide is loaded into the worker once,
+ * by SamplingWorker.create's or generateAsync's `guide`), and an AbortSignal that stops the
+ * sampling at its next step.
  */
 export interface AsyncGenerateOptions extends Omit<GenerateOptions, 'guide'> {
   /**
@@ -38,6 +44,11 @@ export interface SamplingWorkerOptions {
    * path. (generate's `device` option, as in generate(), must then name this device or be left out.)
    */
   device?: Device;
+  /**
+   * Autoguidance: the weaker model every call guides away from (generate()'s `guide`), a
+   * DiffusionViT (its weights are copied) or a checkpoint path; it goes to the worker's device.
+   */
+  guide?: DiffusionViT | string;
 }
 
 // Every option generate() takes, checked so that a typo fails before a worker starts.
@@ -46,14 +57,23 @@ const OPTION_KEYS = Object.keys({
   sigmaMax: 1, rho: 1, churn: 1, onStep: 1, device: 1, batchSize: 1, cudaGraph: 1, signal: 1,
 } satisfies Record<keyof AsyncGenerateOptions, 1>);
 
+/** generateAsync's options: a call's, and the guide model of its worker. */
+export interface GenerateAsyncOptions extends AsyncGenerateOptions {
+  /** Autoguidance (generate()'s `guide`): a DiffusionViT or a checkpoint path. */
+  guide?: DiffusionViT | string;
+}
+
 /** Checks what generate() itself cannot (what crosses threads, unknown keys); errors name `op` and the option. */
-function checkOptions(op: string, options: unknown): AsyncGenerateOptions {
+function checkOptions(op: string, options: unknown): GenerateAsyncOptions {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new Error(`diffvit.${op}: argument 'options' expected an object of generate() options, received ${describe(options)}`);
   }
-  const o = options as AsyncGenerateOptions;
+  const o = options as GenerateAsyncOptions;
   for (const key of Object.keys(o)) {
-    if (key === 'guide') throw new Error(`diffvit.${op}: option 'guide' (autoguidance) is not available off the main thread; sample with generate()`);
+    if (key === 'guide') {
+      if (op === 'generateAsync') continue;
+      throw new Error(`diffvit.${op}: option 'guide' (autoguidance) is the worker's: give it to SamplingWorker.create`);
+    }
     if (!OPTION_KEYS.includes(key)) throw new Error(`diffvit.${op}: unknown option '${key}' (options: ${OPTION_KEYS.join(', ')})`);
   }
   if (o.onStep !== undefined && typeof o.onStep !== 'function') {
@@ -74,33 +94,38 @@ function wireOptions(o: AsyncGenerateOptions): WireGenerateOptions {
   return { ...rest, context: context ? { values: context.data(), shape: [...context.shape] } : null };
 }
 
-function checkModel(op: string, model: DiffusionViT): void {
+function checkModel(op: string, arg: string, model: DiffusionViT): void {
   if (model.parameters().some((p) => p.isDisposed)) {
-    throw new Error(`diffvit.${op}: argument 'model' is a disposed model (its parameters were freed by dispose())`);
+    throw new Error(`diffvit.${op}: argument '${arg}' is a disposed model (its parameters were freed by dispose())`);
   }
 }
 
+/**
+ * A model (argument `arg`) as it crosses to the worker: a checkpoint path as it is, a
+ * DiffusionViT as host copies of its parameters (read back from a device), to be transferred.
+ */
+function modelSource(op: string, arg: string, model: unknown): { source: ModelSource; transfer: ArrayBuffer[] } {
+  if (typeof model === 'string' && model !== '') return { source: { path: model }, transfer: [] };
+  if (!(model instanceof DiffusionViT)) {
+    throw new Error(`diffvit.${op}: argument '${arg}' expected a DiffusionViT or a checkpoint path, received ${describe(model)}`);
+  }
+  checkModel(op, arg, model);
+  const weights: HostWeights = [...model.stateDict()].map(([name, t]) => [name, t.data(), [...t.shape]]);
+  return { source: { config: model.config, weights }, transfer: weights.map(([, v]) => v.buffer as ArrayBuffer) };
+}
+
 /** What the worker builds, and the buffers transferred to it. */
-function samplerInit(op: string, source: unknown, options: unknown): { init: WorkerInit; transfer: ArrayBuffer[] } {
+function samplerInit(op: string, model: unknown, options: unknown): { init: WorkerInit; transfer: ArrayBuffer[] } {
   if (typeof options !== 'object' || options === null) throw new Error(`diffvit.${op}: argument 'options' expected an object, received ${describe(options)}`);
   const o = options as SamplingWorkerOptions;
-  for (const key of Object.keys(o)) if (key !== 'device') throw new Error(`diffvit.${op}: unknown option '${key}' (options: device)`);
-  const stop = new SharedArrayBuffer(4);
-  const precision = getMatmulPrecision();
-  if (typeof source === 'string' && source !== '') {
-    const device = resolveDevice(o.device ?? 'cpu', op).device;
-    return { init: { kind: 'sampler', model: { path: source }, device, stop, precision }, transfer: [] };
-  }
-  if (!(source instanceof DiffusionViT)) {
-    throw new Error(`diffvit.${op}: argument 'model' expected a DiffusionViT or a checkpoint path, received ${describe(source)}`);
-  }
-  checkModel(op, source);
-  const device = resolveDevice(o.device ?? source.device, op).device;
-  // Host copies of the parameters (read back from a device), transferred: the worker owns them.
-  const weights: HostWeights = [...source.stateDict()].map(([name, t]) => [name, t.data(), [...t.shape]]);
+  for (const key of Object.keys(o)) if (key !== 'device' && key !== 'guide') throw new Error(`diffvit.${op}: unknown option '${key}' (options: device, guide)`);
+  const main = modelSource(op, 'model', model);
+  const guide = o.guide === undefined ? null : modelSource(op, 'guide', o.guide);
+  // Default: a model's own device; a checkpoint's, the CPU.
+  const device = resolveDevice(o.device ?? (model instanceof DiffusionViT ? model.device : 'cpu'), op).device;
   return {
-    init: { kind: 'sampler', model: { config: source.config, weights }, device, stop, precision },
-    transfer: weights.map(([, v]) => v.buffer as ArrayBuffer),
+    init: { kind: 'sampler', model: main.source, guide: guide?.source ?? null, device, op, stop: new SharedArrayBuffer(4), precision: getMatmulPrecision() },
+    transfer: [...main.transfer, ...(guide?.transfer ?? [])],
   };
 }
 
@@ -181,20 +206,20 @@ export class SamplingWorker {
 
 /**
  * generate() on a worker thread, for one call: starts a SamplingWorker for `model` (a
- * DiffusionViT, whose weights are copied to it, or a checkpoint path), samples, disposes it. The
- * options are checked before the worker starts. For repeated calls keep a SamplingWorker: it
- * loads the weights once.
+ * DiffusionViT, whose weights are copied to it, or a checkpoint path; and the guide model, if
+ * any, likewise), samples, disposes it. The options are checked before the worker starts. For
+ * repeated calls keep a SamplingWorker: it loads the weights once.
  */
-export async function generateAsync(model: DiffusionViT | string, options: AsyncGenerateOptions = {}): Promise<{ images: Float64Array; shape: number[] }> {
-  checkOptions('generateAsync', options);
+export async function generateAsync(model: DiffusionViT | string, options: GenerateAsyncOptions = {}): Promise<{ images: Float64Array; shape: number[] }> {
+  const { guide, ...call } = checkOptions('generateAsync', options);
   // The caller's precision at the call: its autocast scope has closed by the time the worker is up.
   const precision = matmulPrecision();
   // A model's worker copy stays on the model's device (generate's 'device' option is checked
   // against it there, as in generate()); a checkpoint is loaded where the option says.
   const device = typeof model === 'string' ? options.device : undefined;
-  const sampler = await startSampler('generateAsync', model, device === undefined ? {} : { device });
+  const sampler = await startSampler('generateAsync', model, { ...(device === undefined ? {} : { device }), ...(guide === undefined ? {} : { guide }) });
   try {
-    return await autocast(precision, () => sampler.generate(options));
+    return await autocast(precision, () => sampler.generate(call));
   } finally {
     await sampler.dispose();
   }

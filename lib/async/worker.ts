@@ -6,6 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 
+import { checkGuide } from '../diffusion/guidance.js';
 import { generate } from '../diffusion/sample.js';
 import { loadCheckpoint } from '../models/checkpoint.js';
 import { DiffusionViT } from '../models/diffusion_vit.js';
@@ -13,7 +14,7 @@ import { tensor } from '../ops/creation.js';
 import { autocast, setMatmulPrecision } from '../tensor/autocast.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Trainer } from '../train/trainer.js';
-import { CLOSE, type Reply, type Request, type WorkerInit } from './protocol.js';
+import { CLOSE, type ModelSource, type Reply, type Request, type WorkerInit } from './protocol.js';
 
 const init = workerData as WorkerInit;
 const stopping = new Int32Array(init.stop);
@@ -25,7 +26,7 @@ class Aborted extends Error {
   override name = 'AbortError';
 }
 
-function buildModel(source: Extract<WorkerInit, { kind: 'sampler' }>['model'], device: string): DiffusionViT {
+function buildModel(source: ModelSource, device: string): DiffusionViT {
   if ('path' in source) {
     const { model, extra } = loadCheckpoint(source.path, { device });
     for (const t of extra.values()) t.dispose(); // a training checkpoint's optimiser state: not sampled
@@ -45,18 +46,26 @@ function buildModel(source: Extract<WorkerInit, { kind: 'sampler' }>['model'], d
 }
 
 let model: DiffusionViT | null = null;
+let guide: DiffusionViT | null = null;
 let trainer: Trainer | null = null;
 try {
   // A Trainer without a matmulPrecision takes the default: the creating thread's, as in its own thread.
   setMatmulPrecision(init.precision);
   if (init.kind === 'sampler') {
     model = buildModel(init.model, init.device);
+    if (init.guide) {
+      guide = buildModel(init.guide, init.device);
+      checkGuide(model, guide, init.op);
+    }
   } else {
     trainer = init.resume ? Trainer.resume(init.resume.path, init.resume.overrides) : new Trainer(init.config!);
     model = trainer.model;
   }
   post({ type: 'ready', device: model.device, config: model.config, step: trainer?.step ?? 0 });
 } catch (e) {
+  model?.dispose();
+  guide?.dispose();
+  model = guide = null;
   post({ type: 'failed', message: (e as Error).message });
   port.close();
 }
@@ -77,6 +86,7 @@ function handle(r: Request): void {
         generate(model!, {
           ...options,
           context,
+          guide,
           onStep: (step, steps, sigma, batch = 0) => {
             check();
             if (r.progress) post({ type: 'step', id: r.id, step, steps, sigma, batch });
@@ -100,7 +110,8 @@ port.on('message', (m: Request | typeof CLOSE) => {
     // Freed here rather than left to the environment's teardown, which finalises each buffer.
     if (trainer) trainer.dispose();
     else model?.dispose();
-    model = trainer = null;
+    guide?.dispose();
+    model = guide = trainer = null;
     port.close(); // the thread exits once this handler returns
     return;
   }

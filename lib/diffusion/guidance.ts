@@ -36,15 +36,15 @@ export interface Conditioning {
 /** What a guide model must share with the model it guides: the images and the conditioning. */
 export const GUIDE_MATCHES = ['img_size', 'in_chans', 'num_classes', 'context_dim', 'context_len'] as const;
 
-/** Checks that `guide` can guide `net`: the same images, conditioning and device. */
-function checkGuide(net: DiffusionViT, guide: DiffusionViT): void {
+/** Checks that `guide` can guide `net`: the same images, conditioning and device (errors name `op`). */
+export function checkGuide(net: DiffusionViT, guide: DiffusionViT, op = 'sample'): void {
   for (const key of GUIDE_MATCHES) {
     if (guide.config[key] !== net.config[key]) {
-      throw new Error(`diffvit.sample: argument 'guide' expected a model with the sampled model's ${key} (${net.config[key]}), received ${guide.config[key]}`);
+      throw new Error(`diffvit.${op}: argument 'guide' expected a model with the sampled model's ${key} (${net.config[key]}), received ${guide.config[key]}`);
     }
   }
   if (guide.device !== net.device) {
-    throw new Error(`diffvit.sample: argument 'guide' is on device '${guide.device}' but the model is on '${net.device}' (move it with guide.to('${net.device}'))`);
+    throw new Error(`diffvit.${op}: argument 'guide' is on device '${guide.device}' but the model is on '${net.device}' (move it with guide.to('${net.device}'))`);
   }
 }
 
