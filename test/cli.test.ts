@@ -17,7 +17,7 @@ import { FID_OPTIONS } from '../lib/cli/fid.js';
 import { INFO_OPTIONS } from '../lib/cli/info.js';
 import { MAKE_CAPTIONS_OPTIONS } from '../lib/cli/make_captions.js';
 import type { OptionSpec } from '../lib/cli/options.js';
-import { trainPrecision } from '../lib/cli/precision.js';
+import { nativePrecision, trainPrecision } from '../lib/cli/precision.js';
 import { PREPARE_OPTIONS } from '../lib/cli/prepare.js';
 import { SAMPLE_OPTIONS } from '../lib/cli/sample.js';
 import { TRAIN_OPTIONS } from '../lib/cli/train_options.js';
@@ -373,5 +373,15 @@ describe('help, defaults and exit codes agree', () => {
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout).trainPrecision).toEqual(trainPrecision());
     expect((await cli(['info'])).stdout).toMatch(new RegExp(`^matmul +train: ${trainPrecision().precision} `, 'm'));
+  });
+
+  test('train\'s default precision: bf16 on AMX and on AMD\'s vdpbf16ps, float32 on Intel\'s vdpbf16ps and without native bf16', () => {
+    const xeon = 'Intel(R) Xeon(R) Platinum 8488C', epyc = 'AMD EPYC 9R14 96-Core Processor';
+    expect(nativePrecision('amx', xeon)).toEqual({ precision: 'bf16', source: 'native bf16' });
+    expect(nativePrecision('avx512bf16', xeon)).toEqual({ precision: 'float32', source: 'intel vdpbf16ps' });
+    expect(nativePrecision('avx512bf16', 'Intel(R) Xeon(R) Processor')).toEqual({ precision: 'float32', source: 'intel vdpbf16ps' });
+    expect(nativePrecision('avx512bf16', epyc)).toEqual({ precision: 'bf16', source: 'native bf16' });
+    expect(nativePrecision('avx512bf16', 'unknown')).toEqual({ precision: 'bf16', source: 'native bf16' });
+    for (const cpu of [xeon, epyc]) expect(nativePrecision('emulated', cpu)).toEqual({ precision: 'float32', source: 'default' });
   });
 });

@@ -37,6 +37,7 @@ async function loadInfo() {
 const TRAIN_PRECISION_WHY = {
   DIFFVIT_MATMUL_PRECISION: 'from DIFFVIT_MATMUL_PRECISION',
   'native bf16': 'the CPU multiplies bf16 natively',
+  'intel vdpbf16ps': 'on this Intel CPU bf16 runs on vdpbf16ps without AMX, slower than float32',
   default: 'no native bf16 GEMM at this kernel level; bf16 would be emulated',
 } as const;
 
