@@ -6,6 +6,8 @@ import { describe, expect, test } from 'vitest';
 
 import { Cifar10Dataset } from '../lib/data/cifar10.js';
 import { ShapesDataset } from '../lib/data/dataset.js';
+import { DataRng } from '../lib/data/rng.js';
+import { drawShape, insideShape, type ShapeSpec, SUPERSAMPLING } from '../lib/data/shapes.js';
 import { ImageFolderDataset } from '../lib/data/image_folder.js';
 import { BatchSampler } from '../lib/data/loader.js';
 import { MnistDataset } from '../lib/data/mnist.js';
@@ -30,6 +32,43 @@ describe('shapes', () => {
     }
     expect(Math.min(...counts)).toBeGreaterThan(25);
     expect(Array.from(new ShapesDataset(4).get(0).pixels)).not.toEqual(Array.from(a.get(0).pixels));
+  });
+
+  test('drawShape, supersampling only near the edge, gives the bits of supersampling every pixel', () => {
+    // Every pixel's coverage counted over all 4×4 samples.
+    const reference = (spec: ShapeSpec, size: number): Float32Array => {
+      const { label, fg, bg, radius, cx, cy, angle } = spec;
+      const cos = Math.cos(angle), sin = Math.sin(angle), S = SUPERSAMPLING;
+      const out = new Float32Array(3 * size * size);
+      for (let y = 0; y < size; y++) {
+        for (let x = 0; x < size; x++) {
+          let cover = 0;
+          for (let sy = 0; sy < S; sy++) {
+            for (let sx = 0; sx < S; sx++) {
+              const dx = (x + (sx + 0.5) / S - cx) / radius, dy = (y + (sy + 0.5) / S - cy) / radius;
+              if (insideShape(label, cos * dx + sin * dy, -sin * dx + cos * dy)) cover++;
+            }
+          }
+          const a = cover / (S * S);
+          for (let c = 0; c < 3; c++) out[c * size * size + y * size + x] = 2 * (a * fg[c] + (1 - a) * bg[c]) - 1;
+        }
+      }
+      return out;
+    };
+    const rng = new DataRng(17, 0);
+    let partial = 0;
+    for (let i = 0; i < 400; i++) {
+      const label = i % 4, size = [32, 17, 64][i % 3];
+      // Awkward geometry too: shapes from sub-pixel to larger than the image, centres off pixel grid and off the image.
+      const radius = i % 10 === 0 ? rng.uniform(0.3, 2) : rng.uniform(0.1, 0.7) * size;
+      const spec: ShapeSpec = { label, fg: [rng.next(), rng.next(), rng.next()], bg: [rng.next(), rng.next(), rng.next()], radius,
+        cx: rng.uniform(-0.2, 1.2) * size, cy: rng.uniform(-0.2, 1.2) * size, angle: rng.uniform(0, 2 * Math.PI) };
+      const got = drawShape(spec, size), want = reference(spec, size);
+      expect(got.every((v, j) => Object.is(v, want[j])), `shape ${i} (${JSON.stringify(spec)})`).toBe(true);
+      const red = want.subarray(0, size * size), fgRed = Math.fround(2 * spec.fg[0] - 1), bgRed = Math.fround(2 * spec.bg[0] - 1);
+      if (red.some((v) => v !== fgRed && v !== bgRed)) partial++;
+    }
+    expect(partial, 'shapes with anti-aliased edge pixels').toBeGreaterThan(300);
   });
 });
 
