@@ -3,8 +3,8 @@
  * baseline, ratio) and writes the rows with a description of the machine as JSON, to
  * bench/results/<name>-<date>.json or to --out.
  *
- *   node dist/bench/run.js [gemm|attention|fused|random|model|train-step|all ...] [--out file.json]     (npm run bench -- ...)
- *   diffvit bench [gemm|attention|fused|random|model|train-step|all] [--out file.json]     (the CLI loads this module: it registers the suite)
+ *   node dist/bench/run.js [gemm|attention|fused|random|optim|model|train-step|all ...] [--out file.json]     (npm run bench -- ...)
+ *   diffvit bench [gemm|attention|fused|random|optim|model|train-step|all] [--out file.json]     (the CLI loads this module: it registers the suite)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -20,6 +20,7 @@ import type { BenchRow } from './common.js';
 import { benchFused } from './fused.js';
 import { benchGemm } from './gemm.js';
 import { benchModel, benchTrainStep } from './model.js';
+import { benchOptim } from './optim.js';
 import { benchRandom } from './random.js';
 
 /** Every benchmark family, by the name the CLI takes. */
@@ -28,6 +29,7 @@ export const BENCHMARKS: Readonly<Record<string, () => BenchRow[] | Promise<Benc
   attention: () => benchAttention(),
   fused: () => benchFused(),
   random: () => benchRandom(),
+  optim: () => benchOptim(),
   model: () => benchModel(),
   'train-step': () => benchTrainStep(),
 };

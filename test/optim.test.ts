@@ -255,3 +255,69 @@ test('the controlled step kernels validate their control block, stats and gradCl
     expect(Array.from(p.data())).toEqual([1, 1, 1, 1]);
   });
 });
+
+// The multi-tensor updates AdamW.update and EMA.update run: one kernel call for a model's tensors.
+describeEachBackend('adamwUpdateMany and axpbyMany_', ({ device }) => {
+  // Awkward sizes, an empty tensor, and totals that cross the CPU's 16 384-element chunks inside tensors.
+  const SIZES = [17, 1, 0, 16_385, 3, 40_000, 64, 257];
+  const values = (n: number, seed: number, scale = 1) => fromValues(randomValues(n, seed, scale), [n]);
+
+  test('adamwUpdateMany equals adamwUpdate on each tensor bit for bit, over three steps (views at odd offsets too)', () => {
+    dv.scope(() => {
+      const make = () => SIZES.map((n, i) => ({
+        // Every other parameter a view into a larger buffer, at an offset of no common alignment.
+        p: i % 2 ? dv.slice(values(n + i + 1, 10 * i), 0, i + 1, i + 1 + n) : values(n, 10 * i),
+        m: values(n, 10 * i + 1, 0.1), v: dv.square(values(n, 10 * i + 2, 0.1)),
+      }));
+      const many = make(), single = make();
+      for (let step = 1; step <= 3; step++) {
+        const grads = SIZES.map((n, i) => values(n, 100 * step + i));
+        const options = { lr: 0.01, beta1: 0.8, beta2: 0.95, eps: 1e-6, weightDecay: 0.05, step };
+        dv.adamwUpdateMany(many.map((t) => t.p), grads, many.map((t) => t.m), many.map((t) => t.v), options);
+        single.forEach((t, i) => adamwUpdate(t.p, grads[i], t.m, t.v, options));
+      }
+      many.forEach((t, i) => {
+        for (const key of ['p', 'm', 'v'] as const) expect(Array.from(t[key].data()), `${key} of tensor ${i} (${SIZES[i]} elements)`).toEqual(Array.from(single[i][key].data()));
+      });
+      // and it moved them
+      expect(Array.from(many[5].p.data())).not.toEqual(Array.from(values(40_000, 50).data()));
+    });
+  });
+
+  test('axpbyMany_ equals axpby_ on each pair bit for bit (strided sources too)', () => {
+    dv.scope(() => {
+      const beta = 0.5 ** (32 / 2500);
+      const make = () => SIZES.map((n, i) => values(n, 7 * i));
+      const srcs = SIZES.map((n, i) => (i === 3 ? dv.transpose(fromValues(randomValues(n, 7 * i + 3), [1, n]), 0, 1).reshape([n]) : values(n, 7 * i + 3)));
+      const many = make(), single = make();
+      dv.axpbyMany_(many, srcs, beta, 1 - beta);
+      single.forEach((d, i) => dv.axpby_(d, srcs[i], beta, 1 - beta));
+      many.forEach((d, i) => expect(Array.from(d.data()), `pair ${i} (${SIZES[i]} elements)`).toEqual(Array.from(single[i].data())));
+      const ref = Array.from(Float32Array.from(randomValues(257, 49)), (d, i) => beta * d + (1 - beta) * Math.fround(randomValues(257, 52)[i]));
+      expectClose(many[7].data(), ref, { dtype: 'float32', kind: 'binary' }, 'axpbyMany_ vs float64');
+    });
+  });
+});
+
+test('adamwUpdateMany and axpbyMany_ check their lists, each tensor, and shared memory', () => {
+  dv.scope(() => {
+    const [a, b, c, d, e, f] = [3, 3, 3, 3, 3, 3].map((n) => dv.ones([n]));
+    const ok = { lr: 1e-3, step: 1 };
+    expect(() => dv.adamwUpdateMany([a, b], [c], [d, e], [f, dv.ones([3])], ok)).toThrow("diffvit.adamwUpdateMany: argument 'grads' expected an array of 2 tensors (one per param), received");
+    expect(() => dv.adamwUpdateMany([a], [dv.ones([4])], [d], [f], ok)).toThrow("diffvit.adamwUpdateMany: argument 'grads[0]' expected shape [3] (the shape of params[0]), received shape [4]");
+    expect(() => dv.adamwUpdateMany([a], [c], [d], [f], { lr: -1, step: 1 })).toThrow(/adamwUpdateMany: argument 'options.lr' expected a finite number >= 0/);
+    // A tensor updated twice in one pass, or state shared between tensors, would race.
+    expect(() => dv.adamwUpdateMany([a, a], [b, c], [d, e], [f, dv.ones([3])], ok)).toThrow(/diffvit\.adamwMany: argument 'params\[1\]' expected memory not overlapping 'params\[0\]'/);
+    expect(() => dv.adamwUpdateMany([a, b], [c, d], [e, f], [f, dv.ones([3])], ok)).toThrow(/diffvit\.adamwMany: argument '\w+\[\d\]' expected memory not overlapping '\w+\[\d\]'/);
+    // Gradients are only read: two parameters may share one.
+    const x = dv.zeros([3]), y = dv.zeros([3]);
+    dv.adamwUpdateMany([a, b], [c, c], [d, e], [x, y], ok);
+    expect(Array.from(a.data())).toEqual(Array.from(b.data()));
+    const disposed = dv.ones([3]);
+    disposed.dispose();
+    expect(() => dv.axpbyMany_([a, disposed], [b, c], 0.5, 0.5)).toThrow(/axpbyMany_: argument 'dsts\[1\]'/);
+    expect(() => dv.axpbyMany_([a], [b, c], 0.5, 0.5)).toThrow("diffvit.axpbyMany_: argument 'srcs' expected an array of 1 tensors (one per dst), received");
+    expect(() => dv.axpbyMany_([a, b], [c, a], 0.5, 0.5)).toThrow(/diffvit\.axpbyMany: argument 'dsts\[0\]' expected memory not overlapping 'srcs\[1\]'|argument 'srcs\[1\]' expected memory not overlapping 'dsts\[0\]'/);
+    dv.axpbyMany_([], [], 0.5, 0.5); // nothing to do
+  });
+});

@@ -25,9 +25,9 @@ export type KernelResult<K extends KernelName> = ReturnType<KernelTable[K]>;
 /** Every kernel name, in kernels.def order. */
 export const KERNEL_NAMES = [
   'attentionForward', 'attentionBackward', 'im2col', 'col2im', 'edmNoise', 'edmLoss', 'edmSamplerStep', 'fill',
-  'copyStrided', 'randomFill', 'unary', 'unaryGrad', 'binary', 'axpby', 'embedding', 'embeddingBackward',
+  'copyStrided', 'randomFill', 'unary', 'unaryGrad', 'binary', 'axpby', 'axpbyMany', 'embedding', 'embeddingBackward',
   'layerNormModulate', 'layerNormModulateBackward', 'addGated', 'addGatedBackward', 'linearAct', 'geluBackwardBias',
-  'gemm', 'softmax', 'softmaxBackward', 'layerNorm', 'layerNormBackward', 'groupNorm', 'groupNormBackward', 'adamw', 'trainStepControl',
+  'gemm', 'softmax', 'softmaxBackward', 'layerNorm', 'layerNormBackward', 'groupNorm', 'groupNormBackward', 'adamw', 'adamwMany', 'trainStepControl',
   'adamwControlled', 'emaControlled', 'maxPool2d', 'avgPool2d',
   'resizeBilinear', 'reduceSum', 'sumSquares', 'rope',
 ] as const satisfies readonly KernelName[];

@@ -209,7 +209,7 @@ Environment:
                     one 'diffvit train' runs at without --precision
   DIFFVIT_DEBUG     1: print the stack trace of an error (any command)`;
 
-export const BENCH_HELP = `diffvit bench [gemm|attention|fused|random|model|train-step|all ...] [--out file.json]
+export const BENCH_HELP = `diffvit bench [gemm|attention|fused|random|optim|model|train-step|all ...] [--out file.json]
 
 Runs the named benchmarks (default: all), prints one table (bench, case, value, baseline, ratio)
 and writes the rows with a description of the machine to bench/results/<name>-<date>.json.

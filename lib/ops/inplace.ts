@@ -40,6 +40,30 @@ export function axpby_(dst: Tensor, src: Tensor, alpha: number, beta: number): T
   return dst;
 }
 
+/**
+ * axpby_(dsts[i], srcs[i], alpha, beta) for every i, in one kernel call (the EMA of every
+ * parameter: on the CPU one pass over all of them instead of a dispatch per tensor), with the same
+ * values. The dsts contiguous and float32, none sharing memory with another dst or a src.
+ */
+export function axpbyMany_(dsts: readonly Tensor[], srcs: readonly Tensor[], alpha: number, beta: number): void {
+  const op = 'axpbyMany_';
+  if (!Array.isArray(dsts)) throw argError(op, 'dsts', 'an array of tensors', describe(dsts));
+  if (!Array.isArray(srcs) || srcs.length !== dsts.length) throw argError(op, 'srcs', `an array of ${dsts.length} tensors (one per dst)`, describe(srcs));
+  dsts.forEach((d, i) => {
+    checkTensor(op, `dsts[${i}]`, d, 'float32');
+    if (!d.isContiguous()) throw argError(op, `dsts[${i}]`, 'a contiguous tensor', `a view with strides [${d.strides.join(', ')}]`);
+    checkTensor(op, `srcs[${i}]`, srcs[i], 'float32');
+    if (!sameShape(srcs[i].shape, d.shape)) throw argError(op, `srcs[${i}]`, `shape ${formatShape(d.shape)} (that of dsts[${i}])`, formatShape(srcs[i].shape));
+  });
+  const dense_ = srcs.map((s) => dense(s));
+  try {
+    runKernel('axpbyMany', { dsts: dsts.map((d) => d.buffer), dstOffsets: dsts.map((d) => d.offset), srcs: dense_.map((s) => s.buffer),
+      srcOffsets: dense_.map((s) => s.offset), counts: dsts.map((d) => d.size), alpha: checkNumber(op, 'alpha', alpha), beta: checkNumber(op, 'beta', beta) });
+  } finally {
+    dense_.forEach((s, i) => release(s, srcs[i]));
+  }
+}
+
 /** dst[:] = src (any views of one shape, on one device). Returns dst. */
 export function copy_(dst: Tensor, src: Tensor): Tensor {
   checkTensor('copy_', 'dst', dst, dst instanceof Tensor ? dst.dtype : 'float32');

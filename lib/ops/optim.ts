@@ -44,19 +44,42 @@ function hyper(op: string, name: string, v: unknown, lo: number, hiExclusive: nu
  */
 export function adamwUpdate(param: Tensor, grad: Tensor, expAvg: Tensor, expAvgSq: Tensor, options: AdamWOptions): void {
   checkUpdated('adamwUpdate', { param, grad, expAvg, expAvgSq });
-  if (options === null || typeof options !== 'object') throw argError('adamwUpdate', 'options', 'an object', describe(options));
-  const lr = hyper('adamwUpdate', 'lr', options.lr, 0, Infinity, 'a finite number >= 0');
-  const { beta1, beta2, eps } = betas('adamwUpdate', options);
-  const weightDecay = hyper('adamwUpdate', 'weightDecay', options.weightDecay ?? ADAMW_DEFAULTS.weightDecay, 0, Infinity, 'a finite number >= 0');
-  const step = options.step;
-  if (typeof step !== 'number' || !Number.isSafeInteger(step) || step < 1) {
-    throw argError('adamwUpdate', 'options.step', 'an integer >= 1', describe(step));
-  }
   runKernel('adamw', {
     param: param.buffer, paramOffset: param.offset, grad: grad.buffer, gradOffset: grad.offset,
     expAvg: expAvg.buffer, expAvgOffset: expAvg.offset, expAvgSq: expAvgSq.buffer, expAvgSqOffset: expAvgSq.offset,
-    n: param.size, lr, beta1, beta2, eps, weightDecay, step
+    n: param.size, ...stepHyper('adamwUpdate', options),
   });
+}
+
+/**
+ * adamwUpdate(params[i], grads[i], expAvgs[i], expAvgSqs[i], options) for every i, in one kernel
+ * call (a model's parameters: on the CPU one pass over all of them instead of a dispatch per
+ * tensor), with the same values. No param or state tensor may share memory with another tensor.
+ */
+export function adamwUpdateMany(params: readonly Tensor[], grads: readonly Tensor[], expAvgs: readonly Tensor[], expAvgSqs: readonly Tensor[], options: AdamWOptions): void {
+  const op = 'adamwUpdateMany';
+  if (!Array.isArray(params)) throw argError(op, 'params', 'an array of tensors', describe(params));
+  for (const [name, list] of Object.entries({ grads, expAvgs, expAvgSqs })) {
+    if (!Array.isArray(list) || list.length !== params.length) throw argError(op, name, `an array of ${params.length} tensors (one per param)`, describe(list));
+  }
+  params.forEach((_, i) => checkUpdated(op, { [`params[${i}]`]: params[i], [`grads[${i}]`]: grads[i], [`expAvgs[${i}]`]: expAvgs[i], [`expAvgSqs[${i}]`]: expAvgSqs[i] }));
+  const buffers = (list: readonly Tensor[]) => list.map((t) => t.buffer), offsets = (list: readonly Tensor[]) => list.map((t) => t.offset);
+  runKernel('adamwMany', {
+    params: buffers(params), paramOffsets: offsets(params), grads: buffers(grads), gradOffsets: offsets(grads),
+    expAvgs: buffers(expAvgs), expAvgOffsets: offsets(expAvgs), expAvgSqs: buffers(expAvgSqs), expAvgSqOffsets: offsets(expAvgSqs),
+    counts: params.map((p) => p.size), ...stepHyper(op, options),
+  });
+}
+
+/** An eager step's hyper-parameters from `options`, checked (errors name `op`). */
+function stepHyper(op: string, options: AdamWOptions): { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number } {
+  if (options === null || typeof options !== 'object') throw argError(op, 'options', 'an object', describe(options));
+  const lr = hyper(op, 'lr', options.lr, 0, Infinity, 'a finite number >= 0');
+  const { beta1, beta2, eps } = betas(op, options);
+  const weightDecay = hyper(op, 'weightDecay', options.weightDecay ?? ADAMW_DEFAULTS.weightDecay, 0, Infinity, 'a finite number >= 0');
+  const step = options.step;
+  if (typeof step !== 'number' || !Number.isSafeInteger(step) || step < 1) throw argError(op, 'options.step', 'an integer >= 1', describe(step));
+  return { lr, beta1, beta2, eps, weightDecay, step };
 }
 
 /** Tensors updated together: float32, contiguous, the shape of the first. */

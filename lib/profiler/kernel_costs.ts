@@ -21,6 +21,8 @@ const pooled = (size: number, kernel: number, stride: number, pad: number, ceil:
   return out;
 };
 const elementwise = (elements: number, operands: number): KernelCost => ({ bytes: elements * F32 * operands });
+/** The elements of a multi-tensor kernel's tensors together. */
+const total = (counts: readonly number[]): number => counts.reduce((s, c) => s + c, 0);
 
 type CostTable = { [K in KernelName]: (a: KernelArgs<K>) => KernelCost };
 
@@ -69,8 +71,9 @@ const COSTS: CostTable = {
   unaryGrad: (a) => elementwise(a.n, 3),
   binary: (a) => elementwise(prod(a.shape), 3),
   axpby: (a) => elementwise(a.n, a.beta === 0 ? 2 : 3),
+  axpbyMany: (a) => elementwise(total(a.counts), a.beta === 0 ? 2 : 3),
   reduceSum: (a) => ({ bytes: F32 * (a.outer * a.r * a.inner + a.outer * a.inner) }),
-  sumSquares: (a) => ({ bytes: F32 * (a.counts.reduce((s, c) => s + c, 0) + 1) }),
+  sumSquares: (a) => ({ bytes: F32 * (total(a.counts) + 1) }),
   softmax: (a) => elementwise(a.outer * a.n * a.inner, 2),
   softmaxBackward: (a) => elementwise(a.outer * a.n * a.inner, 3),
   layerNorm: (a) => elementwise(a.rows * a.cols, 2),
@@ -84,6 +87,7 @@ const COSTS: CostTable = {
   geluBackwardBias: (a) => elementwise(a.rows * a.cols, 3),
   // AdamW reads param, grad and both moments and writes param and both moments.
   adamw: (a) => elementwise(a.n, 7),
+  adamwMany: (a) => elementwise(total(a.counts), 7),
   trainStepControl: () => ({ bytes: F32 * 4 }),
   adamwControlled: (a) => elementwise(a.n, 7),
   emaControlled: (a) => elementwise(a.n, 3),

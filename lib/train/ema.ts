@@ -2,9 +2,9 @@
  * Exponential moving average of the weights with EDM's half-life in images:
  * β = 0.5^(batch / ema_halflife_images) per step (EDM training_loop.py, without its ramp-up
  * unless `rampup` is set: half-life = min(half-life, images_seen · rampup)). The shadow weights
- * live beside their parameters, on the same device; an update is one in-place kernel per tensor.
+ * live beside their parameters, on the same device; an update is one in-place kernel call for all of them.
  */
-import { axpby_ } from '../ops/inplace.js';
+import { axpbyMany_ } from '../ops/inplace.js';
 import { clone } from '../ops/shape.js';
 import { keep } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -27,10 +27,7 @@ export class EMA {
   /** Blends the current weights in after a step that has seen `imagesSeen` images in total. */
   update(batch: number, imagesSeen: number): void {
     const beta = this.beta(batch, imagesSeen);
-    this.params.forEach((p, i) => {
-      const s = this.shadow[i];
-      axpby_(s, p, beta, 1 - beta);
-    });
+    axpbyMany_(this.shadow, this.params, beta, 1 - beta);
   }
 
   /** The weight β of the shadow in the update after `imagesSeen` images, `batch` of them in the last step. */

@@ -1,6 +1,6 @@
 /** AdamW (decoupled weight decay, torch.optim.AdamW semantics) on the fused native update. */
 import { zeros } from '../ops/creation.js';
-import { type AdamWOptions as UpdateOptions, adamwStepScalars, adamwUpdate } from '../ops/optim.js';
+import { type AdamWOptions as UpdateOptions, adamwStepScalars, adamwUpdateMany } from '../ops/optim.js';
 import { keep } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -24,13 +24,12 @@ export class AdamW {
     this.expAvgSq = params.map((p) => keep(zeros(p.shape, { device: p.device })));
   }
 
-  /** One update from each parameter's .grad (parameters without a grad are left alone). */
+  /** One update from each parameter's .grad (parameters without a grad are left alone), all in one kernel call. */
   update(): void {
     this.step++;
-    this.params.forEach((p, i) => {
-      if (!p.grad) return;
-      adamwUpdate(p, p.grad, this.expAvg[i], this.expAvgSq[i], { ...this.options, lr: this.lr, step: this.step });
-    });
+    const updated = this.params.flatMap((p, i) => (p.grad ? [i] : []));
+    adamwUpdateMany(updated.map((i) => this.params[i]), updated.map((i) => this.params[i].grad!), updated.map((i) => this.expAvg[i]),
+      updated.map((i) => this.expAvgSq[i]), { ...this.options, lr: this.lr, step: this.step });
   }
 
   /** The next update's kernel scalars (adamwStepScalars): what a captured training step writes into its control block. */

@@ -154,7 +154,8 @@ Buffer* Args::check_declared(int i, ArgType t) {
     case ArgKind::buffer_list: {
       if (!v.IsArray()) fail(i, std::string("an array of ") + dtype_name(t.dtype) + " NativeBuffers", describe(v));
       Napi::Array list = v.As<Napi::Array>();
-      for (uint32_t k = 0; k < list.Length(); ++k) list_items_.push_back(live_buffer(i, static_cast<int>(k), list.Get(k), t));
+      std::vector<Buffer*>& items = lists_.emplace_back(i, std::vector<Buffer*>()).second;
+      for (uint32_t k = 0; k < list.Length(); ++k) items.push_back(live_buffer(i, static_cast<int>(k), list.Get(k), t));
       return nullptr;
     }
   }
@@ -175,7 +176,9 @@ Buffer* Args::optional_buffer(int i) { return declared(i, ArgKind::optional_buff
 
 std::vector<Buffer*> Args::buffers(int i) {
   declared(i, ArgKind::buffer_list);
-  return list_items_;  // as read once by the check (an array's getters are not run again)
+  for (const auto& [arg, items] : lists_)
+    if (arg == i) return items;  // as read once by the check (an array's getters are not run again)
+  return {};
 }
 
 std::string Args::arg_name(int i, int element) const {

@@ -5,6 +5,7 @@
 #include <napi.h>
 
 #include <initializer_list>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -142,7 +143,7 @@ class Args {
   static constexpr int kMaxDimsArgs = 10;
   DimsArg dims_[kMaxDimsArgs];
   int n_dims_ = 0;
-  std::vector<Buffer*> list_items_;  // the items of the F32_LIST argument (kernels have at most one)
+  std::vector<std::pair<int, std::vector<Buffer*>>> lists_;  // each F32_LIST argument and its items
 };
 
 // An allocator's statistics as JS sees them (lib/backend/backend.ts MemoryStats).

@@ -4,6 +4,7 @@
 #include "addon/args.h"
 #include "addon/device_dispatch.h"
 #include "addon/kernel_table.h"
+#include "addon/tensor_lists.h"
 #include "cpu/elementwise.h"
 
 namespace dv::addon {
@@ -103,6 +104,17 @@ DV_KERNEL_IMPL(binary) {
 // axpby: dst = alpha*dst + beta*src
 DV_KERNEL_IMPL(axpby) {
   DV_RUN(a, axpby, a.f32(0), a.f32(2), a.integer(4), static_cast<float>(a.number(5)), static_cast<float>(a.number(6)));
+  return info.Env().Undefined();
+}
+
+// axpbyMany: axpby on every pair of the lists (the EMA of all parameters), one pass on the CPU
+DV_KERNEL_IMPL(axpbyMany) {
+  TensorList dsts{0, true, {}}, srcs{2, false, {}};
+  const std::vector<int64_t> counts = read_tensor_lists(a, {&dsts, &srcs}, 4);
+  const float alpha = static_cast<float>(a.number(5)), beta = static_cast<float>(a.number(6));
+  std::vector<cpu::AxpbyTensor> tensors(counts.size());
+  for (size_t t = 0; t < counts.size(); ++t) tensors[t] = {dsts.data[t], srcs.data[t], counts[t]};
+  DV_RUN(a, axpby_many, tensors.data(), static_cast<int64_t>(tensors.size()), alpha, beta);
   return info.Env().Undefined();
 }
 

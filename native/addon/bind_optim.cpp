@@ -7,6 +7,7 @@
 #include "addon/args.h"
 #include "addon/device_dispatch.h"
 #include "addon/kernel_table.h"
+#include "addon/tensor_lists.h"
 #include "cpu/optim.h"
 
 namespace dv::addon {
@@ -56,6 +57,21 @@ cpu::AdamWParams adamw_betas(Args& a, int first) {
   return h;
 }
 
+// An eager step's AdamW scalars from lr, beta1, beta2, eps, weightDecay, step at args first..first+5.
+cpu::AdamWParams adamw_step(Args& a, int first) {
+  const double inf = INFINITY;
+  double lr = in_range(a, first, 0, inf, "a number >= 0");
+  cpu::AdamWParams h = adamw_betas(a, first + 1);
+  double beta1 = a.number(first + 1), beta2 = a.number(first + 2);
+  double wd = in_range(a, first + 4, 0, inf, "a number >= 0");
+  int64_t step = a.integer(first + 5, 1, int64_t(1) << 53);
+  const double t = static_cast<double>(step);
+  h.decay = static_cast<float>(1.0 - lr * wd);
+  h.step_size = static_cast<float>(lr / (1.0 - std::pow(beta1, t)));
+  h.inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(beta2, t)));
+  return h;
+}
+
 // A training step's control block (cpu/optim.h step_control) at args i, i + 1.
 float* control_block(Args& a, int i) {
   a.require_extent(i, cpu::step_control::size);
@@ -66,18 +82,20 @@ float* control_block(Args& a, int i) {
 // adamw: one fused AdamW step; param, expAvg, expAvgSq in place
 DV_KERNEL_IMPL(adamw) {
   const AdamWRanges r = adamw_ranges(a);
-  const double inf = INFINITY;
-  double lr = in_range(a, 9, 0, inf, "a number >= 0");
-  cpu::AdamWParams h = adamw_betas(a, 10);
-  double beta1 = a.number(10), beta2 = a.number(11);
-  double wd = in_range(a, 13, 0, inf, "a number >= 0");
-  int64_t step = a.integer(14, 1, int64_t(1) << 53);
+  const cpu::AdamWParams h = adamw_step(a, 9);
   if (r.n == 0) return info.Env().Undefined();
-  const double t = static_cast<double>(step);
-  h.decay = static_cast<float>(1.0 - lr * wd);
-  h.step_size = static_cast<float>(lr / (1.0 - std::pow(beta1, t)));
-  h.inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(beta2, t)));
   DV_RUN(a, adamw, r.p, r.g, r.m, r.v, r.n, h);
+  return info.Env().Undefined();
+}
+
+// adamwMany: adamw on every tensor of the lists, in one pass on the CPU (one launch per tensor on CUDA)
+DV_KERNEL_IMPL(adamwMany) {
+  TensorList params{0, true, {}}, grads{2, false, {}}, exp_avgs{4, true, {}}, exp_avg_sqs{6, true, {}};
+  const std::vector<int64_t> counts = read_tensor_lists(a, {&params, &grads, &exp_avgs, &exp_avg_sqs}, 8);
+  const cpu::AdamWParams h = adamw_step(a, 9);
+  std::vector<cpu::AdamWTensor> tensors(counts.size());
+  for (size_t t = 0; t < counts.size(); ++t) tensors[t] = {params.data[t], grads.data[t], exp_avgs.data[t], exp_avg_sqs.data[t], counts[t]};
+  DV_RUN(a, adamw_many, tensors.data(), static_cast<int64_t>(tensors.size()), h);
   return info.Env().Undefined();
 }
 

@@ -32,6 +32,15 @@ void random_uniform(float* dst, int64_t n, uint64_t seed, uint64_t counter, floa
 
 }  // namespace dv::cpu
 
+namespace dv::cpu {
+// One pair of a multi-tensor axpby: n elements of each.
+struct AxpbyTensor {
+  float* dst;
+  const float* src;
+  int64_t n;
+};
+}  // namespace dv::cpu
+
 DV_ISA_DECLARE(
     // y = f(x); `alpha`, `beta` parameterise affine (alpha*x + beta) and pow (x^alpha).
     void unary(dv::cpu::UnaryOp op, const float* x, float* y, int64_t n, float alpha, float beta);
@@ -43,6 +52,9 @@ DV_ISA_DECLARE(
                 const int64_t* a_strides, const int64_t* b_strides);
     // dst = alpha * dst + beta * src (gradient accumulation, EMA).
     void axpby(float* dst, const float* src, int64_t n, float alpha, float beta);
+    // axpby on `count` pairs in one parallel pass (the EMA of every parameter; the same values as
+    // one axpby call each).
+    void axpby_many(const dv::cpu::AxpbyTensor* tensors, int64_t count, float alpha, float beta);
     // Elements first .. first+n-1 of the standard normal stream of `key` (core/philox.h
     // philox_normals): vectorised across Box-Muller pairs at avx512 and avx2 (simd/random.cpp).
     void philox_normals(uint64_t key, uint64_t first, int64_t n, float* out);)
@@ -60,6 +72,9 @@ inline void binary(BinaryOp op, const float* a, const float* b, float* out, int 
 }
 inline void axpby(float* dst, const float* src, int64_t n, float alpha, float beta) {
   DV_DISPATCH(axpby, dst, src, n, alpha, beta);
+}
+inline void axpby_many(const AxpbyTensor* tensors, int64_t count, float alpha, float beta) {
+  DV_DISPATCH(axpby_many, tensors, count, alpha, beta);
 }
 inline void standard_normals(uint64_t key, uint64_t first, int64_t n, float* out) {
   DV_DISPATCH(philox_normals, key, first, n, out);

@@ -21,6 +21,15 @@ struct AdamWParams {
   float grad_scale = 1;
 };
 
+// One tensor of a multi-tensor update: n elements of each.
+struct AdamWTensor {
+  float* param;
+  const float* grad;
+  float* exp_avg;
+  float* exp_avg_sq;
+  int64_t n;
+};
+
 // The control block of a training step captured whole in a CUDA graph: float32 values in device
 // memory that the replayed kernels read, because a graph freezes its kernels' scalar arguments.
 // The host writes `enabled` and the per-step values (from the learning rate, the step count and
@@ -49,12 +58,18 @@ DV_ISA_DECLARE(
     //   g *= grad_scale;  p *= decay;  m = beta1 m + (1-beta1) g;  v = beta2 v + (1-beta2) g²;
     //   p -= step_size * m / (sqrt(v) * inv_sqrt_bc2 + eps)
     void adamw(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
-               const dv::cpu::AdamWParams& h);)
+               const dv::cpu::AdamWParams& h);
+    // adamw on `count` tensors in one parallel pass over their elements (the same values as one
+    // adamw call each).
+    void adamw_many(const dv::cpu::AdamWTensor* tensors, int64_t count, const dv::cpu::AdamWParams& h);)
 
 namespace dv::cpu {
 inline void adamw(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
                   const AdamWParams& h) {
   DV_DISPATCH(adamw, param, grad, exp_avg, exp_avg_sq, n, h);
+}
+inline void adamw_many(const AdamWTensor* tensors, int64_t count, const AdamWParams& h) {
+  DV_DISPATCH(adamw_many, tensors, count, h);
 }
 
 // The graph-capturable step kernels (cuda/optim.h runs them on the device, reading the control

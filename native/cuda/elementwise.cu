@@ -771,6 +771,10 @@ void axpby(float* dst, const float* src, int64_t n, float alpha, float beta) {
   launch("axpby", axpby_kernel, blocks_for(p), kThreads, 0, dst, src, p, alpha, beta, static_cast<const float*>(nullptr));
 }
 
+void axpby_many(const cpu::AxpbyTensor* tensors, int64_t count, float alpha, float beta) {
+  for (int64_t t = 0; t < count; ++t) axpby(tensors[t].dst, tensors[t].src, tensors[t].n, alpha, beta);
+}
+
 void ema_controlled(float* shadow, const float* param, int64_t n, const float* control) {
   if (n <= 0) return;
   VecPlan p = vec_plan(n, {shadow, param});

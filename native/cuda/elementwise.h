@@ -14,4 +14,6 @@ void unary_grad(cpu::UnaryOp op, const float* x, const float* dy, float* dx, int
 void binary(cpu::BinaryOp op, const float* a, const float* b, float* out, int rank, const int64_t* shape,
             const int64_t* a_strides, const int64_t* b_strides);
 void axpby(float* dst, const float* src, int64_t n, float alpha, float beta);
+// One launch per pair.
+void axpby_many(const cpu::AxpbyTensor* tensors, int64_t count, float alpha, float beta);
 }  // namespace dv::cuda

@@ -96,6 +96,11 @@ void adamw(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, i
   launch_adamw(param, grad, exp_avg, exp_avg_sq, n, h, nullptr);
 }
 
+void adamw_many(const cpu::AdamWTensor* tensors, int64_t count, const cpu::AdamWParams& h) {
+  for (int64_t t = 0; t < count; ++t)
+    if (tensors[t].n > 0) cuda::adamw(tensors[t].param, tensors[t].grad, tensors[t].exp_avg, tensors[t].exp_avg_sq, tensors[t].n, h);
+}
+
 void adamw_controlled(float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
                       const cpu::AdamWParams& h, const float* control) {
   launch_adamw(param, grad, exp_avg, exp_avg_sq, n, h, control);

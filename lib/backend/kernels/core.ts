@@ -58,6 +58,15 @@ export interface CoreKernels {
     dst: DeviceBuffer; dstOffset: number; src: DeviceBuffer; srcOffset: number; n: number; alpha: number;
     beta: number;
   }): void;
+  /**
+   * axpby on pairs t = 0.. of counts[t] elements from dstOffsets[t] of dsts[t] and srcOffsets[t] of
+   * srcs[t], in one call (one pass over all of them on the CPU): the EMA of every parameter. No dst
+   * may share memory with another dst or a src.
+   */
+  axpbyMany(args: {
+    dsts: DeviceBuffer[]; dstOffsets: number[]; srcs: DeviceBuffer[]; srcOffsets: number[]; counts: number[]; alpha: number;
+    beta: number;
+  }): void;
   /** out[o, i] = sum_r x[o, r, i] for a contiguous (outer, r, inner) view. */
   reduceSum(args: {
     x: DeviceBuffer; xOffset: number; out: DeviceBuffer; outOffset: number; outer: number; r: number;

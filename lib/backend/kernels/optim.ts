@@ -15,6 +15,17 @@ export interface OptimKernels {
   }): void;
 
   /**
+   * adamw on tensors t = 0.. of counts[t] elements (from the offsets[t] of each list's t-th buffer),
+   * in one call (one pass over all of them on the CPU). No param, expAvg or expAvgSq may share
+   * memory with any other item.
+   */
+  adamwMany(args: {
+    params: DeviceBuffer[]; paramOffsets: number[]; grads: DeviceBuffer[]; gradOffsets: number[]; expAvgs: DeviceBuffer[];
+    expAvgOffsets: number[]; expAvgSqs: DeviceBuffer[]; expAvgSqOffsets: number[]; counts: number[]; lr: number; beta1: number;
+    beta2: number; eps: number; weightDecay: number; step: number;
+  }): void;
+
+  /**
    * A training step captured in a CUDA graph decides on the device what the eager step decides on
    * the host (a graph freezes scalar arguments): from stats = [loss, sum of squared gradients] it
    * writes the control block's `apply` (the host's `enabled` and a finite loss and norm) and

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/spans.h"
 #include "core/thread_pool.h"
 #include "cpu/elementwise.h"
 #include "cpu/simd/activation.h"
@@ -167,12 +168,29 @@ void binary(BinaryOp op, const float* a, const float* b, float* out, int rank, c
   }
 }
 
-void axpby(float* dst, const float* src, int64_t n, float alpha, float beta) {
+namespace {
+// dst[i] = fma(alpha, dst[i], beta src[i]) for i in [lo, hi), the last partial vector too: every
+// element the same arithmetic wherever a range starts or ends (and as the CUDA kernel's).
+void axpby_range(float* dst, const float* src, int64_t lo, int64_t hi, float alpha, float beta) {
   VF va = VF::set1(alpha), vb = VF::set1(beta);
-  parallel_for(n, kGrain, [&](int64_t lo, int64_t hi) {
-    int64_t i = lo;
-    for (; i + VF::W <= hi; i += VF::W) fmadd(va, VF::load(dst + i), vb * VF::load(src + i)).store(dst + i);
-    for (; i < hi; ++i) dst[i] = alpha * dst[i] + beta * src[i];
+  int64_t i = lo;
+  for (; i + VF::W <= hi; i += VF::W) fmadd(va, VF::load(dst + i), vb * VF::load(src + i)).store(dst + i);
+  if (i < hi) {
+    const int r = static_cast<int>(hi - i);
+    fmadd(va, VF::load_partial(dst + i, r), vb * VF::load_partial(src + i, r)).store_partial(dst + i, r);
+  }
+}
+}  // namespace
+
+void axpby(float* dst, const float* src, int64_t n, float alpha, float beta) {
+  parallel_for(n, kGrain, [&](int64_t lo, int64_t hi) { axpby_range(dst, src, lo, hi, alpha, beta); });
+}
+
+void axpby_many(const AxpbyTensor* tensors, int64_t count, float alpha, float beta) {
+  std::vector<int64_t> counts(count);
+  for (int64_t t = 0; t < count; ++t) counts[t] = tensors[t].n;
+  parallel_for_spans(counts.data(), count, kGrain, [&](int64_t t, int64_t lo, int64_t hi) {
+    axpby_range(tensors[t].dst, tensors[t].src, lo, hi, alpha, beta);
   });
 }
 
