@@ -53,6 +53,16 @@ export function coefficientTensors(sigmas: ArrayLike<number>, sigmaData = SIGMA_
   };
 }
 
+/**
+ * c_skip and c_out of σ (B), a tensor on the device (the training loss's σ are drawn there), as
+ * tensors of shape `perSample`: the same formulas as preconditioning's, in tensor ops.
+ */
+function coefficientsOf(sigmas: Tensor, perSample: number[], sigmaData: number): { cSkip: Tensor; cOut: Tensor } {
+  const sigma = reshape(sigmas, perSample);
+  const q = addScalar(square(sigma), sigmaData * sigmaData); // σ² + σ_data²
+  return { cSkip: mulScalar(reciprocal(q), sigmaData * sigmaData), cOut: div(mulScalar(sigma, sigmaData), sqrt(q)) };
+}
+
 /** D(x; σ) = c_skip·x + c_out·F(c_in·x; c_noise) around a network F. */
 export class EDMDenoiser {
   constructor(
@@ -136,8 +146,7 @@ export function edmNoisedLoss(D: EDMDenoiser, noise: { sigmas: Tensor; cNoise: T
   // D(x; σ, c) − D(x; σ, ∅) = c_out·(F_c − F_∅): the c_skip·x terms cancel.
   const target = guidance ? noGrad(() => {
     const perSample = [y.shape[0], ...y.shape.slice(1).map(() => 1)];
-    const sigma = reshape(sigmas, perSample);
-    const cOut = div(mulScalar(sigma, D.sigmaData), sqrt(addScalar(square(sigma), D.sigmaData * D.sigmaData)));
+    const { cOut } = coefficientsOf(sigmas, perSample, D.sigmaData);
     return add(y, mul(mul(reshape(guidance.weight, perSample), cOut), sub(F, forward(guidance.nullLabels))));
   }) : y;
   if (net.logvar) return learnedWeightingLoss(kept(F), kept(xNoisy), kept(target), sigmas, net.logvar.forward(cNoise), D.sigmaData);
@@ -152,10 +161,8 @@ export function edmNoisedLoss(D: EDMDenoiser, noise: { sigmas: Tensor; cNoise: T
 export function learnedWeightingLoss(F: Tensor, xNoisy: Tensor, y: Tensor, sigmas: Tensor, u: Tensor, sigmaData = SIGMA_DATA): Tensor {
   const B = F.shape[0], perSample = [B, ...F.shape.slice(1).map(() => 1)];
   const target = noGrad(() => {
-    const sigma = reshape(sigmas, perSample);
-    const q = addScalar(square(sigma), sigmaData * sigmaData); // σ² + σ_data²
-    const cSkip = mulScalar(reciprocal(q), sigmaData * sigmaData);
-    return mul(sub(y, mul(xNoisy, cSkip)), div(sqrt(q), mulScalar(sigma, sigmaData))); // (y − c_skip·x)/c_out
+    const { cSkip, cOut } = coefficientsOf(sigmas, perSample, sigmaData);
+    return div(sub(y, mul(xNoisy, cSkip)), cOut);
   });
   const L = mean(square(sub(F, target)), F.shape.slice(1).map((_, i) => i + 1)); // (B)
   return mean(add(mul(L, exp(neg(u))), u));
