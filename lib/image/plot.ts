@@ -16,14 +16,47 @@ function niceTicks(lo: number, hi: number, count = 5): number[] {
   return ticks;
 }
 
-/** y values are plotted on a log scale when `logY` (all must be positive). */
+/** The smallest and largest of `values` ([Infinity, -Infinity] for none), by a loop: spreading a long run's 10⁵ losses into Math.min overflows the stack. */
+function extent(values: Iterable<number>): [number, number] {
+  let lo = Infinity, hi = -Infinity;
+  for (const v of values) {
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return [lo, hi];
+}
+
+/**
+ * At most about 2·buckets of `points` (sorted by x), for drawing: the lowest and the highest point
+ * of each of `buckets` equal runs, in x order, so spikes stay visible; shorter series as they are.
+ */
+export function decimate(points: [number, number][], buckets: number): [number, number][] {
+  if (points.length <= 2 * buckets) return points;
+  const out: [number, number][] = [];
+  for (let b = 0; b < buckets; b++) {
+    const from = Math.floor((b * points.length) / buckets), to = Math.floor(((b + 1) * points.length) / buckets);
+    let lo = from, hi = from;
+    for (let i = from; i < to; i++) {
+      if (points[i][1] < points[lo][1]) lo = i;
+      if (points[i][1] > points[hi][1]) hi = i;
+    }
+    out.push(points[Math.min(lo, hi)]);
+    if (hi !== lo) out.push(points[Math.max(lo, hi)]);
+  }
+  return out;
+}
+
+/**
+ * y values are plotted on a log scale when `logY` (all must be positive). A series of more points
+ * than the plot has room for is drawn through decimate (2 points a pixel column at most).
+ */
 export function lineChartSVG(series: Series[], options: { title: string; xLabel: string; yLabel: string; logY?: boolean }): string {
   const W = 720, H = 420, L = 70, R = 20, T = 40, B = 50;
   const all = series.flatMap((s) => s.points).filter(([, y]) => Number.isFinite(y) && (!options.logY || y > 0));
   const fy = (y: number) => (options.logY ? Math.log10(y) : y);
-  const xs = all.map(([x]) => x), ys = all.map(([, y]) => fy(y));
-  const x0 = Math.min(...xs, 0), x1 = Math.max(...xs, 1);
-  const y0 = Math.min(...ys), y1 = Math.max(...ys);
+  const [xMin, xMax] = extent(all.map(([x]) => x));
+  const x0 = Math.min(xMin, 0), x1 = Math.max(xMax, 1);
+  const [y0, y1] = extent(all.map(([, y]) => fy(y)));
   const px = (x: number) => L + ((x - x0) / (x1 - x0 || 1)) * (W - L - R);
   const py = (y: number) => T + (1 - (fy(y) - y0) / (y1 - y0 || 1)) * (H - T - B);
   const parts: string[] = [
@@ -42,7 +75,7 @@ export function lineChartSVG(series: Series[], options: { title: string; xLabel:
   parts.push(`<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">${options.xLabel}</text>`);
   parts.push(`<text x="16" y="${(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 16 ${(T + H - B) / 2})">${options.yLabel}</text>`);
   series.forEach((s, i) => {
-    const pts = s.points.filter(([, y]) => Number.isFinite(y) && (!options.logY || y > 0));
+    const pts = decimate(s.points.filter(([, y]) => Number.isFinite(y) && (!options.logY || y > 0)), W - L - R);
     if (pts.length) parts.push(`<polyline fill="none" stroke="${s.colour}" stroke-width="1.5" points="${pts.map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ')}"/>`);
     parts.push(`<text x="${W - R - 8}" y="${T + 16 + 16 * i}" text-anchor="end" fill="${s.colour}">${s.name}</text>`);
   });
