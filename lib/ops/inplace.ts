@@ -10,15 +10,17 @@ import type { Generator } from '../tensor/random.js';
 import { copyInto, formatShape, Tensor } from '../tensor/tensor.js';
 import { argError, checkNumber, checkTensor, dense, describe, fillRandom, release, sameShape } from './util.js';
 
-function checkDestination(op: string, dst: Tensor): Tensor {
-  checkTensor(op, 'dst', dst, dst instanceof Tensor ? dst.dtype : 'float32');
-  if (!dst.isContiguous()) throw argError(op, 'dst', 'a contiguous tensor', `a view with strides [${dst.strides.join(', ')}]`);
+/** A contiguous tensor to write (argument `name`), of `dtype` (default: any). */
+function checkDestination(op: string, dst: Tensor, name = 'dst', dtype?: Tensor['dtype']): Tensor {
+  checkTensor(op, name, dst, dtype ?? (dst instanceof Tensor ? dst.dtype : 'float32'));
+  if (!dst.isContiguous()) throw argError(op, name, 'a contiguous tensor', `a view with strides [${dst.strides.join(', ')}]`);
   return dst;
 }
 
-function checkSource(op: string, dst: Tensor, src: Tensor): Tensor {
-  checkTensor(op, 'src', src, dst.dtype);
-  if (!sameShape(src.shape, dst.shape)) throw argError(op, 'src', `shape ${formatShape(dst.shape)} (that of dst)`, formatShape(src.shape));
+/** A tensor read into `dst` (arguments `name`, `dstName`): its dtype and shape. */
+function checkSource(op: string, dst: Tensor, src: Tensor, name = 'src', dstName = 'dst'): Tensor {
+  checkTensor(op, name, src, dst.dtype);
+  if (!sameShape(src.shape, dst.shape)) throw argError(op, name, `shape ${formatShape(dst.shape)} (that of ${dstName})`, formatShape(src.shape));
   return src;
 }
 
@@ -50,10 +52,8 @@ export function axpbyMany_(dsts: readonly Tensor[], srcs: readonly Tensor[], alp
   if (!Array.isArray(dsts)) throw argError(op, 'dsts', 'an array of tensors', describe(dsts));
   if (!Array.isArray(srcs) || srcs.length !== dsts.length) throw argError(op, 'srcs', `an array of ${dsts.length} tensors (one per dst)`, describe(srcs));
   dsts.forEach((d, i) => {
-    checkTensor(op, `dsts[${i}]`, d, 'float32');
-    if (!d.isContiguous()) throw argError(op, `dsts[${i}]`, 'a contiguous tensor', `a view with strides [${d.strides.join(', ')}]`);
-    checkTensor(op, `srcs[${i}]`, srcs[i], 'float32');
-    if (!sameShape(srcs[i].shape, d.shape)) throw argError(op, `srcs[${i}]`, `shape ${formatShape(d.shape)} (that of dsts[${i}])`, formatShape(srcs[i].shape));
+    checkDestination(op, d, `dsts[${i}]`, 'float32');
+    checkSource(op, d, srcs[i], `srcs[${i}]`, `dsts[${i}]`);
   });
   const dense_ = srcs.map((s) => dense(s));
   try {
